@@ -1,0 +1,127 @@
+"""Root conftest: target selection, the embedded lab, and the drill run shared by all phases.
+
+`pytest -m drill` runs the drill against `--target` (default: the lab, started here once per
+session and stopped at the end). SIGTERM is turned into the same clean stop as Ctrl-C so the
+rollback ledger always unwinds.
+"""
+from __future__ import annotations
+
+import re
+import signal
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from drill.config import ConfigError, Target, load_target, resolve_path, read_raw
+from drill.evidence import Masker
+
+SECRET_KEY = re.compile(r"password|secret|key|token|connection_string", re.I)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("dr-drill")
+    g.addoption("--target", default="lab", help="target name in targets/ or a target file (default: lab)")
+    g.addoption("--reports-dir", default=None, help="where evidence and work files go (default: ./reports)")
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A drill stopped by SIGTERM (CI cancel, kill) must unwind like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _terminate)
+    config.stash[_FAILED] = []
+    target = config.getoption("--target")
+    try:
+        load_target(target)  # fail before anything starts or changes
+    except ConfigError as e:
+        raise pytest.UsageError(f"invalid target: {e}") from None
+
+
+_FAILED = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and item.get_closest_marker("drill") is not None:
+        item.config.stash[_FAILED].append(f"{item.nodeid} ({report.when})")
+    return report
+
+
+@pytest.fixture(scope="session")
+def reports_dir(pytestconfig: pytest.Config) -> Path:
+    opt = pytestconfig.getoption("--reports-dir")
+    path = Path(opt) if opt else pytestconfig.rootpath / "reports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def lab(pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
+    """The embedded lab's endpoints (started on first use, stopped at session end)."""
+    from lab.client import LabProcess
+
+    scale = float(read_raw(resolve_path("lab")).get("time_scale", 30))
+    proc = LabProcess(scale)
+    try:
+        yield proc.start()
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Target:
+    name = request.config.getoption("--target")
+    if load_target(name).is_lab:
+        return load_target(name, request.getfixturevalue("lab"))
+    return load_target(name)
+
+
+@pytest.fixture(scope="session")
+def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path) -> Iterator[Any]:
+    """The one drill run of this session: probe from first use to the end, ledger, evidence."""
+    from steps.runtime import DrillRun
+
+    masker = Masker(target.secret_values())
+    lab_events = None
+    if target.is_lab:
+        endpoints = request.getfixturevalue("lab")
+        masker.add(str(v) for k, v in endpoints.items() if SECRET_KEY.search(k))
+        lab_events = Path(endpoints["events_path"])
+    run = DrillRun(target, reports_dir, masker, lab_events)
+    try:
+        yield run
+    finally:
+        summary = run.finish(request.config.stash[_FAILED])
+        request.config.stash[_SUMMARY] = (run, summary)
+        if summary["restore"]["failures"] or summary["restore"]["site_class"] not in (None, "aws"):
+            pytest.fail(f"the drill did not put everything back: {summary['restore']}", pytrace=False)
+
+
+_SUMMARY = pytest.StashKey[tuple]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    # Printed here, not in the fixture's teardown: fd-level capture would swallow it there.
+    if _SUMMARY in config.stash:
+        _print_summary(terminalreporter, *config.stash[_SUMMARY])
+
+
+def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
+    tr.write_sep("=", f"dr-drill {s['run_id']} on {s['target']}: {s['verdict'].upper()}")
+    for ph in s["phases"]:
+        rto = "not reached" if ph["rto_seconds"] is None else f"{ph['rto_seconds']:.2f}s"
+        tr.write_line(
+            f"  {ph['name']:<8} RTO {rto:>11} / target {ph['rto_target_seconds']:.2f}s"
+            f"  (real-world ≈ {ph['rto_real_equivalent_seconds']}s / {ph['rto_target_real_seconds']:g}s)"
+            f"  {'PASS' if ph['passed'] else 'FAIL'}"
+        )
+    flow = " → ".join(t["class"] for t in s["transitions"]) or "(no sustained state)"
+    tr.write_line(f"  users saw: {flow}")
+    tr.write_line(f"  downtime (errors) {s['downtime_seconds']:.2f}s over {s['requests']} probe requests")
+    r = s["restore"]
+    tr.write_line(f"  rollback: {r['unwound']} change(s) undone, failures: {len(r['failures'])}, site back on {r['site_class']}")
+    tr.write_line(f"  evidence: {run.evidence.path}")

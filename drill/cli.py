@@ -1,0 +1,93 @@
+"""`drill`: what is not a test run. `pytest -m drill` runs drills; this runs the rest.
+
+  drill lab up [--time-scale N]                 start the lab alone, print its site URL; Ctrl-C stops it
+  drill probe URL --duration S --out FILE       probe any site; JSON summary on the last line
+
+Subcommands import drivers and the lab lazily, so the core stays free of SDK imports.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+
+def _lab_up(args: argparse.Namespace) -> int:
+    from drill.config import read_raw, resolve_path
+    from lab.client import LabProcess
+
+    scale = args.time_scale or float(read_raw(resolve_path("lab")).get("time_scale", 30))
+    lab = LabProcess(scale, workdir=args.workdir, watch_parent=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"starting the lab (time scale {scale:g}) in {lab.workdir} …", flush=True)
+    try:
+        ep = lab.start()
+        print(f"site:        {ep['site_url']}")
+        print(f"ALB:         {ep['alb_url']}")
+        print(f"maintenance: {ep['blob_web_url']}")
+        print(f"AWS API:     {ep['aws_endpoint']}  (moto; credentials in {lab.workdir / 'endpoints.json'})")
+        print(f"events:      {ep['events_path']}")
+        print("Ctrl-C stops the lab.", flush=True)
+        stop.wait()
+    finally:
+        print("stopping the lab …", flush=True)
+        lab.stop()
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from drill.config import load_target
+    from drivers.probe import run_standalone
+
+    rules = None
+    if args.target:
+        t = load_target(args.target)
+        rules = t.probe.rules
+    summary = run_standalone(
+        args.url, args.duration, Path(args.out), rate_per_second=args.rate,
+        users=args.users, timeout_seconds=args.timeout, rules=rules,
+    )
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="drill", description="dr-drill: disaster-recovery drill harness")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    lab = sub.add_parser("lab", help="the embedded lab").add_subparsers(dest="lab_cmd", required=True)
+    up = lab.add_parser("up", help="start the lab alone and print its public site URL (Ctrl-C stops it)")
+    up.add_argument("--time-scale", type=float, default=None, help="default: targets/lab.yaml's")
+    up.add_argument("--workdir", type=Path, default=None)
+    up.set_defaults(func=_lab_up)
+
+    pr = sub.add_parser("probe", help="probe a site standalone: one JSON line per request, summary on stdout")
+    pr.add_argument("url")
+    pr.add_argument("--duration", type=float, required=True, help="seconds")
+    pr.add_argument("--out", required=True, help="timeline file (JSONL)")
+    pr.add_argument("--rate", type=float, default=10.0, help="requests per second (default 10)")
+    pr.add_argument("--users", type=int, default=4, help="concurrent probe users (default 4)")
+    pr.add_argument("--timeout", type=float, default=2.0, help="request timeout, seconds (default 2)")
+    pr.add_argument("--target", default=None, help="use this target file's classification rules")
+    pr.set_defaults(func=_probe)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # one clear line for operators; tracebacks are for tests
+        print(f"drill: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

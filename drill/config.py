@@ -1,0 +1,242 @@
+"""Target files: where the drill runs (endpoints, names, credentials) and what it must achieve.
+
+A target file is YAML validated strictly (unknown keys are errors) before anything is changed.
+Values may refer to `${lab:KEY}` (an endpoint of the embedded lab, filled in once it runs) or
+`${env:NAME}` (an environment variable, for secrets in CI). Objectives are stated in real-world
+seconds; `time_scale` says how much faster than reality the target plays (1 for production,
+e.g. 30 for the lab), and the drill compares measurements with `objective / time_scale`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from drill.classify import ClassRule
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TARGETS_DIR = REPO_ROOT / "targets"
+PLACEHOLDER = re.compile(r"\$\{(lab|env):([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(ValueError):
+    """A target file is unusable; the message names the file, the key and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EksConfig(_Strict):
+    cluster: str = Field(min_length=1)
+    web_nodegroup: str = Field(min_length=1)
+
+
+class AlbConfig(_Strict):
+    target_group_arn: str = Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")
+
+
+class CloudFrontConfig(_Strict):
+    distribution_id: str = Field(min_length=1)
+    primary_origin_id: str = "primary-aws"
+    secondary_origin_id: str = "secondary-azure"
+
+
+class AwsConfig(_Strict):
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://")
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    profile: str | None = None
+    eks: EksConfig
+    alb: AlbConfig
+    cloudfront: CloudFrontConfig
+
+
+class SiteConfig(_Strict):
+    url: str = Field(pattern=r"^https?://[^/\s]+")
+
+
+class ProbeConfig(_Strict):
+    rate_per_second: float = Field(default=10.0, gt=0, le=200)
+    users: int = Field(default=4, ge=1, le=50)
+    timeout_seconds: float = Field(default=2.0, gt=0)
+    # A state counts as reached once it has held this long (wall seconds) with min_samples samples.
+    sustain_seconds: float = Field(default=1.0, ge=0)
+    min_samples: int = Field(default=3, ge=1)
+    # Longer than this between samples is a probe gap: unobserved, not counted as any state.
+    max_gap_seconds: float = Field(default=1.0, gt=0)
+    rules: list[ClassRule] | None = None
+
+
+class Objectives(_Strict):
+    """Real-world objectives in seconds (design: RTO <= 15 min, RPO <= 5 min; maintenance ~3 min)."""
+
+    maintenance_rto_seconds: float = Field(gt=0)
+    full_service_rto_seconds: float | None = Field(default=None, gt=0)
+    failback_rto_seconds: float | None = Field(default=None, gt=0)
+    rpo_seconds: float | None = Field(default=None, gt=0)
+
+
+class LabConfig(_Strict):
+    """Present only in a lab target: the drill starts the embedded lab and fills in `${lab:...}`."""
+
+    start: bool = True
+
+
+class Target(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    time_scale: float = Field(default=1.0, gt=0)
+    lab: LabConfig | None = None
+    aws: AwsConfig
+    site: SiteConfig
+    probe: ProbeConfig = ProbeConfig()
+    objectives: Objectives
+    # Seconds the drill waits for a state beyond its objective before calling it failed (real-world).
+    grace_seconds: float = Field(default=60.0, ge=0)
+
+    def scaled(self, real_seconds: float) -> float:
+        """A real-world duration as wall seconds on this target."""
+        return real_seconds / self.time_scale
+
+    @property
+    def is_lab(self) -> bool:
+        return self.lab is not None
+
+    def secret_values(self) -> list[str]:
+        """Every secret this target holds, for masking in logs, reports and evidence."""
+        out: list[str] = []
+
+        def walk(obj: Any) -> None:
+            if isinstance(obj, SecretStr):
+                v = obj.get_secret_value()
+                if v:
+                    out.append(v)
+            elif isinstance(obj, BaseModel):
+                for name in type(obj).model_fields:
+                    walk(getattr(obj, name))
+            elif isinstance(obj, (list, tuple)):
+                for x in obj:
+                    walk(x)
+
+        walk(self)
+        return out
+
+    def masked_dict(self) -> dict[str, Any]:
+        """The target as plain data with secrets replaced by '***' (for evidence)."""
+
+        def mask(obj: Any) -> Any:
+            if isinstance(obj, SecretStr):
+                return "***" if obj.get_secret_value() else ""
+            if isinstance(obj, BaseModel):
+                return {k: mask(getattr(obj, k)) for k in type(obj).model_fields}
+            if isinstance(obj, list):
+                return [mask(x) for x in obj]
+            return obj
+
+        return mask(self)
+
+
+def resolve_path(name_or_file: str) -> Path:
+    """`lab` → targets/lab.yaml; anything with a slash or suffix is a file path."""
+    p = Path(name_or_file)
+    if p.suffix in (".yaml", ".yml") or "/" in name_or_file:
+        if not p.exists():
+            raise ConfigError(f"target file not found: {name_or_file}")
+        return p
+    for suffix in (".yaml", ".yml"):
+        cand = TARGETS_DIR / f"{name_or_file}{suffix}"
+        if cand.exists():
+            return cand
+    known = sorted(x.stem for x in TARGETS_DIR.glob("*.y*ml"))
+    raise ConfigError(f"no target named {name_or_file!r} (known: {', '.join(known)}; or pass a file path)")
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a target file is a mapping of keys, got {type(raw).__name__}")
+    return raw
+
+
+def substitute(raw: Any, lab: Mapping[str, Any] | Callable[[str], Any] | None, env: Mapping[str, str] | None = None) -> Any:
+    """Replace `${lab:KEY}` and `${env:NAME}` everywhere in `raw`."""
+    env = os.environ if env is None else env
+    lookup = lab if callable(lab) else (lambda k: (lab or {})[k])
+
+    def one(s: str, where: str) -> Any:
+        whole = PLACEHOLDER.fullmatch(s)
+
+        def value(kind: str, key: str) -> Any:
+            if kind == "env":
+                if key not in env:
+                    raise ConfigError(f"{where}: environment variable {key} is not set")
+                return env[key]
+            if lab is None:
+                raise ConfigError(f"{where}: ${{lab:{key}}} used but this target has no `lab:` section")
+            try:
+                return lookup(key)
+            except KeyError:
+                raise ConfigError(f"{where}: the lab has no endpoint named {key!r}") from None
+
+        if whole:  # keep the type (ports are ints)
+            return value(whole.group(1), whole.group(2))
+        return PLACEHOLDER.sub(lambda m: str(value(m.group(1), m.group(2))), s)
+
+    def walk(obj: Any, where: str) -> Any:
+        if isinstance(obj, dict):
+            return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [walk(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        if isinstance(obj, str):
+            return one(obj, where)
+        return obj
+
+    return walk(raw, "")
+
+
+def _placeholder_value(key: str) -> Any:
+    """A syntactically valid stand-in for a lab endpoint, to validate before the lab runs."""
+    if key.endswith(("_url", "_endpoint")):
+        return "http://127.0.0.1:9/"
+    if key.endswith("_port"):
+        return 9
+    if key.endswith("_arn"):
+        return "arn:aws:elasticloadbalancing:ap-northeast-2:123456789012:targetgroup/x/0"
+    return "placeholder"
+
+
+def validate(raw: dict[str, Any], source: str) -> Target:
+    try:
+        return Target.model_validate(raw)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{loc}: {msg}")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def load_target(name_or_file: str, lab_endpoints: Mapping[str, Any] | None = None) -> Target:
+    """Load and validate a target. A lab target without endpoints is checked with stand-ins."""
+    path = resolve_path(name_or_file)
+    raw = read_raw(path)
+    lab: Any = lab_endpoints
+    if lab is None and raw.get("lab") is not None:
+        lab = _placeholder_value
+    return validate(substitute(raw, lab), str(path))
+
+
+def needs_lab(name_or_file: str) -> tuple[bool, float]:
+    """Whether this target is the embedded lab, and its time scale (validated first)."""
+    t = load_target(name_or_file)
+    return t.is_lab, t.time_scale

@@ -1,0 +1,114 @@
+"""The rollback ledger: every change a drill makes, with its inverse, persisted as it grows.
+
+A change is written to the ledger *before* it is made, so a drill killed in the middle of a call
+still knows what to undo. Inverses are data (an operation name and its parameters), not closures,
+so a later process (`drill unwind`) can carry them out from the file alone. Unwinding goes newest
+first, keeps going past a failing inverse, reports every failure, and is idempotent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Action:
+    op: str  # e.g. "aws.eks.set_scaling"; resolved by the executor that carries it out
+    params: dict[str, Any]
+    description: str
+
+
+@dataclass
+class Entry:
+    id: int
+    change: Action
+    inverse: Action
+    state: str = "pending"  # pending -> applied | planned (dry run); -> undone | undo_failed
+    recorded_at: float = field(default_factory=time.time)
+    applied_at: float | None = None
+    undone_at: float | None = None
+    error: str | None = None
+
+
+Executor = Callable[[Action], None]
+
+
+class Ledger:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.entries: list[Entry] = []
+        self._lock = threading.RLock()
+
+    def record(self, change: Action, inverse: Action) -> Entry:
+        """Note a change about to be made; call `applied(entry)` once it has been."""
+        with self._lock:
+            entry = Entry(len(self.entries) + 1, change, inverse)
+            self.entries.append(entry)
+            self._persist()
+            return entry
+
+    def applied(self, entry: Entry) -> None:
+        with self._lock:
+            entry.state, entry.applied_at = "applied", time.time()
+            self._persist()
+
+    def settled(self, entry: Entry) -> None:
+        """The drill itself carried out the inverse (e.g. Phase 3 restored the node group)."""
+        with self._lock:
+            entry.state, entry.undone_at = "undone", time.time()
+            self._persist()
+
+    def outstanding(self) -> list[Entry]:
+        with self._lock:
+            return [e for e in self.entries if e.state in ("pending", "applied", "undo_failed")]
+
+    def unwind(self, execute: Executor) -> list[tuple[Entry, str]]:
+        """Carry out outstanding inverses newest first; return (entry, error) for each failure."""
+        failures: list[tuple[Entry, str]] = []
+        for entry in reversed(self.outstanding()):
+            try:
+                execute(entry.inverse)
+            except Exception as e:  # one failing inverse must not strand the others
+                with self._lock:
+                    entry.state, entry.error = "undo_failed", f"{type(e).__name__}: {e}"
+                    self._persist()
+                failures.append((entry, entry.error))
+                continue
+            with self._lock:
+                entry.state, entry.undone_at, entry.error = "undone", time.time(), None
+                self._persist()
+        return failures
+
+    def to_list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(e) for e in self.entries]
+
+    def _persist(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"version": 1, "entries": self.to_list()}, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.path)
+
+    @classmethod
+    def load(cls, path: Path) -> "Ledger":
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        ledger = cls(path)
+        for d in data.get("entries", []):
+            ledger.entries.append(
+                Entry(
+                    id=d["id"], change=Action(**d["change"]), inverse=Action(**d["inverse"]), state=d["state"],
+                    recorded_at=d["recorded_at"], applied_at=d.get("applied_at"),
+                    undone_at=d.get("undone_at"), error=d.get("error"),
+                )
+            )
+        return ledger

@@ -1,0 +1,195 @@
+"""AWS through boto3: EKS node group scaling, ALB target health, CloudFront distribution.
+
+Every change goes through the rollback ledger first (see drill.ledger): the inverse is recorded
+before the call, so an interrupted drill still knows how to put things back.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
+from drill.config import AwsConfig
+from drill.ledger import Action, Entry, Ledger
+
+
+@dataclass(frozen=True)
+class Scaling:
+    min_size: int
+    max_size: int
+    desired_size: int
+
+    def as_api(self) -> dict[str, int]:
+        return {"minSize": self.min_size, "maxSize": self.max_size, "desiredSize": self.desired_size}
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> "Scaling":
+        return cls(int(d["minSize"]), int(d["maxSize"]), int(d["desiredSize"]))
+
+
+@dataclass(frozen=True)
+class TargetHealth:
+    target_id: str
+    port: int | None
+    state: str
+    reason: str | None
+
+
+def error_code(e: BaseException) -> str | None:
+    return e.response.get("Error", {}).get("Code") if isinstance(e, ClientError) else None
+
+
+class Aws:
+    """boto3 clients for one target; credentials from the target file or the default chain."""
+
+    def __init__(self, cfg: AwsConfig) -> None:
+        self.cfg = cfg
+        kw: dict[str, Any] = {"region_name": cfg.region}
+        if cfg.profile:
+            kw["profile_name"] = cfg.profile
+        if cfg.access_key_id and cfg.secret_access_key:
+            kw["aws_access_key_id"] = cfg.access_key_id.get_secret_value()
+            kw["aws_secret_access_key"] = cfg.secret_access_key.get_secret_value()
+        self._session = boto3.session.Session(**kw)
+        self._clients: dict[str, Any] = {}
+
+    def __repr__(self) -> str:  # fixtures' reprs reach Allure step parameters: no secrets
+        return f"Aws(region={self.cfg.region!r}, endpoint={self.cfg.endpoint_url!r})"
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._session.client(
+                service,
+                endpoint_url=self.cfg.endpoint_url,
+                config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30),
+            )
+        return self._clients[service]
+
+
+class NodeGroups:
+    def __init__(self, aws: Aws, ledger: Ledger | None = None) -> None:
+        self.eks = aws.client("eks")
+        self.ledger = ledger
+
+    def describe(self, cluster: str, nodegroup: str) -> dict[str, Any]:
+        return self.eks.describe_nodegroup(clusterName=cluster, nodegroupName=nodegroup)["nodegroup"]
+
+    def scaling(self, cluster: str, nodegroup: str) -> Scaling:
+        return Scaling.from_api(self.describe(cluster, nodegroup)["scalingConfig"])
+
+    def status(self, cluster: str, nodegroup: str) -> str:
+        return str(self.describe(cluster, nodegroup)["status"])
+
+    def wait_active(self, cluster: str, nodegroup: str, timeout: float, poll: float = 0.5) -> float:
+        """Wait until the node group is ACTIVE again (its nodes converged); return seconds waited."""
+        t0 = time.monotonic()
+        while True:
+            status = self.status(cluster, nodegroup)
+            if status == "ACTIVE":
+                return time.monotonic() - t0
+            if status in ("DEGRADED", "CREATE_FAILED", "DELETE_FAILED"):
+                raise RuntimeError(f"node group {nodegroup} is {status}")
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"node group {nodegroup} still {status} after {timeout:.0f}s")
+            time.sleep(poll)
+
+    def apply_scaling(self, cluster: str, nodegroup: str, scaling: Scaling, busy_timeout: float = 600.0) -> None:
+        """update_nodegroup_config, waiting out an update already in progress (ResourceInUse)."""
+        for attempt in Retrying(
+            retry=retry_if_exception(lambda e: error_code(e) == "ResourceInUseException"),
+            wait=wait_fixed(1.0),
+            stop=stop_after_delay(busy_timeout),
+            reraise=True,
+        ):
+            with attempt:
+                self.eks.update_nodegroup_config(
+                    clusterName=cluster, nodegroupName=nodegroup, scalingConfig=scaling.as_api()
+                )
+
+    def set_desired(self, cluster: str, nodegroup: str, desired: int, busy_timeout: float = 600.0) -> Entry:
+        """Scale to `desired` nodes (lowering minSize if needed), recording the way back first."""
+        if self.ledger is None:
+            raise RuntimeError("a change needs a rollback ledger")
+        if desired < 0:
+            raise ValueError("desired size must be >= 0")
+        before = self.scaling(cluster, nodegroup)
+        if desired > before.max_size:
+            raise ValueError(f"desired {desired} exceeds the node group's maxSize {before.max_size}")
+        after = Scaling(min(before.min_size, desired), before.max_size, desired)
+        where = {"cluster": cluster, "nodegroup": nodegroup}
+        entry = self.ledger.record(
+            Action("aws.eks.set_scaling", {**where, "scaling": after.as_api()},
+                   f"scale node group {nodegroup} to {after.as_api()}"),
+            Action("aws.eks.set_scaling", {**where, "scaling": before.as_api()},
+                   f"restore node group {nodegroup} to {before.as_api()}"),
+        )
+        self.apply_scaling(cluster, nodegroup, after, busy_timeout)
+        self.ledger.applied(entry)
+        return entry
+
+
+class LoadBalancing:
+    def __init__(self, aws: Aws) -> None:
+        self.elb = aws.client("elbv2")
+
+    def target_health(self, target_group_arn: str) -> list[TargetHealth]:
+        out = self.elb.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
+        return [
+            TargetHealth(d["Target"]["Id"], d["Target"].get("Port"), d["TargetHealth"]["State"], d["TargetHealth"].get("Reason"))
+            for d in out
+        ]
+
+    def healthy_count(self, target_group_arn: str) -> int:
+        return sum(1 for t in self.target_health(target_group_arn) if t.state == "healthy")
+
+
+class CloudFront:
+    def __init__(self, aws: Aws, ledger: Ledger | None = None) -> None:
+        self.cf = aws.client("cloudfront")
+        self.ledger = ledger
+
+    def config(self, distribution_id: str) -> tuple[dict[str, Any], str]:
+        r = self.cf.get_distribution_config(Id=distribution_id)
+        return r["DistributionConfig"], r["ETag"]
+
+    def status(self, distribution_id: str) -> str:
+        return str(self.cf.get_distribution(Id=distribution_id)["Distribution"]["Status"])
+
+    def origin(self, distribution_id: str, origin_id: str) -> dict[str, Any]:
+        cfg, _ = self.config(distribution_id)
+        for o in cfg["Origins"]["Items"]:
+            if o["Id"] == origin_id:
+                return o
+        raise KeyError(f"distribution {distribution_id} has no origin {origin_id!r}")
+
+    def origin_group(self, distribution_id: str) -> dict[str, Any] | None:
+        """The origin group the default behaviour targets, if it targets one."""
+        cfg, _ = self.config(distribution_id)
+        target = cfg["DefaultCacheBehavior"]["TargetOriginId"]
+        for g in (cfg.get("OriginGroups") or {}).get("Items") or []:
+            if g["Id"] == target:
+                return g
+        return None
+
+    def wait_deployed(self, distribution_id: str, timeout: float, poll: float = 1.0) -> float:
+        t0 = time.monotonic()
+        while self.status(distribution_id) != "Deployed":
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"distribution {distribution_id} not Deployed after {timeout:.0f}s")
+            time.sleep(poll)
+        return time.monotonic() - t0
+
+    def invalidate(self, distribution_id: str, paths: list[str]) -> str:
+        r = self.cf.create_invalidation(
+            DistributionId=distribution_id,
+            InvalidationBatch={"Paths": {"Quantity": len(paths), "Items": paths}, "CallerReference": f"drill-{time.time_ns()}"},
+        )
+        return str(r["Invalidation"]["Id"])
+
+    def invalidation_status(self, distribution_id: str, invalidation_id: str) -> str:
+        return str(self.cf.get_invalidation(DistributionId=distribution_id, Id=invalidation_id)["Invalidation"]["Status"])

@@ -1,0 +1,168 @@
+"""Locust user that probes the public site and appends one JSON line per request.
+
+Run ONLY as a subprocess (`python -m locust -f drivers/probe_locustfile.py --headless ...`, see
+drivers/probe.py): importing locust monkey-patches the process with gevent. This is the only
+module of the project that imports locust.
+
+Config comes from the JSON file named by $DRILL_PROBE_CONFIG:
+  {"out": path, "path": "/", "rate_per_second": float, "users": int, "timeout_seconds": float,
+   "rules": [ClassRule dicts] | null, "fresh_connections": bool, "parent_pid": int | null}
+
+Each line is drill.timeline.dump_sample(): t, mono (at request start), status (0 = no response),
+latency_ms, class (drill.classify), error (exception text when there was no response).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, events, task
+
+# The driver sets PYTHONPATH too; this makes the file usable by hand as well.
+_REPO = str(Path(__file__).resolve().parent.parent)
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
+from drill.classify import BODY_LIMIT, classify, parse_rules  # noqa: E402
+from drill.timeline import Sample, dump_sample  # noqa: E402
+
+_CONFIG_PATH = os.environ.get("DRILL_PROBE_CONFIG")
+if not _CONFIG_PATH:
+    raise RuntimeError("DRILL_PROBE_CONFIG is not set: the probe locustfile is started by drivers/probe.py")
+CONFIG: dict[str, Any] = json.loads(Path(_CONFIG_PATH).read_text(encoding="utf-8"))
+
+PATH: str = CONFIG.get("path") or "/"
+RATE: float = float(CONFIG["rate_per_second"])
+USERS: int = max(1, int(CONFIG.get("users", 1)))
+TIMEOUT: float = float(CONFIG.get("timeout_seconds", 2.0))
+RULES = parse_rules(CONFIG.get("rules"))
+# A new connection per request, like a newly arriving user: a kept-alive connection would stay on
+# an old backend/IP after a DNS failover and hide the switch.
+FRESH_CONNECTIONS: bool = bool(CONFIG.get("fresh_connections", True))
+
+# O_APPEND + one os.write per line: unbuffered (flushed at once) and never interleaved (gevent
+# runs all users on one OS thread). A kill mid-run leaves at worst one partial last line.
+_OUT_FD = os.open(CONFIG["out"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+
+class _SharedPacer:
+    """Hands out request slots `1/RATE` apart to whichever user is free.
+
+    Equivalent in rate to constant_pacing(USERS / RATE) per user, but the samples are evenly
+    spaced in time (per-user pacing lets users drift into phase), and a user stuck in a slow
+    request simply misses slots that the other users take. Missed slots are not caught up in a
+    burst: the schedule restarts from "now".
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.next_slot: float | None = None
+
+    def delay(self) -> float:
+        now = time.monotonic()
+        if self.next_slot is None or self.next_slot < now:
+            self.next_slot = now
+        slot = self.next_slot
+        self.next_slot = slot + self.interval
+        return slot - now
+
+
+PACER = _SharedPacer(1.0 / RATE)
+
+
+def _short(exc: BaseException | None) -> str | None:
+    if exc is None:
+        return None
+    text = f"{type(exc).__name__}: {exc}"
+    return text[:300]
+
+
+def _decode(content: bytes | None, content_type: str | None) -> str:
+    # Decode ourselves: FastResponse.text runs charset detection over the whole body when the
+    # header has no charset, which is slow for big pages. Only BODY_LIMIT bytes matter anyway.
+    if not content:
+        return ""
+    charset = "utf-8"
+    if content_type:
+        for part in content_type.split(";")[1:]:
+            k, _, v = part.strip().partition("=")
+            if k.lower() == "charset" and v:
+                charset = v.strip().strip('"')
+    try:
+        return content[:BODY_LIMIT].decode(charset, errors="replace")
+    except LookupError:  # unknown charset name
+        return content[:BODY_LIMIT].decode("utf-8", errors="replace")
+
+
+def _headers(resp: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in (resp.headers.items() if resp.headers is not None else ()):
+        k = str(k).lower()
+        out[k] = f"{out[k]}, {v}" if k in out else str(v)
+    return out
+
+
+def _write(sample: Sample) -> None:
+    os.write(_OUT_FD, (dump_sample(sample) + "\n").encode("utf-8"))
+
+
+class ProbeUser(FastHttpUser):
+    network_timeout = TIMEOUT
+    connection_timeout = TIMEOUT
+    max_retries = 0  # a retry would hide exactly the failures we measure
+
+    def wait_time(self) -> float:
+        return PACER.delay()
+
+    def on_start(self) -> None:
+        gevent.sleep(PACER.delay())  # the first request takes a slot too
+
+    @task
+    def probe(self) -> None:
+        t = time.time()
+        mono = time.monotonic()
+        status, cls, error = 0, "error", None
+        latency_ms = 0.0
+        try:
+            headers = {"Connection": "close"} if FRESH_CONNECTIONS else None
+            with self.client.get(PATH, name="probe", catch_response=True, headers=headers) as resp:
+                # The body has been read inside get(): the user has the page now.
+                latency_ms = (time.monotonic() - mono) * 1000.0
+                resp.success()  # Locust's own pass/fail is irrelevant: the JSONL is the record
+                status = int(resp.status_code or 0)
+                if status == 0:
+                    error = _short(getattr(resp, "error", None)) or "no response"
+                hdrs = _headers(resp) if status else {}
+                body = _decode(resp.content, hdrs.get("content-type")) if status else ""
+                cls = classify(status, hdrs, body, RULES)
+        except Exception as e:  # noqa: BLE001 - nothing may escape the task; GreenletExit (stop) still does
+            if not latency_ms:
+                latency_ms = (time.monotonic() - mono) * 1000.0
+            cls, error = "error", _short(e)
+        try:
+            _write(Sample(t=t, mono=mono, status=status, latency_ms=latency_ms, cls=cls, error=error))
+        except Exception as e:  # noqa: BLE001 - a full disk must not kill the user loop
+            print(f"probe: cannot write sample: {e}", file=sys.stderr)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    # start_new_session=True detaches us from the driver's process group: if the driver dies
+    # without stop(), we are re-parented and shut ourselves down instead of probing for 24 h.
+    while True:
+        gevent.sleep(1.0)
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGTERM)  # Locust's own graceful shutdown
+            return
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kw: Any) -> None:
+    parent_pid = CONFIG.get("parent_pid")
+    if parent_pid:
+        gevent.spawn(_watch_parent, int(parent_pid))

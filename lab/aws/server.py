@@ -1,0 +1,74 @@
+"""moto in server mode inside the lab process, with the lab's corrections installed and seeded."""
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from moto.backends import get_backend
+from moto.server import ThreadedMotoServer
+
+from lab import topology as T
+from lab.aws import cloudfront as lab_cf
+from lab.aws import eks as lab_eks
+from lab.aws import elbv2 as lab_elb
+from lab.aws.seed import AwsSeed, client, seed
+from lab.events import EventLog
+from lab.ports import free_port
+from lab.timing import Timings
+
+
+class AwsControlPlane:
+    def __init__(self, timings: Timings, events: EventLog) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        # moto takes any credentials; fresh ones per lab keep the secret-masking path honest.
+        self.access_key = "AKIA" + secrets.token_hex(8).upper()
+        self.secret_key = secrets.token_urlsafe(30)
+        self.cloudfront = lab_cf.CloudFrontModel(
+            deploy_seconds=timings.cloudfront_deploy_seconds,
+            invalidation_seconds=timings.cloudfront_invalidation_seconds,
+            events=events,
+        )
+        self.target_health = lab_elb.TargetHealthRegistry()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per API call otherwise
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.seed: AwsSeed | None = None
+
+    def start(self, db_secret: dict[str, Any]) -> AwsSeed:
+        lab_cf.install(self.cloudfront)
+        lab_elb.install(self.target_health)
+        lab_eks.install()
+        self._server.start()
+        self.seed = seed(self.endpoint, self.access_key, self.secret_key, db_secret)
+        # The distribution exists before the drill: its first deployment is long finished.
+        self.cloudfront.record(self.seed.distribution_id, self._raw_config(), self._etag(), immediate=True)
+        self._warm()
+        return self.seed
+
+    def _client(self, service: str) -> Any:
+        return client(service, self.endpoint, self.access_key, self.secret_key)
+
+    def _raw_config(self) -> dict[str, Any]:
+        assert self.seed
+        return self._client("cloudfront").get_distribution_config(Id=self.seed.distribution_id)["DistributionConfig"]
+
+    def _etag(self) -> str:
+        assert self.seed
+        return self._client("cloudfront").get_distribution(Id=self.seed.distribution_id)["ETag"]
+
+    def _warm(self) -> None:
+        # First call per service costs ~1 s in moto; pay it now, not during the drill.
+        assert self.seed
+        self._client("eks").describe_nodegroup(clusterName=T.CLUSTER, nodegroupName=T.WEB_NODEGROUP)
+        self._client("elbv2").describe_target_health(TargetGroupArn=self.seed.target_group_arn)
+        self._client("secretsmanager").describe_secret(SecretId=T.DB_SECRET_NAME)
+
+    def nodegroup(self, cluster: str, name: str) -> Any:
+        return get_backend("eks")[T.ACCOUNT_ID][T.REGION].clusters[cluster].nodegroups[name]
+
+    def target_group(self, arn: str) -> Any:
+        return get_backend("elbv2")[T.ACCOUNT_ID][T.REGION].target_groups[arn]
+
+    def stop(self) -> None:
+        self._server.stop()

@@ -1,0 +1,57 @@
+"""Start and stop the lab as a child process and read its endpoints.
+
+The lab runs apart from the drill so that killing a drill (even with SIGKILL) leaves the lab
+running for `drill unwind`, and so moto, proxies and probes never share one interpreter's GIL.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.procs import ManagedProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class LabProcess:
+    def __init__(self, time_scale: float, workdir: Path | None = None, watch_parent: bool = True) -> None:
+        self.time_scale = time_scale
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="dr-drill-lab-"))
+        self.watch_parent = watch_parent
+        self.proc: ManagedProcess | None = None
+        self.endpoints: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"LabProcess(workdir={str(self.workdir)!r})"
+
+    def start(self, timeout: float = 90.0) -> dict[str, Any]:
+        ready = self.workdir / "endpoints.json"
+        ready.unlink(missing_ok=True)
+        argv = [
+            sys.executable, "-m", "lab", "serve", "--time-scale", str(self.time_scale),
+            "--workdir", str(self.workdir), "--ready-file", str(ready),
+        ]
+        if self.watch_parent:
+            argv += ["--parent-pid", str(os.getpid())]
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.proc = ManagedProcess("lab", argv, self.workdir / "logs" / "lab.log", env=env, cwd=REPO_ROOT).start()
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if not self.proc.alive():
+                raise RuntimeError(f"the lab failed to start:\n{self.proc.tail(40)}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"the lab did not start within {timeout:.0f}s:\n{self.proc.tail(40)}")
+            time.sleep(0.1)
+        self.endpoints = json.loads(ready.read_text())
+        return self.endpoints
+
+    def stop(self) -> None:
+        if self.proc:
+            # The lab stops MariaDB (~2 s), Azurite and replicas itself; give it time to.
+            self.proc.stop(timeout=30)

@@ -1,0 +1,124 @@
+"""The lab's data-plane plumbing: a quiet threaded HTTP server and one-shot upstream requests.
+
+The ALB, the CloudFront edge and the Blob static-website endpoint are each a small proxy built on
+these two pieces. Upstream failures are kept apart (refused, timed out, bad response) because the
+real services answer each differently (e.g. ALB 502 vs 504, CloudFront failover on both).
+"""
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+    "transfer-encoding", "upgrade", "content-length",
+}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached or gave no usable answer; `kind` says how."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind  # "refused" | "timeout" | "dns" | "protocol"
+
+
+def forward(
+    host: str, port: int, req: Request, connect_timeout: float, read_timeout: float, host_header: str | None = None
+) -> Response:
+    """Send `req` to host:port on a fresh connection; raise UpstreamError on failure."""
+    try:
+        sock = socket.create_connection((host, port), timeout=connect_timeout)
+    except ConnectionRefusedError as e:
+        raise UpstreamError("refused", str(e)) from None
+    except (socket.timeout, TimeoutError) as e:
+        raise UpstreamError("timeout", f"connect: {e}") from None
+    except OSError as e:
+        raise UpstreamError("refused", str(e)) from None
+    conn = http.client.HTTPConnection(host, port, timeout=read_timeout)
+    conn.sock = sock
+    sock.settimeout(read_timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        headers = {k: v for k, v in req.headers.items() if k.lower() not in HOP_BY_HOP and k.lower() != "host"}
+        headers["Host"] = host_header or f"{host}:{port}"
+        headers["Connection"] = "close"
+        conn.request(req.method, req.path, body=req.body or None, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        out = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP]
+        return Response(resp.status, out, body)
+    except (socket.timeout, TimeoutError) as e:
+        raise UpstreamError("timeout", f"read: {e}") from None
+    except (http.client.HTTPException, ConnectionError, OSError) as e:
+        raise UpstreamError("protocol", str(e) or type(e).__name__) from None
+    finally:
+        conn.close()
+
+
+Handler = Callable[[Request], Response]
+
+
+class _QuietHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else every small response waits ~40 ms for a delayed ACK
+    app: Handler
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        req = Request(self.command, self.path, {k: v for k, v in self.headers.items()}, body)
+        try:
+            resp = type(self).app(req)
+        except Exception as e:  # a bug in a lab proxy must look like a server error, not a hang
+            resp = Response(500, [("Content-Type", "text/plain")], f"lab proxy error: {e}".encode())
+        self.send_response(resp.status)
+        for k, v in resp.headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(0 if self.command == "HEAD" else len(resp.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(resp.body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = _serve
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class Server:
+    """A threaded HTTP server on 127.0.0.1:port running `app` for each request."""
+
+    def __init__(self, port: int, app: Handler, host: str = "127.0.0.1") -> None:
+        handler = type("Handler", (_QuietHandler,), {"app": staticmethod(app)})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.port = port
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name=f"http:{port}", daemon=True)
+
+    def start(self) -> "Server":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,24 @@
+"""Names of the seed topology (shared/seeds), used by the lab and by targets/lab.yaml."""
+from __future__ import annotations
+
+REGION = "ap-northeast-2"
+ACCOUNT_ID = "123456789012"  # moto's default account
+CLUSTER = "blue-eks"
+WEB_NODEGROUP = "blue-web-ng"
+WAS_NODEGROUP = "blue-was-ng"
+NODEGROUP_SCALING = {"minSize": 2, "maxSize": 4, "desiredSize": 2}
+ALB_NAME = "blue-alb"
+TARGET_GROUP = "blue-web-tg"
+SITE_ALIAS = "blueisthenewblack.store"
+PRIMARY_ORIGIN = "primary-aws"
+SECONDARY_ORIGIN = "secondary-azure"
+ORIGIN_GROUP = "petclinic-failover"
+FAILOVER_STATUS_CODES = [500, 502, 503, 504]
+STORAGE_ACCOUNT = "bloberry01"
+BLOB_WEB_HOST = f"{STORAGE_ACCOUNT}.z12.web.core.windows.net"
+BACKUP_CONTAINER = "mysql-backups"
+DB_NAME = "petclinic"
+DB_USER = "petclinic"
+DB_SECRET_NAME = "petclinic/rds"
+# AWS managed cache policy "CachingDisabled": the drill must see origin behaviour, not cache hits.
+CACHING_DISABLED_POLICY = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# dr-drill set-up: everything `pytest -m drill` and `pytest` need on a Debian machine with
+# Python 3.11 and Node 20. Idempotent: a second run only checks, and takes a few seconds.
+#   - MariaDB server + client (apt)            — the lab's RDS / Azure MySQL
+#   - Azurite 3.35.0 (npm, into .tools/)       — the lab's Azure Blob Storage (3.36+ needs Node 22)
+#   - the Python package and its pinned deps   — into the Python that `pytest` runs (python3 -m pip)
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if [ ! -x /usr/sbin/mariadbd ] && ! command -v mariadbd >/dev/null 2>&1 || ! command -v mysqldump >/dev/null 2>&1; then
+  say "installing MariaDB (apt)"
+  as_root apt-get update -qq
+  # The package's own service start is not wanted: the lab runs its own servers on free ports.
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq mariadb-server mariadb-client >/dev/null
+else
+  say "MariaDB present"
+fi
+
+if ! grep -qs '"version": "3.35.0"' .tools/node_modules/azurite/package.json; then
+  say "installing Azurite 3.35.0 (npm, into .tools/)"
+  mkdir -p .tools
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error azurite@3.35.0 >/dev/null
+else
+  say "Azurite 3.35.0 present"
+fi
+
+want="$(sha256sum pyproject.toml | cut -c1-16) $($PY -c 'import sys; print(sys.prefix)')"
+if [ "$(cat .tools/pip.stamp 2>/dev/null)" != "$want" ] || ! $PY -c 'import drill, drivers, lab, pytest_bdd' 2>/dev/null; then
+  say "installing dr-drill and its pinned Python dependencies ($($PY --version))"
+  $PY -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e .
+  mkdir -p .tools && echo "$want" > .tools/pip.stamp
+else
+  say "Python dependencies up to date"
+fi
+# pyenv only puts new console scripts (drill) on PATH after a rehash.
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+
+$PY -c 'import boto3, moto, pytest_bdd, allure_pytest_bdd, azure.storage.blob, kubernetes' >/dev/null
+# Locust on its own: imported after ssl it breaks (gevent), which is why the probe is a subprocess.
+$PY -m locust --version >/dev/null
+command -v drill >/dev/null || echo "note: 'drill' is not on PATH; use '$PY -m drill.cli'" >&2
+say "ready: run 'pytest -m drill' for a drill against the lab, 'pytest' for the harness's own tests"

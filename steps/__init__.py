@@ -1,0 +1,1 @@
+"""Step definitions: parse a sentence, call drivers, record evidence. Thin by design."""

@@ -1,0 +1,54 @@
+"""Steps shared by every phase: what users see, and the AWS primary's state."""
+from __future__ import annotations
+
+import json
+import time
+
+import allure
+from pytest_bdd import given, parsers, then
+
+from steps.runtime import DrillRun, wait_until
+
+
+def attach_json(name: str, obj: object) -> None:
+    allure.attach(json.dumps(obj, indent=2, default=str), name=name, attachment_type=allure.attachment_type.JSON)
+
+
+@given("PetClinic is served from AWS")
+def petclinic_served_from_aws(drill_run: DrillRun) -> None:
+    t0 = time.monotonic()
+    drill_run.ensure_probe()
+    bound = max(15.0, drill_run.target.scaled(drill_run.target.grace_seconds))
+    seen = wait_until(lambda: drill_run.current_class() == "aws", bound, poll=0.2)
+    assert seen, f"users do not see PetClinic from AWS (they see {drill_run.current_class()!r}) after {bound:.0f}s"
+    attach_json("steady state", {"class": "aws", "waited_seconds": round(time.monotonic() - t0, 2)})
+
+
+@given("the ALB reports healthy targets")
+@then("the ALB reports healthy targets")
+def alb_healthy(drill_run: DrillRun) -> None:
+    health = drill_run.elb.target_health(drill_run.target.aws.alb.target_group_arn)
+    attach_json("target health", [t.__dict__ for t in health])
+    assert any(t.state == "healthy" for t in health), f"no healthy ALB target: {health}"
+
+
+@then("the ALB reports no healthy targets")
+def alb_no_healthy(drill_run: DrillRun) -> None:
+    tg = drill_run.target.aws.alb.target_group_arn
+    bound = drill_run.target.scaled(drill_run.target.grace_seconds)
+    none_healthy = wait_until(lambda: drill_run.elb.healthy_count(tg) == 0, bound, poll=0.5)
+    health = drill_run.elb.target_health(tg)
+    attach_json("target health", [t.__dict__ for t in health])
+    assert none_healthy, f"the ALB still has healthy targets after {bound:.0f}s: {health}"
+
+
+@given(parsers.parse('CloudFront\'s origin group fails over from "{primary}" to "{secondary}" on {codes}'))
+def origin_group_fails_over(drill_run: DrillRun, primary: str, secondary: str, codes: str) -> None:
+    want = sorted(int(c) for c in codes.replace(" and ", ",").split(",") if c.strip())
+    group = drill_run.cloudfront.origin_group(drill_run.target.aws.cloudfront.distribution_id)
+    attach_json("origin group", group)
+    assert group is not None, "the default cache behaviour does not target an origin group"
+    members = [m["OriginId"] for m in group["Members"]["Items"]]
+    got = sorted(int(c) for c in group["FailoverCriteria"]["StatusCodes"]["Items"])
+    assert members == [primary, secondary], f"origin group members are {members}"
+    assert got == want, f"failover status codes are {got}, expected {want}"
