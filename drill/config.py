@@ -69,7 +69,8 @@ class ProbeConfig(_Strict):
     sustain_seconds: float = Field(default=1.0, ge=0)
     min_samples: int = Field(default=3, ge=1)
     # Longer than this between samples is a probe gap: unobserved, not counted as any state.
-    max_gap_seconds: float = Field(default=1.0, gt=0)
+    # Default: the request timeout plus two intervals (drivers.probe.default_max_gap).
+    max_gap_seconds: float | None = Field(default=None, gt=0)
     rules: list[ClassRule] | None = None
 
 

@@ -39,7 +39,11 @@ class LabProcess:
         if self.watch_parent:
             argv += ["--parent-pid", str(os.getpid())]
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.proc = ManagedProcess("lab", argv, self.workdir / "logs" / "lab.log", env=env, cwd=REPO_ROOT).start()
+        # die_with_parent=False: a drill killed with SIGKILL must leave the lab up for `drill unwind`;
+        # --parent-pid (watch_parent) is what stops an orphaned lab when that is wanted.
+        self.proc = ManagedProcess(
+            "lab", argv, self.workdir / "logs" / "lab.log", env=env, cwd=REPO_ROOT, die_with_parent=False
+        ).start()
         deadline = time.monotonic() + timeout
         while not ready.exists():
             if not self.proc.alive():

@@ -108,7 +108,7 @@ class DrillRun:
 
     @property
     def max_gap(self) -> float:
-        return self.ensure_probe().max_gap
+        return self.target.probe.max_gap_seconds or self.ensure_probe().max_gap
 
     def samples(self) -> list[tl.Sample]:
         return self.probe.samples() if self.probe else []
@@ -185,7 +185,7 @@ class DrillRun:
     def summary(self, finished: Instant, failed_tests: list[str], restored: dict[str, Any]) -> dict[str, Any]:
         samples = self.samples()
         p = self.target.probe
-        gap = self.probe.max_gap if self.probe else 1.0
+        gap = self.max_gap if self.probe else 1.0
         stats = tl.summarize(samples, gap) if samples else {}
         down, intervals = tl.downtime(samples, gap) if samples else (0.0, [])
         restored_ok = not restored["failures"] and (restored["site_class"] in (None, "aws"))

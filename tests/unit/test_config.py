@@ -1,0 +1,110 @@
+"""Target files: strict validation with clear errors, placeholders, scaling, secret masking."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from drill.config import ConfigError, load_target, read_raw, resolve_path, substitute
+
+LAB_ENDPOINTS = {
+    "aws_endpoint": "http://127.0.0.1:5555",
+    "aws_access_key_id": "AKIAEXAMPLEEXAMPLE",
+    "aws_secret_access_key": "s3cr3t-value-for-tests",
+    "target_group_arn": "arn:aws:elasticloadbalancing:ap-northeast-2:123456789012:targetgroup/blue-web-tg/1",
+    "cloudfront_distribution_id": "E123",
+    "site_url": "http://127.0.0.1:8080/",
+}
+
+
+def write(tmp_path: Path, raw: dict) -> str:
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    return str(p)
+
+
+def lab_raw() -> dict:
+    return read_raw(resolve_path("lab"))
+
+
+def test_lab_target_resolves_placeholders_and_scales_objectives() -> None:
+    t = load_target("lab", LAB_ENDPOINTS)
+    assert t.is_lab and t.time_scale == 30
+    assert t.aws.endpoint_url == "http://127.0.0.1:5555"
+    assert t.site.url == "http://127.0.0.1:8080/"
+    assert t.scaled(t.objectives.maintenance_rto_seconds) == pytest.approx(6.0)
+
+
+def test_lab_target_validates_before_the_lab_runs() -> None:
+    t = load_target("lab")  # stand-ins for ${lab:...}
+    assert t.aws.eks.web_nodegroup == "blue-web-ng"
+
+
+def test_production_example_is_valid_and_real_time() -> None:
+    t = load_target("targets/production.example.yaml")
+    assert t.time_scale == 1 and not t.is_lab
+    assert [r.name for r in t.probe.rules] == ["azure", "aws", "maintenance"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda r: r.pop("objectives"), "objectives: Field required"),
+        (lambda r: r.update(surprise=1), "surprise: unknown key"),
+        (lambda r: r["aws"].update(regoin="x"), "aws.regoin: unknown key"),
+        (lambda r: r.update(time_scale=-1), "time_scale"),
+        (lambda r: r["objectives"].update(maintenance_rto_seconds=0), "objectives.maintenance_rto_seconds"),
+        (lambda r: r["objectives"].update(maintenance_rto_seconds="soon"), "objectives.maintenance_rto_seconds"),
+        (lambda r: r["site"].update(url="blueisthenewblack.store"), "site.url"),
+        (lambda r: r["aws"].update(region="Seoul"), "aws.region"),
+        (lambda r: r["aws"]["alb"].update(target_group_arn="tg-1"), "aws.alb.target_group_arn"),
+        (lambda r: r["probe"].update(rate_per_second=0), "probe.rate_per_second"),
+        (lambda r: r["probe"].update(rules=[{"name": "aws", "body_regex": "("}]), "invalid regex"),
+        (lambda r: r["probe"].update(rules=[{"name": "other"}]), "probe.rules.0.name"),
+    ],
+)
+def test_bad_targets_name_the_key_and_problem(tmp_path: Path, mutate, expected: str) -> None:
+    raw = lab_raw()
+    mutate(raw)
+    with pytest.raises(ConfigError) as e:
+        load_target(write(tmp_path, raw), LAB_ENDPOINTS)
+    assert expected in str(e.value)
+    assert "\n" not in str(e.value)  # one line, for operators
+
+
+def test_unknown_target_name_lists_known_ones() -> None:
+    with pytest.raises(ConfigError, match="known: .*lab"):
+        resolve_path("nonexistent")
+
+
+def test_missing_target_file() -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        resolve_path("missing/target.yaml")
+
+
+def test_not_a_mapping(tmp_path: Path) -> None:
+    p = tmp_path / "list.yaml"
+    p.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_target(str(p))
+
+
+def test_env_placeholders(tmp_path: Path) -> None:
+    raw = {"a": "${env:DRILL_TEST_X}", "b": "pre-${env:DRILL_TEST_X}-post", "c": ["${lab:port}"]}
+    out = substitute(raw, {"port": 3306}, env={"DRILL_TEST_X": "v"})
+    assert out == {"a": "v", "b": "pre-v-post", "c": [3306]}
+    with pytest.raises(ConfigError, match="DRILL_TEST_Y is not set"):
+        substitute({"a": "${env:DRILL_TEST_Y}"}, None, env={})
+    with pytest.raises(ConfigError, match="no `lab:` section"):
+        substitute({"a": "${lab:x}"}, None, env={})
+    with pytest.raises(ConfigError, match="no endpoint named 'nope'"):
+        substitute({"a": "${lab:nope}"}, {"x": 1}, env={})
+
+
+def test_secrets_are_masked_everywhere_they_leave() -> None:
+    t = load_target("lab", LAB_ENDPOINTS)
+    assert "s3cr3t-value-for-tests" in t.secret_values()
+    assert "s3cr3t-value-for-tests" not in repr(t)
+    assert "s3cr3t-value-for-tests" not in str(t.masked_dict())
+    assert t.masked_dict()["aws"]["secret_access_key"] == "***"

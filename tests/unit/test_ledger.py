@@ -1,0 +1,72 @@
+"""Rollback ledger: persisted before each change, unwound newest first, past failures, idempotent."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drill.ledger import Action, Ledger
+
+
+def change(n: int) -> tuple[Action, Action]:
+    return Action("t.set", {"n": n}, f"set {n}"), Action("t.set", {"n": -n}, f"unset {n}")
+
+
+def test_entry_is_on_disk_before_the_change_is_made(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.json"
+    ledger = Ledger(path)
+    entry = ledger.record(*change(1))
+    on_disk = json.loads(path.read_text())["entries"]
+    assert on_disk[0]["state"] == "pending" and on_disk[0]["inverse"]["params"] == {"n": -1}
+    ledger.applied(entry)
+    assert json.loads(path.read_text())["entries"][0]["state"] == "applied"
+
+
+def test_unwind_newest_first_and_keeps_going_past_a_failure(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.json")
+    for n in (1, 2, 3):
+        ledger.applied(ledger.record(*change(n)))
+    done: list[int] = []
+
+    def execute(a: Action) -> None:
+        if a.params["n"] == -2:
+            raise RuntimeError("API said no")
+        done.append(a.params["n"])
+
+    failures = ledger.unwind(execute)
+    assert done == [-3, -1]
+    assert [(e.id, err) for e, err in failures] == [(2, "RuntimeError: API said no")]
+    assert [e.state for e in ledger.entries] == ["undone", "undo_failed", "undone"]
+    # A second unwind retries only what failed: idempotent for what succeeded.
+    done.clear()
+    assert ledger.unwind(lambda a: done.append(a.params["n"])) == []
+    assert done == [-2]
+    assert ledger.outstanding() == []
+
+
+def test_pending_entries_are_unwound_too(tmp_path: Path) -> None:
+    """A drill killed mid-call left a pending entry: its inverse still runs."""
+    ledger = Ledger(tmp_path / "l.json")
+    ledger.record(*change(7))
+    done: list[int] = []
+    ledger.unwind(lambda a: done.append(a.params["n"]))
+    assert done == [-7]
+
+
+def test_settled_entries_are_not_unwound(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.json")
+    e = ledger.record(*change(1))
+    ledger.applied(e)
+    ledger.settled(e)
+    assert ledger.unwind(lambda a: pytest.fail("must not run")) == []
+
+
+def test_load_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "l.json"
+    ledger = Ledger(path)
+    ledger.applied(ledger.record(*change(1)))
+    ledger.record(*change(2))
+    again = Ledger.load(path)
+    assert [(e.id, e.state, e.inverse) for e in again.entries] == [(e.id, e.state, e.inverse) for e in ledger.entries]
+    assert len(again.outstanding()) == 2
