@@ -224,6 +224,28 @@ def first_sustained(
     return None
 
 
+def first_sustained_sample(
+    samples: Sequence[Sample],
+    cls: str,
+    after: float,
+    sustain: float,
+    min_samples: int = 3,
+    max_gap: float = math.inf,
+) -> Sample | None:
+    """The first sample *sent* at/after `after` that begins a sustained run of `cls`.
+
+    For RTO: a request observes the system when it is sent, so RTO = sample.mono - fault. Its
+    latency is how long the page then took to load, which is not recovery time (and can be long
+    when an origin times out before failover). Requests sent before `after` are not evidence of
+    the state after it.
+    """
+    considered = [s for s in samples if s.mono >= after]
+    for run in _runs(considered, max_gap):
+        if run[0].cls == cls and _is_sustained(run, sustain, min_samples):
+            return run[0]
+    return None
+
+
 def transitions(samples: Sequence[Sample], max_gap: float, sustain: float, min_samples: int = 3) -> list[dict[str, Any]]:
     """The sequence of sustained states, e.g. aws -> maintenance -> azure -> aws.
 

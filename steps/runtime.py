@@ -113,12 +113,12 @@ class DrillRun:
     def samples(self) -> list[tl.Sample]:
         return self.probe.samples() if self.probe else []
 
-    def first_sustained(self, cls: str, after: float) -> float | None:
+    def first_sustained(self, cls: str, after: float) -> tl.Sample | None:
         p = self.target.probe
-        return tl.first_sustained(self.samples(), cls, after, p.sustain_seconds, p.min_samples, self.max_gap)
+        return tl.first_sustained_sample(self.samples(), cls, after, p.sustain_seconds, p.min_samples, self.max_gap)
 
-    def wait_for_class(self, cls: str, after: float, timeout: float) -> float | None:
-        """Wait until users have seen `cls` sustained since `after`; its first instant, or None."""
+    def wait_for_class(self, cls: str, after: float, timeout: float) -> tl.Sample | None:
+        """Wait until users get `cls` sustained for requests sent since `after`; the first such sample."""
         self.ensure_probe()
         return wait_until(lambda: self.first_sustained(cls, after), timeout, poll=0.2)
 
@@ -140,18 +140,19 @@ class DrillRun:
         """Wait for `cls` after `fault` (up to objective + grace) and record it as a phase result."""
         target_s = self.target.scaled(objective_real)
         reached = self.wait_for_class(cls, fault.mono, target_s + self.target.scaled(self.target.grace_seconds))
-        rto = None if reached is None else reached - fault.mono
+        rto = None if reached is None else reached.mono - fault.mono
         result = PhaseResult(
             name=name,
             title=title,
             rto_seconds=None if rto is None else round(rto, 3),
             rto_target_seconds=round(target_s, 3),
             passed=rto is not None and rto <= target_s,
-            measured=f"fault → '{cls}' sustained for {self.target.probe.sustain_seconds:g}s",
+            measured=f"fault → first request answered with '{cls}', sustained {self.target.probe.sustain_seconds:g}s",
             fault_at=iso(fault.t),
             reached_at=None if rto is None else iso(fault.t + rto),
             rto_target_real_seconds=objective_real,
             rto_real_equivalent_seconds=None if rto is None else round(rto * self.target.time_scale, 1),
+            detail={} if reached is None else {"first_response_latency_ms": round(reached.latency_ms, 1)},
         )
         self.phases = [p for p in self.phases if p.name != name] + [result]
         return result
@@ -172,7 +173,7 @@ class DrillRun:
                 bound = self.target.scaled((self.target.objectives.failback_rto_seconds or 900.0) + self.target.grace_seconds)
                 back = self.wait_for_class("aws", t0.mono, bound)
                 restored["site_class"] = "aws" if back else self.current_class()
-                restored["seconds"] = None if back is None else round(back - t0.mono, 3)
+                restored["seconds"] = None if back is None else round(back.mono - t0.mono, 3)
         elif self.probe is not None:
             restored["site_class"] = self.current_class()
         finished = Instant.now()

@@ -314,3 +314,13 @@ def test_summarize_fields() -> None:
     assert summ["first_t"] == pytest.approx(T0) and summ["last_t"] == pytest.approx(T0 + 2.4)
     assert summ["max_gap"] == GAP
     json.dumps(summ)
+
+
+def test_first_sustained_sample_uses_send_instant_and_ignores_requests_sent_before() -> None:
+    from drill.timeline import Sample, first_sustained_sample
+
+    slow_before = Sample(t=0, mono=9.95, status=200, latency_ms=200, cls="maintenance")  # sent before the fault
+    after = [Sample(t=0, mono=10.0 + 0.1 * i, status=200, latency_ms=50, cls="maintenance") for i in range(5)]
+    s = first_sustained_sample([slow_before, *after], "maintenance", after=10.0, sustain=0.3, min_samples=3)
+    assert s is not None and s.mono == 10.0
+    assert first_sustained_sample(after, "aws", after=10.0, sustain=0.3) is None
