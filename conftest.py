@@ -41,6 +41,32 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _FAILED = pytest.StashKey[list]()
+PHASES = ("phase1", "phase2", "phase3")
+
+
+def _phase(item: pytest.Item) -> int | None:
+    for i, name in enumerate(PHASES):
+        if item.get_closest_marker(name) is not None:
+            return i
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Phases build on each other: selecting phase N selects phases 1..N too, in order.
+
+    `-m "drill and phase2"` runs Phase 1 then Phase 2 (each later phase's mark is added to the
+    earlier phases' scenarios before -m deselects). A phase picked by file path alone runs alone,
+    and its first Given fails clearly because the earlier phase's end state is missing.
+    """
+    for item in items:
+        idx = _phase(item)
+        if idx is not None:
+            for later in PHASES[idx + 1 :]:
+                item.add_marker(getattr(pytest.mark, later))
+    # Stable sort: drill phases in phase order, everything else where it was.
+    order = {id(it): (_phase(it) if _phase(it) is not None else -1, n) for n, it in enumerate(items)}
+    items.sort(key=lambda it: (0, order[id(it)][1]) if order[id(it)][0] < 0 else (1, order[id(it)][0], order[id(it)][1]))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -97,8 +123,9 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
     finally:
         summary = run.finish(request.config.stash[_FAILED])
         request.config.stash[_SUMMARY] = (run, summary)
-        if summary["restore"]["failures"] or summary["restore"]["site_class"] not in (None, "aws"):
-            pytest.fail(f"the drill did not put everything back: {summary['restore']}", pytrace=False)
+        r = summary["restore"]
+        if r["failures"] or r["site_class"] not in (None, "aws") or summary["baseline_diff"]:
+            pytest.fail(f"the drill did not put everything back: {r}", pytrace=False)
 
 
 _SUMMARY = pytest.StashKey[tuple]()
@@ -122,6 +149,15 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
     flow = " → ".join(t["class"] for t in s["transitions"]) or "(no sustained state)"
     tr.write_line(f"  users saw: {flow}")
     tr.write_line(f"  downtime (errors) {s['downtime_seconds']:.2f}s over {s['requests']} probe requests")
+    if s.get("rpo_seconds") is not None:
+        tr.write_line(f"  RPO {s['rpo_seconds']:.2f}s / target {s['rpo_target_seconds']:.2f}s; backup age {s['backup_age_seconds']:.2f}s")
+    tr.write_line(f"  degraded (maintenance) {s['degraded_seconds']:.2f}s; on Azure {s['azure_seconds']:.2f}s; drill took {s['duration_seconds']:.1f}s")
+    if s.get("failback_data_loss"):
+        tr.write_line(f"  lost on failback (written on Azure, not replicated): {s['failback_data_loss']['rows']}")
     r = s["restore"]
     tr.write_line(f"  rollback: {r['unwound']} change(s) undone, failures: {len(r['failures'])}, site back on {r['site_class']}")
+    diff = s.get("baseline_diff") or []
+    tr.write_line(f"  baseline: {'unchanged' if not diff else f'{len(diff)} difference(s)'}")
+    for d in diff:
+        tr.write_line(f"    - {d}")
     tr.write_line(f"  evidence: {run.evidence.path}")

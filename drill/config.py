@@ -57,6 +57,78 @@ class AwsConfig(_Strict):
     cloudfront: CloudFrontConfig
 
 
+class DatabaseConfig(_Strict):
+    """The primary database, reached through the secret the backup job uses (Secrets Manager)."""
+
+    secret_id: str = Field(min_length=1)
+    # Canary rows (one per `canary_interval_seconds` real seconds) measure the real data-loss window.
+    canary_interval_seconds: float = Field(default=1.0, gt=0)
+
+
+class StorageConfig(_Strict):
+    account_url: str = Field(pattern=r"^https?://")
+    # None: Microsoft Entra credentials (azure.credential) instead of a shared key.
+    account_key: SecretStr | None = None
+    backup_container: str = "mysql-backups"
+    backup_prefix: str = "backups/"
+    # The backup job's schedule (real seconds): 300 in test, 86400 in production per the design.
+    backup_interval_seconds: float = Field(default=300, gt=0)
+
+
+class AzureCredentialConfig(_Strict):
+    """A service principal (ClientSecretCredential); omit client_secret for DefaultAzureCredential."""
+
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    authority_host: str | None = Field(default=None, pattern=r"^https://")
+    # CA bundle for ARM/authority TLS (the lab's own CA); None = system trust.
+    ca_bundle: str | None = None
+
+
+class AppGatewayConfig(_Strict):
+    name: str = "appgw-blue"
+    backend_pool: str = "blob-backend-pool"
+    http_settings: str = "blob-http-settings"
+    probe: str = "health-probe"
+    # Port the gateway's listener answers on (80 on Azure; the lab's is chosen at start).
+    http_port: int = Field(default=80, ge=1, le=65535)
+
+
+class MysqlConfig(_Strict):
+    port: int = Field(default=3306, ge=1, le=65535)
+    admin_password: SecretStr
+
+
+class AzureConfig(_Strict):
+    subscription_id: str = Field(min_length=1)
+    resource_group: str = "rg-blue"
+    arm_endpoint: str | None = Field(default=None, pattern=r"^https://")
+    credential: AzureCredentialConfig = AzureCredentialConfig()
+    storage: StorageConfig
+    app_gateway: AppGatewayConfig = AppGatewayConfig()
+    mysql: MysqlConfig
+
+
+class KubernetesConfig(_Strict):
+    """Where PetClinic runs on Azure: the AKS cluster the failover stack creates."""
+
+    kubeconfig: str = Field(min_length=1)
+    context: str | None = None
+    namespace: str = "petclinic"
+    image: str = "springcommunity/spring-petclinic:latest"
+    replicas: int = Field(default=2, ge=1)
+
+
+class FailoverStackConfig(_Strict):
+    """The Terraform root module azure/2-failover, driven through the terraform (or tofu) CLI."""
+
+    terraform_binary: str = "terraform"
+    chdir: str = Field(min_length=1)
+    # Applied first so the data restore can start while AKS and the App Gateway come up (design: Stage 2).
+    data_tier_targets: list[str] = Field(default_factory=lambda: ["azurerm_mysql_flexible_server.main"])
+
+
 class SiteConfig(_Strict):
     url: str = Field(pattern=r"^https?://[^/\s]+")
 
@@ -78,6 +150,7 @@ class Objectives(_Strict):
     """Real-world objectives in seconds (design: RTO <= 15 min, RPO <= 5 min; maintenance ~3 min)."""
 
     maintenance_rto_seconds: float = Field(gt=0)
+    data_restore_rto_seconds: float | None = Field(default=None, gt=0)
     full_service_rto_seconds: float | None = Field(default=None, gt=0)
     failback_rto_seconds: float | None = Field(default=None, gt=0)
     rpo_seconds: float | None = Field(default=None, gt=0)
@@ -95,6 +168,10 @@ class Target(_Strict):
     time_scale: float = Field(default=1.0, gt=0)
     lab: LabConfig | None = None
     aws: AwsConfig
+    database: DatabaseConfig | None = None
+    azure: AzureConfig | None = None
+    kubernetes: KubernetesConfig | None = None
+    failover_stack: FailoverStackConfig | None = None
     site: SiteConfig
     probe: ProbeConfig = ProbeConfig()
     objectives: Objectives
@@ -206,8 +283,8 @@ def substitute(raw: Any, lab: Mapping[str, Any] | Callable[[str], Any] | None, e
 
 def _placeholder_value(key: str) -> Any:
     """A syntactically valid stand-in for a lab endpoint, to validate before the lab runs."""
-    if key.endswith(("_url", "_endpoint")):
-        return "http://127.0.0.1:9/"
+    if key.endswith(("_url", "_endpoint", "_host")):
+        return "https://127.0.0.1:9/"
     if key.endswith("_port"):
         return 9
     if key.endswith("_arn"):

@@ -1,26 +1,78 @@
 """Carry out a ledger Action (an inverse, usually) against a target: the unwind executor.
 
 Inverses are data so that `drill unwind` can replay them from the persisted ledger in a fresh
-process; this module maps each operation name to the driver call that performs it.
+process; this module maps each operation name to the driver call that performs it. Secrets are
+never in the ledger: an operation names where to find them (a Secrets Manager id, the target).
 """
 from __future__ import annotations
 
-from typing import Callable
+import re
+from typing import Any, Callable
 
 from drill.config import Target
 from drill.ledger import Action
-from drivers.aws import Aws, NodeGroups, Scaling
+from drivers.aws import Aws, CloudFront, NodeGroups, Scaling, Secrets
+
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def executor(target: Target, busy_timeout: float = 600.0) -> Callable[[Action], None]:
+def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], None] | None = None) -> Callable[[Action], None]:
     aws = Aws(target.aws)
 
-    def eks_set_scaling(p: dict) -> None:
+    def eks_set_scaling(p: dict[str, Any]) -> None:
         NodeGroups(aws).apply_scaling(p["cluster"], p["nodegroup"], Scaling.from_api(p["scaling"]), busy_timeout)
 
-    ops: dict[str, Callable[[dict], None]] = {"aws.eks.set_scaling": eks_set_scaling}
+    def cloudfront_set_origin(p: dict[str, Any]) -> None:
+        CloudFront(aws).apply_origin(p["distribution_id"], p["origin_id"], p["settings"])
+
+    def primary(p: dict[str, Any]) -> Any:
+        from drivers.database import Database
+
+        s = Secrets(aws).json(p["secret_id"])
+        return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]))
+
+    def db_delete_rows(p: dict[str, Any]) -> None:
+        if not (IDENT.match(p["table"]) and IDENT.match(p["column"])):
+            raise ValueError(f"refusing an unsafe table/column name in {p}")
+        with primary(p).connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DELETE FROM `{p['table']}` WHERE `{p['column']}` = %s", (p["value"],))
+
+    def db_drop_table(p: dict[str, Any]) -> None:
+        if not IDENT.match(p["table"]):
+            raise ValueError(f"refusing an unsafe table name in {p}")
+        with primary(p).connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS `{p['table']}`")
+
+    def provisioner_destroy(p: dict[str, Any]) -> None:
+        from drivers.provisioner import execute_provisioner_action
+
+        execute_provisioner_action(Action("provisioner.destroy", p, "terraform destroy"), log=log)
+
+    def kube_op(action: Action) -> None:
+        from drivers.kube import execute_kube_action
+
+        execute_kube_action(action)
+
+    def azure_op(action: Action) -> None:
+        from drivers.azure_network import execute_azure_action, make_client
+
+        if target.azure is None:
+            raise RuntimeError("an Azure inverse needs the target's `azure:` section")
+        execute_azure_action(action, lambda: make_client(azure_auth(target)))
+
+    ops: dict[str, Callable[[dict[str, Any]], None]] = {
+        "aws.eks.set_scaling": eks_set_scaling,
+        "aws.cloudfront.set_origin": cloudfront_set_origin,
+        "db.delete_rows": db_delete_rows,
+        "db.drop_table": db_drop_table,
+        "provisioner.destroy": provisioner_destroy,
+    }
 
     def execute(action: Action) -> None:
+        if action.op.startswith("kube."):
+            return kube_op(action)
+        if action.op.startswith("azure."):
+            return azure_op(action)
         try:
             op = ops[action.op]
         except KeyError:
@@ -28,3 +80,18 @@ def executor(target: Target, busy_timeout: float = 600.0) -> Callable[[Action], 
         op(action.params)
 
     return execute
+
+
+def azure_auth(target: Target) -> Any:
+    """The target's Azure section in the shape drivers.azure_network reads."""
+    from drivers.azure_network import AzureAuth
+
+    az = target.azure
+    if az is None:
+        raise RuntimeError(f"target {target.name!r} has no `azure:` section")
+    c = az.credential
+    return AzureAuth(
+        subscription_id=az.subscription_id, tenant_id=c.tenant_id, client_id=c.client_id,
+        client_secret=c.client_secret, authority_host=c.authority_host,
+        resource_manager_url=az.arm_endpoint, ca_bundle=c.ca_bundle,
+    )

@@ -71,6 +71,17 @@ class Aws:
         return self._clients[service]
 
 
+class Secrets:
+    def __init__(self, aws: Aws) -> None:
+        self.sm = aws.client("secretsmanager")
+
+    def json(self, secret_id: str) -> dict[str, Any]:
+        """A JSON secret (e.g. the RDS credentials the backup job uses). Never log the result."""
+        import json
+
+        return dict(json.loads(self.sm.get_secret_value(SecretId=secret_id)["SecretString"]))
+
+
 class NodeGroups:
     def __init__(self, aws: Aws, ledger: Ledger | None = None) -> None:
         self.eks = aws.client("eks")
@@ -175,6 +186,54 @@ class CloudFront:
             if g["Id"] == target:
                 return g
         return None
+
+    def apply_origin(self, distribution_id: str, origin_id: str, settings: dict[str, Any]) -> str:
+        """get config + ETag → modify one origin → update with IfMatch (runbook 2.6). Returns the new ETag.
+
+        A 412 PreconditionFailed means someone changed the distribution meanwhile: read it again
+        and retry, so a replayed inverse never overwrites a newer change blindly.
+        """
+        for attempt in Retrying(
+            retry=retry_if_exception(lambda e: error_code(e) == "PreconditionFailed"),
+            wait=wait_fixed(1.0), stop=stop_after_delay(60), reraise=True,
+        ):
+            with attempt:
+                cfg, etag = self.config(distribution_id)
+                origin = next((o for o in cfg["Origins"]["Items"] if o["Id"] == origin_id), None)
+                if origin is None:
+                    raise KeyError(f"distribution {distribution_id} has no origin {origin_id!r}")
+                origin["DomainName"] = settings["DomainName"]
+                custom = origin.setdefault("CustomOriginConfig", {})
+                for key in ("OriginProtocolPolicy", "HTTPPort", "HTTPSPort"):
+                    if key in settings:
+                        custom[key] = settings[key]
+                r = self.cf.update_distribution(Id=distribution_id, DistributionConfig=cfg, IfMatch=etag)
+        return str(r["ETag"])
+
+    def set_origin(
+        self, distribution_id: str, origin_id: str, domain_name: str, protocol_policy: str,
+        http_port: int = 80, https_port: int = 443,
+    ) -> Entry:
+        """Point one origin elsewhere, recording the way back (its current settings) first."""
+        if self.ledger is None:
+            raise RuntimeError("a change needs a rollback ledger")
+        if protocol_policy not in ("http-only", "https-only", "match-viewer"):
+            raise ValueError(f"unknown OriginProtocolPolicy {protocol_policy!r}")
+        current = self.origin(distribution_id, origin_id)
+        custom = current.get("CustomOriginConfig") or {}
+        before = {
+            "DomainName": current["DomainName"], "OriginProtocolPolicy": custom.get("OriginProtocolPolicy", "https-only"),
+            "HTTPPort": custom.get("HTTPPort", 80), "HTTPSPort": custom.get("HTTPSPort", 443),
+        }
+        after = {"DomainName": domain_name, "OriginProtocolPolicy": protocol_policy, "HTTPPort": http_port, "HTTPSPort": https_port}
+        where = {"distribution_id": distribution_id, "origin_id": origin_id}
+        entry = self.ledger.record(
+            Action("aws.cloudfront.set_origin", {**where, "settings": after}, f"point origin {origin_id} at {domain_name}"),
+            Action("aws.cloudfront.set_origin", {**where, "settings": before}, f"point origin {origin_id} back at {before['DomainName']}"),
+        )
+        self.apply_origin(distribution_id, origin_id, after)
+        self.ledger.applied(entry)
+        return entry
 
     def wait_deployed(self, distribution_id: str, timeout: float, poll: float = 1.0) -> float:
         t0 = time.monotonic()

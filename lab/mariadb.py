@@ -42,7 +42,8 @@ class MariaDBError(RuntimeError):
 class MariaDB:
     """A MariaDB server under workdir/name, listening on 127.0.0.1 on a port chosen at start."""
 
-    def __init__(self, workdir: Path, name: str) -> None:
+    def __init__(self, workdir: Path, name: str, port: int | None = None) -> None:
+        """`port`: one reserved in advance (a target file names it before the server exists)."""
         if not _IDENT.match(name):
             raise ValueError(f"instance name must match {_IDENT.pattern}: {name!r}")
         self.name = name
@@ -57,7 +58,7 @@ class MariaDB:
             self._socket_tmpdir = Path(tempfile.mkdtemp(prefix=f"mariadb-{name}-"))
             self.socket_path = self._socket_tmpdir / "mariadbd.sock"
         self.root_password: str | None = None
-        self._port: int | None = None
+        self._port: int | None = port
         self._proc: ManagedProcess | None = None
         self._installed = False  # this object ran install-db (root may still be password-less)
 

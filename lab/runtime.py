@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,7 +21,9 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from lab import topology as T
 from lab.azurite import Azurite
+from lab.control import ControlServer
 from lab.edge import Edge
+from lab.failover_stack import AKS, APPGW, MYSQL, FailoverStack, StackParts, write_stack_dir
 from lab.events import EventLog
 from lab.mariadb import MariaDB
 from lab.ports import free_port
@@ -101,6 +105,8 @@ class Lab:
         edge.start()
         self._stack.append(edge)
 
+        azure = self._start_azure(site.server.port, app, db_password)
+
         self.endpoints = {
             "time_scale": self.settings.time_scale,
             "workdir": str(self.workdir),
@@ -124,8 +130,54 @@ class Lab:
             "rds_database": T.DB_NAME,
             "rds_user": T.DB_USER,
             "rds_password": db_password,
+            **azure,
         }
         return self.endpoints
+
+    def _start_azure(self, static_site_port: int, primary: AppEnv, primary_password: str) -> dict[str, Any]:
+        """Always-on Azure (ARM with rg-blue/vnet-blue, the backup job) and the failover stack's parts."""
+        from lab.azure.arm_server import ArmEmulator
+        from lab.azure.arm_state import seed_virtual_network
+        from lab.backups import BackupJob
+
+        scale = self.settings.time_scale
+        arm = ArmEmulator(self.workdir / "arm", self.events, time_scale=scale)
+        arm.start()
+        self._stack.append(arm)
+        # 1-always: the resource group and the network the failover stack deploys into.
+        arm.state.create_resource_group(T.AZURE_RESOURCE_GROUP)
+        seed_virtual_network(arm.state, T.AZURE_RESOURCE_GROUP, T.AZURE_VNET)
+        backups = BackupJob(
+            "127.0.0.1", self.rds.port, T.DB_USER, primary_password, T.DB_NAME,
+            self.azurite.connection_string, T.BACKUP_CONTAINER, 300.0 / scale, self.events,
+        )
+        backups.start()
+        self._stack.append(backups)
+
+        parts = FailoverParts(self, arm, static_site_port, scale)
+        stack = FailoverStack(parts.stack_parts(), scale, self.events)
+        self._stack.append(parts)  # stopping the lab tears down whatever the stack left running
+        token = secrets.token_urlsafe(24)
+        control = ControlServer(stack, token).start()
+        self._stack.append(control)
+        stack_dir = self.workdir / "stacks" / "2-failover"
+        write_stack_dir(stack_dir, control.url, token)
+        shim = write_terraform_shim(self.workdir / "bin")
+        return {
+            "azure_subscription_id": arm.subscription_id,
+            "azure_tenant_id": arm.tenant_id,
+            "azure_client_id": arm.client_id,
+            "azure_client_secret": arm.client_secret,
+            "azure_authority_host": arm.url,
+            "azure_ca_bundle": str(arm.ca_path),
+            "arm_endpoint": arm.url,
+            "azure_mysql_port": parts.mysql_port,
+            "azure_mysql_password": parts.mysql_password,
+            "appgw_http_port": parts.appgw_port,
+            "aks_kubeconfig": str(parts.kubeconfig),
+            "terraform_binary": str(shim),
+            "failover_stack_dir": str(stack_dir),
+        }
 
     def _seed_storage(self) -> None:
         svc = BlobServiceClient.from_connection_string(self.azurite.connection_string)
@@ -144,6 +196,127 @@ class Lab:
             except Exception as e:  # keep stopping the rest: nothing may leak
                 self.events.record("lab", "stop error", part=type(part).__name__, error=repr(e))
         self.events.record("lab", "stopped")
+
+
+class FailoverParts:
+    """What each resource of the failover stack is in the lab, and how it comes and goes."""
+
+    def __init__(self, lab: Lab, arm: Any, static_site_port: int, time_scale: float) -> None:
+        self.lab = lab
+        self.arm = arm
+        self.static_site_port = static_site_port
+        self.time_scale = time_scale
+        # Reserved now: the target file names them before the resources exist.
+        self.mysql_port = free_port()
+        self.appgw_port = free_port()
+        self.mysql_password = secrets.token_urlsafe(18)
+        self.kubeconfig = lab.workdir / "aks" / "kubeconfig"
+        self.mysql: MariaDB | None = None
+        self.kube: Any = None
+        self.dataplane: Any = None
+
+    def __repr__(self) -> str:
+        return f"FailoverParts(mysql_port={self.mysql_port}, appgw_port={self.appgw_port})"
+
+    def stack_parts(self) -> StackParts:
+        return StackParts(
+            create={MYSQL: self.create_mysql, AKS: self.create_aks, APPGW: self.create_appgw},
+            destroy={MYSQL: self.destroy_mysql, AKS: self.destroy_aks, APPGW: self.destroy_appgw},
+            outputs=self.outputs,
+        )
+
+    def outputs(self, present: set[str]) -> dict[str, Any]:
+        """The seeds' Terraform outputs for what exists (Terraform omits outputs of absent resources)."""
+        out: dict[str, Any] = {"resource_group_name": T.AZURE_RESOURCE_GROUP}
+        if MYSQL in present:
+            # The lab's "FQDN" is its loopback address; Azure's would be mysql-dr-blue.mysql.database.azure.com.
+            out.update(mysql_fqdn="127.0.0.1", mysql_admin_username=T.AZURE_MYSQL_ADMIN,
+                       mysql_database_name=T.DB_NAME, mysql_server_name=T.AZURE_MYSQL_SERVER)
+        if AKS in present:
+            out.update(aks_cluster_name=T.AKS_CLUSTER)
+        if APPGW in present:
+            out.update(appgw_name=T.APPGW_NAME, appgw_public_ip="127.0.0.1")
+        return out
+
+    def create_mysql(self) -> None:
+        db = MariaDB(self.lab.workdir / "azure-mysql", "azmysql", port=self.mysql_port)
+        db.start()
+        db.create_database(T.DB_NAME, T.AZURE_MYSQL_ADMIN, self.mysql_password)
+        self.mysql = db
+
+    def destroy_mysql(self) -> None:
+        if self.mysql is not None:
+            self.mysql.stop()
+            shutil.rmtree(self.mysql.basedir, ignore_errors=True)  # a deleted server keeps no data
+            self.mysql = None
+
+    def create_aks(self) -> None:
+        from lab.kube.controller import PetClinicRunner
+        from lab.kube.server import KubeApiServer
+
+        kube = KubeApiServer(self.lab.workdir / "aks", PetClinicRunner(self.lab.workdir / "logs"),
+                             time_scale=self.time_scale, events=self.lab.events, cluster_name=T.AKS_CLUSTER)
+        kube.start()
+        if Path(kube.kubeconfig_path) != self.kubeconfig:
+            shutil.copyfile(kube.kubeconfig_path, self.kubeconfig)
+            self.kubeconfig.chmod(0o600)
+        self.kube = kube
+
+    def destroy_aks(self) -> None:
+        if self.kube is not None:
+            self.kube.stop()
+            self.kube = None
+        self.kubeconfig.unlink(missing_ok=True)
+
+    def create_appgw(self) -> None:
+        from lab.azure.appgw_dataplane import AppGatewayDataPlane
+        from lab.azure.arm_state import seed_app_gateway
+
+        # immediate: the stack has already played the gateway's creation time.
+        self.arm.state.create_app_gateway(T.AZURE_RESOURCE_GROUP, T.APPGW_NAME, seed_app_gateway(
+            rg=T.AZURE_RESOURCE_GROUP, name=T.APPGW_NAME, blob_fqdn=T.BLOB_WEB_HOST, subscription_id=self.arm.subscription_id,
+        ), immediate=True)
+        self.dataplane = AppGatewayDataPlane(
+            self.arm.state, T.AZURE_RESOURCE_GROUP, T.APPGW_NAME, self.resolve, self.time_scale, self.lab.events,
+            port=self.appgw_port,
+        )
+        self.dataplane.start()
+
+    def destroy_appgw(self) -> None:
+        if self.dataplane is not None:
+            self.dataplane.stop()
+            self.dataplane = None
+        self.arm.state.delete_app_gateway(T.AZURE_RESOURCE_GROUP, T.APPGW_NAME)
+
+    def resolve(self, address: str, port: int) -> list[tuple[str, int]]:
+        """The App Gateway's view of the network: the Blob web endpoint, or an AKS Service ClusterIP."""
+        if address == T.BLOB_WEB_HOST:
+            return [("127.0.0.1", self.static_site_port)]
+        if self.kube is not None:
+            return list(self.kube.controller.service_endpoints(address, port))
+        return []
+
+    def stop(self) -> None:
+        for destroy in (self.destroy_appgw, self.destroy_aks, self.destroy_mysql):
+            try:
+                destroy()
+            except Exception:
+                pass
+
+
+def write_terraform_shim(bin_dir: Path) -> Path:
+    """An executable named `terraform` running lab/terraform_shim.py with this interpreter."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    shim = bin_dir / "terraform"
+    shim.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(HERE.parent)!r})\n"
+        "from lab.terraform_shim import run\n"
+        "raise SystemExit(run(sys.argv[1:]))\n"
+    )
+    shim.chmod(0o755)
+    return shim
 
 
 def write_endpoints(path: Path, endpoints: dict[str, Any]) -> None:

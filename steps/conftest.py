@@ -18,6 +18,8 @@ def attach_json(name: str, obj: object) -> None:
 def petclinic_served_from_aws(drill_run: DrillRun) -> None:
     t0 = time.monotonic()
     drill_run.ensure_probe()
+    drill_run.ensure_baseline()
+    drill_run.ensure_canary()
     bound = max(15.0, drill_run.target.scaled(drill_run.target.grace_seconds))
     seen = wait_until(lambda: drill_run.current_class() == "aws", bound, poll=0.2)
     assert seen, f"users do not see PetClinic from AWS (they see {drill_run.current_class()!r}) after {bound:.0f}s"

@@ -91,6 +91,11 @@ class DrillRun:
         self.phases: list[PhaseResult] = []
         self.notes: list[str] = []
         self.probe: Probe | None = None
+        self.canary: Any = None  # drivers.database.CanaryWriter, while users' writes are modeled
+        self.state: dict[str, Any] = {}  # what one phase hands to the next (explicit, checked)
+        self.rpo: dict[str, Any] | None = None
+        self.baseline: dict[str, Any] | None = None
+        self.failback_data_loss: dict[str, Any] | None = None
 
     def __repr__(self) -> str:  # Allure shows fixture reprs as step parameters
         return f"DrillRun({self.run_id}, target={self.target.name})"
@@ -135,6 +140,200 @@ class DrillRun:
         classes = {s.cls for s in recent}
         return classes.pop() if len(classes) == 1 else None
 
+    # -- faults and data ---------------------------------------------------------------------
+    def mark_fault(self, name: str, at: Instant) -> None:
+        """The instant users lost the primary: application writes stop here (the web tier is gone)."""
+        self.instants[name] = at
+        if self.canary is not None and name == "phase1.fault":
+            self.canary.stop()
+            self.state["last_canary_before_fault"] = self.canary.last_written()
+
+    def primary_db(self) -> Any:
+        """The primary database, from the same Secrets Manager secret the backup job uses."""
+        from drivers.aws import Secrets
+        from drivers.database import Database
+
+        if self.target.database is None:
+            raise RuntimeError(f"target {self.target.name!r} has no `database:` section")
+        s = Secrets(self.aws).json(self.target.database.secret_id)
+        self.evidence.mask.add([str(s.get("password", ""))])
+        return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]))
+
+    def ensure_baseline(self) -> None:
+        """Snapshot what the drill may touch, before its first change (once per run)."""
+        if self.baseline is None:
+            from steps.baseline import capture
+
+            self.baseline = capture(self)
+
+    def drill_artifacts_in_primary(self) -> dict[str, Any]:
+        """What a drill writes into the primary database (the canary table, marker owners)."""
+        db = self.primary_db()
+        with db.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'dr_canary'")
+            canary = cur.fetchone()[0] > 0
+            cur.execute("SELECT COUNT(*) FROM owners WHERE last_name LIKE 'Drill-%%'")
+            markers = int(cur.fetchone()[0])
+        return {"dr_canary_table": canary, "drill_marker_owners": markers}
+
+    def azure_failover_resources(self) -> dict[str, Any]:
+        """What of the failover stack exists: Terraform's outputs and the App Gateway as ARM sees it."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        outputs = self.terraform().output()
+        try:
+            self.app_gateway().get()
+            gateway = True
+        except ResourceNotFoundError:
+            gateway = False
+        return {
+            "terraform_outputs": sorted(k for k in outputs if k != "resource_group_name"),
+            "app_gateway": gateway,
+        }
+
+    def try_site_write(self) -> dict[str, Any]:
+        """A user adds an owner through the public site now; what happened (an observation).
+
+        CloudFront's origin failover covers GET/HEAD/OPTIONS only, so while the primary is down a
+        POST goes to the primary and fails, whatever the secondary could have done.
+        """
+        import httpx
+
+        url = self.target.site.url.rstrip("/") + "/owners/new"
+        form = {"firstName": "Outage", "lastName": f"Write-{self.run_id}", "address": "1 Azure Road",
+                "city": "Seoul", "telephone": "0100000000"}
+        try:
+            r = httpx.post(url, data=form, timeout=self.target.probe.timeout_seconds * 3)
+            return {"url": url, "status": r.status_code, "accepted": r.status_code in (200, 302)}
+        except httpx.HTTPError as e:
+            return {"url": url, "status": 0, "accepted": False, "error": type(e).__name__}
+
+    def azure_only_rows(self) -> dict[str, int]:
+        """Rows written on Azure after the restore: what failback would lose (not replicated back)."""
+        restored = self.state.get("restored_max_ids", {})
+        out: dict[str, int] = {}
+        with self.azure_db().connect() as conn, conn.cursor() as cur:
+            for table, max_id in restored.items():
+                cur.execute(f"SELECT COUNT(*) FROM `{table}` WHERE id > %s", (max_id,))
+                out[table] = int(cur.fetchone()[0])
+        return out
+
+    def ensure_canary(self) -> None:
+        """Start writing canary rows (RPO) into the primary, once, before the first fault."""
+        if self.canary is not None or self.target.database is None or self.instants:
+            return
+        from drivers.database import CanaryWriter
+
+        from drill.ledger import Action
+
+        db = self.primary_db()
+        where = {"secret_id": self.target.database.secret_id, "table": "dr_canary"}
+        entry = self.ledger.record(
+            Action("db.create_table", where, "create the dr_canary table in the primary (RPO canaries)"),
+            Action("db.drop_table", where, "drop the dr_canary table from the primary"),
+        )
+        self.canary = CanaryWriter(db, self.target.scaled(self.target.database.canary_interval_seconds))
+        self.canary.start()
+        self.ledger.applied(entry)
+        self._write_marker_owner(db)
+
+    def _write_marker_owner(self, db: Any) -> None:
+        """An owner only this run writes, to check on Azure that data before the backup survived."""
+        from drill.ledger import Action
+
+        last_name = f"Drill-{self.run_id}"
+        where = {"secret_id": self.target.database.secret_id, "table": "owners", "column": "last_name", "value": last_name}
+        entry = self.ledger.record(
+            Action("db.insert_marker", where, f"insert marker owner {last_name} into the primary"),
+            Action("db.delete_rows", where, f"delete marker owner {last_name} from the primary"),
+        )
+        written_at = time.time()
+        with db.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO owners (first_name, last_name, address, city, telephone) VALUES (%s, %s, %s, %s, %s)",
+                ("DR", last_name, "1 Drill Street", "Seoul", "0000000000"),
+            )
+        self.ledger.applied(entry)
+        self.state["drill_owner"] = {"last_name": last_name, "written_at": written_at}
+
+    # -- Azure side (Phase 2) ------------------------------------------------------------------
+    def backup_store(self) -> Any:
+        from azure.storage.blob import BlobServiceClient
+
+        from drivers.backups import BackupStore
+
+        st = self.target.azure.storage
+        credential: Any = (
+            {"account_name": self._storage_account_name(), "account_key": st.account_key.get_secret_value()}
+            if st.account_key else self.azure_credential()
+        )
+        svc = BlobServiceClient(st.account_url, credential=credential)
+        return BackupStore(svc.get_container_client(st.backup_container))
+
+    def _storage_account_name(self) -> str:
+        url = self.target.azure.storage.account_url.rstrip("/")
+        host = url.split("://", 1)[1].split("/", 1)
+        # Azure: https://ACCOUNT.blob.core.windows.net ; Azurite: http://127.0.0.1:PORT/ACCOUNT
+        return host[1] if len(host) > 1 and host[1] else host[0].split(".", 1)[0]
+
+    def azure_auth(self) -> Any:
+        from drivers.actions import azure_auth
+
+        return azure_auth(self.target)
+
+    def azure_credential(self) -> Any:
+        from drivers.azure_network import make_credential
+
+        return make_credential(self.azure_auth())
+
+    def terraform(self) -> Any:
+        from drivers.provisioner import TerraformCli
+
+        fs = self.target.failover_stack
+        if "terraform" not in self.state:
+            self.state["terraform"] = TerraformCli(Path(fs.chdir), binary=fs.terraform_binary, log=self._log)
+        return self.state["terraform"]
+
+    def record_stack_destroy(self) -> None:
+        """Before the first apply: the way back is `terraform destroy` of the whole failover stack."""
+        from drill.ledger import Action
+
+        fs = self.target.failover_stack
+        if any(e.change.op == "provisioner.apply" for e in self.ledger.entries):
+            return
+        params = {"chdir": fs.chdir, "binary": fs.terraform_binary}
+        entry = self.ledger.record(
+            Action("provisioner.apply", params, "terraform apply of the Azure failover stack"),
+            Action("provisioner.destroy", params, "terraform destroy of the Azure failover stack"),
+        )
+        self.ledger.applied(entry)  # applied from here on: a partial apply must be destroyed too
+
+    def azure_db(self) -> Any:
+        from drivers.database import Database
+
+        out = self.state["stack_outputs"]
+        az = self.target.azure
+        return Database(out["mysql_fqdn"], az.mysql.port, out["mysql_admin_username"],
+                        az.mysql.admin_password.get_secret_value(), out["mysql_database_name"])
+
+    def kube(self) -> Any:
+        from drivers.kube import Kube
+
+        if "kube" not in self.state:
+            k = self.target.kubernetes
+            self.state["kube"] = Kube(Path(k.kubeconfig).expanduser(), context=k.context)
+        return self.state["kube"]
+
+    def app_gateway(self) -> Any:
+        from drivers.azure_network import AppGateway, make_client
+
+        az = self.target.azure
+        return AppGateway(make_client(self.azure_auth()), az.resource_group, az.app_gateway.name, self.ledger)
+
+    def _log(self, line: str) -> None:
+        with open(self.work / "drivers.log", "a", encoding="utf-8") as f:
+            f.write(self.evidence.mask(line.rstrip("\n")) + "\n")
+
     # -- results -----------------------------------------------------------------------------
     def measure_rto(self, name: str, title: str, fault: Instant, cls: str, objective_real: float) -> PhaseResult:
         """Wait for `cls` after `fault` (up to objective + grace) and record it as a phase result."""
@@ -153,6 +352,20 @@ class DrillRun:
             rto_target_real_seconds=objective_real,
             rto_real_equivalent_seconds=None if rto is None else round(rto * self.target.time_scale, 1),
             detail={} if reached is None else {"first_response_latency_ms": round(reached.latency_ms, 1)},
+        )
+        self.phases = [p for p in self.phases if p.name != name] + [result]
+        return result
+
+    def record_rto(
+        self, name: str, title: str, fault: Instant, reached: Instant, objective_real: float, measured: str,
+    ) -> PhaseResult:
+        """An RTO measured by the drill's own clock (e.g. data verified on Azure), not by the probe."""
+        target_s = self.target.scaled(objective_real)
+        rto = reached.mono - fault.mono
+        result = PhaseResult(
+            name=name, title=title, rto_seconds=round(rto, 3), rto_target_seconds=round(target_s, 3),
+            passed=rto <= target_s, measured=measured, fault_at=iso(fault.t), reached_at=iso(reached.t),
+            rto_target_real_seconds=objective_real, rto_real_equivalent_seconds=round(rto * self.target.time_scale, 1),
         )
         self.phases = [p for p in self.phases if p.name != name] + [result]
         return result
@@ -176,6 +389,17 @@ class DrillRun:
                 restored["seconds"] = None if back is None else round(back.mono - t0.mono, 3)
         elif self.probe is not None:
             restored["site_class"] = self.current_class()
+        if self.canary is not None:
+            self.canary.stop()
+        baseline_diff: list[str] = []
+        if self.baseline is not None:
+            from steps.baseline import capture, diff
+
+            try:
+                baseline_diff = diff(self.baseline, capture(self))
+            except Exception as e:  # an unreadable state is a difference, not a pass
+                baseline_diff = [f"(could not read the state after the drill: {type(e).__name__}: {e})"]
+        restored["baseline_diff"] = baseline_diff
         finished = Instant.now()
         if self.probe is not None:
             self.probe.stop()
@@ -189,8 +413,9 @@ class DrillRun:
         gap = self.max_gap if self.probe else 1.0
         stats = tl.summarize(samples, gap) if samples else {}
         down, intervals = tl.downtime(samples, gap) if samples else (0.0, [])
-        restored_ok = not restored["failures"] and (restored["site_class"] in (None, "aws"))
-        ok = bool(self.phases) and all(ph.passed for ph in self.phases) and not failed_tests and restored_ok
+        restored_ok = not restored["failures"] and restored["site_class"] in (None, "aws") and not restored.get("baseline_diff")
+        rpo_ok = self.rpo is None or self.rpo["passed"]
+        ok = bool(self.phases) and all(ph.passed for ph in self.phases) and rpo_ok and not failed_tests and restored_ok
         return {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -204,7 +429,16 @@ class DrillRun:
             "git_revision": git_revision(),
             "harness_version": __version__,
             "phases": phase_dicts(self.phases),
+            "rpo_seconds": None if self.rpo is None else self.rpo["rpo_seconds"],
+            "rpo_target_seconds": None if self.rpo is None else self.rpo["rpo_target_seconds"],
+            "backup_age_seconds": None if self.rpo is None else self.rpo["backup_age_seconds"],
+            "rpo": self.rpo,
+            "failback_data_loss": self.failback_data_loss,
+            "outage_write": self.state.get("outage_write"),
+            "baseline_diff": restored.get("baseline_diff", []),
             "downtime_seconds": round(down, 3),
+            "degraded_seconds": round(stats.get("seconds", {}).get("maintenance", 0.0), 3) if stats else 0.0,
+            "azure_seconds": round(stats.get("seconds", {}).get("azure", 0.0), 3) if stats else 0.0,
             "downtime_intervals": [
                 {"from": iso(self._wall(i.start)), "to": iso(self._wall(i.end)), "seconds": round(i.duration, 3)}
                 for i in intervals

@@ -15,7 +15,7 @@ def scale_web_nodegroup(drill_run: DrillRun, desired: int) -> None:
     eks = drill_run.target.aws.eks
     fault = Instant.now()
     entry = drill_run.nodegroups.set_desired(eks.cluster, eks.web_nodegroup, desired)
-    drill_run.instants["phase1.fault"] = fault
+    drill_run.mark_fault("phase1.fault", fault)
     attach_json("change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
 
 

@@ -38,6 +38,8 @@ class OriginSpec:
     connection_attempts: int
     connection_timeout: float
     read_timeout: float
+    http_port: int = 80
+    protocol_policy: str = "http-only"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ def edge_config_from_raw(raw: dict[str, Any], etag: str) -> EdgeConfig:
             connection_attempts=int(o.get("ConnectionAttempts") or 3),
             connection_timeout=float(o.get("ConnectionTimeout") or 10),
             read_timeout=float(custom.get("OriginReadTimeout") or 30),
+            http_port=int(custom.get("HTTPPort") or 80),
+            protocol_policy=str(custom.get("OriginProtocolPolicy") or "http-only"),
         )
     groups = {}
     for g in _items(raw.get("OriginGroups")):

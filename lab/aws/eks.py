@@ -13,13 +13,22 @@ from moto.eks import models as eks_models
 from moto.eks.exceptions import InvalidParameterException, ResourceInUseException
 
 _busy: set[tuple[str, str]] = set()
+# Node groups whose nodes a lab tier runs (it reports through set_busy). Any other node group has
+# no emulated nodes to wait for: it converges at once and stays ACTIVE, as plain moto does.
+_managed: set[tuple[str, str]] = set()
 _lock = threading.Lock()
 _installed = False
 
 
 def set_busy(cluster: str, nodegroup: str, busy: bool) -> None:
     with _lock:
+        _managed.add((cluster, nodegroup))
         (_busy.add if busy else _busy.discard)((cluster, nodegroup))
+
+
+def is_managed(cluster: str, nodegroup: str) -> bool:
+    with _lock:
+        return (cluster, nodegroup) in _managed
 
 
 def is_busy(cluster: str, nodegroup: str) -> bool:
@@ -63,7 +72,7 @@ def install() -> None:
             if scaling:
                 validate_scaling(nodegroup.scaling_config, scaling)
         result = orig_update(self, cluster_name, nodegroup_name, *args, **kwargs)
-        if nodegroup is not None and scaling:
+        if nodegroup is not None and scaling and is_managed(cluster_name, nodegroup_name):
             # The web tier flips it back to ACTIVE once nodes have converged.
             nodegroup.status = "UPDATING"
             set_busy(cluster_name, nodegroup_name, True)

@@ -15,6 +15,21 @@ LAB_ENDPOINTS = {
     "target_group_arn": "arn:aws:elasticloadbalancing:ap-northeast-2:123456789012:targetgroup/blue-web-tg/1",
     "cloudfront_distribution_id": "E123",
     "site_url": "http://127.0.0.1:8080/",
+    "azure_subscription_id": "00000000-0000-0000-0000-000000000001",
+    "arm_endpoint": "https://127.0.0.1:5556",
+    "azure_tenant_id": "tenant",
+    "azure_client_id": "client",
+    "azure_client_secret": "azure-client-secret-for-tests",
+    "azure_authority_host": "https://127.0.0.1:5556",
+    "azure_ca_bundle": "/tmp/ca.pem",
+    "blob_endpoint": "http://127.0.0.1:10000/bloberry01",
+    "storage_account_key": "storage-key-for-tests==",
+    "appgw_http_port": 18080,
+    "azure_mysql_port": 13306,
+    "azure_mysql_password": "mysql-admin-password-for-tests",
+    "aks_kubeconfig": "/tmp/kubeconfig",
+    "terraform_binary": "/tmp/terraform",
+    "failover_stack_dir": "/tmp/stack",
 }
 
 
@@ -104,7 +119,8 @@ def test_env_placeholders(tmp_path: Path) -> None:
 
 def test_secrets_are_masked_everywhere_they_leave() -> None:
     t = load_target("lab", LAB_ENDPOINTS)
-    assert "s3cr3t-value-for-tests" in t.secret_values()
+    assert {"s3cr3t-value-for-tests", "azure-client-secret-for-tests", "storage-key-for-tests==",
+            "mysql-admin-password-for-tests"} <= set(t.secret_values())
     assert "s3cr3t-value-for-tests" not in repr(t)
     assert "s3cr3t-value-for-tests" not in str(t.masked_dict())
     assert t.masked_dict()["aws"]["secret_access_key"] == "***"

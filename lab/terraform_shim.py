@@ -1,0 +1,117 @@
+"""The lab's `terraform`: the CLI surface the drill's Terraform driver uses, for the lab's stack.
+
+  terraform -chdir=DIR init | apply -auto-approve [-target=ADDR]... | destroy -auto-approve |
+            output -json | plan -detailed-exitcode
+
+DIR holds lab-stack.json (control URL and token) written by the lab. Like Terraform, `-chdir`
+must come before the subcommand, apply/destroy refuse to run without -auto-approve when there is
+no terminal, and plan's -detailed-exitcode exits 2 when changes are pending.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+class Usage(Exception):
+    pass
+
+
+def _call(cfg: dict[str, str], method: str, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(cfg["control_url"] + path, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {cfg['token']}")
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        detail = json.loads(e.read() or b"{}").get("error", e.reason)
+        raise RuntimeError(str(detail)) from None
+
+
+def _run_operation(cfg: dict[str, str], kind: str, targets: list[str]) -> int:
+    op = _call(cfg, "POST", f"/stacks/2-failover/{kind}", {"targets": targets})["operation"]
+    printed = 0
+    t0 = time.monotonic()
+    next_note = 10.0  # Terraform says "Still creating..." every 10 s
+    while True:
+        st = _call(cfg, "GET", f"/operations/{op}")
+        for line in st["log"][printed:]:
+            print(line, flush=True)
+        printed = len(st["log"])
+        if st["state"] != "running":
+            break
+        if time.monotonic() - t0 >= next_note:
+            print(f"Still {'creating' if kind == 'apply' else 'destroying'}... [{int(next_note)}s elapsed]", flush=True)
+            next_note += 10.0
+        time.sleep(0.25)
+    if st["state"] != "succeeded":
+        print(f"Error: {st['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    chdir = Path(".")
+    args = list(argv)
+    while args and args[0].startswith("-chdir="):
+        chdir = Path(args.pop(0).split("=", 1)[1])
+    if not args:
+        raise Usage("Usage: terraform [global options] <subcommand> [args]")
+    cmd, rest = args[0], args[1:]
+    if any(a.startswith("-chdir") for a in rest):
+        raise Usage("Error: -chdir must be given before the subcommand")
+    cfg_path = chdir / "lab-stack.json"
+    if not cfg_path.exists():
+        print(f"Error: {chdir} is not the lab's failover stack (no lab-stack.json)", file=sys.stderr)
+        return 1
+    cfg = json.loads(cfg_path.read_text())
+    targets = [a.split("=", 1)[1] for a in rest if a.startswith("-target=")]
+    if cmd == "init":
+        print("Terraform has been successfully initialized!")
+        return 0
+    if cmd in ("apply", "destroy"):
+        if "-auto-approve" not in rest:
+            print("Error: No value for required variable: approval (use -auto-approve; no terminal)", file=sys.stderr)
+            return 1
+        return _run_operation(cfg, cmd, targets)
+    if cmd == "output":
+        outs = _call(cfg, "GET", "/stacks/2-failover")["outputs"]
+        if "-json" in rest:
+            print(json.dumps({k: {"sensitive": False, "type": "string", "value": v} for k, v in outs.items()}, indent=2))
+        else:
+            for k, v in outs.items():
+                print(f'{k} = "{v}"')
+        return 0
+    if cmd == "plan":
+        snap = _call(cfg, "GET", "/stacks/2-failover")
+        pending = [a for a, s in snap["resources"].items() if s != "present"]
+        for a in pending:
+            print(f"  # {a} will be created")
+        print(f"Plan: {len(pending)} to add, 0 to change, 0 to destroy." if pending else "No changes. Your infrastructure matches the configuration.")
+        return 2 if pending and "-detailed-exitcode" in rest else 0
+    if cmd == "version":
+        print("Terraform v1.14.0 (dr-drill lab shim)")
+        return 0
+    raise Usage(f"Terraform has no command named {cmd!r}.")
+
+
+def run(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except Usage as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    except RuntimeError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(sys.argv[1:]))

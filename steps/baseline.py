@@ -1,0 +1,59 @@
+"""The control-plane state a drill may touch, captured before and after, and the difference.
+
+A drill passes only if, once it has put everything back, nothing in this snapshot differs from
+before it started. Volatile values (ETags, timestamps) are left out; what users and operators
+would call "the configuration" is kept.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+VOLATILE = {"ETag", "LastModifiedTime", "CallerReference"}
+
+
+def capture(run: Any) -> dict[str, Any]:
+    """Snapshot through the drivers (reads only)."""
+    t = run.target
+    snap: dict[str, Any] = {}
+    eks = t.aws.eks
+    ng = run.nodegroups.describe(eks.cluster, eks.web_nodegroup)
+    snap["eks"] = {"web_nodegroup": {"scaling": ng["scalingConfig"], "status": ng["status"]}}
+    cfg, _ = run.cloudfront.config(t.aws.cloudfront.distribution_id)
+    snap["cloudfront"] = {
+        "origins": {o["Id"]: o for o in cfg["Origins"]["Items"]},
+        "origin_groups": (cfg.get("OriginGroups") or {}).get("Items") or [],
+        "default_target": cfg["DefaultCacheBehavior"]["TargetOriginId"],
+        "enabled": cfg.get("Enabled"),
+    }
+    snap["alb"] = {"healthy_targets": run.elb.healthy_count(t.aws.alb.target_group_arn) > 0}
+    if t.azure is not None and t.failover_stack is not None:
+        snap["azure_failover_stack"] = run.azure_failover_resources()
+    if t.database is not None:
+        snap["primary_database"] = run.drill_artifacts_in_primary()
+    return _strip(snap)
+
+
+def _strip(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _strip(v) for k, v in obj.items() if k not in VOLATILE}
+    if isinstance(obj, list):
+        return [_strip(v) for v in obj]
+    return obj
+
+
+def diff(before: Any, after: Any, path: str = "") -> list[str]:
+    """Every difference as `path: before → after`, in a stable order."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out: list[str] = []
+        for k in sorted(set(before) | set(after), key=str):
+            p = f"{path}.{k}" if path else str(k)
+            if k not in after:
+                out.append(f"{p}: {before[k]!r} → (missing)")
+            elif k not in before:
+                out.append(f"{p}: (missing) → {after[k]!r}")
+            else:
+                out.extend(diff(before[k], after[k], p))
+        return out
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [d for i, (a, b) in enumerate(zip(before, after)) for d in diff(a, b, f"{path}[{i}]")]
+    return [] if before == after else [f"{path}: {before!r} → {after!r}"]

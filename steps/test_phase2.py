@@ -1,0 +1,255 @@
+"""Phase 2: a long outage. Azure is brought up from the newest backup and serves PetClinic.
+
+Overlap, as the design's stages allow: the data tier is applied first, then the newest backup is
+restored into Azure MySQL while Terraform brings up AKS and the App Gateway (RTO is the outcome).
+"""
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pytest_bdd import given, scenarios, then, when
+
+from drill.classify import classify, parse_rules
+from drill.evidence import iso
+from steps.conftest import attach_json
+from steps.runtime import DrillRun, Instant, wait_until
+
+scenarios("phase2_failover_to_azure.feature")
+
+
+def _need(drill_run: DrillRun, key: str, what: str) -> Any:
+    if key not in drill_run.state:
+        raise AssertionError(f"{what} is missing: this step continues an earlier step of this run")
+    return drill_run.state[key]
+
+
+@given("the site serves the maintenance page after Phase 1")
+def maintenance_after_phase1(drill_run: DrillRun) -> None:
+    for section in ("database", "azure", "kubernetes", "failover_stack"):
+        assert getattr(drill_run.target, section) is not None, (
+            f"target {drill_run.target.name!r} has no `{section}:` section, which Phase 2 needs"
+        )
+    assert "phase1.fault" in drill_run.instants, (
+        "Phase 2 continues Phase 1 of the same run: run `pytest -m \"drill and phase2\"` (it includes Phase 1)"
+    )
+    seen = drill_run.current_class()
+    assert seen == "maintenance", f"users see {seen!r}, not the maintenance page Phase 1 should have left"
+
+
+@given("the newest backup in Blob Storage is younger than the RPO")
+def newest_backup_is_recent(drill_run: DrillRun) -> None:
+    store = drill_run.backup_store()
+    newest = store.latest()
+    age = time.time() - newest.started_at.timestamp()
+    bound = drill_run.target.scaled(drill_run.target.objectives.rpo_seconds or 300)
+    attach_json("newest backup", {"name": newest.name, "taken_at": newest.started_at.isoformat(), "age_seconds": round(age, 2), "bound_seconds": bound})
+    assert age <= bound, f"the newest backup {newest.name} is {age:.1f}s old, more than the RPO {bound:.1f}s"
+
+
+@when("the data tier of the Azure failover stack is provisioned")
+def provision_data_tier(drill_run: DrillRun) -> None:
+    tf = drill_run.terraform()
+    tf.init()
+    drill_run.record_stack_destroy()
+    t0 = time.monotonic()
+    outputs = tf.apply(targets=drill_run.target.failover_stack.data_tier_targets)
+    drill_run.state["stack_outputs"] = outputs
+    attach_json("terraform outputs (data tier)", {**outputs, "seconds": round(time.monotonic() - t0, 2)})
+    assert outputs.get("mysql_fqdn"), f"the data tier apply gave no mysql_fqdn: {sorted(outputs)}"
+
+
+@when("the newest backup is restored into Azure MySQL while the rest of the stack is provisioned")
+def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
+    tf = drill_run.terraform()
+    result: dict[str, Any] = {}
+
+    def apply_rest() -> None:
+        try:
+            result["outputs"] = tf.apply()
+        except Exception as e:  # reported by the step that needs the stack
+            result["error"] = e
+
+    applying = threading.Thread(target=apply_rest, name="terraform-apply", daemon=True)
+    applying.start()
+    drill_run.state["stack_apply"] = (applying, result)
+
+    started = Instant.now()
+    store = drill_run.backup_store()
+    newest = store.latest()
+    with tempfile.TemporaryDirectory(prefix="dr-drill-restore-") as tmp:
+        sql = store.download(newest, Path(tmp) / "backup.sql")
+        azure_db = drill_run.azure_db()
+        azure_db.restore(sql)
+    done = Instant.now()
+    with azure_db.connect() as conn, conn.cursor() as cur:
+        ids = {}
+        for table in ("owners", "pets", "visits"):
+            cur.execute(f"SELECT COALESCE(MAX(id), 0) FROM `{table}`")
+            ids[table] = int(cur.fetchone()[0])
+    drill_run.state["restored_max_ids"] = ids
+    drill_run.instants["phase2.restored"] = done
+    drill_run.state["restored_backup"] = newest
+    drill_run.state["restore_started"] = started
+    attach_json("restore", {"backup": newest.name, "taken_at": newest.started_at.isoformat(),
+                            "seconds": round(done.mono - started.mono, 3)})
+
+
+@then("owners written before the backup are found in Azure MySQL")
+def owners_found_in_azure(drill_run: DrillRun) -> None:
+    from drivers.database import PETCLINIC_TABLES
+
+    azure = drill_run.azure_db()
+    counts = azure.row_counts(PETCLINIC_TABLES)
+    marker = _need(drill_run, "drill_owner", "the drill's marker owner")
+    backup = _need(drill_run, "restored_backup", "the restored backup")
+    written_before = marker["written_at"] < backup.started_at.timestamp()
+    with azure.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM owners WHERE last_name = %s", (marker["last_name"],))
+        found = cur.fetchone()[0] == 1
+    attach_json("Azure MySQL after restore", {"row_counts": counts, "marker_owner": marker["last_name"],
+                                              "marker_written_before_backup": written_before, "marker_found": found})
+    assert all(counts[t] > 0 for t in ("owners", "pets", "vets", "types")), f"restored tables are empty: {counts}"
+    if written_before:
+        assert found, f"owner {marker['last_name']} was written before backup {backup.name} but is missing on Azure"
+    else:
+        assert not found, "an owner written after the backup cannot be on Azure: the wrong backup was restored"
+
+
+@then("Azure MySQL holds the restored data within the data-restore RTO")
+def data_restore_rto(drill_run: DrillRun) -> None:
+    objective = drill_run.target.objectives.data_restore_rto_seconds
+    assert objective is not None, "the target sets no objectives.data_restore_rto_seconds"
+    result = drill_run.record_rto(
+        "phase2-data", "Azure MySQL restored from the newest backup", drill_run.instants["phase1.fault"],
+        drill_run.instants["phase2.restored"], objective, "fault → backup restored and verified on Azure MySQL",
+    )
+    attach_json("measured vs target", result.__dict__)
+    assert result.passed, f"data restored {result.rto_seconds:.2f}s after the fault, target {result.rto_target_seconds:.2f}s"
+
+
+@when("PetClinic is deployed on AKS")
+def deploy_petclinic(drill_run: DrillRun) -> None:
+    applying, result = _need(drill_run, "stack_apply", "the failover stack apply")
+    applying.join(timeout=drill_run.target.scaled(3600) + 60)
+    assert not applying.is_alive(), "terraform apply of the failover stack did not finish"
+    if "error" in result:
+        raise AssertionError(f"terraform apply of the failover stack failed: {result['error']}")
+    outputs = result["outputs"]
+    drill_run.state["stack_outputs"] = outputs
+    k8s = drill_run.target.kubernetes
+    azure = drill_run.target.azure
+    kube = drill_run.kube()
+    from drivers.kube import petclinic_manifests
+
+    kube.ensure_namespace(k8s.namespace, drill_run.ledger)
+    kube.apply_configmap(k8s.namespace, "petclinic-config", {
+        "MYSQL_HOST": outputs["mysql_fqdn"], "MYSQL_PORT": str(azure.mysql.port),
+        "MYSQL_DATABASE": outputs["mysql_database_name"],
+    }, drill_run.ledger)
+    kube.apply_secret(k8s.namespace, "petclinic-secret", {
+        "MYSQL_USER": outputs["mysql_admin_username"], "MYSQL_PASSWORD": azure.mysql.admin_password.get_secret_value(),
+    }, drill_run.ledger)
+    deployment, service = petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace)
+    kube.apply_deployment(k8s.namespace, deployment, drill_run.ledger)
+    kube.apply_service(k8s.namespace, service, drill_run.ledger)
+    waited = kube.wait_rollout(k8s.namespace, "petclinic", timeout=drill_run.target.scaled(900) + 30)
+    attach_json("rollout", {"namespace": k8s.namespace, "replicas": k8s.replicas, "seconds": round(waited, 2)})
+
+
+@when("the App Gateway's backend pool is pointed at the PetClinic service")
+def point_app_gateway(drill_run: DrillRun) -> None:
+    k8s = drill_run.target.kubernetes
+    gw = drill_run.target.azure.app_gateway
+    cluster_ip = drill_run.kube().service_cluster_ip(k8s.namespace, "petclinic")
+    entry = drill_run.app_gateway().point_at(
+        gw.backend_pool, cluster_ip, gw.http_settings, 80, "Http", gw.probe, probe_host=cluster_ip, probe_path="/",
+    )
+    attach_json("change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+
+
+@then("the App Gateway serves PetClinic from Azure")
+def app_gateway_serves_petclinic(drill_run: DrillRun) -> None:
+    outputs = drill_run.state["stack_outputs"]
+    url = f"http://{outputs['appgw_public_ip']}:{drill_run.target.azure.app_gateway.http_port}/"
+    rules = parse_rules(drill_run.target.probe.rules)
+    last: dict[str, Any] = {}
+
+    def check() -> bool:
+        try:
+            r = httpx.get(url, timeout=drill_run.target.probe.timeout_seconds)
+        except httpx.HTTPError as e:
+            last.update(status=0, error=str(e))
+            return False
+        last.update(status=r.status_code, cls=classify(r.status_code, r.headers, r.text, rules))
+        return last["cls"] == "azure"
+
+    # App Gateway marks a backend healthy only after its probe passes (interval 30 s).
+    ok = wait_until(check, drill_run.target.scaled(300) + 10, poll=0.5)
+    attach_json("App Gateway", {"url": url, **last})
+    assert ok, f"the App Gateway does not serve PetClinic from Azure: {last}"
+
+
+@when("CloudFront's secondary origin is switched to the App Gateway")
+def switch_secondary_origin(drill_run: DrillRun) -> None:
+    cf = drill_run.target.aws.cloudfront
+    outputs = drill_run.state["stack_outputs"]
+    entry = drill_run.cloudfront.set_origin(
+        cf.distribution_id, cf.secondary_origin_id, outputs["appgw_public_ip"], "http-only",
+        http_port=drill_run.target.azure.app_gateway.http_port,
+    )
+    drill_run.instants["phase2.origin_switched"] = Instant.now()
+    attach_json("change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+
+
+@when("the CloudFront change is deployed and the cache invalidated")
+def cloudfront_deployed(drill_run: DrillRun) -> None:
+    dist = drill_run.target.aws.cloudfront.distribution_id
+    deployed = drill_run.cloudfront.wait_deployed(dist, timeout=drill_run.target.scaled(1200) + 30)
+    inv = drill_run.cloudfront.invalidate(dist, ["/*"])
+    done = wait_until(lambda: drill_run.cloudfront.invalidation_status(dist, inv) == "Completed",
+                      drill_run.target.scaled(900) + 30, poll=0.5)
+    attach_json("CloudFront", {"deployed_after_seconds": round(deployed, 2), "invalidation": inv, "completed": bool(done)})
+    assert done, f"invalidation {inv} did not complete"
+
+
+@then("the site serves PetClinic from Azure within the full-service RTO")
+def azure_within_rto(drill_run: DrillRun) -> None:
+    objective = drill_run.target.objectives.full_service_rto_seconds
+    assert objective is not None, "the target sets no objectives.full_service_rto_seconds"
+    result = drill_run.measure_rto(
+        "phase2", "long outage → PetClinic served from Azure", drill_run.instants["phase1.fault"], "azure", objective,
+    )
+    attach_json("measured vs target", result.__dict__)
+    assert result.rto_seconds is not None, "users never got PetClinic from Azure"
+    assert result.passed, f"full-service RTO {result.rto_seconds:.2f}s exceeds the target {result.rto_target_seconds:.2f}s"
+
+
+@then("the measured RPO is within target")
+def rpo_within_target(drill_run: DrillRun) -> None:
+    from drivers.database import newest_canary
+
+    fault = drill_run.instants["phase1.fault"]
+    newest = newest_canary(drill_run.azure_db())
+    backup = drill_run.state["restored_backup"]
+    started = drill_run.state["restore_started"]
+    target = drill_run.target.scaled(drill_run.target.objectives.rpo_seconds or 300)
+    raw = None if newest is None else fault.t - newest
+    drill_run.rpo = {
+        "rpo_seconds": None if raw is None else round(max(0.0, raw), 3),
+        "rpo_target_seconds": round(target, 3),
+        "rpo_target_real_seconds": drill_run.target.objectives.rpo_seconds,
+        "newest_restored_canary_at": iso(newest),
+        "last_canary_before_fault_at": iso(drill_run.state.get("last_canary_before_fault")),
+        "fault_at": iso(fault.t),
+        "backup": backup.name,
+        "backup_age_seconds": round(started.t - backup.started_at.timestamp(), 3),
+        "passed": raw is not None and raw <= target,
+    }
+    attach_json("RPO", drill_run.rpo)
+    assert newest is not None, "no canary row was restored: the backup predates the drill or canaries were not written"
+    assert drill_run.rpo["passed"], f"RPO {raw:.2f}s exceeds the target {target:.2f}s"

@@ -1,0 +1,122 @@
+"""Phase 3: failback. The drill carries out its own recorded inverses, then proves nothing is left.
+
+Decision on data written on Azure during the outage (the seeds are silent): it is NOT replicated
+back. The drill counts it and reports it as data that would be lost on failback, in the step's
+attachment and in summary.json (`failback_data_loss`), so operators see the size of the gap.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from pytest_bdd import given, scenarios, then, when
+
+from drill.ledger import Entry
+from steps.conftest import attach_json
+from steps.runtime import DrillRun, Instant
+
+scenarios("phase3_failback_to_aws.feature")
+
+
+def _entries(drill_run: DrillRun, op: str) -> list[Entry]:
+    return [e for e in drill_run.ledger.outstanding() if e.change.op == op]
+
+
+@given("PetClinic is served from Azure after Phase 2")
+def azure_after_phase2(drill_run: DrillRun) -> None:
+    assert "phase2.origin_switched" in drill_run.instants, (
+        "Phase 3 continues Phase 2 of the same run: run `pytest -m drill` (all phases) or "
+        "`pytest -m \"drill and phase3\"`"
+    )
+    seen = drill_run.current_class()
+    assert seen == "azure", f"users see {seen!r}, not PetClinic from Azure as Phase 2 should have left"
+    # Observed, not judged: can users write while Azure serves? (Origin failover is for reads only.)
+    drill_run.state["outage_write"] = drill_run.try_site_write()
+    drill_run.state["azure_only_rows"] = drill_run.azure_only_rows()
+    attach_json("user write during the outage", drill_run.state["outage_write"])
+
+
+@when("the AWS web node group is restored to its original size")
+def restore_nodegroup(drill_run: DrillRun) -> None:
+    eks = drill_run.target.aws.eks
+    (entry,) = [e for e in _entries(drill_run, "aws.eks.set_scaling") if e.change.params["nodegroup"] == eks.web_nodegroup]
+    at = Instant.now()
+    drill_run.nodegroups.apply_scaling(eks.cluster, eks.web_nodegroup, _scaling(entry.inverse.params["scaling"]))
+    drill_run.ledger.settled(entry)
+    drill_run.instants["phase3.restore"] = at
+    attach_json("change", entry.inverse.__dict__)
+
+
+def _scaling(d: dict[str, int]) -> Any:
+    from drivers.aws import Scaling
+
+    return Scaling.from_api(d)
+
+
+@then("the site serves PetClinic from AWS again within the failback RTO")
+def aws_again(drill_run: DrillRun) -> None:
+    objective = drill_run.target.objectives.failback_rto_seconds
+    assert objective is not None, "the target sets no objectives.failback_rto_seconds"
+    result = drill_run.measure_rto(
+        "phase3", "AWS restored → PetClinic served from AWS", drill_run.instants["phase3.restore"], "aws", objective,
+    )
+    attach_json("measured vs target", result.__dict__)
+    assert result.rto_seconds is not None, "users never got PetClinic from AWS again"
+    assert result.passed, f"failback RTO {result.rto_seconds:.2f}s exceeds the target {result.rto_target_seconds:.2f}s"
+
+
+@when("CloudFront's secondary origin is reverted to the Blob maintenance site and the Azure failover stack destroyed")
+def revert_and_destroy(drill_run: DrillRun) -> None:
+    # Both at once: users are on the primary again, so the secondary is idle while it changes.
+    cf = drill_run.target.aws.cloudfront
+    (origin,) = [e for e in _entries(drill_run, "aws.cloudfront.set_origin") if e.change.params["origin_id"] == cf.secondary_origin_id]
+    errors: list[BaseException] = []
+
+    def destroy() -> None:
+        try:
+            drill_run.terraform().destroy()
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    destroying = threading.Thread(target=destroy, name="terraform-destroy", daemon=True)
+    destroying.start()
+    drill_run.cloudfront.apply_origin(cf.distribution_id, cf.secondary_origin_id, origin.inverse.params["settings"])
+    drill_run.ledger.settled(origin)
+    deployed = drill_run.cloudfront.wait_deployed(cf.distribution_id, timeout=drill_run.target.scaled(1200) + 30)
+    destroying.join(timeout=drill_run.target.scaled(3600) + 60)
+    assert not destroying.is_alive(), "terraform destroy did not finish"
+    if errors:
+        raise AssertionError(f"terraform destroy failed: {errors[0]}")
+    # The stack's resources are gone, and with them everything created inside them.
+    for e in drill_run.ledger.outstanding():
+        if e.change.op == "provisioner.apply" or e.change.op.startswith(("kube.", "azure.")):
+            drill_run.ledger.settled(e)
+    attach_json("failback", {"cloudfront_deployed_after_seconds": round(deployed, 2), "stack": "destroyed"})
+
+
+@then("CloudFront's secondary origin is the Blob maintenance site again")
+def origin_is_blob(drill_run: DrillRun) -> None:
+    cf = drill_run.target.aws.cloudfront
+    before = drill_run.baseline["cloudfront"]["origins"][cf.secondary_origin_id]
+    now = drill_run.cloudfront.origin(cf.distribution_id, cf.secondary_origin_id)
+    attach_json("secondary origin", {"before_drill": before, "now": now})
+    assert now == before, "the secondary origin differs from before the drill"
+
+
+@then("no Azure failover resource remains")
+def nothing_remains(drill_run: DrillRun) -> None:
+    left = drill_run.azure_failover_resources()
+    attach_json("Azure failover resources", left)
+    assert not any(left.values()), f"Azure failover resources remain: {left}"
+
+
+@then("data written on Azure during the outage is reported as lost on failback")
+def azure_data_reported(drill_run: DrillRun) -> None:
+    rows = drill_run.state.get("azure_only_rows", {})
+    drill_run.failback_data_loss = {
+        "policy": "not replicated back: rows written on Azure during the outage are lost on failback",
+        "rows": rows,
+        "total": sum(rows.values()),
+    }
+    attach_json("data lost on failback", drill_run.failback_data_loss)
+    assert set(rows) >= {"owners", "pets", "visits"}, f"Azure-only rows were not counted: {rows}"
