@@ -3,6 +3,8 @@
 # Python 3.11 and Node 20. Idempotent: a second run only checks, and takes a few seconds.
 #   - MariaDB server + client (apt)            — the lab's RDS / Azure MySQL
 #   - Azurite 3.35.0 (npm, into .tools/)       — the lab's Azure Blob Storage (3.36+ needs Node 22)
+#   - Allure 2.46.1 (npm allure-commandline, into .tools/; runs on the Java 17 here) — `drill report`
+#   - Chromium (apt, if the distribution has it) — only for the test that renders the HTML report
 #   - the Python package and its pinned deps   — into the Python that `pytest` runs (python3 -m pip)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -25,6 +27,28 @@ if ! grep -qs '"version": "3.35.0"' .tools/node_modules/azurite/package.json; th
   npm install --prefix .tools --no-audit --no-fund --loglevel=error azurite@3.35.0 >/dev/null
 else
   say "Azurite 3.35.0 present"
+fi
+
+if ! grep -qs '"version": "2.46.1"' .tools/node_modules/allure-commandline/package.json; then
+  say "installing Allure 2.46.1 (npm allure-commandline, into .tools/)"
+  mkdir -p .tools
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error allure-commandline@2.46.1 >/dev/null
+else
+  say "Allure 2.46.1 present"
+fi
+command -v java >/dev/null 2>&1 || echo "note: no 'java' on PATH: 'drill report' (Allure 2) needs Java 8+" >&2
+
+# Chromium renders the offline Allure report in one test (tests/lab/test_allure_report.py); that
+# test skips without it, so a distribution without the package is a note, not a failure.
+if [ -x /usr/bin/chromium ]; then
+  say "Chromium present"
+elif policy="$(apt-cache policy chromium 2>/dev/null)" && [[ "$policy" == *"Candidate: "[0-9]* && "$policy" != *snap* ]]; then
+  # (Ubuntu's `chromium` is a transitional package for a snap: not installed from here.)
+  say "installing Chromium (apt)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null
+else
+  echo "note: no 'chromium' package in apt: the Allure report render test will be skipped" >&2
 fi
 
 want="$(sha256sum pyproject.toml | cut -c1-16) $($PY -c 'import sys; print(sys.prefix)')"

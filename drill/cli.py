@@ -2,6 +2,8 @@
 
   drill lab up [--time-scale N]                 start the lab alone, print its site URL; Ctrl-C stops it
   drill probe URL --duration S --out FILE       probe any site; JSON summary on the last line
+  drill verify BUNDLE_DIR                       check an evidence bundle against its manifest.json
+  drill report [--results DIR] [--out DIR]      the Allure HTML report, offline, one file (Allure 2, Java)
 
 Subcommands import drivers and the lab lazily, so the core stays free of SDK imports.
 """
@@ -56,6 +58,41 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from drill.bundle import MANIFEST_NAME, load_manifest, verify
+
+    bundle = Path(args.bundle)
+    problems = verify(bundle)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"drill verify: {bundle} is NOT intact: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    files, _ = load_manifest(bundle)
+    print(f"intact: {len(files or {})} file(s) match {bundle / MANIFEST_NAME} (sha256)")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from drill.allure_meta import ReportError, generate_report
+
+    results, out = Path(args.results), Path(args.out)
+    summary = environment = None
+    latest = Path(args.evidence)
+    try:  # environment/executor for results a drill did not annotate (kept when they are there)
+        summary = json.loads((latest / "summary.json").read_text(encoding="utf-8"))
+        environment = json.loads((latest / "environment.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    try:
+        index = generate_report(results, out, summary=summary, environment=environment)
+    except ReportError as e:
+        print(f"drill report: {e}", file=sys.stderr)
+        return 1
+    print(f"report: {index}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="drill", description="dr-drill: disaster-recovery drill harness")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -75,6 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--timeout", type=float, default=2.0, help="request timeout, seconds (default 2)")
     pr.add_argument("--target", default=None, help="use this target file's classification rules")
     pr.set_defaults(func=_probe)
+
+    ve = sub.add_parser("verify", help="check an evidence bundle against its manifest.json (exit 0: intact)")
+    ve.add_argument("bundle", metavar="BUNDLE_DIR", help="e.g. reports/evidence/latest")
+    ve.set_defaults(func=_verify)
+
+    rp = sub.add_parser("report", help="generate the Allure HTML report offline (one index.html)")
+    rp.add_argument("--results", default="reports/allure-results", help="Allure results (default: %(default)s)")
+    rp.add_argument("--out", default="reports/allure-report", help="report directory (default: %(default)s)")
+    rp.add_argument("--evidence", default="reports/evidence/latest",
+                    help="bundle whose summary fills in environment/executor when the results lack them (default: %(default)s)")
+    rp.set_defaults(func=_report)
     return p
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
 from drill.config import Target
 from drill.ledger import Action
 from drivers.aws import Aws, CloudFront, NodeGroups, Scaling, Secrets
@@ -23,7 +25,10 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
         NodeGroups(aws).apply_scaling(p["cluster"], p["nodegroup"], Scaling.from_api(p["scaling"]), busy_timeout)
 
     def cloudfront_set_origin(p: dict[str, Any]) -> None:
-        CloudFront(aws).apply_origin(p["distribution_id"], p["origin_id"], p["settings"])
+        # Not undone until the edges serve it: the next inverse may remove what the origin pointed at.
+        cf = CloudFront(aws)
+        cf.apply_origin(p["distribution_id"], p["origin_id"], p["settings"])
+        cf.wait_deployed(p["distribution_id"], timeout=busy_timeout)
 
     def primary(p: dict[str, Any]) -> Any:
         from drivers.database import Database
@@ -44,9 +49,15 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
             cur.execute(f"DROP TABLE IF EXISTS `{p['table']}`")
 
     def provisioner_destroy(p: dict[str, Any]) -> None:
-        from drivers.provisioner import execute_provisioner_action
+        from drivers.provisioner import ProvisionerError, execute_provisioner_action
 
-        execute_provisioner_action(Action("provisioner.destroy", p, "terraform destroy"), log=log)
+        # Another Terraform operation (an interrupted drill's apply) may still hold the state lock.
+        for attempt in Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, ProvisionerError) and "state lock" in str(e)),
+            wait=wait_fixed(2.0), stop=stop_after_delay(busy_timeout), reraise=True,
+        ):
+            with attempt:
+                execute_provisioner_action(Action("provisioner.destroy", p, "terraform destroy"), log=log)
 
     def kube_op(action: Action) -> None:
         from drivers.kube import execute_kube_action

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -21,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 class LabProcess:
     def __init__(self, time_scale: float, workdir: Path | None = None, watch_parent: bool = True) -> None:
         self.time_scale = time_scale
+        self._own_workdir = workdir is None  # a temporary one is removed at stop
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="dr-drill-lab-"))
         self.watch_parent = watch_parent
         self.proc: ManagedProcess | None = None
@@ -59,3 +61,6 @@ class LabProcess:
         if self.proc:
             # The lab stops MariaDB (~2 s), Azurite and replicas itself; give it time to.
             self.proc.stop(timeout=30)
+        # Databases and logs of a temporary lab take ~100 MB; DRILL_KEEP_LAB=1 keeps them to debug.
+        if self._own_workdir and not os.environ.get("DRILL_KEEP_LAB"):
+            shutil.rmtree(self.workdir, ignore_errors=True)

@@ -6,10 +6,18 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 PR_SET_PDEATHSIG = 1
+# PDEATHSIG fires when the *thread* that forked the child exits, not the process: children are
+# forked from this one long-lived thread, so they die with the lab and not with a worker thread.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-spawner")
+
+
+def _spawn(**kwargs: Any) -> "subprocess.Popen[bytes]":
+    return _SPAWNER.submit(subprocess.Popen, **kwargs).result()
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -47,8 +55,8 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen(
-                self.argv,
+            self.proc = _spawn(
+                args=self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -27,11 +27,21 @@ def petclinic_served_from_aws(drill_run: DrillRun) -> None:
 
 
 @given("the ALB reports healthy targets")
-@then("the ALB reports healthy targets")
 def alb_healthy(drill_run: DrillRun) -> None:
     health = drill_run.elb.target_health(drill_run.target.aws.alb.target_group_arn)
     attach_json("target health", [t.__dict__ for t in health])
     assert any(t.state == "healthy" for t in health), f"no healthy ALB target: {health}"
+
+
+@then("the ALB reports healthy targets")
+def alb_becomes_healthy(drill_run: DrillRun) -> None:
+    # After a restore: nodes boot (3-5 min) and pass 5 health checks (30 s apart) first.
+    tg = drill_run.target.aws.alb.target_group_arn
+    bound = drill_run.target.scaled((drill_run.target.objectives.failback_rto_seconds or 600) + drill_run.target.grace_seconds)
+    healthy = wait_until(lambda: drill_run.elb.healthy_count(tg) > 0, bound, poll=0.5)
+    health = drill_run.elb.target_health(tg)
+    attach_json("target health", [t.__dict__ for t in health])
+    assert healthy, f"no healthy ALB target after {bound:.0f}s: {health}"
 
 
 @then("the ALB reports no healthy targets")

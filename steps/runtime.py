@@ -375,6 +375,11 @@ class DrillRun:
         """Unwind what is left, check users are back on AWS, stop the probe, write the evidence."""
         unwind_failures = []
         restored: dict[str, Any] = {"unwound": 0, "failures": [], "site_class": None, "seconds": None}
+        # A Terraform apply still running in the background holds the state lock: let it finish
+        # (it cannot be cancelled safely mid-resource) before destroying what it made.
+        applying = self.state.get("stack_apply")
+        if applying is not None and applying[0].is_alive():
+            applying[0].join(timeout=self.target.scaled(3600) + 60)
         outstanding = self.ledger.outstanding()
         if outstanding:
             t0 = Instant.now()
@@ -395,10 +400,19 @@ class DrillRun:
         if self.baseline is not None:
             from steps.baseline import capture, diff
 
-            try:
-                baseline_diff = diff(self.baseline, capture(self))
-            except Exception as e:  # an unreadable state is a difference, not a pass
-                baseline_diff = [f"(could not read the state after the drill: {type(e).__name__}: {e})"]
+            def differences() -> list[str]:
+                try:
+                    return diff(self.baseline, capture(self))
+                except Exception as e:  # an unreadable state is a difference, not a pass
+                    return [f"(could not read the state after the drill: {type(e).__name__}: {e})"]
+
+            # Put back is not instantly back: health checks must pass again (ALB healthy threshold).
+            settle = self.target.scaled(self.target.grace_seconds + 300.0)
+            deadline = time.monotonic() + settle
+            baseline_diff = differences()
+            while baseline_diff and time.monotonic() < deadline:
+                time.sleep(0.5)
+                baseline_diff = differences()
         restored["baseline_diff"] = baseline_diff
         finished = Instant.now()
         if self.probe is not None:

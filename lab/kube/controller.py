@@ -239,7 +239,6 @@ class _PodWorker:
         self.was_ready = False
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"kubelet:{self.ns}/{self.name}", daemon=True)
-        self.lock = threading.Lock()
 
     def start(self) -> None:
         self.thread.start()
@@ -638,7 +637,7 @@ class DeploymentController:
         self.store.create_pod(ns, pod)
 
     def _sync_one(self, d: dict[str, Any], pods: list[dict[str, Any]]) -> None:
-        ns, name, uid = d["metadata"]["namespace"], d["metadata"]["name"], d["metadata"]["uid"]
+        name, uid = d["metadata"]["name"], d["metadata"]["uid"]
         spec, status = d["spec"], d.get("status") or {}
         if d["metadata"].get("deletionTimestamp"):
             return

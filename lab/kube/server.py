@@ -30,7 +30,10 @@ import yaml
 
 from lab.events import EventLog
 from lab.kube.controller import ContainerRunner, Controller
-from lab.kube.state import RESOURCES, ApiError, Resource, Store, bad_request, parse_rfc3339
+from lab.ports import free_port
+from lab.kube.state import (
+    PATCH_TYPES, RESOURCES, ApiError, Resource, Store, bad_request, json_patch, merge_patch, parse_rfc3339, strategic_merge,
+)
 
 KUBE_VERSION = {
     "major": "1", "minor": "32", "gitVersion": "v1.32.6", "gitCommit": "7b0ab2e4b6b4d0a4a4d3f6b3c1c0ef5c1f1e2b1a",
@@ -181,7 +184,8 @@ PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 def _pb_fields(buf: bytes) -> list[tuple[int, Any]]:
     """(field number, value) of a protobuf message: varints as int, length-delimited as bytes."""
-    out, i = [], 0
+    out: list[tuple[int, Any]] = []
+    i = 0
 
     def varint() -> int:
         nonlocal i
@@ -303,7 +307,7 @@ class _TLSServer(ThreadingHTTPServer):
         with self.conns_lock:
             self.conns.add(tls)
         try:
-            self.RequestHandlerClass(tls, client_address, self)
+            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
         except (OSError, ssl.SSLError):
             pass
         finally:
@@ -382,7 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return json.loads(raw)
         except (ValueError, IndexError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise bad_request(f"the body of the request could not be decoded: {e}") from None
-        raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
+        raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
 
     def _handle(self, method: str) -> None:
         try:
@@ -423,7 +427,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if path in static:
             if method != "GET":
-                raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
             return self._send_json(200, static[path])
         m = _PATH.match(path)
         if not m:
@@ -546,7 +550,6 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "PUT":
                 new = body
             elif method == "PATCH":
-                from lab.kube.state import PATCH_TYPES, json_patch, merge_patch, strategic_merge
                 ptype = PATCH_TYPES.get((self.headers.get("Content-Type") or "").split(";")[0].strip())
                 new = json_patch(current, body) if ptype == "json" else merge_patch(current, body) if ptype == "merge" \
                     else strategic_merge(current, body)
@@ -611,7 +614,6 @@ class KubeApiServer:
         ctx.set_alpn_protocols(["http/1.1"])  # no h2: kubectl then speaks HTTP/1.1, which this server does
         ca.cert_pem.write_to_path(str(self.ca_path))
         handler = type("KubeHandler", (_Handler,), {"api": self})
-        from lab.ports import free_port
         last: OSError | None = None
         for _ in range(5):
             port = free_port()

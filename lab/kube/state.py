@@ -22,10 +22,11 @@ import json
 import random
 import re
 import threading
+import time
 import uuid
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator
 
 # -- resources ------------------------------------------------------------------------------------
 
@@ -229,7 +230,7 @@ class Selector:
     def from_label_selector(cls, sel: dict[str, Any] | None) -> "Selector":
         """metav1.LabelSelector (matchLabels + matchExpressions), as in a Deployment's spec.selector."""
         sel = sel or {}
-        reqs = [(k, "=", (str(v),)) for k, v in (sel.get("matchLabels") or {}).items()]
+        reqs: list[tuple[str, str, tuple[str, ...]]] = [(k, "=", (str(v),)) for k, v in (sel.get("matchLabels") or {}).items()]
         ops = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
         for e in sel.get("matchExpressions") or []:
             reqs.append((e.get("key", ""), ops.get(e.get("operator", ""), "in"), tuple(e.get("values") or ())))
@@ -1121,16 +1122,6 @@ class Store:
             new["status"] = copy.deepcopy(status)
             return self._commit(plural, ns, "MODIFIED", new, old)
 
-    def set_metadata(self, plural: str, ns: str, name: str, fn: Callable[[dict[str, Any]], None]) -> None:
-        with self._lock:
-            old = self._objects[plural].get((ns, name))
-            if old is None:
-                return
-            new = copy.deepcopy(old)
-            fn(new["metadata"])
-            if new != old:
-                self._commit(plural, ns, "MODIFIED", new, old)
-
     def wait_for_change(self, seen_rv: int, timeout: float) -> int:
         """Block until the resourceVersion moves past seen_rv (or timeout); return the current one."""
         with self._cond:
@@ -1146,7 +1137,7 @@ class Store:
     # -- watch ----------------------------------------------------------------------------------------
 
     def watch(self, plural: str, ns: str | None, resource_version: str | None, label_selector: str | None,
-              field_selector: str | None, timeout: float, stop: threading.Event | None = None) -> Iterator[dict[str, Any] | None]:
+              field_selector: str | None, timeout: float, stop: threading.Event | None = None) -> Generator[dict[str, Any] | None, None, None]:
         """Watch events as the API sends them ({type, object}); a too-old resourceVersion gives one
         ERROR event with a 410 Expired Status, as the real server does. Yields None about every
         half second without events, so the caller can notice a client that went away."""
@@ -1158,15 +1149,14 @@ class Store:
 
     def _watch(self, res: Resource, ns: str | None, resource_version: str | None, label_selector: str | None,
                field_selector: str | None, sel: Selector, fsel: FieldSelector, timeout: float,
-               stop: threading.Event | None) -> Iterator[dict[str, Any] | None]:
+               stop: threading.Event | None) -> Generator[dict[str, Any] | None, None, None]:
         plural = res.plural
 
         def match(o: dict[str, Any] | None) -> bool:
             return o is not None and (ns is None or not res.namespaced or o["metadata"].get("namespace") == ns) \
                 and sel.matches(o["metadata"].get("labels")) and fsel.matches(o)
 
-        import time as _time
-        deadline = _time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
         with self._lock:
             if resource_version in (None, "", "0"):
                 items, rv = self.list(plural, ns, label_selector, field_selector)
@@ -1186,7 +1176,7 @@ class Store:
             out: list[dict[str, Any]] = []
             with self._cond:
                 if self._rv <= cursor:
-                    self._cond.wait(min(0.5, max(0.0, deadline - _time.monotonic())))
+                    self._cond.wait(min(0.5, max(0.0, deadline - time.monotonic())))
                 start = max(0, cursor + 1 - self._history_base)
                 for ev in self._history[start:]:
                     if ev.plural != plural:
@@ -1203,7 +1193,7 @@ class Store:
             yield from out
             if not out:
                 yield None
-            if _time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 return
 
 
@@ -1248,6 +1238,3 @@ def _node(cluster: str, i: int) -> dict[str, Any]:
         },
     }
 
-
-def node_pod_cidr(node: dict[str, Any]) -> str:
-    return node["spec"]["podCIDR"]

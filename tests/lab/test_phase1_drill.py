@@ -24,7 +24,8 @@ def listening(port: int) -> bool:
 
 def test_phase1_drill_measures_rto_restores_and_leaves_nothing_running(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
-    env = dict(os.environ, TMPDIR=str(tmp_path), DRILL_OPERATOR="integration-test")
+    # DRILL_KEEP_LAB: keep the lab's workdir (under tmp_path) to check its ports afterwards.
+    env = dict(os.environ, TMPDIR=str(tmp_path), DRILL_OPERATOR="integration-test", DRILL_KEEP_LAB="1")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-m", "phase1", "-p", "no:cacheprovider", "--reports-dir", str(reports),
          f"--alluredir={reports / 'allure-results'}", "steps/test_phase1.py"],
@@ -40,7 +41,10 @@ def test_phase1_drill_measures_rto_restores_and_leaves_nothing_running(tmp_path:
     assert phase["name"] == "phase1" and phase["passed"]
     assert 0 < phase["rto_seconds"] <= phase["rto_target_seconds"]
     assert [t["class"] for t in summary["transitions"]] == ["aws", "maintenance", "aws"]
-    assert summary["restore"] == {"unwound": 1, "failures": [], "site_class": "aws", "seconds": summary["restore"]["seconds"]}
+    # Undone at the end: the node group's scaling, the marker owner and the canary table.
+    restore = summary["restore"]
+    assert (restore["unwound"], restore["failures"], restore["site_class"], restore["baseline_diff"]) == (3, [], "aws", [])
+    assert summary["baseline_diff"] == []
     timeline = (run / "timeline.jsonl").read_text().splitlines()
     assert len(timeline) == summary["requests"] > 0
     assert {"t", "mono", "status", "latency_ms", "class"} <= set(json.loads(timeline[0]))
