@@ -6,6 +6,8 @@ rollback ledger always unwinds.
 """
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
 from pathlib import Path
@@ -17,12 +19,6 @@ from drill.config import ConfigError, Target, load_target, resolve_path, read_ra
 from drill.evidence import Masker
 
 SECRET_KEY = re.compile(r"password|secret|key|token|connection_string", re.I)
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("dr-drill")
-    g.addoption("--target", default="lab", help="target name in targets/ or a target file (default: lab)")
-    g.addoption("--reports-dir", default=None, help="where evidence and work files go (default: ./reports)")
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -90,6 +86,10 @@ def lab(pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
     """The embedded lab's endpoints (started on first use, stopped at session end)."""
     from lab.client import LabProcess
 
+    attached = pytestconfig.getoption("--lab-endpoints") or os.environ.get("DRILL_LAB_ENDPOINTS")
+    if attached:
+        yield json.loads(Path(attached).read_text())
+        return
     scale = float(read_raw(resolve_path("lab")).get("time_scale", 30))
     proc = LabProcess(scale)
     try:
@@ -118,17 +118,37 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
         masker.add(str(v) for k, v in endpoints.items() if SECRET_KEY.search(k))
         lab_events = Path(endpoints["events_path"])
     run = DrillRun(target, reports_dir, masker, lab_events)
+    from steps.conftest import _MASK
+
+    _MASK[:] = [masker]  # step attachments are masked like the evidence
+    alluredir = request.config.getoption("--alluredir", None)
+    run.allure_results = Path(alluredir) if alluredir else None
     try:
         yield run
     finally:
         summary = run.finish(request.config.stash[_FAILED])
         request.config.stash[_SUMMARY] = (run, summary)
+        chart = run.evidence.path / "timeline.png"
+        if chart.exists():  # lands on the last scenario's Allure result
+            import allure
+
+            allure.attach.file(str(chart), name="timeline: what users saw", attachment_type=allure.attachment_type.PNG)
         r = summary["restore"]
         if r["failures"] or r["site_class"] not in (None, "aws") or summary["baseline_diff"]:
             pytest.fail(f"the drill did not put everything back: {r}", pytrace=False)
 
 
 _SUMMARY = pytest.StashKey[tuple]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Safety net: step attachments and parameters are written by Allure unmasked; scrub them.
+    alluredir = session.config.getoption("--alluredir", None)
+    if alluredir and _SUMMARY in session.config.stash:
+        from drill.allure_meta import scrub_results
+
+        run, _ = session.config.stash[_SUMMARY]
+        scrub_results(Path(alluredir), run.evidence.mask)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

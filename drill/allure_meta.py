@@ -185,6 +185,28 @@ def write_allure_metadata(
     return written
 
 
+def scrub_results(results_dir: Path, mask: Callable[[str], str]) -> list[str]:
+    """Mask secrets in every text file of `results_dir` (results, attachments); names of files changed.
+
+    Belt and braces for what steps attach unmasked: call it once all results are written (e.g. from
+    `pytest_sessionfinish`; allure-pytest-bdd writes a scenario's result after its teardown).
+    Binary attachments (PNG) are left alone; history/ holds no free text.
+    """
+    changed = []
+    for path in sorted(Path(results_dir).glob("*")):
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        masked = mask(text)
+        if masked != text:
+            path.write_text(masked, encoding="utf-8")
+            changed.append(path.name)
+    return changed
+
+
 # -- the HTML report --------------------------------------------------------------------------------
 
 class ReportError(RuntimeError):

@@ -95,6 +95,7 @@ def render_timeline(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     out = Path(out)
     samples = tl.sort_samples(samples)
@@ -267,6 +268,9 @@ def render_timeline(
         sec.tick_params(labelsize=7)
 
     lat.set_yscale("log")
+    lat.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    lat.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    lat.yaxis.set_minor_formatter(NullFormatter())
     lat.set_ylabel("latency (ms)", fontsize=8)
     lat.set_xlabel("seconds since the drill started (wall clock)", fontsize=8)
     lat.grid(alpha=0.25)

@@ -156,6 +156,63 @@ class Objectives(_Strict):
     rpo_seconds: float | None = Field(default=None, gt=0)
 
 
+class ScratchDatabaseConfig(_Strict):
+    """A database readiness may empty and fill: the newest backup is restored into it, then dropped.
+
+    Never the primary (readiness refuses a scratch database at the primary's host, port and name).
+    """
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=3306, ge=1, le=65535)
+    user: str = Field(min_length=1)
+    password: SecretStr
+    database: str = Field(pattern=r"^[A-Za-z0-9_]{1,64}$")
+    # CA bundle to require verified TLS (Azure Flexible Server, RDS); None = plain TCP, as in the lab.
+    ssl_ca: str | None = None
+
+
+class NodegroupExpectation(_Strict):
+    """The size a node group has in normal operation (None = not checked)."""
+
+    desired_size: int = Field(ge=0)
+    min_size: int | None = Field(default=None, ge=0)
+    max_size: int | None = Field(default=None, ge=1)
+
+
+class ReadinessConfig(_Strict):
+    """What the daily readiness checks (features/readiness.feature) compare against.
+
+    Durations are real-world seconds, compared as seconds / time_scale like the objectives.
+    """
+
+    # Backups. The newest backup may be older than the RPO by the time the next one takes to
+    # dump and upload (the RPO is measured from the dump's start).
+    backup_in_flight_seconds: float = Field(default=60.0, ge=0)
+    # Spacing of backups is judged over this window; a gap longer than schedule_tolerance x the
+    # backup interval is a missed backup.
+    schedule_window_seconds: float = Field(default=7 * 86400.0, gt=0)
+    schedule_tolerance: float = Field(default=1.5, ge=1.0)
+    # The lifecycle rule that deletes backups (design: 30 days).
+    lifecycle_days: int = Field(default=30, ge=1)
+    scratch_database: ScratchDatabaseConfig | None = None
+    # Restored tables that must equal the primary's (nobody writes them), and append-only ones
+    # that may only have grown on the primary since the backup.
+    reference_tables: list[str] = Field(default_factory=lambda: ["vets", "specialties", "vet_specialties", "types"])
+    append_only_tables: list[str] = Field(default_factory=lambda: ["owners", "pets", "visits"])
+    # CDN
+    failover_status_codes: list[int] = Field(default_factory=lambda: [500, 502, 503, 504], min_length=1)
+    maintenance_origin_domain: str = Field(min_length=1)
+    maintenance_url: str = Field(pattern=r"^https?://[^/\s]+")
+    # AWS primary
+    nodegroups: dict[str, NodegroupExpectation] = Field(min_length=1)
+    min_healthy_targets: int = Field(default=1, ge=1)
+    # Azure always-on
+    storage_account: str = Field(pattern=r"^[a-z0-9]{3,24}$")
+    containers: list[str] = Field(default_factory=lambda: ["$web", "mysql-backups"])
+    virtual_network: str = "vnet-blue"
+    subnets: list[str] = Field(default_factory=lambda: ["snet-appgw", "snet-aks", "snet-db"])
+
+
 class LabConfig(_Strict):
     """Present only in a lab target: the drill starts the embedded lab and fills in `${lab:...}`."""
 
@@ -175,6 +232,7 @@ class Target(_Strict):
     site: SiteConfig
     probe: ProbeConfig = ProbeConfig()
     objectives: Objectives
+    readiness: ReadinessConfig | None = None
     # Seconds the drill waits for a state beyond its objective before calling it failed (real-world).
     grace_seconds: float = Field(default=60.0, ge=0)
 

@@ -12,8 +12,9 @@ from lab.ports import free_port
 
 
 class ControlServer:
-    def __init__(self, stack: FailoverStack, token: str) -> None:
+    def __init__(self, stack: FailoverStack, token: str, backups: Any = None) -> None:
         self.stack = stack
+        self.backups = backups  # lab.backups.BackupJob: paused/resumed to model a broken backup EC2
         self._token = token
         self.server = Server(free_port(), self.handle)
         self.url = f"http://127.0.0.1:{self.server.port}"
@@ -43,6 +44,9 @@ class ControlServer:
             except (ValueError, RuntimeError) as e:
                 return _json(409 if isinstance(e, RuntimeError) else 400, {"error": str(e)})
             return _json(202, {"operation": op.id})
+        if req.method == "POST" and path in ("/backups/pause", "/backups/resume") and self.backups is not None:
+            (self.backups.stop if path.endswith("pause") else self.backups.start)()
+            return _json(200, {"backups": path.rsplit("/", 1)[1] + "d"})
         m = re.fullmatch(r"/operations/([0-9a-f]+)", path)
         if req.method == "GET" and m and m.group(1) in self.stack.operations:
             op = self.stack.operations[m.group(1)]

@@ -74,6 +74,12 @@ class Lab:
         self.rds.create_database(T.DB_NAME, T.DB_USER, db_password)
         for f in ("schema.sql", "data.sql"):
             self.rds.execute_script((HERE / "petclinic" / f).read_text(), database=T.DB_NAME)
+        # A scratch server for readiness's restore check: the primary's app user may not create databases.
+        scratch = MariaDB(self.workdir, "scratch")
+        scratch.start()
+        self._stack.append(scratch)
+        scratch_password = secrets.token_urlsafe(18)
+        scratch.create_database("scratch", "scratch", scratch_password)
 
         self.azurite.start()
         self._stack.append(self.azurite)
@@ -130,6 +136,11 @@ class Lab:
             "rds_database": T.DB_NAME,
             "rds_user": T.DB_USER,
             "rds_password": db_password,
+            "scratch_db_host": "127.0.0.1",
+            "scratch_db_port": scratch.port,
+            "scratch_db_user": "scratch",
+            "scratch_db_password": scratch_password,
+            "scratch_db_database": "scratch",
             **azure,
         }
         return self.endpoints
@@ -137,7 +148,7 @@ class Lab:
     def _start_azure(self, static_site_port: int, primary: AppEnv, primary_password: str) -> dict[str, Any]:
         """Always-on Azure (ARM with rg-blue/vnet-blue, the backup job) and the failover stack's parts."""
         from lab.azure.arm_server import ArmEmulator
-        from lab.azure.arm_state import seed_virtual_network
+        from lab.azure.arm_state import seed_storage_account, seed_virtual_network
         from lab.backups import BackupJob
 
         scale = self.settings.time_scale
@@ -147,6 +158,7 @@ class Lab:
         # 1-always: the resource group and the network the failover stack deploys into.
         arm.state.create_resource_group(T.AZURE_RESOURCE_GROUP)
         seed_virtual_network(arm.state, T.AZURE_RESOURCE_GROUP, T.AZURE_VNET)
+        seed_storage_account(arm.state, T.AZURE_RESOURCE_GROUP, T.STORAGE_ACCOUNT, T.BACKUP_CONTAINER)
         backups = BackupJob(
             "127.0.0.1", self.rds.port, T.DB_USER, primary_password, T.DB_NAME,
             self.azurite.connection_string, T.BACKUP_CONTAINER, 300.0 / scale, self.events,
@@ -158,7 +170,7 @@ class Lab:
         stack = FailoverStack(parts.stack_parts(), scale, self.events)
         self._stack.append(parts)  # stopping the lab tears down whatever the stack left running
         token = secrets.token_urlsafe(24)
-        control = ControlServer(stack, token).start()
+        control = ControlServer(stack, token, backups).start()
         self._stack.append(control)
         stack_dir = self.workdir / "stacks" / "2-failover"
         write_stack_dir(stack_dir, control.url, token)
@@ -177,6 +189,9 @@ class Lab:
             "aks_kubeconfig": str(parts.kubeconfig),
             "terraform_binary": str(shim),
             "failover_stack_dir": str(stack_dir),
+            # The lab's own control endpoint (failover stack, backup job), for tests and tools.
+            "lab_control_url": control.url,
+            "lab_control_token": token,
         }
 
     def _seed_storage(self) -> None:

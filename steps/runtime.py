@@ -96,6 +96,7 @@ class DrillRun:
         self.rpo: dict[str, Any] | None = None
         self.baseline: dict[str, Any] | None = None
         self.failback_data_loss: dict[str, Any] | None = None
+        self.allure_results: Path | None = None  # pytest's --alluredir, set by conftest.py (None: no Allure)
 
     def __repr__(self) -> str:  # Allure shows fixture reprs as step parameters
         return f"DrillRun({self.run_id}, target={self.target.name})"
@@ -488,4 +489,8 @@ class DrillRun:
         )
         if self.lab_events is not None:
             ev.copy_text(self.lab_events, "lab-events.jsonl")
+        from drill.finalize import finalize_bundle
+
+        # timeline.png, report.md, report.html, Allure metadata, then manifest.json last.
+        finalize_bundle(ev.path, self.allure_results, mask=ev.mask)
         ev.point_latest()

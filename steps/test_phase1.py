@@ -38,7 +38,8 @@ def maintenance_within_rto(drill_run: DrillRun) -> None:
         drill_run.target.objectives.maintenance_rto_seconds,
     )
     attach_json("measured vs target", result.__dict__)
-    allure.dynamic.parameter("rto_seconds", result.rto_seconds)
+    # excluded: a measured value in the history key would make every run a new test in Allure.
+    allure.dynamic.parameter("rto_seconds", result.rto_seconds, excluded=True)
     assert result.rto_seconds is not None, (
         f"users never saw the maintenance page sustained within {result.rto_target_seconds:.1f}s + grace"
     )

@@ -13,7 +13,9 @@ random strings; ARM accepts only unexpired tokens issued for the ARM audience.
 
 Routes (api-version required and accepted as given):
   GET/PUT  /subscriptions/{s}/resourceGroups/{rg}                      GET /subscriptions/{s}/resourcegroups
-  GET      .../providers/Microsoft.Network/virtualNetworks[/{v}[/subnets[/{s}]]]
+  GET      .../providers/Microsoft.Network/virtualNetworks[/{v}[/subnets[/{s}]]]   PUT/DELETE .../subnets/{s}
+  GET      .../providers/Microsoft.Storage/storageAccounts/{a}
+  GET/PUT/DELETE .../storageAccounts/{a}/managementPolicies/default   (the account's lifecycle rules)
   GET      .../providers/Microsoft.Network/applicationGateways          (list in rg; also per subscription)
   GET/PUT/DELETE .../applicationGateways/{name}                        POST .../{name}/backendhealth
   GET      /subscriptions/{s}/providers/Microsoft.Network/locations/{loc}/operations/{id}        (Azure-AsyncOperation)
@@ -326,11 +328,13 @@ class ArmEmulator:
                 body = json.loads(req.body or b"{}")
                 return _json(200 if existed else 201, st.create_resource_group(rg, body.get("location"), body.get("tags")))
             raise self._method(m)
+        if lafter[:2] == ["providers", "microsoft.storage"] and len(lafter) >= 4 and lafter[2] == "storageaccounts":
+            return self._storage(req, rg, after[3:], lafter[3:])
         if lafter[:2] != ["providers", "microsoft.network"] or len(lafter) < 3:
             raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(after)}' could not be found.")
         rtype, names, lnames = lafter[2], after[3:], lafter[3:]
         if rtype == "virtualnetworks":
-            return self._vnets(m, rg, names, lnames)
+            return self._vnets(m, rg, names, lnames, req)
         if rtype == "applicationgateways":
             return self._gateways(req, rg, names, lnames, api)
         raise ArmError(404, "InvalidResourceType",
@@ -339,10 +343,41 @@ class ArmEmulator:
     def _method(self, m: str) -> ArmError:
         return ArmError(405, "MethodNotAllowed", f"The requested resource does not support http method '{m}'.")
 
-    def _vnets(self, m: str, rg: str, names: list[str], lnames: list[str]) -> Response:
+    def _storage(self, req: Request, rg: str, names: list[str], lnames: list[str]) -> Response:
+        st, m = self.state, req.method
+        if len(names) == 1:
+            if m != "GET":
+                raise self._method(m)
+            return _json(200, st.get_storage_account(rg, names[0]))
+        if len(names) == 3 and lnames[1] == "managementpolicies":
+            if lnames[2] != "default":  # Azure has exactly one policy per account, named default
+                raise ArmError(400, "InvalidManagementPolicyName", "The management policy name must be 'default'.")
+            if m == "GET":
+                return _json(200, st.get_management_policy(rg, names[0]))
+            if m == "PUT":
+                try:
+                    body = json.loads(req.body or b"{}")
+                except json.JSONDecodeError as e:
+                    raise ArmError(400, "InvalidRequestFormat", f"Cannot parse the request: {e.msg}.") from None
+                return _json(200, st.put_management_policy(rg, names[0], body))
+            if m == "DELETE":
+                return _json(200 if st.delete_management_policy(rg, names[0]) else 204, None)
+            raise self._method(m)
+        raise ArmError(404, "InvalidResourceType", "The resource type could not be found.")
+
+    def _vnets(self, m: str, rg: str, names: list[str], lnames: list[str], req: Request | None = None) -> Response:
+        st = self.state
+        if len(names) == 3 and lnames[1] == "subnets" and m in ("PUT", "DELETE"):
+            if m == "DELETE":
+                return _json(200 if st.delete_subnet(rg, names[0], names[2]) else 204, None)
+            try:
+                body = json.loads((req.body if req is not None else b"") or b"{}")
+            except json.JSONDecodeError as e:
+                raise ArmError(400, "InvalidRequestFormat", f"Cannot parse the request: {e.msg}.") from None
+            subnet, created = st.put_subnet(rg, names[0], names[2], body)
+            return _json(201 if created else 200, subnet)
         if m != "GET":
             raise self._method(m)
-        st = self.state
         if not names:
             return _json(200, {"value": st.list_virtual_networks(rg)})
         if len(names) == 1:

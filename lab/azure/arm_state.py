@@ -1,5 +1,5 @@
 """Azure Resource Manager state for the lab: resource groups, virtual networks, application gateways
-and their long-running operations. No HTTP here (arm_server.py is the surface), so the lab can also
+and their long-running operations, storage accounts and their lifecycle management policy. No HTTP here (arm_server.py is the surface), so the lab can also
 seed and inspect resources in-process.
 
 What the model keeps from real ARM (Microsoft.Network):
@@ -27,6 +27,8 @@ from lab.events import EventLog
 NETWORK = "Microsoft.Network"
 GW_TYPE = "Microsoft.Network/applicationGateways"
 VNET_TYPE = "Microsoft.Network/virtualNetworks"
+STORAGE_TYPE = "Microsoft.Storage/storageAccounts"
+POLICY_TYPE = "Microsoft.Storage/storageAccounts/managementPolicies"
 DEFAULT_LOCATION = "koreacentral"  # seeds: Azure Korea Central
 DEFAULT_SUBSCRIPTION_ID = "5f1c8a7e-2d3b-4c6a-9e8f-0a1b2c3d4e5f"  # the lab's; fixed so ids in logs are stable
 
@@ -138,6 +140,8 @@ class ArmState:
         self._rgs: dict[str, dict[str, Any]] = {}
         self._vnets: dict[tuple[str, str], dict[str, Any]] = {}
         self._gateways: dict[tuple[str, str], _Gateway] = {}
+        self._storage: dict[tuple[str, str], dict[str, Any]] = {}  # storage accounts
+        self._policies: dict[tuple[str, str], dict[str, Any]] = {}  # account -> managementPolicies/default
         self._ops: dict[str, Operation] = {}  # recent operations, for their status URLs
         self._pending: dict[str, Operation] = {}  # InProgress only: settled on every access, so kept small
         self._health: dict[tuple[str, str], HealthFn] = {}
@@ -250,6 +254,113 @@ class ArmState:
             if s["name"].lower() == subnet.lower():
                 return s
         raise self._not_found(f"{VNET_TYPE}/{vnet}/subnets", subnet, rg)
+
+    def put_subnet(self, rg: str, vnet: str, subnet: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create or replace one subnet of a vnet (provisioned at once); returns (subnet, created)."""
+        with self._lock:
+            rg = self._require_rg(rg)
+            v = self._vnets.get(_key(rg, vnet))
+            if v is None:
+                raise self._not_found(VNET_TYPE, vnet, rg)
+            props = dict((body or {}).get("properties") or {})
+            if not props.get("addressPrefix") and not props.get("addressPrefixes"):
+                raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request: the subnet has no addressPrefix.")
+            etag = _etag()
+            new = {
+                "name": subnet, "id": f"{v['id']}/subnets/{subnet}", "etag": etag, "type": f"{VNET_TYPE}/subnets",
+                "properties": {"delegations": [], "privateEndpointNetworkPolicies": "Disabled",
+                               "privateLinkServiceNetworkPolicies": "Enabled", **props, "provisioningState": "Succeeded"},
+            }
+            subnets = v["properties"]["subnets"]
+            created = not any(x["name"].lower() == subnet.lower() for x in subnets)
+            v["properties"]["subnets"] = [x for x in subnets if x["name"].lower() != subnet.lower()] + [new]
+            v["etag"] = etag
+            self._record("subnet put", vnet=vnet, subnet=subnet, created=created)
+            return copy.deepcopy(new), created
+
+    def delete_subnet(self, rg: str, vnet: str, subnet: str) -> bool:
+        """Delete one subnet; False if it was not there (ARM answers 204)."""
+        with self._lock:
+            rg = self._require_rg(rg)
+            v = self._vnets.get(_key(rg, vnet))
+            if v is None:
+                raise self._not_found(VNET_TYPE, vnet, rg)
+            subnets = v["properties"]["subnets"]
+            kept = [x for x in subnets if x["name"].lower() != subnet.lower()]
+            if len(kept) == len(subnets):
+                return False
+            v["properties"]["subnets"] = kept
+            v["etag"] = _etag()
+            self._record("subnet deleted", vnet=vnet, subnet=subnet)
+            return True
+
+    # -- storage accounts and their lifecycle management policy -------------------------------------
+    def storage_account_id(self, rg: str, name: str) -> str:
+        return f"{self.rg_id(rg)}/providers/{STORAGE_TYPE}/{name}"
+
+    def create_storage_account(
+        self, rg: str, name: str, location: str | None = None, kind: str = "StorageV2", sku: str = "Standard_LRS",
+    ) -> dict[str, Any]:
+        """A storage account as ARM's GET shows it (provisioned at once; endpoints as Azure names them)."""
+        with self._lock:
+            rg = self._require_rg(rg)
+            acct = {
+                "id": self.storage_account_id(rg, name), "name": name, "type": STORAGE_TYPE,
+                "location": location or self.location, "kind": kind, "tags": {},
+                "sku": {"name": sku, "tier": sku.split("_", 1)[0]},
+                "properties": {
+                    "provisioningState": "Succeeded", "statusOfPrimary": "available", "accessTier": "Hot",
+                    "creationTime": time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime()),
+                    "primaryEndpoints": {
+                        "blob": f"https://{name}.blob.core.windows.net/", "web": f"https://{name}.z12.web.core.windows.net/",
+                    },
+                    "supportsHttpsTrafficOnly": True, "minimumTlsVersion": "TLS1_2", "allowBlobPublicAccess": False,
+                },
+            }
+            self._storage[_key(rg, name)] = acct
+            return copy.deepcopy(acct)
+
+    def get_storage_account(self, rg: str, name: str) -> dict[str, Any]:
+        with self._lock:
+            rg = self._require_rg(rg)
+            acct = self._storage.get(_key(rg, name))
+            if acct is None:
+                raise self._not_found(STORAGE_TYPE, name, rg)
+            return copy.deepcopy(acct)
+
+    def put_management_policy(self, rg: str, account: str, body: dict[str, Any]) -> dict[str, Any]:
+        """managementPolicies/default: the account's lifecycle rules (`properties.policy.rules`)."""
+        with self._lock:
+            acct = self.get_storage_account(rg, account)
+            policy = ((body or {}).get("properties") or {}).get("policy")
+            if not isinstance(policy, dict) or not isinstance(policy.get("rules"), list) or not policy["rules"]:
+                raise ArmError(400, "InvalidManagementPolicyRules", "ManagementPolicy rules must be a non-empty array.")
+            res = {
+                "id": f"{acct['id']}/managementPolicies/default", "name": "DefaultManagementPolicy", "type": POLICY_TYPE,
+                "properties": {
+                    "lastModifiedTime": time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime()),
+                    "policy": copy.deepcopy(policy),
+                },
+            }
+            self._policies[_key(rg, account)] = res
+            self._record("management policy put", account=account, rules=len(policy["rules"]))
+            return copy.deepcopy(res)
+
+    def get_management_policy(self, rg: str, account: str) -> dict[str, Any]:
+        with self._lock:
+            self.get_storage_account(rg, account)
+            res = self._policies.get(_key(rg, account))
+            if res is None:  # what Azure answers for an account without lifecycle rules
+                raise ArmError(404, "ManagementPolicyNotFound", f"No ManagementPolicy found for account {account}")
+            return copy.deepcopy(res)
+
+    def delete_management_policy(self, rg: str, account: str) -> bool:
+        with self._lock:
+            self.get_storage_account(rg, account)
+            gone = self._policies.pop(_key(rg, account), None) is not None
+            if gone:
+                self._record("management policy deleted", account=account)
+            return gone
 
     def _subnet_exists(self, subnet_id: str) -> bool | None:
         """True/False for a subnet id in this subscription, None if it is not one we model."""
@@ -627,6 +738,31 @@ def seed_virtual_network(state: ArmState, rg: str = "rg-blue", name: str = "vnet
         rg, name, ["172.16.0.0/16"],
         {"snet-appgw": "172.16.1.0/24", "snet-aks": "172.16.11.0/24", "snet-db": "172.16.31.0/24"},
     )
+
+
+def lifecycle_rule(container: str, prefix: str = "backups/", days: int = 30, name: str = "delete-old-backups") -> dict[str, Any]:
+    """A lifecycle rule deleting block blobs under container/prefix `days` after their last modification."""
+    return {
+        "enabled": True, "name": name, "type": "Lifecycle",
+        "definition": {
+            "filters": {"blobTypes": ["blockBlob"], "prefixMatch": [f"{container}/{prefix}"]},
+            "actions": {"baseBlob": {"delete": {"daysAfterModificationGreaterThan": days}}},
+        },
+    }
+
+
+def seed_storage_account(
+    state: ArmState, rg: str = "rg-blue", name: str = "bloberry01", backup_container: str = "mysql-backups",
+    retention_days: int = 30,
+) -> dict[str, Any]:
+    """bloberry01 as the 1-always stack has it, with the design's 30-day lifecycle rule for the backups."""
+    if state.get_resource_group(rg) is None:
+        state.create_resource_group(rg)
+    acct = state.create_storage_account(rg, name)
+    state.put_management_policy(rg, name, {"properties": {"policy": {"rules": [
+        lifecycle_rule(backup_container, "backups/", retention_days),
+    ]}}})
+    return acct
 
 
 def seed_app_gateway(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from drill import finalize as fin
-from drill.allure_meta import CATEGORIES, _escape_properties, executor_info, write_allure_metadata
+from drill.allure_meta import CATEGORIES, _escape_properties, executor_info, scrub_results, write_allure_metadata
 from drill.bundle import verify
 from drill.checklist import ITEMS
 from drill.evidence import Masker
@@ -166,3 +166,13 @@ def test_categories_are_mutually_exclusive(status: str, message: str, category: 
     got = [c["name"] for c in CATEGORIES
            if status in c["matchedStatuses"] and re.fullmatch(c["messageRegex"], message, re.S)]
     assert got == ([category] if category else [])
+
+
+def test_scrub_results_masks_text_files_and_leaves_binaries(tmp_path: Path) -> None:
+    (tmp_path / "a-result.json").write_text(json.dumps({"steps": [{"parameters": [{"value": f"pw={SECRET}"}]}]}))
+    (tmp_path / "b-attachment.json").write_text('{"ok": true}')
+    png = b"\x89PNG\r\n\x1a\n\xff" + SECRET.encode()
+    (tmp_path / "c-attachment.png").write_bytes(png)
+    assert scrub_results(tmp_path, Masker([SECRET])) == ["a-result.json"]
+    assert json.loads((tmp_path / "a-result.json").read_text())["steps"][0]["parameters"][0]["value"] == "pw=***"
+    assert (tmp_path / "c-attachment.png").read_bytes() == png

@@ -1,0 +1,58 @@
+"""Failure paths of the drill: hand-off between phases, and a Phase 2 that fails half-way.
+
+Each runs a real drill in a subprocess against its own lab, as an operator would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def drill(tmp_path: Path, *args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], dict]:
+    reports = tmp_path / "reports"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--reports-dir={reports}",
+         f"--alluredir={reports / 'allure-results'}", *args],
+        cwd=REPO, env=dict(os.environ, TMPDIR=str(tmp_path)), capture_output=True, text=True, timeout=timeout,
+    )
+    summary = json.loads(((reports / "evidence" / "latest").resolve() / "summary.json").read_text())
+    return proc, summary
+
+
+def test_phase3_alone_fails_clearly_and_changes_nothing(tmp_path: Path) -> None:
+    proc, summary = drill(tmp_path, "-m", "drill", "steps/test_phase3.py", timeout=180)
+    assert proc.returncode == 1
+    assert "Phase 3 continues Phase 2 of the same run" in proc.stdout
+    assert summary["verdict"] == "failed" and summary["phases"] == []
+    run = (tmp_path / "reports" / "evidence" / "latest").resolve()
+    assert json.loads((run / "actions.json").read_text()) == [], "a refused phase must not change anything"
+
+
+def test_phase2_failing_half_way_leaves_nothing_behind(tmp_path: Path) -> None:
+    # An image AKS cannot pull: the rollout fails after the stack is up and the data restored.
+    target = yaml.safe_load((REPO / "targets" / "lab.yaml").read_text())
+    target["kubernetes"]["image"] = "nginx:1.27"
+    path = tmp_path / "lab-broken-image.yaml"
+    path.write_text(yaml.safe_dump(target, allow_unicode=True))
+    # `--target=FILE`: pytest picks its rootdir from path-like tokens before any plugin loads.
+    proc, summary = drill(tmp_path, "-m", "drill and phase2", f"--target={path}")
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "ErrImagePull" in proc.stdout or "ImagePull" in proc.stdout or "rollout" in proc.stdout.lower()
+    assert summary["verdict"] == "failed"
+    assert [p["name"] for p in summary["phases"]] == ["phase1", "phase2-data"]
+    restore = summary["restore"]
+    assert restore["failures"] == [] and restore["site_class"] == "aws"
+    assert summary["baseline_diff"] == [], summary["baseline_diff"]
+    actions = json.loads(((tmp_path / "reports" / "evidence" / "latest").resolve() / "actions.json").read_text())
+    ops = {a["change"]["op"] for a in actions}
+    assert {"provisioner.apply", "aws.eks.set_scaling"} <= ops
+    assert all(a["state"] == "undone" for a in actions), [(a["change"]["op"], a["state"]) for a in actions]
