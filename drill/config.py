@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from drill.classify import ClassRule
 
@@ -157,18 +157,29 @@ class Objectives(_Strict):
 
 
 class ScratchDatabaseConfig(_Strict):
-    """A database readiness may empty and fill: the newest backup is restored into it, then dropped.
+    """A database readiness may empty and fill: the newest backup is restored into it, then emptied.
 
-    Never the primary (readiness refuses a scratch database at the primary's host, port and name).
+    Either `secret_id` (a Secrets Manager JSON secret shaped like the RDS one: host, port, username,
+    password, dbname; `database` overrides dbname) or host, user, password and database here.
+    Never the primary: readiness refuses a scratch database at the primary's host, port and name.
     """
 
-    host: str = Field(min_length=1)
+    secret_id: str | None = Field(default=None, min_length=1)
+    host: str | None = Field(default=None, min_length=1)
     port: int = Field(default=3306, ge=1, le=65535)
-    user: str = Field(min_length=1)
-    password: SecretStr
-    database: str = Field(pattern=r"^[A-Za-z0-9_]{1,64}$")
+    user: str | None = Field(default=None, min_length=1)
+    password: SecretStr | None = None
+    database: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]{1,64}$")
     # CA bundle to require verified TLS (Azure Flexible Server, RDS); None = plain TCP, as in the lab.
     ssl_ca: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "ScratchDatabaseConfig":
+        if self.secret_id is None:
+            missing = [k for k in ("host", "user", "password", "database") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"without secret_id, {', '.join(missing)} must be given")
+        return self
 
 
 class NodegroupExpectation(_Strict):

@@ -30,6 +30,12 @@ LAB_ENDPOINTS = {
     "aks_kubeconfig": "/tmp/kubeconfig",
     "terraform_binary": "/tmp/terraform",
     "failover_stack_dir": "/tmp/stack",
+    "blob_web_url": "http://127.0.0.1:10001/",
+    "scratch_db_host": "127.0.0.1",
+    "scratch_db_port": 13307,
+    "scratch_db_user": "scratch",
+    "scratch_db_password": "scratch-password-for-tests",
+    "scratch_db_database": "scratch",
 }
 
 
