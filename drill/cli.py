@@ -4,6 +4,7 @@
   drill probe URL --duration S --out FILE       probe any site; JSON summary on the last line
   drill verify BUNDLE_DIR                       check an evidence bundle against its manifest.json
   drill report [--results DIR] [--out DIR]      the Allure HTML report, offline, one file (Allure 2, Java)
+  drill unwind LEDGER [--target T]              undo what a killed drill left (its persisted ledger)
 
 Subcommands import drivers and the lab lazily, so the core stays free of SDK imports.
 """
@@ -93,6 +94,37 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unwind(args: argparse.Namespace) -> int:
+    """Carry out what a killed drill left in its persisted ledger, newest first."""
+    from drill.config import load_target
+    from drill.ledger import Ledger
+    from drivers.actions import executor
+
+    ledger_path = Path(args.ledger)
+    if ledger_path.is_dir():
+        ledger_path = ledger_path / "ledger.json"
+    if not ledger_path.exists():
+        print(f"drill: error: no ledger at {ledger_path}", file=sys.stderr)
+        return 2
+    endpoints = None
+    if args.lab_endpoints:
+        endpoints = json.loads(Path(args.lab_endpoints).read_text())
+    target = load_target(args.target, endpoints)
+    if target.is_lab and endpoints is None:
+        print("drill: error: a lab target needs --lab-endpoints (the running lab's endpoints.json)", file=sys.stderr)
+        return 2
+    ledger = Ledger.load(ledger_path)
+    todo = ledger.outstanding()
+    print(f"{len(todo)} outstanding change(s) in {ledger_path}")
+    for e in reversed(todo):
+        print(f"  undo #{e.id}: {e.inverse.description}")
+    failures = ledger.unwind(executor(target, busy_timeout=target.scaled(900.0) + 30.0))
+    for entry, err in failures:
+        print(f"FAILED #{entry.id} {entry.inverse.description}: {err}", file=sys.stderr)
+    print(f"unwound {len(todo) - len(failures)} of {len(todo)}; {len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="drill", description="dr-drill: disaster-recovery drill harness")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -123,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--evidence", default="reports/evidence/latest",
                     help="bundle whose summary fills in environment/executor when the results lack them (default: %(default)s)")
     rp.set_defaults(func=_report)
+    uw = sub.add_parser("unwind", help="undo what a killed drill left, from its persisted rollback ledger")
+    uw.add_argument("ledger", help="reports/work/<run-id>/ledger.json (or that directory)")
+    uw.add_argument("--target", default="lab", help="the target the drill ran against (default: lab)")
+    uw.add_argument("--lab-endpoints", default=None, help="the running lab's endpoints.json (lab targets)")
+    uw.set_defaults(func=_unwind)
     return p
 
 

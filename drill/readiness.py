@@ -87,13 +87,19 @@ def render_markdown(meta: Mapping[str, Any], verdicts: Sequence[Verdict]) -> str
     return "\n".join(lines) + "\n"
 
 
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def table_lines(verdicts: Sequence[Verdict], width: int = 100) -> list[str]:
-    """The verdict table for a terminal: one line per check."""
+    """The verdict table for a terminal: one line per check, `measured | threshold`."""
     name_w = max([len(v.check) for v in verdicts] + [5])
+    room = max(20, (width - name_w - 12) // 2)
     out = []
     for v in verdicts:
-        head = f"  {'PASS' if v.passed else 'FAIL'}  {v.check:<{name_w}}  {fmt(v.measured, v.unit)} / {fmt(v.threshold, v.unit)}"
-        out.append(head if len(head) <= width else head[: width - 1] + "…")
+        line = (f"  {'PASS' if v.passed else 'FAIL'}  {v.check:<{name_w}}  {_clip(fmt(v.measured, v.unit), room)}"
+                f" | {fmt(v.threshold, v.unit)}")
+        out.append(_clip(line, width))
     return out
 
 
@@ -172,6 +178,8 @@ _PLAN_ACTION = re.compile(
     r"will be read during apply|has moved to \S+|will be imported|will no longer be managed by Terraform)",
     re.M,
 )
+# "Objects have changed outside of Terraform": `has changed` (noted) or `has been deleted` (drift).
+_OUTSIDE = re.compile(r"^\s*# (?P<addr>\S+) (?P<what>has changed|has been deleted)\s*$", re.M)
 _PLAN_SUMMARY = re.compile(r"^Plan: (?P<body>.*?)\.?\s*$", re.M)
 _PLAN_COUNT = re.compile(r"(\d+) to (import|add|change|destroy|forget)")
 _NO_CHANGES = re.compile(r"^No changes\.", re.M)
@@ -189,6 +197,8 @@ class PlanSummary:
     counts: dict[str, int]  # add / change / destroy (/ import / forget), from the "Plan:" line
     actions: list[tuple[str, str]]  # (address, create|update|replace|destroy|read|move|import|forget)
     no_changes: bool
+    # Changes made outside Terraform that refresh found: (address, "changed" | "deleted").
+    outside: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def creations(self) -> list[str]:
@@ -196,8 +206,10 @@ class PlanSummary:
 
     @property
     def drift(self) -> list[tuple[str, str]]:
-        """Proposed actions on what exists: anything but a creation (or a data read / a move)."""
-        return [(a, act) for a, act in self.actions if act not in ("create", "read", "move")]
+        """Proposed actions on what exists: anything but a creation (or a data read / a move); and
+        anything of the stack deleted outside Terraform (its re-creation would look like a creation)."""
+        return ([(a, act) for a, act in self.actions if act not in ("create", "read", "move")]
+                + [(a, "deleted outside Terraform") for a, what in self.outside if what == "deleted"])
 
     @property
     def clean(self) -> bool:
@@ -216,7 +228,9 @@ def parse_plan(stdout: str) -> PlanSummary:
     if summary:
         for n, kind in _PLAN_COUNT.findall(summary.group("body")):
             counts[kind] = int(n)
-    return PlanSummary(counts, actions, bool(_NO_CHANGES.search(stdout)))
+    outside = [(m.group("addr"), "deleted" if m.group("what") == "has been deleted" else "changed")
+               for m in _OUTSIDE.finditer(stdout)]
+    return PlanSummary(counts, actions, bool(_NO_CHANGES.search(stdout)), outside)
 
 
 # -- restored backup vs primary -------------------------------------------------------------------------

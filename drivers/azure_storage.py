@@ -41,7 +41,7 @@ class StorageAccount:
     def properties(self) -> dict[str, Any]:
         """The account resource in ARM's JSON shape (raises ResourceNotFoundError if it is gone)."""
         acct = self.client.storage_accounts.get_properties(self.resource_group, self.name)
-        return dict(acct.serialize(keep_readonly=True))
+        return dict(acct.as_dict())  # the REST JSON shape (these models are mappings over it)
 
     def management_policy(self) -> dict[str, Any] | None:
         """The lifecycle management policy in ARM's JSON shape; None when the account has none."""
@@ -53,7 +53,7 @@ class StorageAccount:
             if e.status_code == 404 and _code(e) in (None, "ManagementPolicyNotFound", "ResourceNotFound"):
                 return None
             raise
-        return dict(policy.serialize(keep_readonly=True))
+        return dict(policy.as_dict())
 
 
 def container_names(service: BlobServiceClient) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -187,9 +188,10 @@ class ReadinessRun:
             newest = backups[-1]
             age = now - newest.started_at.timestamp()
             ok = age <= threshold
+            how_old = f"is {age:.1f}s old" if age >= 0 else f"is dated {-age:.1f}s in the future (clock skew?)"
             return Verdict(
                 check, ok, round(age, 2), round(threshold, 2),
-                sentence(check, f"newest backup {newest.name} is {age:.1f}s old, {'within' if ok else 'more than'} the RPO "
+                sentence(check, f"newest backup {newest.name} {how_old}, {'within' if ok else 'more than'} the RPO "
                          f"{self.scaled(rpo):.1f}s + {self.scaled(self.cfg.backup_in_flight_seconds):.1f}s for a backup in flight"
                          f"{self._real(age, rpo + self.cfg.backup_in_flight_seconds)}"),
                 "s", data={"newest": newest.name, "taken_at": newest.started_at.isoformat(), "backups": len(backups)},
@@ -240,11 +242,11 @@ class ReadinessRun:
 
             backups, _ = self.backup_listing()
             if not backups:
-                return Verdict(check, False, None, "restores without error", sentence(check, f"no backups under {self._backup_where()}"))
+                return Verdict(check, False, "no backup", "restored", sentence(check, f"no backups under {self._backup_where()}"))
             newest = backups[-1]
             target_db, primary = self.scratch_db(), self.primary_db()
             if scratch.same_database(target_db, primary):
-                return Verdict(check, False, None, "restores without error", sentence(
+                return Verdict(check, False, "refused", "restored", sentence(
                     check, f"refused: the scratch database {target_db!r} is the primary {primary!r}"))
             store = self.backup_store()
             t0 = time.monotonic()
@@ -252,7 +254,7 @@ class ReadinessRun:
                 try:
                     sql = store.download(newest, Path(tmp) / "backup.sql")
                 except BackupError as e:
-                    return Verdict(check, False, newest.name, "gzip intact and dump complete", sentence(check, str(e)),
+                    return Verdict(check, False, "corrupt", "restored", sentence(check, str(e)),
                                    data={"backup": newest.name, "bytes": newest.size})
                 size = sql.stat().st_size
                 self._scratch_used = True
@@ -260,12 +262,12 @@ class ReadinessRun:
                 try:
                     target_db.restore(sql, timeout=self.scaled(3600) + 300)
                 except DatabaseError as e:
-                    return Verdict(check, False, newest.name, "restores without error", sentence(check, str(e)),
+                    return Verdict(check, False, "restore failed", "restored", sentence(check, str(e)),
                                    data={"backup": newest.name})
             seconds = time.monotonic() - t0
             self._cache["restored"] = newest
             return Verdict(
-                check, True, newest.name, "gzip intact, dump complete, restores without error",
+                check, True, "restored", "restored",
                 sentence(check, f"{newest.name} ({newest.size} bytes, {size} uncompressed) restored into {target_db!r} in {seconds:.2f}s"),
                 data={"backup": newest.name, "taken_at": newest.started_at.isoformat(), "restore_seconds": round(seconds, 3),
                       "dropped_before_restore": dropped},
@@ -288,20 +290,14 @@ class ReadinessRun:
             missing = [t for t in want if t not in have]
             text = (f"{backup.name} restored every table: {', '.join(want)}" if not missing
                     else f"{backup.name} lacks {', '.join(missing)} (restored: {', '.join(have) or 'nothing'})")
-            return Verdict(check, not missing, missing, "no table missing", sentence(check, text), data={"restored_tables": have})
+            return Verdict(check, not missing, len(want) - len(missing), len(want), sentence(check, text), "tables",
+                           data={"restored_tables": have, "missing": missing})
 
         return self.measure(check, run)
 
-    def check_restored_data(self) -> Verdict:
-        """Reference tables equal the primary's; append-only tables are no larger than the primary's.
-
-        vets/specialties/vet_specialties/types are reference data nobody writes, so the restore must
-        match the primary exactly whenever the backup was taken. owners/pets/visits only grow (PetClinic
-        has no delete): rows added since the backup make the primary larger, never the restore.
-        """
-        check = "backups.restored_data"
-
-        def run() -> Verdict:
+    def _comparison(self) -> dict[str, Any]:
+        """Row counts and fingerprints of the restored tables and the primary's (read once per run)."""
+        if "comparison" not in self._cache:
             from drivers import scratch
 
             backup = self._restored()
@@ -309,18 +305,43 @@ class ReadinessRun:
             primary, restored = self.primary_db(), self.scratch_db()
             pc, rc = primary.row_counts(ref + app), restored.row_counts(ref + app)
             method, pf, rf = scratch.fingerprints(primary, restored, ref)
-            problems = compare_restore(pc, rc, pf, rf, ref, app)
-            data = {"backup": backup.name, "fingerprint": method, "primary_rows": pc, "restored_rows": rc,
-                    "primary_fingerprints": pf, "restored_fingerprints": rf}
-            if problems:
-                return Verdict(check, False, problems, "reference tables equal; append-only tables not ahead of the primary",
-                               sentence(check, "; ".join(problems)), data=data)
-            grown = {t: pc[t] - rc[t] for t in app if pc[t] != rc[t]}
-            text = (f"{', '.join(ref)} match the primary ({method}); {', '.join(app)} restored with "
-                    + (f"{sum(rc[t] for t in app)} rows, the primary has grown since by {grown}" if grown
-                       else "as many rows as the primary"))
-            return Verdict(check, True, {t: rc[t] for t in ref + app}, "reference equal, append-only <= primary",
-                           sentence(check, text), data=data)
+            self._cache["comparison"] = {"backup": backup.name, "fingerprint": method, "primary_rows": pc,
+                                         "restored_rows": rc, "primary_fingerprints": pf, "restored_fingerprints": rf}
+        return self._cache["comparison"]
+
+    def check_restored_reference(self) -> Verdict:
+        """vets/specialties/vet_specialties/types are reference data nobody writes: whenever the backup
+        was taken, the restore must equal the primary in rows and contents."""
+        check = "backups.restored_reference"
+
+        def run() -> Verdict:
+            c, ref = self._comparison(), list(self.cfg.reference_tables)
+            problems = compare_restore(c["primary_rows"], c["restored_rows"], c["primary_fingerprints"],
+                                       c["restored_fingerprints"], ref, [])
+            measured = {t: c["restored_rows"].get(t) for t in ref}
+            text = "; ".join(problems) or (f"{', '.join(ref)} restored from {c['backup']} equal the primary "
+                                           f"({c['fingerprint']}, rows {measured})")
+            return Verdict(check, not problems, measured, {t: c["primary_rows"].get(t) for t in ref},
+                           sentence(check, text), data=c)
+
+        return self.measure(check, run)
+
+    def check_restored_append_only(self) -> Verdict:
+        """owners/pets/visits only grow (PetClinic deletes nothing): rows added since the backup make
+        the primary larger, never the restore. A larger restore means the backup is of another
+        database, or the primary lost rows."""
+        check = "backups.restored_append_only"
+
+        def run() -> Verdict:
+            c, app = self._comparison(), list(self.cfg.append_only_tables)
+            pc, rc = c["primary_rows"], c["restored_rows"]
+            problems = compare_restore(pc, rc, {}, {}, [], app)
+            measured = {t: rc.get(t) for t in app}
+            grown = {t: pc[t] - rc[t] for t in app if t in pc and t in rc and pc[t] != rc[t]}
+            text = "; ".join(problems) or (
+                f"{', '.join(app)} restored with {measured} rows, no more than the primary's "
+                + (f"(written since the backup: {grown})" if grown else "(nothing written since the backup)"))
+            return Verdict(check, not problems, measured, {t: f"≤{pc.get(t)}" for t in app}, sentence(check, text), data=c)
 
         return self.measure(check, run)
 
@@ -571,10 +592,12 @@ class ReadinessRun:
             if not summary.clean:
                 drift = ", ".join(f"{a} ({act})" for a, act in summary.drift) or str(counts)
                 return Verdict(check, False, measured, threshold, sentence(
-                    check, f"terraform plan would change what exists: {drift}"), data={"actions": summary.actions})
+                    check, f"terraform plan would change what exists: {drift}"),
+                    data={"actions": summary.actions, "outside_terraform": summary.outside})
             text = ("terraform plan: no changes (the failover stack is up and matches its code)" if not summary.creations
                     else f"terraform plan proposes only creating the (normally destroyed) stack: {', '.join(summary.creations)}")
-            return Verdict(check, True, measured, threshold, sentence(check, text), data={"actions": summary.actions})
+            return Verdict(check, True, measured, threshold, sentence(check, text),
+                           data={"actions": summary.actions, "outside_terraform": summary.outside})
 
         return self.measure(check, run)
 
@@ -726,6 +749,9 @@ def _error_code(e: BaseException) -> str:
     code = error_code(e)
     if code:
         return code
+    aad = re.search(r"AADSTS\d+", str(e))  # Entra's own error code (e.g. AADSTS7000215: invalid secret)
+    if aad:
+        return aad.group(0)
     err = getattr(e, "error", None)
     if getattr(err, "code", None):
         return str(err.code)
@@ -742,6 +768,7 @@ def _error_code(e: BaseException) -> str:
 def _describe(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     first = next((line for line in text if line.strip()), "")
+    first = first.split(" Trace ID:", 1)[0]  # Entra's per-request ids: noise in a verdict
     code = _error_code(e)
     head = type(e).__name__ if code == type(e).__name__ else f"{type(e).__name__} {code}"
     return f"{head}: {first[:300]}" if first else head

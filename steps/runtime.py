@@ -373,30 +373,24 @@ class DrillRun:
 
     # -- end of run --------------------------------------------------------------------------
     def finish(self, failed_tests: list[str]) -> dict[str, Any]:
-        """Unwind what is left, check users are back on AWS, stop the probe, write the evidence."""
-        unwind_failures = []
+        """Unwind what is left, wait for the system to settle back, check users are on AWS, write evidence."""
         restored: dict[str, Any] = {"unwound": 0, "failures": [], "site_class": None, "seconds": None}
         # A Terraform apply still running in the background holds the state lock: let it finish
         # (it cannot be cancelled safely mid-resource) before destroying what it made.
         applying = self.state.get("stack_apply")
         if applying is not None and applying[0].is_alive():
             applying[0].join(timeout=self.target.scaled(3600) + 60)
+        t0 = Instant.now()
         outstanding = self.ledger.outstanding()
         if outstanding:
-            t0 = Instant.now()
             busy = self.target.scaled(900.0) + 30.0
-            unwind_failures = self.ledger.unwind(executor(self.target, busy_timeout=busy))
+            failures = self.ledger.unwind(executor(self.target, busy_timeout=busy))
             restored["unwound"] = len(outstanding)
-            restored["failures"] = [f"{e.inverse.description}: {err}" for e, err in unwind_failures]
-            if self.probe is not None:
-                bound = self.target.scaled((self.target.objectives.failback_rto_seconds or 900.0) + self.target.grace_seconds)
-                back = self.wait_for_class("aws", t0.mono, bound)
-                restored["site_class"] = "aws" if back else self.current_class()
-                restored["seconds"] = None if back is None else round(back.mono - t0.mono, 3)
-        elif self.probe is not None:
-            restored["site_class"] = self.current_class()
+            restored["failures"] = [f"{e.inverse.description}: {err}" for e, err in failures]
         if self.canary is not None:
             self.canary.stop()
+        # Put back is not instantly back: nodes boot and must pass the ALB's health checks again.
+        settle = self.target.scaled((self.target.objectives.failback_rto_seconds or 600.0) + self.target.grace_seconds)
         baseline_diff: list[str] = []
         if self.baseline is not None:
             from steps.baseline import capture, diff
@@ -407,14 +401,22 @@ class DrillRun:
                 except Exception as e:  # an unreadable state is a difference, not a pass
                     return [f"(could not read the state after the drill: {type(e).__name__}: {e})"]
 
-            # Put back is not instantly back: health checks must pass again (ALB healthy threshold).
-            settle = self.target.scaled(self.target.grace_seconds + 300.0)
             deadline = time.monotonic() + settle
             baseline_diff = differences()
             while baseline_diff and time.monotonic() < deadline:
                 time.sleep(0.5)
                 baseline_diff = differences()
         restored["baseline_diff"] = baseline_diff
+        if self.probe is not None:
+            # Users count as back only once the state has settled: during a node drain that the
+            # unwind raced, they may see AWS, then the maintenance page, then AWS again.
+            settled = Instant.now()
+            if outstanding:
+                back = self.wait_for_class("aws", settled.mono, settle)
+                restored["site_class"] = "aws" if back else self.current_class()
+                restored["seconds"] = None if back is None else round(back.mono - t0.mono, 3)
+            else:
+                restored["site_class"] = self.current_class()
         finished = Instant.now()
         if self.probe is not None:
             self.probe.stop()
