@@ -117,7 +117,21 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
         endpoints = request.getfixturevalue("lab")
         masker.add(str(v) for k, v in endpoints.items() if SECRET_KEY.search(k))
         lab_events = Path(endpoints["events_path"])
-    run = DrillRun(target, reports_dir, masker, lab_events)
+    # Before anything changes: the production guard, then one drill per target (a blob lease).
+    from drill.evidence import new_run_id
+    from drivers.safety import DrillLock, Refused, check_production_guard
+
+    run_id = new_run_id()
+    try:
+        verified = check_production_guard(target)
+        lock = DrillLock(target) if target.azure is not None else None
+        holder = lock.acquire(run_id) if lock else None
+    except Refused as e:
+        pytest.exit(f"dr-drill refused to start: {e}", returncode=3)
+    run = DrillRun(target, reports_dir, masker, lab_events, run_id=run_id)
+    run.notes.extend(verified)
+    if holder is not None:
+        run.notes.append(f"drill lock held by {holder.who} since {holder.since}")
     from steps.conftest import _MASK
 
     _MASK[:] = [masker]  # step attachments are masked like the evidence
@@ -126,7 +140,11 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
     try:
         yield run
     finally:
-        summary = run.finish(request.config.stash[_FAILED])
+        try:
+            summary = run.finish(request.config.stash[_FAILED])
+        finally:
+            if lock is not None:
+                lock.release()
         request.config.stash[_SUMMARY] = (run, summary)
         chart = run.evidence.path / "timeline.png"
         if chart.exists():  # lands on the last scenario's Allure result

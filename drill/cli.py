@@ -5,6 +5,7 @@
   drill verify BUNDLE_DIR                       check an evidence bundle against its manifest.json
   drill report [--results DIR] [--out DIR]      the Allure HTML report, offline, one file (Allure 2, Java)
   drill unwind LEDGER [--target T]              undo what a killed drill left (its persisted ledger)
+  drill unlock [--target T] [--break]           who holds a target's drill lock; break a stale one
 
 Subcommands import drivers and the lab lazily, so the core stays free of SDK imports.
 """
@@ -125,6 +126,21 @@ def _unwind(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _unlock(args: argparse.Namespace) -> int:
+    """Show who holds a target's drill lock; with --break, break a stale one (a killed drill's)."""
+    from drill.config import load_target
+    from drivers.safety import DrillLock
+
+    endpoints = json.loads(Path(args.lab_endpoints).read_text()) if args.lab_endpoints else None
+    lock = DrillLock(load_target(args.target, endpoints))
+    holder = lock.holder()
+    print(f"held by {holder.who} since {holder.since} (run {holder.run_id})" if holder else "not held")
+    if args.break_lock:
+        lock.break_lock()
+        print("lock broken")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="drill", description="dr-drill: disaster-recovery drill harness")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -160,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     uw.add_argument("--target", default="lab", help="the target the drill ran against (default: lab)")
     uw.add_argument("--lab-endpoints", default=None, help="the running lab's endpoints.json (lab targets)")
     uw.set_defaults(func=_unwind)
+
+    ul = sub.add_parser("unlock", help="show (and with --break, break) a target's drill lock")
+    ul.add_argument("--target", default="lab")
+    ul.add_argument("--lab-endpoints", default=None, help="the running lab's endpoints.json (lab targets)")
+    ul.add_argument("--break", dest="break_lock", action="store_true", help="break a stale lock")
+    ul.set_defaults(func=_unlock)
     return p
 
 

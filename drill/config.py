@@ -224,6 +224,13 @@ class ReadinessConfig(_Strict):
     subnets: list[str] = Field(default_factory=lambda: ["snet-appgw", "snet-aks", "snet-db"])
 
 
+class GuardConfig(_Strict):
+    """Who may be drilled: a non-lab target runs only when the live identities are listed here."""
+
+    aws_account_ids: list[str] = Field(default_factory=list)
+    azure_subscription_ids: list[str] = Field(default_factory=list)
+
+
 class LabConfig(_Strict):
     """Present only in a lab target: the drill starts the embedded lab and fills in `${lab:...}`."""
 
@@ -235,6 +242,7 @@ class Target(_Strict):
     description: str = ""
     time_scale: float = Field(default=1.0, gt=0)
     lab: LabConfig | None = None
+    guard: GuardConfig | None = None
     aws: AwsConfig
     database: DatabaseConfig | None = None
     azure: AzureConfig | None = None

@@ -106,3 +106,22 @@ def azure_auth(target: Target) -> Any:
         client_secret=c.client_secret, authority_host=c.authority_host,
         resource_manager_url=az.arm_endpoint, ca_bundle=c.ca_bundle,
     )
+
+
+def blob_service(target: Target) -> Any:
+    """The target's storage account: a shared key if the target gives one, else Entra credentials."""
+    from azure.storage.blob import BlobServiceClient
+
+    if target.azure is None:
+        raise RuntimeError(f"target {target.name!r} has no `azure:` section")
+    st = target.azure.storage
+    if st.account_key:
+        # Azure: https://ACCOUNT.blob.core.windows.net ; Azurite: http://127.0.0.1:PORT/ACCOUNT
+        host, _, path = st.account_url.rstrip("/").split("://", 1)[1].partition("/")
+        account = path or host.split(".", 1)[0]
+        credential: Any = {"account_name": account, "account_key": st.account_key.get_secret_value()}
+    else:
+        from drivers.azure_network import make_credential
+
+        credential = make_credential(azure_auth(target))
+    return BlobServiceClient(st.account_url, credential=credential)

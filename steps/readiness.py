@@ -44,17 +44,32 @@ class ReadinessRun:
         self.evidence = EvidenceDir(reports_dir / "evidence", self.run_id, masker)
         self.work = reports_dir / "work" / self.run_id
         self.work.mkdir(parents=True, exist_ok=True)
-        self.aws = Aws(target.aws)
-        # No ledger: these drivers refuse to change anything.
-        self.nodegroups = NodeGroups(self.aws)
-        self.elb = LoadBalancing(self.aws)
-        self.cloudfront = CloudFront(self.aws)
         self.verdicts: list[Verdict] = []
         self._cache: dict[str, Any] = {}
         self._scratch_used = False
 
     def __repr__(self) -> str:  # Allure shows fixture reprs as step parameters: no secrets
         return f"ReadinessRun({self.run_id}, target={self.target.name})"
+
+    # -- AWS drivers, built on first use: a missing profile fails the checks that need it, by name ------
+    @property
+    def aws(self) -> Aws:
+        if "aws" not in self._cache:
+            self._cache["aws"] = Aws(self.target.aws)
+        return self._cache["aws"]
+
+    # No ledger: these drivers refuse to change anything.
+    @property
+    def nodegroups(self) -> NodeGroups:
+        return NodeGroups(self.aws)
+
+    @property
+    def elb(self) -> LoadBalancing:
+        return LoadBalancing(self.aws)
+
+    @property
+    def cloudfront(self) -> CloudFront:
+        return CloudFront(self.aws)
 
     # -- configuration -------------------------------------------------------------------------------
     @property

@@ -74,10 +74,11 @@ class DrillRun:
         reports_dir: Path,
         masker: Masker,
         lab_events: Path | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.target = target
         self.started = Instant.now()
-        self.run_id = new_run_id(self.started.t)
+        self.run_id = run_id or new_run_id(self.started.t)
         self.evidence = EvidenceDir(reports_dir / "evidence", self.run_id, masker)
         self.work = reports_dir / "work" / self.run_id
         self.work.mkdir(parents=True, exist_ok=True)
@@ -259,23 +260,11 @@ class DrillRun:
 
     # -- Azure side (Phase 2) ------------------------------------------------------------------
     def backup_store(self) -> Any:
-        from azure.storage.blob import BlobServiceClient
-
+        from drivers.actions import blob_service
         from drivers.backups import BackupStore
 
         st = self.target.azure.storage
-        credential: Any = (
-            {"account_name": self._storage_account_name(), "account_key": st.account_key.get_secret_value()}
-            if st.account_key else self.azure_credential()
-        )
-        svc = BlobServiceClient(st.account_url, credential=credential)
-        return BackupStore(svc.get_container_client(st.backup_container))
-
-    def _storage_account_name(self) -> str:
-        url = self.target.azure.storage.account_url.rstrip("/")
-        host = url.split("://", 1)[1].split("/", 1)
-        # Azure: https://ACCOUNT.blob.core.windows.net ; Azurite: http://127.0.0.1:PORT/ACCOUNT
-        return host[1] if len(host) > 1 and host[1] else host[0].split(".", 1)[0]
+        return BackupStore(blob_service(self.target).get_container_client(st.backup_container))
 
     def azure_auth(self) -> Any:
         from drivers.actions import azure_auth

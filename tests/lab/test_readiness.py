@@ -142,7 +142,7 @@ def assert_not_ready(r: Readiness, check: str, *words: str) -> None:
     for w in words:
         assert w in detail, detail
     assert f"FAIL  {check}" in r.proc.stdout and f"{check}: " in r.proc.stdout, r.proc.stdout[-3000:]
-    assert f"**FAIL**" in (r.bundle / "readiness.md").read_text()
+    assert "**FAIL**" in (r.bundle / "readiness.md").read_text()
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, poll: float = 0.5) -> Any:
