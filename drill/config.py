@@ -231,6 +231,15 @@ class GuardConfig(_Strict):
     azure_subscription_ids: list[str] = Field(default_factory=list)
 
 
+class StopConfig(_Strict):
+    """Stop conditions (real-world seconds): when one fires the drill stops and unwinds."""
+
+    # A phase running longer than this is stopped (a drill must stay time-bounded).
+    max_phase_seconds: float | None = Field(default=None, gt=0)
+    # Users getting errors for longer than this at a stretch stops the drill (the error budget).
+    max_error_seconds: float | None = Field(default=None, gt=0)
+
+
 class LabConfig(_Strict):
     """Present only in a lab target: the drill starts the embedded lab and fills in `${lab:...}`."""
 
@@ -243,6 +252,7 @@ class Target(_Strict):
     time_scale: float = Field(default=1.0, gt=0)
     lab: LabConfig | None = None
     guard: GuardConfig | None = None
+    stop: StopConfig = StopConfig()
     aws: AwsConfig
     database: DatabaseConfig | None = None
     azure: AzureConfig | None = None

@@ -23,6 +23,7 @@ def attach_json(name: str, obj: object) -> None:
 @given("PetClinic is served from AWS")
 def petclinic_served_from_aws(drill_run: DrillRun) -> None:
     t0 = time.monotonic()
+    drill_run.begin_phase("phase1")
     drill_run.ensure_probe()
     drill_run.ensure_baseline()
     drill_run.ensure_canary()

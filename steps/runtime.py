@@ -9,8 +9,10 @@ from __future__ import annotations
 import getpass
 import os
 import platform
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +100,10 @@ class DrillRun:
         self.baseline: dict[str, Any] | None = None
         self.failback_data_loss: dict[str, Any] | None = None
         self.allure_results: Path | None = None  # pytest's --alluredir, set by conftest.py (None: no Allure)
+        self.phase: tuple[str, Instant] | None = None  # the phase under way and when it began
+        self.stopped_by: str | None = None
+        self._watchdog: threading.Thread | None = None
+        self._watching = threading.Event()
 
     def __repr__(self) -> str:  # Allure shows fixture reprs as step parameters
         return f"DrillRun({self.run_id}, target={self.target.name})"
@@ -111,7 +117,52 @@ class DrillRun:
                 users=p.users, timeout_seconds=p.timeout_seconds, rules=p.rules, log_path=self.work / "probe.log",
             )
             self.probe.start()
+            self._start_watchdog()
         return self.probe
+
+    # -- stop conditions --------------------------------------------------------------------
+    def begin_phase(self, name: str) -> None:
+        self.phase = (name, Instant.now())
+
+    def _start_watchdog(self) -> None:
+        stop = self.target.stop
+        if stop.max_phase_seconds is None and stop.max_error_seconds is None:
+            return
+        self._watching.set()
+        self._watchdog = threading.Thread(target=self._watch, name="stop-conditions", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        stop = self.target.stop
+        while self._watching.is_set() and self.stopped_by is None:
+            time.sleep(0.25)
+            reason = None
+            if stop.max_phase_seconds is not None and self.phase is not None:
+                name, began = self.phase
+                limit = self.target.scaled(stop.max_phase_seconds)
+                if time.monotonic() - began.mono > limit:
+                    reason = f"stop condition: {name} ran longer than its maximum {limit:.1f}s (stop.max_phase_seconds)"
+            if reason is None and stop.max_error_seconds is not None:
+                errors = self._trailing_errors()
+                limit = self.target.scaled(stop.max_error_seconds)
+                if errors > limit:
+                    reason = f"stop condition: users got errors for {errors:.1f}s at a stretch, beyond the budget {limit:.1f}s (stop.max_error_seconds)"
+            if reason is not None and self._watching.is_set():
+                self.stopped_by = reason
+                self.notes.append(reason)
+                # The same path as Ctrl-C: the step is interrupted and the ledger unwinds.
+                os.kill(os.getpid(), signal.SIGINT)
+
+    def _trailing_errors(self) -> float:
+        samples = self.samples()
+        if not samples or samples[-1].cls != "error":
+            return 0.0
+        first = samples[-1]
+        for s in reversed(samples):
+            if s.cls != "error":
+                break
+            first = s
+        return samples[-1].seen - first.seen
 
     @property
     def max_gap(self) -> float:
@@ -376,6 +427,7 @@ class DrillRun:
             failures = self.ledger.unwind(executor(self.target, busy_timeout=busy))
             restored["unwound"] = len(outstanding)
             restored["failures"] = [f"{e.inverse.description}: {err}" for e, err in failures]
+        self._watching.clear()  # the unwind itself is never stopped
         if self.canary is not None:
             self.canary.stop()
         # Put back is not instantly back: nodes boot and must pass the ALB's health checks again.
@@ -421,7 +473,8 @@ class DrillRun:
         down, intervals = tl.downtime(samples, gap) if samples else (0.0, [])
         restored_ok = not restored["failures"] and restored["site_class"] in (None, "aws") and not restored.get("baseline_diff")
         rpo_ok = self.rpo is None or self.rpo["passed"]
-        ok = bool(self.phases) and all(ph.passed for ph in self.phases) and rpo_ok and not failed_tests and restored_ok
+        ok = (bool(self.phases) and all(ph.passed for ph in self.phases) and rpo_ok and not failed_tests
+              and restored_ok and self.stopped_by is None)
         return {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -458,6 +511,7 @@ class DrillRun:
             ],
             "restore": restored,
             "failed_steps": failed_tests,
+            "stopped_by": self.stopped_by,
             "notes": self.notes,
             "verdict": "passed" if ok else "failed",
         }

@@ -30,6 +30,7 @@ def _need(drill_run: DrillRun, key: str, what: str) -> Any:
 
 @given("the site serves the maintenance page after Phase 1")
 def maintenance_after_phase1(drill_run: DrillRun) -> None:
+    drill_run.begin_phase("phase2")
     for section in ("database", "azure", "kubernetes", "failover_stack"):
         assert getattr(drill_run.target, section) is not None, (
             f"target {drill_run.target.name!r} has no `{section}:` section, which Phase 2 needs"

@@ -24,6 +24,7 @@ def _entries(drill_run: DrillRun, op: str) -> list[Entry]:
 
 @given("PetClinic is served from Azure after Phase 2")
 def azure_after_phase2(drill_run: DrillRun) -> None:
+    drill_run.begin_phase("phase3")
     assert "phase2.origin_switched" in drill_run.instants, (
         "Phase 3 continues Phase 2 of the same run: run `pytest -m drill` (all phases) or "
         "`pytest -m \"drill and phase3\"`"
