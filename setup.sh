@@ -52,7 +52,11 @@ else
 fi
 
 want="$(sha256sum pyproject.toml | cut -c1-16) $($PY -c 'import sys; print(sys.prefix)')"
-if [ "$(cat .tools/pip.stamp 2>/dev/null)" != "$want" ] || ! $PY -c 'import drill, drivers, lab, pytest_bdd' 2>/dev/null; then
+# Imported from / (not from here, where the working directory would shadow the install): the
+# installed package must be this checkout, not another clone's editable install.
+here=$(pwd -P)
+installed_here() { (cd / && $PY -c "import sys, drill, drivers, lab, pytest_bdd; sys.exit(0 if drill.__file__.startswith('$here/') else 1)") 2>/dev/null; }
+if [ "$(cat .tools/pip.stamp 2>/dev/null)" != "$want" ] || ! installed_here; then
   say "installing dr-drill and its pinned Python dependencies ($($PY --version))"
   $PY -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e .
   mkdir -p .tools && echo "$want" > .tools/pip.stamp
