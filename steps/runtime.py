@@ -413,7 +413,26 @@ class DrillRun:
 
     # -- end of run --------------------------------------------------------------------------
     def finish(self, failed_tests: list[str]) -> dict[str, Any]:
-        """Unwind what is left, wait for the system to settle back, check users are on AWS, write evidence."""
+        """Unwind what is left, wait for the system to settle back, check users are on AWS, write evidence.
+
+        Nothing may interrupt this: stop conditions are disarmed and a further Ctrl-C or SIGTERM is
+        noted, not obeyed (as Terraform does), because a half-done unwind leaves the system broken.
+        """
+        self._watching.clear()
+        shielded: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            def note(signum: int, frame: Any) -> None:
+                self.notes.append(f"signal {signum} received during the unwind: ignored until it finished")
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                shielded[sig] = signal.signal(sig, note)
+        try:
+            return self._finish(failed_tests)
+        finally:
+            for sig, handler in shielded.items():
+                signal.signal(sig, handler)
+
+    def _finish(self, failed_tests: list[str]) -> dict[str, Any]:
         restored: dict[str, Any] = {"unwound": 0, "failures": [], "site_class": None, "seconds": None}
         # A Terraform apply still running in the background holds the state lock: let it finish
         # (it cannot be cancelled safely mid-resource) before destroying what it made.
@@ -427,7 +446,6 @@ class DrillRun:
             failures = self.ledger.unwind(executor(self.target, busy_timeout=busy))
             restored["unwound"] = len(outstanding)
             restored["failures"] = [f"{e.inverse.description}: {err}" for e, err in failures]
-        self._watching.clear()  # the unwind itself is never stopped
         if self.canary is not None:
             self.canary.stop()
         # Put back is not instantly back: nodes boot and must pass the ALB's health checks again.

@@ -20,9 +20,9 @@ from drill.allure_meta import ALLURE_BIN, generate_report
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 SCENARIO = "The web node group is scaled to zero and CloudFront fails over to the maintenance page"
-# An attachment the Phase 1 steps make today. The timeline chart ("timeline: what users saw") is
-# attached once conftest.py attaches it after DrillRun.finish; then assert on it here too.
+# A step's attachment, and the timeline chart conftest.py attaches after DrillRun.finish.
 ATTACHMENT = "measured vs target"
+CHART = "timeline: what users saw"
 
 needs_allure = pytest.mark.skipif(not ALLURE_BIN.exists() or shutil.which("java") is None,
                                   reason="Allure 2 (./setup.sh) and Java are needed")
@@ -75,7 +75,7 @@ def test_drill_report_renders_the_drill_offline_and_carries_history(phase1_drill
         overview = dump_dom(index.as_uri(), tmp_path / "chromium")
         assert "GitHub Actions" in overview and "time_scale" in overview
         page = dump_dom(f"{index.as_uri()}#testresult/{case['uid']}", tmp_path / "chromium")
-        assert SCENARIO in page and ATTACHMENT in page
+        assert SCENARIO in page and ATTACHMENT in page and CHART in page
     else:
         pytest.skip("no /usr/bin/chromium (setup.sh installs it where apt has it): the render check did not run")
 
