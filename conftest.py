@@ -122,16 +122,24 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
     from drivers.safety import DrillLock, Refused, check_production_guard
 
     run_id = new_run_id()
+    dry_run = bool(request.config.getoption("--dry-run"))
     try:
         verified = check_production_guard(target)
         lock = DrillLock(target) if target.azure is not None else None
-        holder = lock.acquire(run_id) if lock else None
+        # A dry run changes nothing, so it takes no lock (a lock is a write); it says who holds one.
+        other = lock.holder() if lock and dry_run else None
+        holder = lock.acquire(run_id) if lock and not dry_run else None
     except Refused as e:
         pytest.exit(f"dr-drill refused to start: {e}", returncode=3)
-    run = DrillRun(target, reports_dir, masker, lab_events, run_id=run_id)
+    if dry_run:
+        lock = None
+    run = DrillRun(target, reports_dir, masker, lab_events, run_id=run_id, dry_run=dry_run)
     run.notes.extend(verified)
     if holder is not None:
         run.notes.append(f"drill lock held by {holder.who} since {holder.since}")
+    if dry_run:
+        run.notes.append("dry run: no drill lock taken" + (
+            f"; a drill lock is held by {other.who} since {other.since} (run {other.run_id})" if other is not None else ""))
     from steps.conftest import _MASK
 
     _MASK[:] = [masker]  # step attachments are masked like the evidence
@@ -177,6 +185,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
     tr.write_sep("=", f"dr-drill {s['run_id']} on {s['target']}: {s['verdict'].upper()}")
+    if s.get("dry_run"):
+        tr.write_line(f"  DRY RUN: nothing was changed. The plan, in order, each change with its inverse:")
+        for p in s.get("plan") or []:
+            tr.write_line(f"  {p['id']:>3}. {p['change']}")
+            tr.write_line(f"       undo: {p['inverse']}")
+        tr.write_line(f"  not evaluated (effects of changes not made): {len(s.get('not_evaluated') or [])} check(s)")
     for ph in s["phases"]:
         rto = "not reached" if ph["rto_seconds"] is None else f"{ph['rto_seconds']:.2f}s"
         tr.write_line(

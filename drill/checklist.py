@@ -9,6 +9,7 @@ the lab, lab-events.jsonl (the lab's ground truth). A check has one of four resu
     not proven  the item's phase ran, but nothing in the evidence proves this item
                 (e.g. the scenario stopped before it, or the drill does not check it)
     not run     the item's phase did not run in this drill — never shown as passed
+    dry run     a dry run (`--dry-run`) changed nothing, so no item is proven; the plan is shown
 
 `render_markdown` and `render_html` turn a bundle into the human-readable report (report.md,
 report.html); the HTML is self-contained (inline CSS, the timeline PNG embedded as base64) and
@@ -22,9 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-PASSED, FAILED, NOT_PROVEN, NOT_RUN = "passed", "failed", "not proven", "not run"
-STATUSES = (PASSED, FAILED, NOT_PROVEN, NOT_RUN)
-MARK = {PASSED: "✅", FAILED: "❌", NOT_PROVEN: "⚠️", NOT_RUN: "⏭️"}
+PASSED, FAILED, NOT_PROVEN, NOT_RUN, DRY_RUN = "passed", "failed", "not proven", "not run", "dry run"
+STATUSES = (PASSED, FAILED, NOT_PROVEN, NOT_RUN, DRY_RUN)
+MARK = {PASSED: "✅", FAILED: "❌", NOT_PROVEN: "⚠️", NOT_RUN: "⏭️", DRY_RUN: "📝"}
 RUNBOOK = "dr-failover-test-guide.md"
 
 PHASE_TITLES = {
@@ -520,8 +521,12 @@ def evaluate(summary: dict[str, Any] | None, actions: Sequence[dict[str, Any]] |
     """Every checklist item with its check, in the runbook's order."""
     e = Evidence(summary, actions, events)
     out = []
+    dry = isinstance(summary, dict) and bool(summary.get("dry_run"))
     for item in ITEMS:
-        if not e.ran(item.phase):
+        if dry:  # planned changes prove nothing: never let a dry run read as a passed checklist
+            check = Check(DRY_RUN, "a dry run made no change, so nothing here is proven; the plan lists what a drill would do",
+                          "summary.json plan")
+        elif not e.ran(item.phase):
             check = Check(NOT_RUN, f"Phase {item.phase} did not run in this drill", "summary.json phases, failed_steps")
         else:
             try:
@@ -652,6 +657,11 @@ def render_markdown(summary: dict[str, Any] | None, actions: Sequence[dict[str, 
                 L.append(f"| {item.number} | {_md(item.ko)} | {_md(item.en)} | {MARK[c.status]} {c.status} | "
                          f"{_md(c.evidence)} | {_md(c.source)} |")
         L.append("")
+    if s.get("dry_run"):
+        L += ["## Plan (dry run: nothing was changed)", "", "| # | change | inverse |", "|---|---|---|"]
+        L += [f"| {_md(p.get('id'))} | {_md(p.get('change'))} | {_md(p.get('inverse'))} |" for p in s.get("plan") or []]
+        L += ["", "Checks of effects not evaluated (the changes were not made):", ""]
+        L += [f"- {_md(x)}" for x in s.get("not_evaluated") or []] + [""]
     L += ["## Rollback and end state", ""] + [f"- **{_md(k)}**: {_md(v)}" for k, v in _restore(s)] + [""]
     if s.get("failed_steps"):
         L += ["## Failed steps", ""] + [f"- {_md(x)}" for x in s["failed_steps"]] + [""]
@@ -670,7 +680,7 @@ _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans KR","Malgun Gothic",sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}h3{font-size:1.05em;margin-bottom:.2em}
 table{border-collapse:collapse;width:100%;margin:.4em 0 1em}th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;font-size:.9em;text-align:left}
-th{background:#f5f5f5}.passed{background:#e8f5e9}.failed{background:#ffebee}.not-proven{background:#fff8e1}.not-run{background:#eceff1;color:#555}
+th{background:#f5f5f5}.passed{background:#e8f5e9}.failed{background:#ffebee}.not-proven{background:#fff8e1}.not-run{background:#eceff1;color:#555}.dry-run{background:#e3f2fd}
 .verdict-passed{color:#1b5e20}.verdict-failed{color:#b71c1c}.en{color:#555;font-style:italic}img{max-width:100%;border:1px solid #ddd}
 code{background:#f5f5f5;padding:0 3px}.muted{color:#666}
 """
@@ -721,6 +731,12 @@ def render_html(summary: dict[str, Any] | None, actions: Sequence[dict[str, Any]
                          f"<td>{_h(item.en)}</td><td>{MARK[c.status]} {_h(c.status)}</td><td>{_h(c.evidence)}</td>"
                          f"<td>{_h(c.source)}</td></tr>")
         H.append("</table>")
+    if s.get("dry_run"):
+        H.append("<h2>Plan (dry run: nothing was changed)</h2><table><tr><th>#</th><th>change</th><th>inverse</th></tr>"
+                 + "".join(f"<tr><td>{_h(p.get('id'))}</td><td>{_h(p.get('change'))}</td><td>{_h(p.get('inverse'))}</td></tr>"
+                           for p in s.get("plan") or []) + "</table>")
+        H.append("<p>Checks of effects not evaluated (the changes were not made):</p><ul>"
+                 + "".join(f"<li>{_h(x)}</li>" for x in s.get("not_evaluated") or []) + "</ul>")
     H.append("<h2>Rollback and end state</h2><ul>" + "".join(f"<li><b>{_h(k)}</b>: {_h(v)}</li>" for k, v in _restore(s)) + "</ul>")
     if s.get("failed_steps"):
         H.append("<h2>Failed steps</h2><ul>" + "".join(f"<li>{_h(x)}</li>" for x in s["failed_steps"]) + "</ul>")

@@ -34,38 +34,69 @@ class Entry:
     undone_at: float | None = None
     error: str | None = None
 
+    @property
+    def planned(self) -> bool:
+        return self.state == "planned"
+
 
 Executor = Callable[[Action], None]
 
 
+# A no-op inverse: for planned changes whose way back is another change's (e.g. a restore into a
+# database that `terraform destroy` removes) or that need none (a cache invalidation).
+NOTHING = "none"
+
+
 class Ledger:
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, dry_run: bool = False) -> None:
         self.path = path
+        self.dry_run = dry_run  # a dry run plans: every entry is born "planned" and never made
         self.entries: list[Entry] = []
         self._lock = threading.RLock()
 
     def record(self, change: Action, inverse: Action) -> Entry:
-        """Note a change about to be made; call `applied(entry)` once it has been."""
+        """Note a change about to be made; call `applied(entry)` once it has been.
+
+        In a dry run the entry is "planned": the caller must check `entry.planned` and not make it.
+        """
         with self._lock:
-            entry = Entry(len(self.entries) + 1, change, inverse)
+            entry = Entry(len(self.entries) + 1, change, inverse, state="planned" if self.dry_run else "pending")
             self.entries.append(entry)
             self._persist()
             return entry
 
     def applied(self, entry: Entry) -> None:
         with self._lock:
+            if entry.state == "planned":
+                return
             entry.state, entry.applied_at = "applied", time.time()
             self._persist()
 
     def settled(self, entry: Entry) -> None:
         """The drill itself carried out the inverse (e.g. Phase 3 restored the node group)."""
         with self._lock:
+            if entry.state == "planned":
+                return
             entry.state, entry.undone_at = "undone", time.time()
             self._persist()
 
     def outstanding(self) -> list[Entry]:
+        """Changes made (or perhaps made) and not undone: what an unwind carries out."""
         with self._lock:
             return [e for e in self.entries if e.state in ("pending", "applied", "undo_failed")]
+
+    def in_effect(self) -> list[Entry]:
+        """Outstanding changes, and in a dry run the planned ones: what later steps build on."""
+        with self._lock:
+            return [e for e in self.entries if e.state in ("pending", "applied", "undo_failed", "planned")]
+
+    def plan(self) -> list[dict[str, Any]]:
+        """The planned changes in order, each with its inverse (a dry run's output)."""
+        with self._lock:
+            return [
+                {"id": e.id, "change": e.change.description, "op": e.change.op, "inverse": e.inverse.description}
+                for e in self.entries if e.state == "planned"
+            ]
 
     def unwind(self, execute: Executor) -> list[tuple[Entry, str]]:
         """Carry out outstanding inverses newest first; return (entry, error) for each failure."""

@@ -14,6 +14,10 @@ def pytest_addoption(parser: Any) -> None:
     g.addoption("--target", default="lab", help="target name in targets/ or a target file (default: lab)")
     g.addoption("--reports-dir", default=None, help="where evidence and work files go (default: ./reports)")
     g.addoption(
+        "--dry-run", action="store_true", default=False,
+        help="read everything, change nothing: record every change as planned and print the plan with its inverses",
+    )
+    g.addoption(
         "--lab-endpoints", default=None,
         help="use an already running lab (its endpoints.json, e.g. from `drill lab up`) instead of starting one",
     )

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from drill.config import Target
-from drill.ledger import Action
+from drill.ledger import NOTHING, Action
 from drivers.aws import Aws, CloudFront, NodeGroups, Scaling, Secrets
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -77,6 +77,7 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
         "db.delete_rows": db_delete_rows,
         "db.drop_table": db_drop_table,
         "provisioner.destroy": provisioner_destroy,
+        NOTHING: lambda p: None,  # the way back is another entry's, or none is needed
     }
 
     def execute(action: Action) -> None:

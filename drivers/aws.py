@@ -139,8 +139,9 @@ class NodeGroups:
             Action("aws.eks.set_scaling", {**where, "scaling": before.as_api()},
                    f"restore node group {nodegroup} to {before.as_api()}"),
         )
-        self.apply_scaling(cluster, nodegroup, after, busy_timeout)
-        self.ledger.applied(entry)
+        if not entry.planned:  # a dry run records the change and its inverse, and stops there
+            self.apply_scaling(cluster, nodegroup, after, busy_timeout)
+            self.ledger.applied(entry)
         return entry
 
 
@@ -231,8 +232,9 @@ class CloudFront:
             Action("aws.cloudfront.set_origin", {**where, "settings": after}, f"point origin {origin_id} at {domain_name}"),
             Action("aws.cloudfront.set_origin", {**where, "settings": before}, f"point origin {origin_id} back at {before['DomainName']}"),
         )
-        self.apply_origin(distribution_id, origin_id, after)
-        self.ledger.applied(entry)
+        if not entry.planned:
+            self.apply_origin(distribution_id, origin_id, after)
+            self.ledger.applied(entry)
         return entry
 
     def wait_deployed(self, distribution_id: str, timeout: float, poll: float = 1.0) -> float:

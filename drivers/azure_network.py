@@ -210,8 +210,9 @@ class AppGateway:
                    f"restore {self.name}/{pool} to {[_address_dict_value(a) for a in before['pool']['backendAddresses']]} "
                    f"({before['http_settings']['protocol']} {before['http_settings']['port']})"),
         )
-        self.apply(after)
-        self.ledger.applied(entry)
+        if not entry.planned:
+            self.apply(after)
+            self.ledger.applied(entry)
         return entry
 
     def backend_health(self) -> list[dict[str, Any]]:

@@ -158,8 +158,7 @@ class Kube:
         what = f"{kind} {namespace}/{name}"
         current = self.get(kind, namespace, name, mask)
         if current is None:
-            entry = ledger.record(Action("kube.create", {**ref, **summary}, f"create {what}"),
-                                  Action("kube.delete", ref, f"delete {what} (created by the drill)"))
+            entry = ledger.record(*_create_actions(ref, summary))
             self._change(entry, ledger, lambda: self._create(kind, namespace, body), f"create {what}", mask)
             return "created"
         body = copy.deepcopy(body)
@@ -177,6 +176,8 @@ class Kube:
 
     @staticmethod
     def _change(entry: Entry, ledger: Ledger, call: Callable[[], Any], what: str, mask: Iterable[str] = ()) -> None:
+        if entry.planned:  # a dry run: recorded with its inverse, not made
+            return
         try:
             call()
         except ApiException as e:
@@ -193,10 +194,7 @@ class Kube:
             current = None
         if current is not None:
             return False
-        params = {"kubeconfig": self.kubeconfig, "context": self.context, "namespace": name}
-        entry = ledger.record(Action("kube.create_namespace", params, f"create namespace {name}"),
-                              Action("kube.delete_namespace", {**params, "wait_timeout": wait_timeout},
-                                     f"delete namespace {name} (created by the drill) and everything in it"))
+        entry = ledger.record(*_namespace_actions(self.kubeconfig, self.context, name, wait_timeout))
         self._change(entry, ledger, lambda: self._create("Namespace", None, {
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}), f"create namespace {name}")
         return True
@@ -384,6 +382,33 @@ class Kube:
         body = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": saved.get("type", "Opaque"),
                 "data": saved.get("data") or {}}
         self.restore("Secret", ns, name, body)
+
+
+def _create_actions(ref: dict[str, Any], summary: dict[str, Any]) -> tuple[Action, Action]:
+    what = f"{ref['kind']} {ref['namespace']}/{ref['name']}"
+    return (Action("kube.create", {**ref, **summary}, f"create {what}"),
+            Action("kube.delete", ref, f"delete {what} (created by the drill)"))
+
+
+def _namespace_actions(kubeconfig: str, context: str | None, name: str, wait_timeout: float) -> tuple[Action, Action]:
+    params = {"kubeconfig": kubeconfig, "context": context, "namespace": name}
+    return (Action("kube.create_namespace", params, f"create namespace {name}"),
+            Action("kube.delete_namespace", {**params, "wait_timeout": wait_timeout},
+                   f"delete namespace {name} (created by the drill) and everything in it"))
+
+
+def plan_on_new_cluster(kubeconfig: str | Path, context: str | None, ns: str,
+                        objects: list[tuple[str, str, dict[str, Any]]], ledger: Ledger) -> list[Entry]:
+    """A dry run's plan on a cluster the failover stack has yet to create: nothing can be read
+    there, and everything is a creation. `objects` are (kind, name, summary) in apply order."""
+    if not ledger.dry_run:
+        raise RuntimeError("plan_on_new_cluster is for dry runs: a real run applies through Kube")
+    config = str(Path(kubeconfig).expanduser().resolve())
+    entries = [ledger.record(*_namespace_actions(config, context, ns, NAMESPACE_DELETE_TIMEOUT))]
+    for kind, name, summary in objects:
+        ref = {"kubeconfig": config, "context": context, "kind": kind, "namespace": ns, "name": name}
+        entries.append(ledger.record(*_create_actions(ref, summary)))
+    return entries
 
 
 def _ref(ns: str | None, name: str) -> str:

@@ -20,6 +20,19 @@ def attach_json(name: str, obj: object) -> None:
     allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
 
 
+def dry_run_skips(drill_run: DrillRun, check: str) -> bool:
+    """True in a dry run, where a check of a change's effect cannot be made: nothing was changed.
+
+    The check is named in Allure and in summary.json's `not_evaluated`, never passed silently.
+    """
+    if not drill_run.dry_run:
+        return False
+    drill_run.not_evaluated.append(check)
+    allure.dynamic.tag("dry-run")
+    attach_json("not evaluated (dry run)", {"check": check, "why": "a dry run makes no change, so there is no effect to check"})
+    return True
+
+
 @given("PetClinic is served from AWS")
 def petclinic_served_from_aws(drill_run: DrillRun) -> None:
     t0 = time.monotonic()
@@ -53,6 +66,8 @@ def alb_becomes_healthy(drill_run: DrillRun) -> None:
 
 @then("the ALB reports no healthy targets")
 def alb_no_healthy(drill_run: DrillRun) -> None:
+    if dry_run_skips(drill_run, "the ALB reports no healthy targets"):
+        return
     tg = drill_run.target.aws.alb.target_group_arn
     bound = drill_run.target.scaled(drill_run.target.grace_seconds)
     none_healthy = wait_until(lambda: drill_run.elb.healthy_count(tg) == 0, bound, poll=0.5)

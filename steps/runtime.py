@@ -77,14 +77,18 @@ class DrillRun:
         masker: Masker,
         lab_events: Path | None = None,
         run_id: str | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.target = target
+        # A dry run reads everything a drill reads and records every change as planned, unmade.
+        self.dry_run = dry_run
+        self.not_evaluated: list[str] = []  # a dry run's checks of effects that were never caused
         self.started = Instant.now()
         self.run_id = run_id or new_run_id(self.started.t)
         self.evidence = EvidenceDir(reports_dir / "evidence", self.run_id, masker)
         self.work = reports_dir / "work" / self.run_id
         self.work.mkdir(parents=True, exist_ok=True)
-        self.ledger = Ledger(self.work / "ledger.json")
+        self.ledger = Ledger(self.work / "ledger.json", dry_run=dry_run)
         self.lab_events = lab_events
         self.aws = Aws(target.aws)
         self.nodegroups = NodeGroups(self.aws, self.ledger)
@@ -273,7 +277,7 @@ class DrillRun:
 
     def ensure_canary(self) -> None:
         """Start writing canary rows (RPO) into the primary, once, before the first fault."""
-        if self.canary is not None or self.target.database is None or self.instants:
+        if self.canary is not None or self.target.database is None or self.instants or "canary" in self.state:
             return
         from drivers.database import CanaryWriter
 
@@ -285,6 +289,10 @@ class DrillRun:
             Action("db.create_table", where, "create the dr_canary table in the primary (RPO canaries)"),
             Action("db.drop_table", where, "drop the dr_canary table from the primary"),
         )
+        self.state["canary"] = entry.state
+        if entry.planned:  # a dry run writes nothing into the primary
+            self._write_marker_owner(db)
+            return
         self.canary = CanaryWriter(db, self.target.scaled(self.target.database.canary_interval_seconds))
         self.canary.start()
         self.ledger.applied(entry)
@@ -300,6 +308,8 @@ class DrillRun:
             Action("db.insert_marker", where, f"insert marker owner {last_name} into the primary"),
             Action("db.delete_rows", where, f"delete marker owner {last_name} from the primary"),
         )
+        if entry.planned:
+            return
         written_at = time.time()
         with db.connect() as conn, conn.cursor() as cur:
             cur.execute(
@@ -328,15 +338,18 @@ class DrillRun:
         return make_credential(self.azure_auth())
 
     def terraform(self) -> Any:
-        from drivers.provisioner import TerraformCli
+        from drivers.terraform_plan import PlanningTerraform  # the Terraform driver, plus plan
 
         fs = self.target.failover_stack
         if "terraform" not in self.state:
-            self.state["terraform"] = TerraformCli(Path(fs.chdir), binary=fs.terraform_binary, log=self._log)
+            self.state["terraform"] = PlanningTerraform(Path(fs.chdir), binary=fs.terraform_binary, log=self._log)
         return self.state["terraform"]
 
-    def record_stack_destroy(self) -> None:
-        """Before the first apply: the way back is `terraform destroy` of the whole failover stack."""
+    def record_stack_destroy(self, plan: str | None = None) -> None:
+        """Before the first apply: the way back is `terraform destroy` of the whole failover stack.
+
+        `plan` is `terraform plan`'s one-line summary, which a dry run shows instead of applying.
+        """
         from drill.ledger import Action
 
         fs = self.target.failover_stack
@@ -344,7 +357,8 @@ class DrillRun:
             return
         params = {"chdir": fs.chdir, "binary": fs.terraform_binary}
         entry = self.ledger.record(
-            Action("provisioner.apply", params, "terraform apply of the Azure failover stack"),
+            Action("provisioner.apply", params,
+                   "terraform apply of the Azure failover stack" + (f" (plan: {plan})" if plan else "")),
             Action("provisioner.destroy", params, "terraform destroy of the Azure failover stack"),
         )
         self.ledger.applied(entry)  # applied from here on: a partial apply must be destroyed too
@@ -491,14 +505,18 @@ class DrillRun:
         down, intervals = tl.downtime(samples, gap) if samples else (0.0, [])
         restored_ok = not restored["failures"] and restored["site_class"] in (None, "aws") and not restored.get("baseline_diff")
         rpo_ok = self.rpo is None or self.rpo["passed"]
-        ok = (bool(self.phases) and all(ph.passed for ph in self.phases) and rpo_ok and not failed_tests
-              and restored_ok and self.stopped_by is None)
+        ok = ((bool(self.phases) or self.dry_run) and all(ph.passed for ph in self.phases) and rpo_ok
+              and not failed_tests and restored_ok and self.stopped_by is None)
+        # A dry run proves the plan and the reads, never an objective: it must not read as "passed".
+        verdict = ("dry-run" if self.dry_run else "passed") if ok else "failed"
         return {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
             "target": self.target.name,
             "time_scale": self.target.time_scale,
-            "dry_run": False,
+            "dry_run": self.dry_run,
+            "plan": self.ledger.plan() if self.dry_run else None,
+            "not_evaluated": self.not_evaluated,
             "operator": operator(),
             "started_at": iso(self.started.t),
             "finished_at": iso(finished.t),
@@ -531,7 +549,7 @@ class DrillRun:
             "failed_steps": failed_tests,
             "stopped_by": self.stopped_by,
             "notes": self.notes,
-            "verdict": "passed" if ok else "failed",
+            "verdict": verdict,
         }
 
     def _wall(self, mono: float) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import allure
 from pytest_bdd import parsers, scenarios, then, when
 
-from steps.conftest import attach_json
+from steps.conftest import attach_json, dry_run_skips
 from steps.runtime import DrillRun, Instant
 
 scenarios("phase1_web_tier_down.feature")
@@ -16,11 +16,14 @@ def scale_web_nodegroup(drill_run: DrillRun, desired: int) -> None:
     fault = Instant.now()
     entry = drill_run.nodegroups.set_desired(eks.cluster, eks.web_nodegroup, desired)
     drill_run.mark_fault("phase1.fault", fault)
-    attach_json("change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+    attach_json("planned change (with inverse)" if entry.planned else "change (with inverse)",
+                {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
 
 
 @then(parsers.parse("the web node group settles at {desired:d} nodes"))
 def nodegroup_settles(drill_run: DrillRun, desired: int) -> None:
+    if dry_run_skips(drill_run, f"the web node group settles at {desired} nodes"):
+        return
     eks = drill_run.target.aws.eks
     waited = drill_run.nodegroups.wait_active(
         eks.cluster, eks.web_nodegroup, timeout=drill_run.target.scaled(600 + drill_run.target.grace_seconds)
@@ -32,6 +35,8 @@ def nodegroup_settles(drill_run: DrillRun, desired: int) -> None:
 
 @then("the site serves the maintenance page within the maintenance RTO")
 def maintenance_within_rto(drill_run: DrillRun) -> None:
+    if dry_run_skips(drill_run, "the site serves the maintenance page within the maintenance RTO"):
+        return
     fault = drill_run.instants["phase1.fault"]
     result = drill_run.measure_rto(
         "phase1", "AWS web tier down → maintenance page", fault, "maintenance",
@@ -50,7 +55,7 @@ def maintenance_within_rto(drill_run: DrillRun) -> None:
 def original_size_in_ledger(drill_run: DrillRun) -> None:
     eks = drill_run.target.aws.eks
     pending = [
-        e for e in drill_run.ledger.outstanding()
+        e for e in drill_run.ledger.in_effect()  # in a dry run: the planned change
         if e.inverse.op == "aws.eks.set_scaling" and e.inverse.params["nodegroup"] == eks.web_nodegroup
     ]
     attach_json("rollback ledger", [e.inverse.__dict__ for e in pending])

@@ -16,8 +16,11 @@ from pytest_bdd import given, scenarios, then, when
 
 from drill.classify import classify, parse_rules
 from drill.evidence import iso
-from steps.conftest import attach_json
+from steps.conftest import attach_json, dry_run_skips
 from steps.runtime import DrillRun, Instant, wait_until
+
+# What a dry run cannot know before `terraform apply` has run, shown as Terraform shows it.
+AFTER_APPLY = "(known after apply)"
 
 scenarios("phase2_failover_to_azure.feature")
 
@@ -39,6 +42,9 @@ def maintenance_after_phase1(drill_run: DrillRun) -> None:
         "Phase 2 continues Phase 1 of the same run: run `pytest -m \"drill and phase2\"` (it includes Phase 1)"
     )
     seen = drill_run.current_class()
+    if drill_run.dry_run:  # Phase 1 changed nothing: users must still be on AWS
+        assert seen == "aws", f"users see {seen!r} during a dry run, which changes nothing: expected 'aws'"
+        return
     assert seen == "maintenance", f"users see {seen!r}, not the maintenance page Phase 1 should have left"
 
 
@@ -56,6 +62,9 @@ def newest_backup_is_recent(drill_run: DrillRun) -> None:
 def provision_data_tier(drill_run: DrillRun) -> None:
     tf = drill_run.terraform()
     tf.init()
+    if drill_run.dry_run:
+        _plan_stack(drill_run, tf)
+        return
     drill_run.record_stack_destroy()
     t0 = time.monotonic()
     outputs = tf.apply(targets=drill_run.target.failover_stack.data_tier_targets)
@@ -64,8 +73,25 @@ def provision_data_tier(drill_run: DrillRun) -> None:
     assert outputs.get("mysql_fqdn"), f"the data tier apply gave no mysql_fqdn: {sorted(outputs)}"
 
 
+def _plan_stack(drill_run: DrillRun, tf: Any) -> None:
+    """A dry run: `terraform plan` (a read) in place of the apply; the stack's outputs stay unknown."""
+    from drill.readiness import parse_plan
+
+    t0 = time.monotonic()
+    plan = tf.plan()
+    summary = parse_plan(plan.stdout)
+    counts = ", ".join(f"{n} to {kind}" for kind, n in sorted(summary.counts.items())) or "no changes"
+    drill_run.record_stack_destroy(plan=counts)
+    drill_run.state["stack_outputs"] = {}
+    attach_json("terraform plan (dry run)", {"exit_code": plan.exit_code, "summary": counts,
+                                             "actions": summary.actions, "seconds": round(time.monotonic() - t0, 2)})
+
+
 @when("the newest backup is restored into Azure MySQL while the rest of the stack is provisioned")
 def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
+    if drill_run.dry_run:
+        _plan_restore(drill_run)
+        return
     tf = drill_run.terraform()
     result: dict[str, Any] = {}
 
@@ -100,8 +126,29 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
                             "seconds": round(done.mono - started.mono, 3)})
 
 
+def _plan_restore(drill_run: DrillRun) -> None:
+    """A dry run fetches the newest backup (a read: it must exist and download) and plans its restore."""
+    from drill.ledger import NOTHING, Action
+
+    store = drill_run.backup_store()
+    newest = store.latest()
+    with tempfile.TemporaryDirectory(prefix="dr-drill-dry-run-") as tmp:
+        sql = store.download(newest, Path(tmp) / "backup.sql")
+        size = sql.stat().st_size
+    assert size > 0, f"the newest backup {newest.name} is empty"
+    destroy = next(e for e in drill_run.ledger.entries if e.change.op == "provisioner.apply")
+    drill_run.ledger.record(
+        Action("db.restore", {"backup": newest.name}, f"restore backup {newest.name} into Azure MySQL {AFTER_APPLY}"),
+        Action(NOTHING, {}, f"nothing of its own: Azure MySQL goes with the failover stack (#{destroy.id})"),
+    )
+    drill_run.state["restored_backup"] = newest
+    attach_json("restore (dry run)", {"backup": newest.name, "taken_at": newest.started_at.isoformat(), "sql_bytes": size})
+
+
 @then("owners written before the backup are found in Azure MySQL")
 def owners_found_in_azure(drill_run: DrillRun) -> None:
+    if dry_run_skips(drill_run, "owners written before the backup are found in Azure MySQL"):
+        return
     from drivers.database import PETCLINIC_TABLES
 
     azure = drill_run.azure_db()
@@ -123,6 +170,8 @@ def owners_found_in_azure(drill_run: DrillRun) -> None:
 
 @then("Azure MySQL holds the restored data within the data-restore RTO")
 def data_restore_rto(drill_run: DrillRun) -> None:
+    if dry_run_skips(drill_run, "Azure MySQL holds the restored data within the data-restore RTO"):
+        return
     objective = drill_run.target.objectives.data_restore_rto_seconds
     assert objective is not None, "the target sets no objectives.data_restore_rto_seconds"
     result = drill_run.record_rto(
@@ -135,6 +184,9 @@ def data_restore_rto(drill_run: DrillRun) -> None:
 
 @when("PetClinic is deployed on AKS")
 def deploy_petclinic(drill_run: DrillRun) -> None:
+    if drill_run.dry_run:
+        _plan_deploy(drill_run)
+        return
     applying, result = _need(drill_run, "stack_apply", "the failover stack apply")
     applying.join(timeout=drill_run.target.scaled(3600) + 60)
     assert not applying.is_alive(), "terraform apply of the failover stack did not finish"
@@ -162,8 +214,26 @@ def deploy_petclinic(drill_run: DrillRun) -> None:
     attach_json("rollout", {"namespace": k8s.namespace, "replicas": k8s.replicas, "seconds": round(waited, 2)})
 
 
+def _plan_deploy(drill_run: DrillRun) -> None:
+    """A dry run: the cluster is made by the apply, so nothing there can be read; plan creations."""
+    from drivers.kube import petclinic_manifests, plan_on_new_cluster
+
+    k8s = drill_run.target.kubernetes
+    deployment, service = petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace)
+    entries = plan_on_new_cluster(k8s.kubeconfig, k8s.context, k8s.namespace, [
+        ("ConfigMap", "petclinic-config", {"keys": ["MYSQL_DATABASE", "MYSQL_HOST", "MYSQL_PORT"]}),
+        ("Secret", "petclinic-secret", {"keys": ["MYSQL_PASSWORD", "MYSQL_USER"]}),
+        ("Deployment", deployment["metadata"]["name"], {"manifest": deployment}),
+        ("Service", service["metadata"]["name"], {"manifest": service}),
+    ], drill_run.ledger)
+    attach_json("planned changes on AKS (dry run)", [e.change.description for e in entries])
+
+
 @when("the App Gateway's backend pool is pointed at the PetClinic service")
 def point_app_gateway(drill_run: DrillRun) -> None:
+    if drill_run.dry_run:
+        _plan_app_gateway(drill_run)
+        return
     k8s = drill_run.target.kubernetes
     gw = drill_run.target.azure.app_gateway
     cluster_ip = drill_run.kube().service_cluster_ip(k8s.namespace, "petclinic")
@@ -173,8 +243,33 @@ def point_app_gateway(drill_run: DrillRun) -> None:
     attach_json("change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
 
 
+def _plan_app_gateway(drill_run: DrillRun) -> None:
+    """A dry run reads the gateway if it exists (its current backend is the inverse), else plans
+    the change on the gateway the apply will create."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from drill.ledger import NOTHING, Action
+    from drivers.azure_network import OP_CONFIGURE_BACKEND
+
+    gw = drill_run.target.azure.app_gateway
+    address = f"PetClinic's ClusterIP {AFTER_APPLY}"
+    try:
+        entry = drill_run.app_gateway().point_at(gw.backend_pool, address, gw.http_settings, 80, "Http", gw.probe,
+                                                 probe_host=address, probe_path="/")
+    except ResourceNotFoundError:
+        destroy = next(e for e in drill_run.ledger.entries if e.change.op == "provisioner.apply")
+        entry = drill_run.ledger.record(
+            Action(OP_CONFIGURE_BACKEND, {"gateway": gw.name, "pool": gw.backend_pool},
+                   f"point {gw.name}/{gw.backend_pool} at {address} (the gateway is created by the apply)"),
+            Action(NOTHING, {}, f"nothing of its own: the gateway goes with the failover stack (#{destroy.id})"),
+        )
+    attach_json("planned change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+
+
 @then("the App Gateway serves PetClinic from Azure")
 def app_gateway_serves_petclinic(drill_run: DrillRun) -> None:
+    if dry_run_skips(drill_run, "the App Gateway serves PetClinic from Azure"):
+        return
     outputs = drill_run.state["stack_outputs"]
     url = f"http://{outputs['appgw_public_ip']}:{drill_run.target.azure.app_gateway.http_port}/"
     rules = parse_rules(drill_run.target.probe.rules)
@@ -199,18 +294,29 @@ def app_gateway_serves_petclinic(drill_run: DrillRun) -> None:
 def switch_secondary_origin(drill_run: DrillRun) -> None:
     cf = drill_run.target.aws.cloudfront
     outputs = drill_run.state["stack_outputs"]
+    address = f"the App Gateway's public IP {AFTER_APPLY}" if drill_run.dry_run else outputs["appgw_public_ip"]
     entry = drill_run.cloudfront.set_origin(
-        cf.distribution_id, cf.secondary_origin_id, outputs["appgw_public_ip"], "http-only",
+        cf.distribution_id, cf.secondary_origin_id, address, "http-only",
         http_port=drill_run.target.azure.app_gateway.http_port,
     )
     drill_run.instants["phase2.origin_switched"] = Instant.now()
-    attach_json("change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+    attach_json("planned change (with inverse)" if entry.planned else "change (with inverse)",
+                {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
 
 
 @when("the CloudFront change is deployed and the cache invalidated")
 def cloudfront_deployed(drill_run: DrillRun) -> None:
     dist = drill_run.target.aws.cloudfront.distribution_id
     deployed = drill_run.cloudfront.wait_deployed(dist, timeout=drill_run.target.scaled(1200) + 30)
+    if drill_run.dry_run:
+        from drill.ledger import NOTHING, Action
+
+        drill_run.ledger.record(
+            Action("aws.cloudfront.invalidate", {"distribution_id": dist, "paths": ["/*"]}, f"invalidate /* on {dist}"),
+            Action(NOTHING, {}, "nothing: an invalidation only empties the edge caches"),
+        )
+        attach_json("CloudFront (dry run)", {"status": "Deployed", "read_after_seconds": round(deployed, 2)})
+        return
     inv = drill_run.cloudfront.invalidate(dist, ["/*"])
     done = wait_until(lambda: drill_run.cloudfront.invalidation_status(dist, inv) == "Completed",
                       drill_run.target.scaled(900) + 30, poll=0.5)
@@ -220,6 +326,8 @@ def cloudfront_deployed(drill_run: DrillRun) -> None:
 
 @then("the site serves PetClinic from Azure within the full-service RTO")
 def azure_within_rto(drill_run: DrillRun) -> None:
+    if dry_run_skips(drill_run, "the site serves PetClinic from Azure within the full-service RTO"):
+        return
     objective = drill_run.target.objectives.full_service_rto_seconds
     assert objective is not None, "the target sets no objectives.full_service_rto_seconds"
     result = drill_run.measure_rto(
@@ -232,6 +340,8 @@ def azure_within_rto(drill_run: DrillRun) -> None:
 
 @then("the measured RPO is within target")
 def rpo_within_target(drill_run: DrillRun) -> None:
+    if dry_run_skips(drill_run, "the measured RPO is within target"):
+        return
     from drivers.database import newest_canary
 
     fault = drill_run.instants["phase1.fault"]

@@ -12,14 +12,14 @@ from typing import Any
 from pytest_bdd import given, scenarios, then, when
 
 from drill.ledger import Entry
-from steps.conftest import attach_json
+from steps.conftest import attach_json, dry_run_skips
 from steps.runtime import DrillRun, Instant
 
 scenarios("phase3_failback_to_aws.feature")
 
 
 def _entries(drill_run: DrillRun, op: str) -> list[Entry]:
-    return [e for e in drill_run.ledger.outstanding() if e.change.op == op]
+    return [e for e in drill_run.ledger.in_effect() if e.change.op == op]
 
 
 @given("PetClinic is served from Azure after Phase 2")
@@ -30,6 +30,9 @@ def azure_after_phase2(drill_run: DrillRun) -> None:
         "`pytest -m \"drill and phase3\"`"
     )
     seen = drill_run.current_class()
+    if drill_run.dry_run:  # nothing changed; and the write below would add a real owner: not in a dry run
+        assert seen == "aws", f"users see {seen!r} during a dry run, which changes nothing: expected 'aws'"
+        return
     assert seen == "azure", f"users see {seen!r}, not PetClinic from Azure as Phase 2 should have left"
     # Observed, not judged: can users write while Azure serves? (Origin failover is for reads only.)
     drill_run.state["outage_write"] = drill_run.try_site_write()
@@ -42,9 +45,12 @@ def restore_nodegroup(drill_run: DrillRun) -> None:
     eks = drill_run.target.aws.eks
     (entry,) = [e for e in _entries(drill_run, "aws.eks.set_scaling") if e.change.params["nodegroup"] == eks.web_nodegroup]
     at = Instant.now()
+    drill_run.instants["phase3.restore"] = at
+    if entry.planned:
+        attach_json("planned: carry out the inverse of #%d (dry run)" % entry.id, entry.inverse.__dict__)
+        return
     drill_run.nodegroups.apply_scaling(eks.cluster, eks.web_nodegroup, _scaling(entry.inverse.params["scaling"]))
     drill_run.ledger.settled(entry)
-    drill_run.instants["phase3.restore"] = at
     attach_json("change", entry.inverse.__dict__)
 
 
@@ -56,6 +62,8 @@ def _scaling(d: dict[str, int]) -> Any:
 
 @then("the site serves PetClinic from AWS again within the failback RTO")
 def aws_again(drill_run: DrillRun) -> None:
+    if dry_run_skips(drill_run, "the site serves PetClinic from AWS again within the failback RTO"):
+        return
     objective = drill_run.target.objectives.failback_rto_seconds
     assert objective is not None, "the target sets no objectives.failback_rto_seconds"
     result = drill_run.measure_rto(
@@ -71,6 +79,10 @@ def revert_and_destroy(drill_run: DrillRun) -> None:
     # Both at once: users are on the primary again, so the secondary is idle while it changes.
     cf = drill_run.target.aws.cloudfront
     (origin,) = [e for e in _entries(drill_run, "aws.cloudfront.set_origin") if e.change.params["origin_id"] == cf.secondary_origin_id]
+    if origin.planned:
+        (stack,) = _entries(drill_run, "provisioner.apply")
+        attach_json("planned: carry out inverses (dry run)", [origin.inverse.__dict__, stack.inverse.__dict__])
+        return
     errors: list[BaseException] = []
 
     def destroy() -> None:
@@ -113,6 +125,8 @@ def nothing_remains(drill_run: DrillRun) -> None:
 
 @then("data written on Azure during the outage is reported as lost on failback")
 def azure_data_reported(drill_run: DrillRun) -> None:
+    if dry_run_skips(drill_run, "data written on Azure during the outage is reported as lost on failback"):
+        return
     rows = drill_run.state.get("azure_only_rows", {})
     drill_run.failback_data_loss = {
         "policy": "not replicated back: rows written on Azure during the outage are lost on failback",

@@ -14,7 +14,7 @@ import yaml
 from kubernetes import client, config
 
 from drill.ledger import Action, Ledger
-from drivers.kube import Kube, KubeError, RolloutFailed, execute_kube_action, petclinic_manifests
+from drivers.kube import Kube, KubeError, RolloutFailed, execute_kube_action, petclinic_manifests, plan_on_new_cluster
 from lab.kube import KubeApiServer, PetClinicRunner
 
 pytestmark = pytest.mark.lab
@@ -255,3 +255,26 @@ def test_ensure_namespace_and_delete_namespace(kube: Kube, srv: KubeApiServer, t
     with pytest.raises(ValueError):
         execute_kube_action(Action("kube.create", {}, "a change, not an inverse"))
     assert "token" not in repr(kube) and srv.token not in repr(kube)
+
+
+def test_a_dry_run_reads_but_creates_nothing_and_plans_what_a_new_cluster_would_get(
+    srv: KubeApiServer, kube: Kube, tmp_path: Path,
+) -> None:
+    ledger = Ledger(tmp_path / "ledger.json", dry_run=True)
+    _deploy_all(kube, ledger)
+    assert [e.state for e in ledger.entries] == ["planned"] * 5
+    assert not kube.namespace_exists(NS) and not srv.namespace_exists(NS)
+    assert kube.get("ConfigMap", NS, "petclinic-config") is None
+    # The plan made without any cluster (the failover stack's AKS is created by the apply) is the
+    # same, change for change and inverse for inverse, as the one read from an empty cluster.
+    dep, svc = petclinic_manifests(IMAGE, 2)
+    offline = Ledger(dry_run=True)
+    plan_on_new_cluster(srv.kubeconfig_path, None, NS, [
+        ("ConfigMap", "petclinic-config", {"keys": sorted(CONFIG)}),
+        ("Secret", "petclinic-secret", {"keys": ["MYSQL_PASSWORD", "MYSQL_USER"]}),
+        ("Deployment", "petclinic", {"manifest": dep}),
+        ("Service", "petclinic", {"manifest": svc}),
+    ], offline)
+    assert [(e.change, e.inverse) for e in offline.entries] == [(e.change, e.inverse) for e in ledger.entries]
+    with pytest.raises(RuntimeError, match="dry runs"):
+        plan_on_new_cluster(srv.kubeconfig_path, None, NS, [], Ledger())

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from drill.checklist import FAILED, ITEMS, NOT_PROVEN, NOT_RUN, PASSED, evaluate, render_html, render_markdown
+from drill.checklist import DRY_RUN, FAILED, ITEMS, NOT_PROVEN, NOT_RUN, PASSED, evaluate, render_html, render_markdown
 
 T0 = 1_800_000_000.0
 RUNBOOK = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "dr-failover-test-guide.md"
@@ -254,3 +254,22 @@ def test_html_is_self_contained_escapes_everything_and_embeds_the_png() -> None:
     for item in ITEMS:
         assert item.ko in page and item.en.replace("'", "&#x27;") in page
     assert page.count('class="passed"') >= len(ITEMS)
+
+
+def test_a_dry_run_proves_no_item_and_shows_the_plan() -> None:
+    summary, actions, events = full_drill()
+    summary.update(dry_run=True, verdict="dry-run", phases=[], rpo=None,
+                   plan=[{"id": 1, "change": "scale node group blue-web-ng to 0", "op": "aws.eks.set_scaling",
+                          "inverse": "restore node group blue-web-ng to 2"}],
+                   not_evaluated=["the site serves the maintenance page within the maintenance RTO"])
+    for a in actions:
+        a["state"] = "planned"
+    results = evaluate(summary, actions, events)
+    assert statuses(results) == {i.number: DRY_RUN for i in ITEMS}
+    md = render_markdown(summary, actions, events)
+    page = render_html(summary, actions, events, png=None)
+    for text in (md, page):
+        assert "Plan (dry run: nothing was changed)" in text
+        assert "restore node group blue-web-ng to 2" in text
+        assert "the maintenance page within the maintenance RTO" in text
+        assert "✅" not in text

@@ -70,3 +70,28 @@ def test_load_round_trips(tmp_path: Path) -> None:
     again = Ledger.load(path)
     assert [(e.id, e.state, e.inverse) for e in again.entries] == [(e.id, e.state, e.inverse) for e in ledger.entries]
     assert len(again.outstanding()) == 2
+
+
+def test_a_dry_run_ledger_plans_every_change_and_has_nothing_to_unwind(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.json"
+    ledger = Ledger(path, dry_run=True)
+    first = ledger.record(*change(1))
+    second = ledger.record(*change(2))
+    assert first.planned and second.planned
+    ledger.applied(first)  # a caller that forgets to check cannot turn a plan into a made change
+    ledger.settled(second)
+    assert [e.state for e in ledger.entries] == ["planned", "planned"]
+    assert json.loads(path.read_text())["entries"][0]["state"] == "planned"
+    assert ledger.outstanding() == [] and [e.id for e in ledger.in_effect()] == [1, 2]
+    assert ledger.plan() == [
+        {"id": 1, "change": "set 1", "op": "t.set", "inverse": "unset 1"},
+        {"id": 2, "change": "set 2", "op": "t.set", "inverse": "unset 2"},
+    ]
+    executed: list[Action] = []
+    assert ledger.unwind(executed.append) == [] and executed == []
+
+
+def test_a_real_ledger_has_no_plan() -> None:
+    ledger = Ledger()
+    ledger.applied(ledger.record(*change(1)))
+    assert ledger.plan() == [] and not ledger.entries[0].planned
