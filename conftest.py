@@ -65,6 +65,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda it: (0, order[id(it)][1]) if order[id(it)][0] < 0 else (1, order[id(it)][0], order[id(it)][1]))
 
 
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    # Called before the session's fixtures are torn down, so the drill run's summary sees it: an
+    # interrupted drill is never "passed", even if every phase it got through met its objective.
+    _INTERRUPTS.append(f"interrupted: {excinfo.value or 'SIGINT (Ctrl-C or a stop condition)'}")
+
+
+_INTERRUPTS: list[str] = []
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
@@ -149,7 +158,7 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
         yield run
     finally:
         try:
-            summary = run.finish(request.config.stash[_FAILED])
+            summary = run.finish(request.config.stash[_FAILED] + _INTERRUPTS)
         finally:
             if lock is not None:
                 lock.release()

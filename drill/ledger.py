@@ -11,9 +11,10 @@ import json
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class Entry:
     applied_at: float | None = None
     undone_at: float | None = None
     error: str | None = None
+    # The entry whose inverse removes this change too (e.g. a Deployment on the AKS cluster that
+    # `terraform destroy` of the failover stack deletes): when that one is undone, so is this.
+    within: int | None = None
+    note: str | None = None
 
     @property
     def planned(self) -> bool:
@@ -53,6 +58,7 @@ class Ledger:
         self.dry_run = dry_run  # a dry run plans: every entry is born "planned" and never made
         self.entries: list[Entry] = []
         self._lock = threading.RLock()
+        self._within: int | None = None
 
     def record(self, change: Action, inverse: Action) -> Entry:
         """Note a change about to be made; call `applied(entry)` once it has been.
@@ -60,10 +66,22 @@ class Ledger:
         In a dry run the entry is "planned": the caller must check `entry.planned` and not make it.
         """
         with self._lock:
-            entry = Entry(len(self.entries) + 1, change, inverse, state="planned" if self.dry_run else "pending")
+            entry = Entry(len(self.entries) + 1, change, inverse, state="planned" if self.dry_run else "pending",
+                          within=self._within)
             self.entries.append(entry)
             self._persist()
             return entry
+
+    @contextmanager
+    def inside(self, container: Entry) -> Iterator[None]:
+        """Changes recorded in this block live inside `container`'s change (e.g. the failover stack)."""
+        with self._lock:
+            previous, self._within = self._within, container.id
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._within = previous
 
     def applied(self, entry: Entry) -> None:
         with self._lock:
@@ -99,21 +117,43 @@ class Ledger:
             ]
 
     def unwind(self, execute: Executor) -> list[tuple[Entry, str]]:
-        """Carry out outstanding inverses newest first; return (entry, error) for each failure."""
+        """Carry out outstanding inverses newest first; return (entry, error) for each failure.
+
+        A change inside another (`within`) needs no inverse of its own once its container is undone
+        (the stack, and the cluster in it, are gone); and when its own inverse fails because the
+        container is already half gone, the container's inverse, which runs later, settles it.
+        """
         failures: list[tuple[Entry, str]] = []
+        waiting: dict[int, list[Entry]] = {}  # container id -> entries its inverse will settle
+        by_id = {e.id: e for e in self.entries}
         for entry in reversed(self.outstanding()):
+            container = by_id.get(entry.within) if entry.within is not None else None
+            if container is not None and container.state == "undone":
+                self._undone(entry, f"removed with #{container.id} ({container.change.description})")
+                continue
             try:
                 execute(entry.inverse)
             except Exception as e:  # one failing inverse must not strand the others
                 with self._lock:
                     entry.state, entry.error = "undo_failed", f"{type(e).__name__}: {e}"
                     self._persist()
-                failures.append((entry, entry.error))
+                if container is not None and container.state in ("pending", "applied", "undo_failed"):
+                    waiting.setdefault(container.id, []).append(entry)
+                else:
+                    failures.append((entry, entry.error))
                 continue
-            with self._lock:
-                entry.state, entry.undone_at, entry.error = "undone", time.time(), None
-                self._persist()
+            self._undone(entry)
+            for inner in waiting.pop(entry.id, []):
+                self._undone(inner, f"removed with #{entry.id} ({entry.change.description}); "
+                                    f"its own inverse had failed: {inner.error}")
+        for inner_entries in waiting.values():  # their container's inverse failed too
+            failures.extend((e, str(e.error)) for e in inner_entries)
         return failures
+
+    def _undone(self, entry: Entry, note: str | None = None) -> None:
+        with self._lock:
+            entry.state, entry.undone_at, entry.error, entry.note = "undone", time.time(), None, note
+            self._persist()
 
     def to_list(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -139,7 +179,7 @@ class Ledger:
                 Entry(
                     id=d["id"], change=Action(**d["change"]), inverse=Action(**d["inverse"]), state=d["state"],
                     recorded_at=d["recorded_at"], applied_at=d.get("applied_at"),
-                    undone_at=d.get("undone_at"), error=d.get("error"),
+                    undone_at=d.get("undone_at"), error=d.get("error"), within=d.get("within"), note=d.get("note"),
                 )
             )
         return ledger

@@ -363,6 +363,13 @@ class DrillRun:
         )
         self.ledger.applied(entry)  # applied from here on: a partial apply must be destroyed too
 
+    def stack_entry(self) -> Any:
+        """The ledger entry of the failover stack's apply: what lives in the stack is `inside` it."""
+        for e in self.ledger.entries:
+            if e.change.op == "provisioner.apply":
+                return e
+        raise AssertionError("the failover stack's apply is not in the ledger: this step continues Phase 2's provisioning")
+
     def azure_db(self) -> Any:
         from drivers.database import Database
 
@@ -453,6 +460,10 @@ class DrillRun:
         applying = self.state.get("stack_apply")
         if applying is not None and applying[0].is_alive():
             applying[0].join(timeout=self.target.scaled(3600) + 60)
+        # Likewise a failback's destroy: racing it would delete inside a stack being deleted.
+        destroying = self.state.get("stack_destroy")
+        if destroying is not None and destroying.is_alive():
+            destroying.join(timeout=self.target.scaled(3600) + 60)
         t0 = Instant.now()
         outstanding = self.ledger.outstanding()
         if outstanding:

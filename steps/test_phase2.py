@@ -199,17 +199,19 @@ def deploy_petclinic(drill_run: DrillRun) -> None:
     kube = drill_run.kube()
     from drivers.kube import petclinic_manifests
 
-    kube.ensure_namespace(k8s.namespace, drill_run.ledger)
-    kube.apply_configmap(k8s.namespace, "petclinic-config", {
-        "MYSQL_HOST": outputs["mysql_fqdn"], "MYSQL_PORT": str(azure.mysql.port),
-        "MYSQL_DATABASE": outputs["mysql_database_name"],
-    }, drill_run.ledger)
-    kube.apply_secret(k8s.namespace, "petclinic-secret", {
-        "MYSQL_USER": outputs["mysql_admin_username"], "MYSQL_PASSWORD": azure.mysql.admin_password.get_secret_value(),
-    }, drill_run.ledger)
-    deployment, service = petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace)
-    kube.apply_deployment(k8s.namespace, deployment, drill_run.ledger)
-    kube.apply_service(k8s.namespace, service, drill_run.ledger)
+    # The cluster is part of the failover stack: destroying the stack removes all of this too.
+    with drill_run.ledger.inside(drill_run.stack_entry()):
+        kube.ensure_namespace(k8s.namespace, drill_run.ledger)
+        kube.apply_configmap(k8s.namespace, "petclinic-config", {
+            "MYSQL_HOST": outputs["mysql_fqdn"], "MYSQL_PORT": str(azure.mysql.port),
+            "MYSQL_DATABASE": outputs["mysql_database_name"],
+        }, drill_run.ledger)
+        kube.apply_secret(k8s.namespace, "petclinic-secret", {
+            "MYSQL_USER": outputs["mysql_admin_username"], "MYSQL_PASSWORD": azure.mysql.admin_password.get_secret_value(),
+        }, drill_run.ledger)
+        deployment, service = petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace)
+        kube.apply_deployment(k8s.namespace, deployment, drill_run.ledger)
+        kube.apply_service(k8s.namespace, service, drill_run.ledger)
     waited = kube.wait_rollout(k8s.namespace, "petclinic", timeout=drill_run.target.scaled(900) + 30)
     attach_json("rollout", {"namespace": k8s.namespace, "replicas": k8s.replicas, "seconds": round(waited, 2)})
 
@@ -220,12 +222,13 @@ def _plan_deploy(drill_run: DrillRun) -> None:
 
     k8s = drill_run.target.kubernetes
     deployment, service = petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace)
-    entries = plan_on_new_cluster(k8s.kubeconfig, k8s.context, k8s.namespace, [
-        ("ConfigMap", "petclinic-config", {"keys": ["MYSQL_DATABASE", "MYSQL_HOST", "MYSQL_PORT"]}),
-        ("Secret", "petclinic-secret", {"keys": ["MYSQL_PASSWORD", "MYSQL_USER"]}),
-        ("Deployment", deployment["metadata"]["name"], {"manifest": deployment}),
-        ("Service", service["metadata"]["name"], {"manifest": service}),
-    ], drill_run.ledger)
+    with drill_run.ledger.inside(drill_run.stack_entry()):
+        entries = plan_on_new_cluster(k8s.kubeconfig, k8s.context, k8s.namespace, [
+            ("ConfigMap", "petclinic-config", {"keys": ["MYSQL_DATABASE", "MYSQL_HOST", "MYSQL_PORT"]}),
+            ("Secret", "petclinic-secret", {"keys": ["MYSQL_PASSWORD", "MYSQL_USER"]}),
+            ("Deployment", deployment["metadata"]["name"], {"manifest": deployment}),
+            ("Service", service["metadata"]["name"], {"manifest": service}),
+        ], drill_run.ledger)
     attach_json("planned changes on AKS (dry run)", [e.change.description for e in entries])
 
 
@@ -237,9 +240,10 @@ def point_app_gateway(drill_run: DrillRun) -> None:
     k8s = drill_run.target.kubernetes
     gw = drill_run.target.azure.app_gateway
     cluster_ip = drill_run.kube().service_cluster_ip(k8s.namespace, "petclinic")
-    entry = drill_run.app_gateway().point_at(
-        gw.backend_pool, cluster_ip, gw.http_settings, 80, "Http", gw.probe, probe_host=cluster_ip, probe_path="/",
-    )
+    with drill_run.ledger.inside(drill_run.stack_entry()):  # the gateway is part of the failover stack
+        entry = drill_run.app_gateway().point_at(
+            gw.backend_pool, cluster_ip, gw.http_settings, 80, "Http", gw.probe, probe_host=cluster_ip, probe_path="/",
+        )
     attach_json("change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
 
 

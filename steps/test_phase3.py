@@ -84,14 +84,20 @@ def revert_and_destroy(drill_run: DrillRun) -> None:
         attach_json("planned: carry out inverses (dry run)", [origin.inverse.__dict__, stack.inverse.__dict__])
         return
     errors: list[BaseException] = []
+    stack = drill_run.stack_entry()
 
     def destroy() -> None:
         try:
             drill_run.terraform().destroy()
         except BaseException as e:  # reported below
             errors.append(e)
+            return
+        # Settled here, not in the step: an interrupt after the destroy must not undo it again
+        # (and what was inside the stack needs no inverse of its own: the ledger knows).
+        drill_run.ledger.settled(stack)
 
     destroying = threading.Thread(target=destroy, name="terraform-destroy", daemon=True)
+    drill_run.state["stack_destroy"] = destroying  # the end-of-run unwind waits for it
     destroying.start()
     drill_run.cloudfront.apply_origin(cf.distribution_id, cf.secondary_origin_id, origin.inverse.params["settings"])
     drill_run.ledger.settled(origin)
@@ -102,7 +108,7 @@ def revert_and_destroy(drill_run: DrillRun) -> None:
         raise AssertionError(f"terraform destroy failed: {errors[0]}")
     # The stack's resources are gone, and with them everything created inside them.
     for e in drill_run.ledger.outstanding():
-        if e.change.op == "provisioner.apply" or e.change.op.startswith(("kube.", "azure.")):
+        if e.within == stack.id:
             drill_run.ledger.settled(e)
     attach_json("failback", {"cloudfront_deployed_after_seconds": round(deployed, 2), "stack": "destroyed"})
 

@@ -95,3 +95,56 @@ def test_a_real_ledger_has_no_plan() -> None:
     ledger = Ledger()
     ledger.applied(ledger.record(*change(1)))
     assert ledger.plan() == [] and not ledger.entries[0].planned
+
+
+def stack_ledger(tmp_path: Path) -> tuple[Ledger, list[int]]:
+    """#1 outside, #2 the stack, #3-#4 inside the stack, #5 outside again."""
+    ledger = Ledger(tmp_path / "l.json")
+    ledger.applied(ledger.record(*change(1)))
+    stack = ledger.record(*change(2))
+    ledger.applied(stack)
+    with ledger.inside(stack):
+        ledger.applied(ledger.record(*change(3)))
+        ledger.applied(ledger.record(*change(4)))
+    ledger.applied(ledger.record(*change(5)))
+    return ledger, [e.id for e in ledger.entries]
+
+
+def test_changes_inside_a_destroyed_container_need_no_inverse_of_their_own(tmp_path: Path) -> None:
+    ledger, _ = stack_ledger(tmp_path)
+    assert [e.within for e in ledger.entries] == [None, None, 2, 2, None]
+    ledger.settled(ledger.entries[1])  # the drill destroyed the stack, then was interrupted
+    done: list[int] = []
+    assert ledger.unwind(lambda a: done.append(a.params["n"])) == []
+    assert done == [-5, -1]  # nothing was tried against the stack that is gone
+    assert all(e.state == "undone" for e in ledger.entries)
+    assert ledger.entries[2].note == "removed with #2 (set 2)"
+    reloaded = Ledger.load(tmp_path / "l.json")
+    assert reloaded.entries[3].within == 2 and reloaded.entries[3].note == "removed with #2 (set 2)"
+
+
+def test_an_inside_inverse_that_fails_is_settled_by_its_containers_inverse(tmp_path: Path) -> None:
+    ledger, _ = stack_ledger(tmp_path)
+
+    def execute(a: Action) -> None:
+        if a.params["n"] in (-3, -4):
+            raise ConnectionError("the cluster is half gone")
+
+    assert ledger.unwind(execute) == []
+    inner = ledger.entries[2]
+    assert inner.state == "undone" and inner.error is None
+    assert inner.note is not None and "removed with #2" in inner.note and "half gone" in inner.note
+
+
+def test_when_the_container_cannot_be_undone_every_failure_is_reported(tmp_path: Path) -> None:
+    ledger, _ = stack_ledger(tmp_path)
+
+    def execute(a: Action) -> None:
+        if a.params["n"] in (-2, -3):
+            raise RuntimeError(f"no {a.params['n']}")
+
+    failures = ledger.unwind(execute)
+    assert sorted(e.id for e, _ in failures) == [2, 3]
+    assert [e.state for e in ledger.entries] == ["undone", "undo_failed", "undo_failed", "undone", "undone"]
+    # A later unwind (e.g. `drill unwind` once the API is back) finishes the job.
+    assert ledger.unwind(lambda a: None) == [] and all(e.state == "undone" for e in ledger.entries)
