@@ -4,7 +4,7 @@
   drill probe URL --duration S --out FILE       probe any site; JSON summary on the last line
   drill verify BUNDLE_DIR                       check an evidence bundle against its manifest.json
   drill report [--results DIR] [--out DIR]      the Allure HTML report, offline, one file (Allure 2, Java)
-  drill unwind LEDGER [--target T]              undo what a killed drill left (its persisted ledger)
+  drill unwind LEDGER [--target T]              undo what a killed drill left (its persisted ledger), release its lock
   drill unlock [--target T] [--break]           who holds a target's drill lock; break a stale one
 
 Subcommands import drivers and the lab lazily, so the core stays free of SDK imports.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import threading
@@ -102,9 +103,11 @@ def _unwind(args: argparse.Namespace) -> int:
     from drivers.actions import executor
 
     ledger_path = Path(args.ledger)
+    # A run's work directory with no ledger yet: the drill was killed before recording its first change.
+    killed_before_first_change = ledger_path.is_dir() and RUN_ID.match(ledger_path.name) is not None
     if ledger_path.is_dir():
         ledger_path = ledger_path / "ledger.json"
-    if not ledger_path.exists():
+    if not ledger_path.exists() and not killed_before_first_change:
         print(f"drill: error: no ledger at {ledger_path}", file=sys.stderr)
         return 2
     endpoints = None
@@ -114,16 +117,60 @@ def _unwind(args: argparse.Namespace) -> int:
     if target.is_lab and endpoints is None:
         print("drill: error: a lab target needs --lab-endpoints (the running lab's endpoints.json)", file=sys.stderr)
         return 2
-    ledger = Ledger.load(ledger_path)
+    ledger = Ledger.load(ledger_path) if ledger_path.exists() else Ledger()
     todo = ledger.outstanding()
-    print(f"{len(todo)} outstanding change(s) in {ledger_path}")
+    print(f"{len(todo)} outstanding change(s) in {ledger_path}" + ("" if ledger_path.exists() else " (none recorded)"))
     for e in reversed(todo):
         print(f"  undo #{e.id}: {e.inverse.description}")
     failures = ledger.unwind(executor(target, busy_timeout=target.scaled(900.0) + 30.0))
+    for entry in todo:
+        if entry.note:  # settled by its container's inverse (e.g. removed with the failover stack)
+            print(f"  #{entry.id}: {entry.note}")
     for entry, err in failures:
         print(f"FAILED #{entry.id} {entry.inverse.description}: {err}", file=sys.stderr)
     print(f"unwound {len(todo) - len(failures)} of {len(todo)}; {len(failures)} failure(s)")
+    _release_lock_of(target, ledger_path.parent.name, unwound=not failures)
     return 1 if failures else 0
+
+
+# reports/work/<run-id>/ledger.json: the run id names the drill whose lock a killed drill left held.
+RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+
+
+def _release_lock_of(target: object, run_id: str, unwound: bool) -> None:
+    """After unwinding a killed drill, release the drill lock it left held (its lease never expires).
+
+    Only that run's lock, and only once everything was put back: a lock held by another run is left
+    alone, and a target that is not back keeps its lock so that no drill snapshots it as a baseline.
+    """
+    from drivers.safety import DrillLock
+
+    if getattr(target, "azure", None) is None:
+        return
+    if not RUN_ID.match(run_id):
+        print(f"drill lock: left alone (the ledger is not in a run directory reports/work/<run-id>/: {run_id!r})")
+        return
+    name = getattr(target, "name", "lab")
+    try:
+        lock = DrillLock(target)  # type: ignore[arg-type]
+        if not unwound:
+            holder = lock.holder()
+            if holder is not None and holder.run_id == run_id:
+                print(f"drill lock: kept (held by run {run_id}): the unwind failed, so the target is not back; "
+                      f"once it is, drill unlock --target {name} --break")
+            return
+        found, holder = lock.release_if_held_by(run_id)
+    except Exception as e:  # the unwind's outcome stands; the lock can still be broken by hand
+        print(f"drill lock: could not be checked ({type(e).__name__}: {e}); see drill unlock --target {name}")
+        return
+    if found == "released":
+        print(f"drill lock: released (held by run {run_id}, {holder.who} since {holder.since})")  # type: ignore[union-attr]
+    elif found == "other":
+        print(f"drill lock: held by another run ({holder.run_id}, {holder.who} since {holder.since}): left alone")  # type: ignore[union-attr]
+    elif found == "anonymous":
+        print(f"drill lock: leased but naming no holder: left alone (drill unlock --target {name} --break)")
+    else:
+        print("drill lock: not held")
 
 
 def _unlock(args: argparse.Namespace) -> int:
@@ -172,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="bundle whose summary fills in environment/executor when the results lack them (default: %(default)s)")
     rp.set_defaults(func=_report)
     uw = sub.add_parser("unwind", help="undo what a killed drill left, from its persisted rollback ledger")
-    uw.add_argument("ledger", help="reports/work/<run-id>/ledger.json (or that directory)")
+    uw.add_argument("ledger", help="reports/work/<run-id>/ledger.json (or that directory); the run's drill lock is released "
+                                  "once everything is undone")
     uw.add_argument("--target", default="lab", help="the target the drill ran against (default: lab)")
     uw.add_argument("--lab-endpoints", default=None, help="the running lab's endpoints.json (lab targets)")
     uw.set_defaults(func=_unwind)

@@ -133,6 +133,31 @@ class DrillLock:
             finally:
                 self._lease = None
 
+    def release_if_held_by(self, run_id: str) -> tuple[str, Holder | None]:
+        """Break the lease only if the lock names `run_id` (a killed drill's, being unwound).
+
+        Returns what was found: "released" (it was that run's), "other" (another run holds it: left
+        alone), "anonymous" (leased but naming no holder: left alone) or "free".
+        """
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.storage.blob import BlobLeaseClient
+
+        try:
+            props = self._blob.get_blob_properties()
+        except ResourceNotFoundError:
+            return "free", None
+        meta = props.metadata or {}
+        holder = Holder(meta.get("who", "unknown"), meta.get("since", "unknown"), meta.get("run_id", "unknown")) if meta else None
+        if props.lease.status != "locked":
+            return "free", holder
+        if holder is None:
+            return "anonymous", None
+        if holder.run_id != run_id:
+            return "other", holder
+        BlobLeaseClient(self._blob).break_lease(lease_break_period=0)
+        self._blob.set_blob_metadata({})
+        return "released", holder
+
     def break_lock(self) -> Holder | None:
         """Break a stale lease (a killed drill's); returns who held it."""
         from azure.storage.blob import BlobLeaseClient

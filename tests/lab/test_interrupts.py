@@ -120,6 +120,9 @@ def test_sigkill_then_drill_unwind_restores(running_lab: tuple[dict[str, Any], P
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "restore node group blue-web-ng" in out.stdout
+    # The killed drill's lease never expires: unwinding that run releases it (the next drill may start).
+    assert f"drill lock: released (held by run {ledger.parent.name}" in out.stdout, out.stdout
+    assert lock_of(endpoints).holder() is None
     assert web_scaling(endpoints) == before
     assert site_back_on_aws(endpoints)
     # Idempotent: a second unwind has nothing left to do.
@@ -128,3 +131,53 @@ def test_sigkill_then_drill_unwind_restores(running_lab: tuple[dict[str, Any], P
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert again.returncode == 0 and "0 outstanding change(s)" in again.stdout
+    assert "drill lock: not held" in again.stdout
+
+
+def lock_of(endpoints: dict[str, Any]) -> Any:
+    from drill.config import load_target
+    from drivers.safety import DrillLock
+
+    return DrillLock(load_target("lab", endpoints))
+
+
+def unwind(run_dir: Path, endpoints_file: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "drill.cli", "unwind", str(run_dir), "--target", "lab", "--lab-endpoints", str(endpoints_file)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_drill_unwind_releases_only_the_lock_of_the_run_it_unwinds(running_lab: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+    from drill.ledger import Action, Ledger
+
+    endpoints, endpoints_file = running_lab
+    killed, other = "20260101T000000Z-aaaaaa", "20260101T000000Z-bbbbbb"
+    lock_of(endpoints).acquire(killed)  # as a drill killed with its lease held (the lease object is lost)
+    try:
+        # Another run's unwind leaves the lock alone; a run killed before its first change has no
+        # ledger.json yet, and its directory still unwinds (nothing to undo).
+        (tmp_path / "work" / other).mkdir(parents=True)
+        out = unwind(tmp_path / "work" / other, endpoints_file)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "0 outstanding change(s)" in out.stdout and f"held by another run ({killed}" in out.stdout, out.stdout
+        assert lock_of(endpoints).holder().run_id == killed
+        # The killed run's own unwind keeps its lock while the target is not back (an inverse failed) …
+        ledger = Ledger(tmp_path / "work" / killed / "ledger.json")
+        entry = ledger.record(Action("db.create_table", {"table": "x"}, "create a table"),
+                              Action("db.drop_table", {"secret_id": "none", "table": "not a name"}, "drop a table"))
+        ledger.applied(entry)
+        out = unwind(tmp_path / "work" / killed, endpoints_file)
+        assert out.returncode == 1 and f"drill lock: kept (held by run {killed})" in out.stdout, out.stdout + out.stderr
+        assert lock_of(endpoints).holder().run_id == killed
+        # … and releases it once everything is undone.
+        ledger.path.unlink()  # (as if it had been undone by hand)
+        out = unwind(tmp_path / "work" / killed, endpoints_file)
+        assert out.returncode == 0 and f"drill lock: released (held by run {killed}" in out.stdout, out.stdout + out.stderr
+        assert lock_of(endpoints).holder() is None
+        nxt = lock_of(endpoints)
+        nxt.acquire("20260101T000001Z-cccccc")  # the next drill may start
+        nxt.release()
+    finally:
+        if lock_of(endpoints).holder() is not None:
+            lock_of(endpoints).break_lock()

@@ -1,0 +1,57 @@
+"""The abort matrix, a representative subset: the full drill interrupted in Phases 2 and 3 comes back.
+
+Phase 1 interrupts are covered by test_interrupts.py; here each signal is used once beyond Phase 1,
+at the points where the most is in flight (the whole matrix is `python benchmarks/abort_matrix.py`):
+
+  - SIGKILL, then `drill unwind`, 10 s into "PetClinic is deployed on AKS": Terraform is still
+    applying AKS and the App Gateway (the restore is done, the data tier up); the killed drill's apply
+    goes on in the lab and holds the state lock, which the unwind's destroy must wait for; the unwind
+    must also release the killed run's drill lock;
+  - SIGTERM 5 s into "the CloudFront change is deployed": the secondary origin already points at the
+    App Gateway and the distribution is deploying;
+  - SIGINT just before "the secondary origin is reverted … and the Azure failover stack destroyed":
+    the node group is restored and users are back on AWS, while Azure still serves the secondary.
+
+Runs three full drills up to those points against one lab, ≈ 8 min on a 2-core machine.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from abort_matrix_lib import Cell, format_matrix, run_matrix
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+CI_CELLS = [
+    Cell(15, "SIGKILL", delay=10.0),
+    Cell(19, "SIGTERM", delay=5.0),
+    Cell(26, "SIGINT"),
+]
+
+
+class _MatrixReport:
+    """Prints the matrix in the terminal summary, whatever the output capture (-s or not)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        terminalreporter.write_sep("=", "abort matrix (tests/lab/test_abort_matrix.py)")
+        for line in self.text.splitlines():
+            terminalreporter.write_line(line)
+
+
+def test_interrupted_full_drill_restores_the_lab(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    progress: list[str] = []
+    results = run_matrix(CI_CELLS, root=tmp_path, retries=1, log=progress.append)
+    text = format_matrix(results)
+    request.config.pluginmanager.register(_MatrixReport(text), "abort-matrix-report")
+    print(text)
+    assert len(results) == len(CI_CELLS)
+    assert all(r.outcome == "yes" for r in results), text + "\n\nprogress:\n" + "\n".join(progress)
+    # Each cell really interrupted its step (not earlier, not later).
+    for r in results:
+        assert r.fired and r.fired["reached"] and r.fired["in_step"] == r.cell.step and r.fired["signal"] == r.cell.signal
