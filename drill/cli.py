@@ -18,6 +18,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from drill.config import Target
 
 
 def _lab_up(args: argparse.Namespace) -> int:
@@ -137,7 +141,7 @@ def _unwind(args: argparse.Namespace) -> int:
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 
-def _release_lock_of(target: object, run_id: str, unwound: bool) -> None:
+def _release_lock_of(target: Target, run_id: str, unwound: bool) -> None:
     """After unwinding a killed drill, release the drill lock it left held (its lease never expires).
 
     Only that run's lock, and only once everything was put back: a lock held by another run is left
@@ -145,14 +149,14 @@ def _release_lock_of(target: object, run_id: str, unwound: bool) -> None:
     """
     from drivers.safety import DrillLock
 
-    if getattr(target, "azure", None) is None:
+    if target.azure is None:
         return
     if not RUN_ID.match(run_id):
         print(f"drill lock: left alone (the ledger is not in a run directory reports/work/<run-id>/: {run_id!r})")
         return
-    name = getattr(target, "name", "lab")
+    name = target.name
     try:
-        lock = DrillLock(target)  # type: ignore[arg-type]
+        lock = DrillLock(target)
         if not unwound:
             holder = lock.holder()
             if holder is not None and holder.run_id == run_id:

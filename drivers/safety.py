@@ -75,6 +75,11 @@ class Holder:
         who = os.environ.get("DRILL_OPERATOR") or f"{user}@{platform.node()} pid {os.getpid()}"
         return cls(who, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), run_id)
 
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str] | None) -> "Holder | None":
+        """The holder the lock blob's metadata names; None when it names nobody."""
+        return cls(meta.get("who", "unknown"), meta.get("since", "unknown"), meta.get("run_id", "unknown")) if meta else None
+
 
 class DrillLock:
     """A blob lease in the target's storage account: `dr-drill/locks/<target>.lock`."""
@@ -96,10 +101,9 @@ class DrillLock:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            meta = self._blob.get_blob_properties().metadata or {}
+            return Holder.from_metadata(self._blob.get_blob_properties().metadata)
         except ResourceNotFoundError:
             return None
-        return Holder(meta.get("who", "unknown"), meta.get("since", "unknown"), meta.get("run_id", "unknown")) if meta else None
 
     def acquire(self, run_id: str) -> Holder:
         from azure.core.exceptions import HttpResponseError, ResourceExistsError
@@ -140,30 +144,30 @@ class DrillLock:
         alone), "anonymous" (leased but naming no holder: left alone) or "free".
         """
         from azure.core.exceptions import ResourceNotFoundError
-        from azure.storage.blob import BlobLeaseClient
 
         try:
             props = self._blob.get_blob_properties()
         except ResourceNotFoundError:
             return "free", None
-        meta = props.metadata or {}
-        holder = Holder(meta.get("who", "unknown"), meta.get("since", "unknown"), meta.get("run_id", "unknown")) if meta else None
+        holder = Holder.from_metadata(props.metadata)
         if props.lease.status != "locked":
             return "free", holder
         if holder is None:
             return "anonymous", None
         if holder.run_id != run_id:
             return "other", holder
-        BlobLeaseClient(self._blob).break_lease(lease_break_period=0)
-        self._blob.set_blob_metadata({})
+        self._break()
         return "released", holder
 
     def break_lock(self) -> Holder | None:
         """Break a stale lease (a killed drill's); returns who held it."""
+        h = self.holder()
+        self._break()
+        return h
+
+    def _break(self) -> None:
         from azure.storage.blob import BlobLeaseClient
 
-        h = self.holder()
         BlobLeaseClient(self._blob).break_lease(lease_break_period=0)
         self._blob.set_blob_metadata({})
-        return h
 

@@ -277,7 +277,7 @@ class DrillRun:
 
     def ensure_canary(self) -> None:
         """Start writing canary rows (RPO) into the primary, once, before the first fault."""
-        if self.canary is not None or self.target.database is None or self.instants or "canary" in self.state:
+        if self.canary is not None or self.target.database is None or self.instants or self._entry("db.create_table"):
             return
         from drivers.database import CanaryWriter
 
@@ -289,7 +289,6 @@ class DrillRun:
             Action("db.create_table", where, "create the dr_canary table in the primary (RPO canaries)"),
             Action("db.drop_table", where, "drop the dr_canary table from the primary"),
         )
-        self.state["canary"] = entry.state
         if entry.planned:  # a dry run writes nothing into the primary
             self._write_marker_owner(db)
             return
@@ -353,7 +352,7 @@ class DrillRun:
         from drill.ledger import Action
 
         fs = self.target.failover_stack
-        if any(e.change.op == "provisioner.apply" for e in self.ledger.entries):
+        if self._entry("provisioner.apply"):
             return
         params = {"chdir": fs.chdir, "binary": fs.terraform_binary}
         entry = self.ledger.record(
@@ -365,10 +364,14 @@ class DrillRun:
 
     def stack_entry(self) -> Any:
         """The ledger entry of the failover stack's apply: what lives in the stack is `inside` it."""
-        for e in self.ledger.entries:
-            if e.change.op == "provisioner.apply":
-                return e
-        raise AssertionError("the failover stack's apply is not in the ledger: this step continues Phase 2's provisioning")
+        entry = self._entry("provisioner.apply")
+        if entry is None:
+            raise AssertionError("the failover stack's apply is not in the ledger: this step continues Phase 2's provisioning")
+        return entry
+
+    def _entry(self, op: str) -> Any:
+        """The first ledger entry whose change is `op` (applied, planned or undone), else None."""
+        return next((e for e in self.ledger.entries if e.change.op == op), None)
 
     def azure_db(self) -> Any:
         from drivers.database import Database

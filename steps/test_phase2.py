@@ -136,7 +136,7 @@ def _plan_restore(drill_run: DrillRun) -> None:
         sql = store.download(newest, Path(tmp) / "backup.sql")
         size = sql.stat().st_size
     assert size > 0, f"the newest backup {newest.name} is empty"
-    destroy = next(e for e in drill_run.ledger.entries if e.change.op == "provisioner.apply")
+    destroy = drill_run.stack_entry()
     drill_run.ledger.record(
         Action("db.restore", {"backup": newest.name}, f"restore backup {newest.name} into Azure MySQL {AFTER_APPLY}"),
         Action(NOTHING, {}, f"nothing of its own: Azure MySQL goes with the failover stack (#{destroy.id})"),
@@ -261,7 +261,7 @@ def _plan_app_gateway(drill_run: DrillRun) -> None:
         entry = drill_run.app_gateway().point_at(gw.backend_pool, address, gw.http_settings, 80, "Http", gw.probe,
                                                  probe_host=address, probe_path="/")
     except ResourceNotFoundError:
-        destroy = next(e for e in drill_run.ledger.entries if e.change.op == "provisioner.apply")
+        destroy = drill_run.stack_entry()
         entry = drill_run.ledger.record(
             Action(OP_CONFIGURE_BACKEND, {"gateway": gw.name, "pool": gw.backend_pool},
                    f"point {gw.name}/{gw.backend_pool} at {address} (the gateway is created by the apply)"),

@@ -79,12 +79,11 @@ def revert_and_destroy(drill_run: DrillRun) -> None:
     # Both at once: users are on the primary again, so the secondary is idle while it changes.
     cf = drill_run.target.aws.cloudfront
     (origin,) = [e for e in _entries(drill_run, "aws.cloudfront.set_origin") if e.change.params["origin_id"] == cf.secondary_origin_id]
+    stack = drill_run.stack_entry()
     if origin.planned:
-        (stack,) = _entries(drill_run, "provisioner.apply")
         attach_json("planned: carry out inverses (dry run)", [origin.inverse.__dict__, stack.inverse.__dict__])
         return
     errors: list[BaseException] = []
-    stack = drill_run.stack_entry()
 
     def destroy() -> None:
         try:

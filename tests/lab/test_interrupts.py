@@ -114,10 +114,7 @@ def test_sigkill_then_drill_unwind_restores(running_lab: tuple[dict[str, Any], P
         if proc.poll() is None:
             proc.kill()
     assert web_scaling(endpoints)["desiredSize"] == 0, "a SIGKILLed drill cannot have undone anything"
-    out = subprocess.run(
-        [sys.executable, "-m", "drill.cli", "unwind", str(ledger), "--target", "lab", "--lab-endpoints", str(endpoints_file)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )
+    out = unwind(ledger, endpoints_file, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "restore node group blue-web-ng" in out.stdout
     # The killed drill's lease never expires: unwinding that run releases it (the next drill may start).
@@ -126,10 +123,7 @@ def test_sigkill_then_drill_unwind_restores(running_lab: tuple[dict[str, Any], P
     assert web_scaling(endpoints) == before
     assert site_back_on_aws(endpoints)
     # Idempotent: a second unwind has nothing left to do.
-    again = subprocess.run(
-        [sys.executable, "-m", "drill.cli", "unwind", str(ledger), "--target", "lab", "--lab-endpoints", str(endpoints_file)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
+    again = unwind(ledger, endpoints_file)
     assert again.returncode == 0 and "0 outstanding change(s)" in again.stdout
     assert "drill lock: not held" in again.stdout
 
@@ -141,10 +135,11 @@ def lock_of(endpoints: dict[str, Any]) -> Any:
     return DrillLock(load_target("lab", endpoints))
 
 
-def unwind(run_dir: Path, endpoints_file: Path) -> subprocess.CompletedProcess[str]:
+def unwind(ledger_or_run_dir: Path, endpoints_file: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "drill.cli", "unwind", str(run_dir), "--target", "lab", "--lab-endpoints", str(endpoints_file)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "drill.cli", "unwind", str(ledger_or_run_dir), "--target", "lab",
+         "--lab-endpoints", str(endpoints_file)],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
     )
 
 
