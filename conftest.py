@@ -2,7 +2,7 @@
 
 `pytest -m drill` runs the drill against `--target` (default: the lab, started here once per
 session and stopped at the end). SIGTERM is turned into the same clean stop as Ctrl-C so the
-rollback ledger always unwinds.
+rollback ledger always unwinds, and SIGINT is obeyed even where it was inherited as ignored.
 """
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ def _terminate(signum: int, frame: Any) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # A drill stopped by SIGTERM (CI cancel, kill) must unwind like Ctrl-C does.
     signal.signal(signal.SIGTERM, _terminate)
+    # A drill started as a background job of a non-interactive shell (`pytest -m drill &` in a
+    # script) inherits SIGINT ignored, and Python then installs no Ctrl-C handler: `kill -INT` and
+    # the stop-condition watchdog (which interrupts the run with SIGINT) would do nothing.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.stash[_FAILED] = []
     target = config.getoption("--target")
     try:

@@ -19,6 +19,7 @@ The whole matrix is 29 steps × 3 signals ≈ 2 min each: hours. Pick cells with
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,14 @@ from abort_matrix_lib import format_matrix, parse_cells, run_matrix  # noqa: E40
 from abort_at import drill_steps  # noqa: E402
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
+    # SIGTERM (a CI cancel, `kill`) stops the matrix like Ctrl-C: the running drill is interrupted
+    # and waited for, and the lab is stopped — nothing of ours is left running.
+    signal.signal(signal.SIGTERM, _stop)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", default=None, help='e.g. "3,12@5,20-22" (default: every step, 1-29)')
     ap.add_argument("--signals", default=None, help='e.g. "SIGINT,SIGKILL" (default: SIGINT,SIGTERM,SIGKILL)')
@@ -50,8 +58,12 @@ def main() -> int:
         ap.error(str(e))
     print(f"abort matrix: {len(cells)} cell(s), sequential, one lab", flush=True)
     t0 = time.monotonic()
-    results = run_matrix(cells, root=args.workdir, retries=args.retries, keep=args.workdir is not None,
-                         log=lambda line: print(line, flush=True))
+    try:
+        results = run_matrix(cells, root=args.workdir, retries=args.retries, keep=args.workdir is not None,
+                             log=lambda line: print(line, flush=True))
+    except KeyboardInterrupt as e:
+        print(f"abort matrix stopped ({e or 'Ctrl-C'}): the running drill was interrupted and the lab stopped", flush=True)
+        return 130
     wall = time.monotonic() - t0
     print()
     print(format_matrix(results, steps))

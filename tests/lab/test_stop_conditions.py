@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ def running_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict
         lab.stop()
 
 
-def drill_with(tmp_path: Path, endpoints_file: Path, stop: dict[str, float]) -> tuple[subprocess.CompletedProcess[str], dict]:
+def drill_with(tmp_path: Path, endpoints_file: Path, stop: dict[str, float],
+               sigint_ignored: bool = False) -> tuple[subprocess.CompletedProcess[str], dict]:
     raw = yaml.safe_load((REPO / "targets" / "lab.yaml").read_text())
     raw["stop"] = stop
     target = tmp_path / "lab-stop.yaml"
@@ -36,14 +38,18 @@ def drill_with(tmp_path: Path, endpoints_file: Path, stop: dict[str, float]) -> 
         [sys.executable, "-m", "pytest", "-m", "phase1", "-p", "no:cacheprovider", f"--target={target}",
          f"--lab-endpoints={endpoints_file}", f"--reports-dir={reports}", f"--alluredir={reports / 'allure'}"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
+        # As a background job of a non-interactive shell (`pytest -m drill &` in a script) starts it.
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
     )
     return proc, json.loads(((reports / "evidence" / "latest").resolve() / "summary.json").read_text())
 
 
-def test_a_phase_longer_than_its_maximum_is_stopped_and_unwound(running_lab: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["sigint-default", "sigint-inherited-ignored"])
+def test_a_phase_longer_than_its_maximum_is_stopped_and_unwound(running_lab: tuple[dict[str, Any], Path], tmp_path: Path,
+                                                                 sigint_ignored: bool) -> None:
     _, endpoints_file = running_lab
     # 120 real seconds = 4 s in the lab; Phase 1 needs ~5 s for the nodes to drain.
-    proc, summary = drill_with(tmp_path, endpoints_file, {"max_phase_seconds": 120})
+    proc, summary = drill_with(tmp_path, endpoints_file, {"max_phase_seconds": 120}, sigint_ignored)
     assert proc.returncode != 0
     assert "phase1 ran longer than its maximum 4.0s" in (summary["stopped_by"] or "")
     assert summary["verdict"] == "failed"
