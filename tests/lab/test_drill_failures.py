@@ -10,8 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+
+from lab.client import LabProcess
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -56,3 +59,24 @@ def test_phase2_failing_half_way_leaves_nothing_behind(tmp_path: Path) -> None:
     ops = {a["change"]["op"] for a in actions}
     assert {"provisioner.apply", "aws.eks.set_scaling"} <= ops
     assert all(a["state"] == "undone" for a in actions), [(a["change"]["op"], a["state"]) for a in actions]
+
+
+def test_phase2_will_not_fail_over_onto_a_stale_backup(tmp_path: Path) -> None:
+    """Backups stopped: the newest is older than the RPO and no newer one lands in the time one could
+    be in flight, so Phase 2 stops at its backup gate before the failover stack is touched."""
+    lab = LabProcess(30.0, workdir=tmp_path / "lab", watch_parent=True)
+    try:
+        e = lab.start()
+        httpx.post(e["lab_control_url"] + "/backups/pause", headers={"Authorization": f"Bearer {e['lab_control_token']}"},
+                   timeout=60).raise_for_status()
+        proc, summary = drill(tmp_path, "-m", "drill and phase2", f"--lab-endpoints={lab.workdir / 'endpoints.json'}")
+    finally:
+        lab.stop()
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "more than the RPO" in proc.stdout and "none newer landed within" in proc.stdout, proc.stdout[-3000:]
+    assert summary["verdict"] == "failed"
+    actions = json.loads(((tmp_path / "reports" / "evidence" / "latest").resolve() / "actions.json").read_text())
+    ops = [a["change"]["op"] for a in actions]
+    assert "aws.eks.set_scaling" in ops and not any(op.startswith("provisioner.") for op in ops), ops
+    assert all(a["state"] == "undone" for a in actions)
+    assert summary["restore"]["failures"] == [] and summary["baseline_diff"] == []
