@@ -19,6 +19,16 @@ from lab.procs import ManagedProcess
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def control(endpoints: dict[str, Any], path: str, method: str = "POST", timeout: float = 60.0) -> dict[str, Any]:
+    """Call the running lab's control endpoint (e.g. POST /backups/pause) with its bearer token."""
+    import httpx
+
+    r = httpx.request(method, endpoints["lab_control_url"] + path,
+                      headers={"Authorization": f"Bearer {endpoints['lab_control_token']}"}, timeout=timeout)
+    r.raise_for_status()
+    return dict(r.json())
+
+
 class LabProcess:
     def __init__(self, time_scale: float, workdir: Path | None = None, watch_parent: bool = True) -> None:
         self.time_scale = time_scale

@@ -15,6 +15,7 @@ import httpx
 from pytest_bdd import given, scenarios, then, when
 
 from drill.classify import classify, parse_rules
+from drill.config import ReadinessConfig
 from drill.evidence import iso
 from steps.conftest import attach_json, dry_run_skips
 from steps.runtime import DrillRun, Instant, wait_until
@@ -56,15 +57,18 @@ def newest_backup_is_recent(drill_run: DrillRun) -> None:
     target = drill_run.target
     store = drill_run.backup_store()
     bound = target.scaled(target.objectives.rpo_seconds or 300)
-    in_flight = target.scaled(target.readiness.backup_in_flight_seconds if target.readiness else 60.0)
+    in_flight = target.scaled(target.readiness.backup_in_flight_seconds if target.readiness
+                              else ReadinessConfig.model_fields["backup_in_flight_seconds"].default)
+    seen: dict[str, Any] = {}
+
+    def fresh() -> bool:
+        seen["newest"] = store.latest()
+        seen["age"] = time.time() - seen["newest"].started_at.timestamp()
+        return seen["age"] <= bound
+
     t0 = time.monotonic()
-    while True:
-        newest = store.latest()
-        age = time.time() - newest.started_at.timestamp()
-        waited = time.monotonic() - t0
-        if age <= bound or waited >= in_flight:
-            break
-        time.sleep(min(5.0, max(0.1, in_flight / 20)))
+    wait_until(fresh, in_flight, poll=min(5.0, max(0.1, in_flight / 20)))
+    newest, age, waited = seen["newest"], seen["age"], time.monotonic() - t0
     attach_json("newest backup", {"name": newest.name, "taken_at": newest.started_at.isoformat(), "age_seconds": round(age, 2),
                                   "bound_seconds": bound, "waited_for_backup_in_flight_seconds": round(waited, 2)})
     assert age <= bound, (f"the newest backup {newest.name} is {age:.1f}s old, more than the RPO {bound:.1f}s, "

@@ -204,12 +204,9 @@ class Observer:
 
     def stack_resources(self) -> dict[str, str]:
         """The failover stack as the lab's control endpoint sees it (absent/creating/present/...)."""
-        import httpx
+        from lab.client import control
 
-        r = httpx.get(self.endpoints["lab_control_url"] + "/stacks/2-failover",
-                      headers={"Authorization": f"Bearer {self.endpoints['lab_control_token']}"}, timeout=10)
-        r.raise_for_status()
-        return r.json()["resources"]
+        return control(self.endpoints, "/stacks/2-failover", method="GET", timeout=10)["resources"]
 
     def cloudfront_status(self) -> str:
         cf = self.run.aws.client("cloudfront")

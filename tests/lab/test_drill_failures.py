@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
-from lab.client import LabProcess
+from lab.client import LabProcess, control
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -67,8 +66,7 @@ def test_phase2_will_not_fail_over_onto_a_stale_backup(tmp_path: Path) -> None:
     lab = LabProcess(30.0, workdir=tmp_path / "lab", watch_parent=True)
     try:
         e = lab.start()
-        httpx.post(e["lab_control_url"] + "/backups/pause", headers={"Authorization": f"Bearer {e['lab_control_token']}"},
-                   timeout=60).raise_for_status()
+        control(e, "/backups/pause")
         proc, summary = drill(tmp_path, "-m", "drill and phase2", f"--lab-endpoints={lab.workdir / 'endpoints.json'}")
     finally:
         lab.stop()

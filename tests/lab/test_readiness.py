@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import boto3
-import httpx
 import pytest
 import yaml
 from azure.identity import ClientSecretCredential
@@ -34,7 +33,7 @@ from azure.mgmt.storage import StorageManagementClient
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from drivers.backups import BackupStore, parse_name_time
-from lab.client import LabProcess
+from lab.client import LabProcess, control as lab_control
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -76,10 +75,7 @@ class Lab:
         return StorageManagementClient(**self._arm_kw())
 
     def control(self, path: str) -> dict[str, Any]:
-        e = self.endpoints
-        r = httpx.post(e["lab_control_url"] + path, headers={"Authorization": f"Bearer {e['lab_control_token']}"}, timeout=60)
-        r.raise_for_status()
-        return dict(r.json())
+        return lab_control(self.endpoints, path)
 
     def secrets(self) -> list[str]:
         return [v for k, v in self.endpoints.items()
