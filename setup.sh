@@ -5,10 +5,16 @@
 #   - Azurite 3.35.0 (npm, into .tools/)       — the lab's Azure Blob Storage (3.36+ needs Node 22)
 #   - Allure 2.46.1 (npm allure-commandline, into .tools/; runs on the Java 17 here) — `drill report`
 #   - Chromium (apt, if the distribution has it) — only for the test that renders the HTML report
-#   - the Python package and its pinned deps   — into the Python that `pytest` runs (python3 -m pip)
+#   - the Python package and its pinned deps   — into .venv/, this checkout's own virtual environment
+#
+# Each checkout gets its own .venv (editable install of *this* checkout): setting up a second clone
+# on the same machine never repoints the first one's `drill`, `pytest` plugin or dependencies.
+# Afterwards: `. .venv/bin/activate` (or call .venv/bin/pytest, .venv/bin/drill directly).
 set -euo pipefail
 cd "$(dirname "$0")"
-PY=${PYTHON:-python3}
+BASE_PY=${PYTHON:-python3}
+VENV=.venv
+PY=$VENV/bin/python
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -51,23 +57,30 @@ else
   echo "note: no 'chromium' package in apt: the Allure report render test will be skipped" >&2
 fi
 
-want="$(sha256sum pyproject.toml | cut -c1-16) $($PY -c 'import sys; print(sys.prefix)')"
-# Imported from / (not from here, where the working directory would shadow the install): the
-# installed package must be this checkout, not another clone's editable install.
+# The venv belongs to this checkout and to the interpreter it was made from: remade if either moved.
 here=$(pwd -P)
-installed_here() { (cd / && $PY -c "import sys, drill, drivers, lab, pytest_bdd; sys.exit(0 if drill.__file__.startswith('$here/') else 1)") 2>/dev/null; }
-if [ "$(cat .tools/pip.stamp 2>/dev/null)" != "$want" ] || ! installed_here; then
-  say "installing dr-drill and its pinned Python dependencies ($($PY --version))"
-  $PY -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e .
-  mkdir -p .tools && echo "$want" > .tools/pip.stamp
-else
-  say "Python dependencies up to date"
+if [ -x "$PY" ] && ! "$PY" -c "import sys; sys.exit(0 if sys.prefix == '$here/$VENV' else 1)" 2>/dev/null; then
+  say "the virtual environment in $VENV belongs elsewhere (copied checkout?): recreating it"
+  rm -rf "$VENV"
 fi
-# pyenv only puts new console scripts (drill) on PATH after a rehash.
-if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+if [ ! -x "$PY" ]; then
+  say "creating this checkout's virtual environment ($VENV, $($BASE_PY --version))"
+  $BASE_PY -m venv "$VENV"
+fi
+
+want="$(sha256sum pyproject.toml | cut -c1-16) $($PY -c 'import sys; print(sys.version.split()[0])')"
+# Imported from / (not from here, where the working directory would shadow the install): the
+# installed package must be this checkout.
+installed_here() { (cd / && "$here/$PY" -c "import sys, drill, drivers, lab, pytest_bdd; sys.exit(0 if drill.__file__.startswith('$here/') else 1)") 2>/dev/null; }
+if [ "$(cat $VENV/pip.stamp 2>/dev/null)" != "$want" ] || ! installed_here; then
+  say "installing dr-drill and its pinned Python dependencies into $VENV ($($PY --version))"
+  $PY -m pip install --quiet --disable-pip-version-check -e .
+  echo "$want" > $VENV/pip.stamp
+else
+  say "Python dependencies up to date ($VENV)"
+fi
 
 $PY -c 'import boto3, moto, pytest_bdd, allure_pytest_bdd, azure.storage.blob, kubernetes' >/dev/null
 # Locust on its own: imported after ssl it breaks (gevent), which is why the probe is a subprocess.
 $PY -m locust --version >/dev/null
-command -v drill >/dev/null || echo "note: 'drill' is not on PATH; use '$PY -m drill.cli'" >&2
-say "ready: run 'pytest -m drill' for a drill against the lab, 'pytest' for the harness's own tests"
+say "ready: '. $VENV/bin/activate', then 'pytest -m drill' for a drill against the lab, 'pytest' for the harness's own tests"
