@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
+from drill.runbook import RUNBOOK, from_summary
+
 PASSED, FAILED, NOT_PROVEN, NOT_RUN, DRY_RUN = "passed", "failed", "not proven", "not run", "dry run"
 STATUSES = (PASSED, FAILED, NOT_PROVEN, NOT_RUN, DRY_RUN)
 MARK = {PASSED: "✅", FAILED: "❌", NOT_PROVEN: "⚠️", NOT_RUN: "⏭️", DRY_RUN: "📝"}
-RUNBOOK = "dr-failover-test-guide.md"
 
 PHASE_TITLES = {
     1: ("Phase 1: 단기 장애 (Blob Storage Failover)", "short outage: CloudFront fails over to the Blob maintenance page"),
@@ -604,6 +605,20 @@ def _restore(s: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _runbook_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(step, as written, what the real cloud does, what the drill did) for each runbook correction."""
+    return [(d.step, d.as_written, d.refused_because, d.drill_did + (f" [{d.source}]" if d.source else ""))
+            for d in from_summary(s.get("runbook_deviations"))]
+
+
+def _preflight(s: dict[str, Any]) -> list[str] | None:
+    """Preflight findings' sentences; None when preflight did not run."""
+    found = s.get("preflight")
+    if not isinstance(found, list):
+        return None
+    return [str(f.get("detail")) if isinstance(f, dict) else str(f) for f in found]
+
+
 def _header(s: dict[str, Any]) -> list[tuple[str, str]]:
     scale = s.get("time_scale")
     return [
@@ -657,6 +672,17 @@ def render_markdown(summary: dict[str, Any] | None, actions: Sequence[dict[str, 
                 L.append(f"| {item.number} | {_md(item.ko)} | {_md(item.en)} | {MARK[c.status]} {c.status} | "
                          f"{_md(c.evidence)} | {_md(c.source)} |")
         L.append("")
+    deviations = _runbook_rows(s)
+    if deviations:
+        L += [f"## Where the runbook is wrong — {len(deviations)} step(s) of `{RUNBOOK}` corrected", "",
+              "The runbook as written would fail at these steps on the real clouds; the drill did what works. Fix the runbook.", "",
+              "| step | the runbook does | on the real clouds | the drill did |", "|---|---|---|---|"]
+        L += [f"| {' | '.join(_md(c) for c in r)} |" for r in deviations] + [""]
+    found = _preflight(s)
+    if found is not None:
+        L += ["## Preflight — would the plan work on the real clouds?", ""]
+        L += [f"- ❌ {_md(x)}" for x in found] if found else ["No finding."]
+        L += [""]
     if s.get("dry_run"):
         L += ["## Plan (dry run: nothing was changed)", "", "| # | change | inverse |", "|---|---|---|"]
         L += [f"| {_md(p.get('id'))} | {_md(p.get('change'))} | {_md(p.get('inverse'))} |" for p in s.get("plan") or []]
@@ -731,6 +757,16 @@ def render_html(summary: dict[str, Any] | None, actions: Sequence[dict[str, Any]
                          f"<td>{_h(item.en)}</td><td>{MARK[c.status]} {_h(c.status)}</td><td>{_h(c.evidence)}</td>"
                          f"<td>{_h(c.source)}</td></tr>")
         H.append("</table>")
+    deviations = _runbook_rows(s)
+    if deviations:
+        H.append(f"<h2>Where the runbook is wrong — {len(deviations)} step(s) of <code>{_h(RUNBOOK)}</code> corrected</h2>"
+                 "<p>The runbook as written would fail at these steps on the real clouds; the drill did what works. Fix the runbook.</p>"
+                 "<table><tr><th>step</th><th>the runbook does</th><th>on the real clouds</th><th>the drill did</th></tr>"
+                 + "".join("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in r) + "</tr>" for r in deviations) + "</table>")
+    found = _preflight(s)
+    if found is not None:
+        H.append("<h2>Preflight — would the plan work on the real clouds?</h2>"
+                 + ("<ul>" + "".join(f'<li class="failed">❌ {_h(x)}</li>' for x in found) + "</ul>" if found else "<p>No finding.</p>"))
     if s.get("dry_run"):
         H.append("<h2>Plan (dry run: nothing was changed)</h2><table><tr><th>#</th><th>change</th><th>inverse</th></tr>"
                  + "".join(f"<tr><td>{_h(p.get('id'))}</td><td>{_h(p.get('change'))}</td><td>{_h(p.get('inverse'))}</td></tr>"

@@ -23,6 +23,8 @@ from drill import timeline as tl
 from drill.config import Target
 from drill.evidence import SCHEMA_VERSION, EvidenceDir, Masker, PhaseResult, iso, new_run_id, phase_dicts
 from drill.ledger import Ledger
+from drill.preflight import Finding
+from drill.runbook import Deviation, Deviations
 from drivers.actions import executor
 from drivers.aws import Aws, CloudFront, LoadBalancing, NodeGroups
 from drivers.probe import Probe
@@ -106,6 +108,10 @@ class DrillRun:
         self.allure_results: Path | None = None  # pytest's --alluredir, set by conftest.py (None: no Allure)
         self.phase: tuple[str, Instant] | None = None  # the phase under way and when it began
         self.stopped_by: str | None = None
+        # Where the drill had to depart from the runbook because the runbook as written would fail.
+        self.runbook = Deviations()
+        # Preflight findings (drill.preflight), once run: None = not run in this drill.
+        self.preflight: list[Finding] | None = None
         self._watchdog: threading.Thread | None = None
         self._watching = threading.Event()
 
@@ -196,6 +202,11 @@ class DrillRun:
             return None
         classes = {s.cls for s in recent}
         return classes.pop() if len(classes) == 1 else None
+
+    def runbook_deviation(self, step: str, as_written: str, refused_because: str, drill_did: str,
+                          source: str = "") -> Deviation:
+        """Record that runbook step `step`, as written, would fail on the real clouds and what the drill did."""
+        return self.runbook.record(Deviation(step, as_written, refused_because, drill_did, source))
 
     # -- faults and data ---------------------------------------------------------------------
     def mark_fault(self, name: str, at: Instant) -> None:
@@ -519,8 +530,9 @@ class DrillRun:
         down, intervals = tl.downtime(samples, gap) if samples else (0.0, [])
         restored_ok = not restored["failures"] and restored["site_class"] in (None, "aws") and not restored.get("baseline_diff")
         rpo_ok = self.rpo is None or self.rpo["passed"]
+        preflight_ok = not self.preflight  # a dry run that finds the plan would fail is no "dry-run" pass
         ok = ((bool(self.phases) or self.dry_run) and all(ph.passed for ph in self.phases) and rpo_ok
-              and not failed_tests and restored_ok and self.stopped_by is None)
+              and not failed_tests and restored_ok and self.stopped_by is None and preflight_ok)
         # A dry run proves the plan and the reads, never an objective: it must not read as "passed".
         verdict = ("dry-run" if self.dry_run else "passed") if ok else "failed"
         return {
@@ -544,6 +556,8 @@ class DrillRun:
             "rpo": self.rpo,
             "failback_data_loss": self.failback_data_loss,
             "outage_write": self.state.get("outage_write"),
+            "runbook_deviations": self.runbook.as_list(),
+            "preflight": None if self.preflight is None else [f.as_dict() for f in self.preflight],
             "baseline_diff": restored.get("baseline_diff", []),
             "downtime_seconds": round(down, 3),
             "degraded_seconds": round(stats.get("seconds", {}).get("maintenance", 0.0), 3) if stats else 0.0,
