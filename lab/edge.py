@@ -27,6 +27,8 @@ adds up attempt by attempt, each attempt costing the timeout of the stage that f
 that never accepts costs ConnectionAttempts × ConnectionTimeout (default 3 × 10 s = 30 s); one that
 accepts and never answers costs a GET/HEAD ConnectionAttempts × OriginReadTimeout (default 3 × 30 s
 = 90 s) and any other method one OriginReadTimeout; a refused connection costs next to nothing.
+An origin's ResponseCompletionTimeout, when set, caps that whole wait, retries included (*Response
+completion timeout*; CloudFront enforces no maximum without it).
 A timeout is answered 504, any other failure 502 (Developer Guide, "HTTP 502/504 status code").
 Timeouts are divided by the lab's time scale.
 """
@@ -35,6 +37,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import threading
+import time
 from functools import lru_cache
 from typing import Callable
 
@@ -86,6 +89,10 @@ def _loopback_literal(origin: OriginSpec) -> tuple[str, int] | None:
     except ValueError:
         return None
     return (origin.domain_name, origin.http_port) if ip.is_loopback else None
+
+
+def _at_most(seconds: float, left: float | None) -> float:
+    return seconds if left is None else max(0.001, min(seconds, left))
 
 
 def _error_response(e: UpstreamError) -> Response:
@@ -164,12 +171,18 @@ class Edge:
         if addr is None:
             raise UpstreamError("dns", f"cannot resolve {origin.domain_name}")
         last: UpstreamError | None = None
+        # ResponseCompletionTimeout caps the whole wait, across packets and retries.
+        deadline = (None if origin.response_completion_timeout is None
+                    else time.monotonic() + origin.response_completion_timeout / self.time_scale)
         for _ in range(max(1, origin.connection_attempts)):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
             try:
                 return forward(
                     addr[0], addr[1], req,
-                    connect_timeout=origin.connection_timeout / self.time_scale,
-                    read_timeout=origin.read_timeout / self.time_scale,
+                    connect_timeout=_at_most(origin.connection_timeout / self.time_scale, left),
+                    read_timeout=_at_most(origin.read_timeout / self.time_scale, left),
                     host_header=origin.domain_name,
                 )
             except UpstreamError as e:

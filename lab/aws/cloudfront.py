@@ -68,6 +68,9 @@ class OriginSpec:
     read_timeout: float
     http_port: int = 80
     protocol_policy: str = "http-only"
+    # ResponseCompletionTimeout: the whole wait for a complete response, across packets and retries
+    # (None: CloudFront enforces no maximum).
+    response_completion_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ def edge_config_from_raw(raw: dict[str, Any], etag: str) -> EdgeConfig:
             read_timeout=float(custom.get("OriginReadTimeout") or 30),
             http_port=int(custom.get("HTTPPort") or 80),
             protocol_policy=str(custom.get("OriginProtocolPolicy") or "http-only"),
+            response_completion_timeout=None if o.get("ResponseCompletionTimeout") in (None, "")
+            else float(o["ResponseCompletionTimeout"]),
         )
     groups = {}
     for g in _items(raw.get("OriginGroups")):
@@ -148,9 +153,10 @@ def validate_config(config: dict[str, Any]) -> None:
     - every cache behavior (default or ordered) targets an existing origin or origin group
       (404 NoSuchOrigin, moto checks the default behavior's target against origins only);
     - a behavior whose target is an origin group allows no write method (400 InvalidArgument);
-    - origin connection attempts 1-3, connection timeout 1-10 s, response (read) timeout 1-120 s
-      (the CloudFront API Reference, `Origin.ConnectionAttempts`, `Origin.ConnectionTimeout`,
-      `CustomOriginConfig.OriginReadTimeout`), which the lab's edge relies on.
+    - origin connection attempts 1-3, connection timeout 1-10 s, response (read) timeout 1-120 s, a
+      response completion timeout no shorter than the response timeout (the CloudFront API Reference,
+      `Origin.ConnectionAttempts`, `Origin.ConnectionTimeout`, `CustomOriginConfig.OriginReadTimeout`,
+      `Origin.ResponseCompletionTimeout`), which the lab's edge relies on.
     """
     origins = _items(config.get("Origins"))
     origin_ids = {o.get("Id") for o in origins}
@@ -172,6 +178,10 @@ def validate_config(config: dict[str, Any]) -> None:
         read = _int((o.get("CustomOriginConfig") or {}).get("OriginReadTimeout"))
         if read is not None and not 1 <= read <= 120:
             raise InvalidOriginReadTimeout()
+        completion = _int(o.get("ResponseCompletionTimeout"))
+        if completion is not None and completion < (read or 30):
+            raise InvalidArgument(f"The parameter ResponseCompletionTimeout of origin {o.get('Id')} must be equal to "
+                                  "or greater than the OriginReadTimeout.")
 
 
 @dataclass
@@ -244,6 +254,16 @@ def install(model: CloudFrontModel) -> None:
             orig_config_init(self, config)
 
     cf_models.DistributionConfig.__init__ = config_init  # type: ignore[method-assign]
+
+    orig_origin_init = cf_models.Origin.__init__
+
+    def origin_init(self: Any, origin: dict[str, Any]) -> None:
+        # moto drops ResponseCompletionTimeout: keep it, so get/update round-trips it as AWS does.
+        orig_origin_init(self, origin)
+        if origin.get("ResponseCompletionTimeout") is not None:
+            self.response_completion_timeout = origin["ResponseCompletionTimeout"]
+
+    cf_models.Origin.__init__ = origin_init  # type: ignore[method-assign]
 
     def status(self: Any) -> str:
         m = _installed

@@ -196,7 +196,8 @@ def test_write_methods_on_an_origin_group_behavior_are_refused(
         assert code_and_status(ei.value) == ("NoSuchOrigin", 404)
         # Origin timeouts and attempts outside the API's ranges (the edge relies on them).
         for field, value, code in (("ConnectionAttempts", 4, "InvalidArgument"), ("ConnectionTimeout", 11, "InvalidArgument"),
-                                   ("OriginReadTimeout", 0, "InvalidOriginReadTimeout")):
+                                   ("OriginReadTimeout", 0, "InvalidOriginReadTimeout"),
+                                   ("ResponseCompletionTimeout", 29, "InvalidArgument")):  # < OriginReadTimeout 30
             bad = copy.deepcopy(original)
             origin = bad["Origins"]["Items"][0]
             (origin["CustomOriginConfig"] if field == "OriginReadTimeout" else origin)[field] = value
@@ -210,6 +211,7 @@ def test_write_methods_on_an_origin_group_behavior_are_refused(
         reads["CacheBehaviors"]["Items"][0]["TargetOriginId"] = T.ORIGIN_GROUP
         reads["CacheBehaviors"]["Items"][0]["AllowedMethods"] = {
             "Quantity": 3, "Items": ["GET", "HEAD", "OPTIONS"], "CachedMethods": {"Quantity": 2, "Items": ["GET", "HEAD"]}}
+        reads["Origins"]["Items"][0]["ResponseCompletionTimeout"] = 60  # moto alone drops it
         etag2 = cf.update_distribution(Id=dist_id, IfMatch=etag, DistributionConfig=reads)["ETag"]
         assert drv.config(dist_id) == (reads, etag2)
         assert drv.behaviors(dist_id)[0].target_is_origin_group

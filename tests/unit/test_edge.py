@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from drivers.aws import path_pattern_matches
 from lab.aws.cloudfront import BehaviorSpec, CloudFrontModel, EdgeConfig, OriginSpec, edge_config_from_raw
 from lab.aws.seed import ALL_METHODS, READ_METHODS, distribution_config
 from lab.edge import Edge, path_matches, select_behavior
@@ -94,6 +95,7 @@ def raw_config(
     read_timeout: int = 30,
     connection_timeout: int = 10,
     connection_attempts: int = 3,
+    completion_timeout: int | None = None,
     enabled: bool = True,
     comment: str = "",
 ) -> dict[str, Any]:
@@ -107,6 +109,8 @@ def raw_config(
     primary["CustomOriginConfig"]["OriginReadTimeout"] = read_timeout
     primary["ConnectionTimeout"] = connection_timeout
     primary["ConnectionAttempts"] = connection_attempts
+    if completion_timeout is not None:
+        primary["ResponseCompletionTimeout"] = completion_timeout
     group = cfg["OriginGroups"]["Items"][0]
     assert group["Id"] == GROUP_ID
     group["FailoverCriteria"]["StatusCodes"] = {"Quantity": len(codes), "Items": list(codes)}
@@ -393,6 +397,8 @@ def test_disabled_distribution_answers_403_without_asking_origins(h: Harness) ->
 ])
 def test_path_patterns_follow_cloudfront_rules(pattern: str, path: str, matches: bool) -> None:
     assert path_matches(pattern, path.split("?", 1)[0]) is matches
+    # The drill's own reading of the distribution (which behavior a path takes) agrees with the edge.
+    assert path_pattern_matches(pattern, path) is matches
     cfg = edge_config_from_raw(with_behaviors(raw_config(), (pattern, PRIMARY_ID, READ_METHODS), default=SECONDARY_ID), "E")
     assert select_behavior(cfg, path).path_pattern == (pattern if matches else "*")
 
@@ -541,6 +547,18 @@ def test_a_response_that_stops_between_packets_times_out_too(h: Harness) -> None
     assert 2 * read / TIME_SCALE <= took < 2 * read / TIME_SCALE + SLACK
 
 
+def test_a_response_completion_timeout_caps_the_whole_wait_retries_included(h: Harness) -> None:
+    """*Response completion timeout*: the most CloudFront waits for a complete response, across
+    packets and retries. 3 attempts x 0.3 s would be 0.9 s; a 0.5 s cap cuts the second attempt."""
+    read, completion = 3, 5
+    h.start(raw_config(read_timeout=read, connection_attempts=3, completion_timeout=completion))
+    h.primary.hang = True
+    status, headers, _, took = h.timed()
+    assert (status, headers["x-origin"]) == (200, "secondary")
+    assert len(h.primary.hits) == 2
+    assert completion / TIME_SCALE <= took < completion / TIME_SCALE + SLACK
+
+
 @pytest.mark.parametrize("attempts", [1, 3])
 def test_a_connection_timeout_is_retried_up_to_the_attempts_then_fails_over(h: Harness, attempts: int) -> None:
     """*Connection timeout*: tried again up to ConnectionAttempts, then the secondary: by default
@@ -684,7 +702,7 @@ def test_edge_config_from_xml_parsed_shapes() -> None:
     raw = {
         "Origins": {"Quantity": "2", "Items": {"Origin": [
             {"Id": "a", "DomainName": "a.example", "ConnectionAttempts": "1", "ConnectionTimeout": "4",
-             "CustomOriginConfig": {"OriginReadTimeout": "7"}},
+             "ResponseCompletionTimeout": "9", "CustomOriginConfig": {"OriginReadTimeout": "7"}},
             {"Id": "b", "DomainName": "b.example"},
         ]}},
         "OriginGroups": {"Quantity": "1", "Items": {"OriginGroup": {
@@ -701,6 +719,7 @@ def test_edge_config_from_xml_parsed_shapes() -> None:
     }
     cfg = edge_config_from_raw(raw, "E")
     assert timing(cfg.origins["a"]) == ("a", "a.example", 1, 4.0, 7.0)
+    assert cfg.origins["a"].response_completion_timeout == 9.0 and cfg.origins["b"].response_completion_timeout is None
     assert timing(cfg.origins["b"]) == ("b", "b.example", 3, 10.0, 30.0)
     assert cfg.origin_groups == {"g": (("a", "b"), frozenset({502, 503}))}
     assert cfg.behaviors == (BehaviorSpec("/w/*", "a", frozenset(ALL_METHODS)),
