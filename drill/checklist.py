@@ -209,6 +209,11 @@ def _p1_alb_unhealthy(e: Evidence) -> Check:
     return Check(NOT_PROVEN, e.stopped_early(1), "summary.json failed_steps")
 
 
+def _default_behavior(ev: dict[str, Any]) -> bool:
+    """An edge event about what users' pages get (the default cache behavior), not a write path's."""
+    return ev.get("behavior", "*") == "*"
+
+
 def _p1_secondary_origin(e: Evidence) -> Check:
     maint = (e.summary.get("seconds_by_class") or {}).get("maintenance") or 0.0
     seen = [t for t in (e.summary.get("transitions") or []) if isinstance(t, dict) and t.get("class") == "maintenance"]
@@ -218,7 +223,7 @@ def _p1_secondary_origin(e: Evidence) -> Check:
         parts.append(f"users got the maintenance page — which only the secondary origin serves — sustained from "
                      f"{e.at(_ts(seen[0].get('from')))}, {maint:.2f} s in all")
     if e.has_events and e.fault_t is not None:
-        sw = e.lab("serving origin", "edge", e.fault_t, lambda ev: "secondary" in str(ev.get("origin", "")))
+        sw = e.lab("serving origin", "edge", e.fault_t, lambda ev: "secondary" in str(ev.get("origin", "")) and _default_behavior(ev))
         if sw:
             parts.append(f"the edge switched to origin “{sw[0].get('origin')}” ({sw[0].get('domain')}) at {e.at(_ts(sw[0].get('t')))}")
             src.append("lab-events.jsonl (edge)")
@@ -408,7 +413,7 @@ def _p3_alb_direct(e: Evidence) -> Check:
     p3 = e.phase("phase3")
     if p3 is None:
         return Check(NOT_PROVEN, e.stopped_early(3), "summary.json failed_steps")
-    edge = e.lab("serving origin", "edge", _ts(p3.get("fault_at")), lambda ev: "primary" in str(ev.get("origin", "")))
+    edge = e.lab("serving origin", "edge", _ts(p3.get("fault_at")), lambda ev: "primary" in str(ev.get("origin", "")) and _default_behavior(ev))
     if p3.get("rto_seconds") is None:
         return Check(FAILED, "users never got PetClinic from AWS again through CloudFront's primary origin (the ALB)",
                      "summary.json phases[phase3]")
@@ -583,9 +588,14 @@ def _facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     if isinstance(s.get("failback_data_loss"), dict):
         out.append(("lost on failback", f"{s['failback_data_loss'].get('total')} row(s) {s['failback_data_loss'].get('rows')} — "
                                         f"{s['failback_data_loss'].get('policy', '')}"))
-    if isinstance(s.get("outage_write"), dict):
-        w = s["outage_write"]
-        out.append(("user write during the outage", f"status {w.get('status')}, {'accepted' if w.get('accepted') else 'refused'}"))
+    writes = s.get("outage_write") if isinstance(s.get("outage_write"), dict) else {}
+    for phase, w in writes.items():
+        if isinstance(w, dict):
+            b = w.get("behavior") if isinstance(w.get("behavior"), dict) else {}
+            out.append((f"user write through the site, {phase}",
+                        f"users saw {w.get('users_saw')}; POST {w.get('path')} (behavior {b.get('path_pattern')} → "
+                        f"{b.get('target_kind')} {b.get('target')}) got status {w.get('status')}, "
+                        f"{'accepted' if w.get('accepted') else 'refused'}; rows in the primary {w.get('rows_in_primary')}"))
     return out
 
 
