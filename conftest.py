@@ -36,8 +36,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_FAILED] = []
     target = config.getoption("--target")
     try:
-        load_target(target)  # fail before anything starts or changes
+        loaded = load_target(target)  # fail before anything starts or changes
     except ConfigError as e:
+        raise pytest.UsageError(f"invalid target: {e}") from None
+    from drill.attestation import SigningKeyError, signing_key
+
+    try:
+        signing_key(loaded.evidence)  # a drill whose evidence cannot be signed does not start
+    except SigningKeyError as e:
         raise pytest.UsageError(f"invalid target: {e}") from None
 
 
