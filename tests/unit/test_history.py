@@ -208,3 +208,30 @@ def test_the_chart_is_a_png(tmp_path: Path) -> None:
 def test_an_empty_directory_says_so(tmp_path: Path) -> None:
     res = _cli("history", str(tmp_path))
     assert res.returncode == 1 and "no sealed drill run" in res.stderr
+
+
+# -- readiness: days since the last passing drill ------------------------------------------------------
+def _readiness(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from drill.config import load_target
+    from drill.evidence import Masker
+    from steps.readiness import ReadinessRun
+
+    return ReadinessRun(load_target("lab"), tmp_path / "reports", Masker())
+
+
+def test_readiness_reports_a_stale_record_of_drills_as_a_finding(tmp_path: Path) -> None:
+    now = datetime.now(timezone.utc)
+    evidence = tmp_path / "reports" / "evidence"
+    none = _readiness(tmp_path).check_last_passing_drill()
+    assert not none.passed and none.detail.startswith("drills.last_passing: no passing drill covering phase1, phase2, phase3")
+    old = make_run(evidence, now - 100 * DAY)
+    v = _readiness(tmp_path).check_last_passing_drill()
+    assert not v.passed and v.threshold == 90.0 and 99.9 <= v.measured <= 100.0 and "STALE" in v.detail
+    assert v.data["last_passing_run"] == old.name
+    recent = make_run(evidence, now - 10 * DAY)
+    v = _readiness(tmp_path).check_last_passing_drill()
+    assert v.passed and 9.9 <= v.measured <= 10.0 and v.data["last_passing_run"] == recent.name
+    # An edited bundle does not count: the record falls back to the 100-day-old drill.
+    (recent / "summary.json").write_text((recent / "summary.json").read_text() + " ")
+    v = _readiness(tmp_path).check_last_passing_drill()
+    assert not v.passed and v.data["last_passing_run"] == old.name and v.data["edited_runs"] == [recent.name]
