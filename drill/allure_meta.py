@@ -155,6 +155,7 @@ def executor_info(summary: dict[str, Any], environ: dict[str, str] | None = None
 
 HISTORY_DIR = "allure-history"  # beside the results: the history of every run folded so far
 PENDING_DIR = "allure-pending"  # beside the results: drills' results not yet folded into it
+MAX_PENDING = 20  # runs kept for the Trend while never reported (Allure's Trend shows 20)
 FOLDED = ".folded"  # in the results: `drill report` folded them; their base history is results/history
 # What Allure writes into a results directory (allure-python's file names): nothing else is touched.
 _RESULT_FILES = ("*-result.json", "*-container.json", "*-attachment*", "environment.properties", "executor.json",
@@ -209,10 +210,14 @@ def start_session(results_dir: Path) -> str:
         return "empty"
     names = {p.name for p in entries}
     if FOLDED not in names and "environment.properties" in names:
-        pending = results.parent / PENDING_DIR / f"{datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}"
+        pending = results.parent / PENDING_DIR / f"{datetime.now():%Y%m%dT%H%M%S.%f}-{os.getpid()}"
         pending.mkdir(parents=True)
         for p in entries:
             os.replace(p, pending / p.name)
+        # Allure's Trend shows the last 20 runs: older unreported runs would only cost generations.
+        waiting = sorted(d for d in pending.parent.iterdir() if d.is_dir())
+        for old in waiting[:-MAX_PENDING]:
+            shutil.rmtree(old)
         return "pending"
     for p in entries:
         shutil.rmtree(p) if p.is_dir() else p.unlink()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from drill.allure_meta import ALLURE_BIN, FOLDED, generate_report, start_session
+from drill.allure_meta import ALLURE_BIN, FOLDED, MAX_PENDING, generate_report, start_session
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -171,6 +171,10 @@ def test_a_session_start_touches_only_allures_own_files(tmp_path: Path) -> None:
     assert start_session(d) == "pending"
     assert sorted(p.name for p in d.iterdir()) == ["mine.txt", "notes"]
     assert start_session(tmp_path / "missing") == "empty"
+    for n in range(25):  # never reported: only the newest MAX_PENDING wait
+        _fake_drill(d, f"r{n}", "passed", ["x"])
+        assert start_session(d) == "pending"
+    assert len(list((tmp_path / "allure-pending").iterdir())) == MAX_PENDING
 
 
 def test_drill_report_without_allure_says_how_to_get_it(tmp_path: Path) -> None:
