@@ -36,8 +36,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_FAILED] = []
     target = config.getoption("--target")
     try:
-        load_target(target)  # fail before anything starts or changes
+        loaded = load_target(target)  # fail before anything starts or changes
     except ConfigError as e:
+        raise pytest.UsageError(f"invalid target: {e}") from None
+    from drill.attestation import SigningKeyError, signing_key
+
+    try:
+        signing_key(loaded.evidence)  # a drill whose evidence cannot be signed does not start
+    except SigningKeyError as e:
         raise pytest.UsageError(f"invalid target: {e}") from None
 
 
@@ -84,7 +90,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.failed and item.get_closest_marker("drill") is not None:
         item.config.stash[_FAILED].append(f"{item.nodeid} ({report.when})")
+    if call.when == "call" and item.get_closest_marker("drill") is not None and _RUN in item.config.stash:
+        _record_measured(item)
     return report
+
+
+_RUN = pytest.StashKey[Any]()
+_ATTRIBUTED = pytest.StashKey[set]()
+
+
+def _record_measured(item: pytest.Item) -> None:
+    """The figures this scenario measured, as JUnit properties of its <testcase> (--junitxml)."""
+    from dataclasses import asdict
+
+    from drill.junit_properties import phase_properties, rpo_properties
+
+    run = item.config.stash[_RUN]
+    seen = item.config.stash.setdefault(_ATTRIBUTED, set())
+    for phase in run.phases:
+        if phase.name not in seen:
+            seen.add(phase.name)
+            item.user_properties.extend(phase_properties(asdict(phase)))
+    if run.rpo is not None and "rpo" not in seen:
+        seen.add("rpo")
+        item.user_properties.extend(rpo_properties(run.rpo))
 
 
 @pytest.fixture(scope="session")
@@ -167,6 +196,8 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
     _MASK[:] = [masker]  # step attachments are masked like the evidence
     alluredir = request.config.getoption("--alluredir", None)
     run.allure_results = Path(alluredir) if alluredir else None
+    request.config.stash[_RUN] = run
+    suite_property = request.getfixturevalue("record_testsuite_property")  # --junitxml; a no-op without it
     try:
         yield run
     finally:
@@ -176,22 +207,59 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
             if lock is not None:
                 lock.release()
         request.config.stash[_SUMMARY] = (run, summary)
-        chart = run.evidence.path / "timeline.png"
-        if chart.exists():  # lands on the last scenario's Allure result
-            import allure
+        from drill.junit_properties import run_properties
 
+        for name, value in run_properties(summary):
+            suite_property(name, value)
+        chart = run.evidence.path / "timeline.png"
+        import allure
+
+        if chart.exists():  # lands on the last scenario's Allure result
             allure.attach.file(str(chart), name="timeline: what users saw", attachment_type=allure.attachment_type.PNG)
+        request.config.stash[_HISTORY] = _history(run, reports_dir)
+        if request.config.stash[_HISTORY].get("chart"):
+            allure.attach.file(request.config.stash[_HISTORY]["chart"], name=f"history: every drill of {target.name}",
+                               attachment_type=allure.attachment_type.PNG)
         r = summary["restore"]
         if r["failures"] or r["site_class"] not in (None, "aws") or summary["baseline_diff"]:
             pytest.fail(f"the drill did not put everything back: {r}", pytrace=False)
 
 
 _SUMMARY = pytest.StashKey[tuple]()
+_HISTORY = pytest.StashKey[dict]()
+
+
+def _history(run: Any, reports_dir: Path) -> dict[str, Any]:
+    """This run among every sealed drill of its target: its regressions, the staleness line, the chart
+    (reports/history/<target>.png). Never fails the drill: a problem here is a line in the summary."""
+    try:
+        from drill import history
+        from drill.history_chart import render_history
+
+        t = history.Thresholds.from_config(run.target.evidence)
+        runs = history.load(run.evidence.root, run.target.name)
+        regs = history.regressions(runs, t)
+        chart = render_history(runs, regs, reports_dir / "history" / f"{run.target.name}.png",
+                               title=f"dr-drill history: {run.target.name} ({len(runs)} runs)")
+        return {"runs": len(runs), "regressions": [g.sentence() for g in regs if g.run_id == run.run_id],
+                "staleness": history.staleness(runs, t).sentence(), "chart": str(chart)}
+    except Exception as e:  # the evidence is sealed already; the history view is a convenience
+        return {"error": f"history not drawn: {type(e).__name__}: {e}"}
 
 
 def _selected_phases(items: list[pytest.Item]) -> list[str]:
     """The drill phases this session runs (each item's own phase: its first phase mark)."""
     return sorted({PHASES[i] for i in (_phase(it) for it in items) if i is not None})
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # One report, one run: the previous session's Allure results leave --alluredir before this one
+    # writes any (an unreported drill's wait in reports/allure-pending/ for `drill report`'s Trend).
+    alluredir = session.config.getoption("--alluredir", None)
+    if alluredir:
+        from drill.allure_meta import start_session
+
+        start_session(Path(alluredir))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -251,3 +319,11 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
     for d in diff:
         tr.write_line(f"    - {d}")
     tr.write_line(f"  evidence: {run.evidence.path}")
+    h = tr.config.stash.get(_HISTORY, {})
+    if h.get("error"):
+        tr.write_line(f"  history: {h['error']}")
+    elif h:
+        tr.write_line(f"  history: {h['runs']} sealed run(s) of {s['target']}; chart {h['chart']}")
+        for line in h["regressions"]:
+            tr.write_line(f"    REGRESSION {line}")
+        tr.write_line(f"    {h['staleness']}")

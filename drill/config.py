@@ -240,6 +240,36 @@ class StopConfig(_Strict):
     max_error_seconds: float | None = Field(default=None, gt=0)
 
 
+class EvidenceConfig(_Strict):
+    """What a drill's evidence is signed with, and how its history is judged (drill history, readiness).
+
+    The signing key is an Ed25519 private key in PKCS#8 PEM (`drill keygen`): either the PEM itself
+    in `signing_key` — normally `${env:NAME}`, so it lives in an environment variable the target
+    names — or a file, `signing_key_file`. Never in evidence: it is a secret (masked everywhere).
+    Without one, bundles are sealed (manifest, statement, hash chain) but unsigned.
+    """
+
+    signing_key: SecretStr | None = None
+    signing_key_file: str | None = Field(default=None, min_length=1)
+    # A drill must have passed at least this often (days, calendar: never scaled). Quarterly → 90.
+    stale_after_days: float = Field(default=90.0, gt=0)
+    # A "passing drill" for staleness ran these phases (each name, or a name it starts: phase2 covers
+    # phase2-data) and passed: a Phase 1-only drill does not prove the failover.
+    passing_phases: list[str] = Field(default_factory=lambda: ["phase1", "phase2", "phase3"], min_length=1)
+    # Regression: a figure worse than the median of the previous `regression_window` runs by more
+    # than `regression_ratio` of it AND by more than `regression_floor_seconds` (real-world seconds,
+    # scaled like objectives), so jitter on small figures is not a regression (README: drill history).
+    regression_ratio: float = Field(default=0.2, gt=0)
+    regression_floor_seconds: float = Field(default=30.0, ge=0)
+    regression_window: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> "EvidenceConfig":
+        if self.signing_key is not None and self.signing_key_file is not None:
+            raise ValueError("give signing_key or signing_key_file, not both")
+        return self
+
+
 class LabConfig(_Strict):
     """Present only in a lab target: the drill starts the embedded lab and fills in `${lab:...}`."""
 
@@ -262,6 +292,7 @@ class Target(_Strict):
     probe: ProbeConfig = ProbeConfig()
     objectives: Objectives
     readiness: ReadinessConfig | None = None
+    evidence: EvidenceConfig = EvidenceConfig()
     # Seconds the drill waits for a state beyond its objective before calling it failed (real-world).
     grace_seconds: float = Field(default=60.0, ge=0)
 

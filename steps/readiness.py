@@ -8,7 +8,8 @@ empties again; it is refused if it is the primary.
 Each `check_*` method measures one thing and returns a drill.readiness.Verdict (also kept in
 `verdicts`); a measurement that raises becomes a failed verdict naming the error, never a pass.
 At the end `finish()` writes reports/evidence/<run-id>/readiness.json and readiness.md (secrets
-masked), target.json, environment.json and a manifest, and points `readiness-latest` at the run.
+masked), target.json, environment.json, seals them (manifest and statement, signed when the target
+has a key), and points `readiness-latest` at the run.
 No pytest imports here: the step module attaches the verdicts to Allure and fails the scenarios.
 """
 from __future__ import annotations
@@ -687,6 +688,37 @@ class ReadinessRun:
             out.append(self.measure(check, run))
         return out
 
+    # -- the record of drills ----------------------------------------------------------------------------------
+    def check_last_passing_drill(self) -> Verdict:
+        """Days since the last passing drill of this target (drill.history): stale beyond the target's
+        `evidence.stale_after_days` (quarterly → 90), or with no passing drill on record. Only sealed
+        bundles that verify count (and, when the target signs its evidence, whose signature verifies)."""
+        check = "drills.last_passing"
+
+        def run() -> Verdict:
+            from drill import chain, history
+            from drill.attestation import check as check_attestation, signing_key
+
+            t = history.Thresholds.from_config(self.target.evidence)
+            key = signing_key(self.target.evidence)
+            extra: dict[str, list[str]] = {}
+            if key is not None:
+                for s in chain.discover(self.evidence.root, self.target.name, check=False):
+                    found = check_attestation(s.path, key.public_key()).problems
+                    if found:
+                        extra[s.run_id] = found
+            runs = history.load(self.evidence.root, self.target.name, extra)
+            st = history.staleness(runs, t)
+            data = {"evidence": str(self.evidence.root), "runs_on_record": len(runs),
+                    "edited_runs": [r.run_id for r in runs if not r.intact], "phases": list(t.passing_phases)}
+            measured = None if st.days is None else round(st.days, 2)
+            if st.last is not None:
+                data["last_passing_run"] = st.last.run_id
+            return Verdict(check, not st.stale, measured, t.stale_after_days, sentence(check, st.sentence()),
+                           unit="days", data=data)
+
+        return self.measure(check, run)
+
     # -- end of run ------------------------------------------------------------------------------------------
     def clean_up(self) -> list[str]:
         """Empty the scratch database again if this run restored into it; problems, if any."""
@@ -725,7 +757,8 @@ class ReadinessRun:
 
     def finish(self, failed_tests: list[str]) -> dict[str, Any]:
         """Empty the scratch database, write the evidence; the summary (readiness.json's content)."""
-        from drill.bundle import write_manifest
+        from drill.attestation import signing_key
+        from drill.seal import seal_bundle
 
         notes = self.clean_up()
         summary = self.summary(failed_tests, notes)
@@ -737,7 +770,7 @@ class ReadinessRun:
             "python": sys.version.split()[0], "platform": platform.platform(), "host": platform.node(),
             "operator": summary["operator"], "git_revision": summary["git_revision"], "harness_version": __version__,
         })
-        write_manifest(ev.path)
+        seal_bundle(ev.path, signing_key(self.target.evidence))  # manifest, then the (signed) statement
         _point(ev.root, LATEST_LINK, self.run_id)
         return summary
 

@@ -644,8 +644,9 @@ class DrillRun:
         )
         if self.lab_events is not None:
             ev.copy_text(self.lab_events, "lab-events.jsonl")
+        from drill.attestation import signing_key
         from drill.finalize import finalize_bundle
 
-        # timeline.png, report.md, report.html, Allure metadata, then manifest.json last.
-        finalize_bundle(ev.path, self.allure_results, mask=ev.mask)
+        # timeline.png, report.md, report.html, Allure metadata, then the seal (manifest, signed statement) last.
+        finalize_bundle(ev.path, self.allure_results, mask=ev.mask, signing_key=signing_key(self.target.evidence))
         ev.point_latest()

@@ -195,6 +195,12 @@ def preflight(readiness_run: ReadinessRun) -> None:
     report_all(readiness_run.check_preflight())
 
 
+# -- the record of drills ------------------------------------------------------------------------------
+@then("a drill covering every phase passed within the staleness limit")
+def last_passing_drill(readiness_run: ReadinessRun) -> None:
+    report(readiness_run.check_last_passing_drill())
+
+
 def report_all(verdicts: list[Verdict]) -> None:
     """Several verdicts from one step: each attached; the step fails naming every failed one, first first."""
     for v in verdicts:

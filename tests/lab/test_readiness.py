@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -114,8 +114,26 @@ def ready_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         proc.stop()
 
 
-def readiness(lab: Lab, tmp_path: Path, *extra: str) -> Readiness:
+def seed_passing_drill(evidence: Path, days_ago: float = 7.0) -> Path:
+    """A sealed bundle of a passing full drill `days_ago` (drills.last_passing reads the record of drills)."""
+    from drill.seal import seal_bundle
+
+    started = datetime.now(timezone.utc) - timedelta(days=days_ago)
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-5eed00"
+    b = evidence / run_id
+    b.mkdir(parents=True)
+    phases = [{"name": n, "rto_seconds": 1.0, "rto_target_seconds": 10.0, "passed": True} for n in ("phase1", "phase2", "phase3")]
+    (b / "summary.json").write_text(json.dumps({
+        "run_id": run_id, "target": "lab", "time_scale": 30.0, "dry_run": False, "verdict": "passed", "phases": phases,
+        "started_at": started.isoformat(), "finished_at": (started + timedelta(minutes=3)).isoformat()}))
+    seal_bundle(b)
+    return b
+
+
+def readiness(lab: Lab, tmp_path: Path, *extra: str, seed: bool = True) -> Readiness:
     reports = tmp_path / "reports"
+    if seed and not (reports / "evidence").exists():
+        seed_passing_drill(reports / "evidence")
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-m", "readiness", "steps/test_readiness.py", "-p", "no:cacheprovider",
@@ -179,7 +197,7 @@ def test_healthy_lab_is_ready_and_readiness_changes_nothing(ready_lab: Lab, tmp_
         "cdn.failover_criteria", "cdn.secondary_origin", "cdn.maintenance_page",
         "aws.nodegroups", "aws.alb_targets", "aws.site",
         "azure.storage_account", "azure.containers", "azure.network", "azure.failover_plan",
-        "credentials.aws.sts", "credentials.azure.token", "credentials.terraform",
+        "credentials.aws.sts", "credentials.azure.token", "credentials.terraform", "drills.last_passing",
     } <= checks, sorted(checks)
     for c in r.summary["checks"]:
         assert {"check", "passed", "measured", "threshold", "detail"} <= set(c) and c["detail"].startswith(c["check"] + ": ")

@@ -62,9 +62,11 @@ def test_lab_target_validates_before_the_lab_runs() -> None:
     assert t.aws.eks.web_nodegroup == "blue-web-ng"
 
 
-def test_production_example_is_valid_and_real_time() -> None:
+def test_production_example_is_valid_and_real_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRILL_SIGNING_KEY", "-----BEGIN PRIVATE KEY-----")  # a secret it names, from the environment
     t = load_target("targets/production.example.yaml")
     assert t.time_scale == 1 and not t.is_lab
+    assert t.evidence.signing_key is not None and t.masked_dict()["evidence"]["signing_key"] == "***"
     assert [r.name for r in t.probe.rules] == ["azure", "aws", "maintenance"]
 
 
