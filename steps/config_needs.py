@@ -33,6 +33,9 @@ AZURE_AUTH = (
     "azure.arm_endpoint", "azure.credential.tenant_id", "azure.credential.client_id", "azure.credential.client_secret",
     "azure.credential.authority_host", "azure.credential.ca_bundle",
 )
+# AWS credentials: a profile or keys (the lab's); unset in production, where the default chain
+# (the runner's role, or OIDC in CI) applies.
+AWS_AUTH = ("aws.profile", "aws.access_key_id", "aws.secret_access_key")
 # How users' experience is judged and when a drill stops itself (defaults when unset).
 PROBE = ("probe.rules", "probe.max_gap_seconds")
 STOP = ("stop.max_phase_seconds", "stop.max_error_seconds")
@@ -42,7 +45,7 @@ NEEDS: dict[str, Needs] = {
     # the first change, the drill lock, the baseline and the end-of-run unwind.
     "run": Needs(
         needs=("guard",),
-        optional=("database", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
+        optional=(*AWS_AUTH, "database", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
                   "objectives.failback_rto_seconds", *PROBE, *STOP),
     ),
     # The web tier down, users on the maintenance page. The canary writer and the marker owner need
@@ -69,7 +72,7 @@ NEEDS: dict[str, Needs] = {
     # `pytest -m readiness`: read-only checks of everything above, and a restore into a scratch database.
     "readiness": Needs(
         needs=("readiness", "readiness.scratch_database", "database", "azure", "failover_stack", "objectives.rpo_seconds"),
-        optional=("azure.storage.account_key", *AZURE_AUTH, "readiness.scratch_database.secret_id",
+        optional=(*AWS_AUTH, "azure.storage.account_key", *AZURE_AUTH, "readiness.scratch_database.secret_id",
                   "readiness.scratch_database.host", "readiness.scratch_database.user",
                   "readiness.scratch_database.password", "readiness.scratch_database.database",
                   "readiness.scratch_database.ssl_ca", "probe.rules"),

@@ -27,11 +27,8 @@ from pytest_bdd import parsers
 from drill.config import Target
 
 REPO = Path(__file__).resolve().parents[2]
-MODULES = [
-    "conftest.py", "steps/conftest.py", "steps/runtime.py", "steps/baseline.py", "steps/test_phase1.py",
-    "steps/test_phase2.py", "steps/test_phase3.py", "steps/readiness.py", "steps/test_readiness.py",
-    "drivers/actions.py", "drivers/safety.py", "drivers/terraform_stack.py",
-]
+# Every module that may be handed the target: the root conftest, the steps and the drivers.
+MODULES = ["conftest.py", *sorted(str(p.relative_to(REPO)) for d in ("steps", "drivers") for p in (REPO / d).glob("*.py"))]
 RUN_CLASSES = {"DrillRun", "ReadinessRun"}
 # How entry points and their helpers name the objects they get.
 RUN_NAMES = {"drill_run": "DrillRun", "run": "DrillRun", "readiness_run": "ReadinessRun"}
