@@ -89,12 +89,10 @@ def check_production_guard(
     """Refuse a target that is not the lab without opt-in, outside real time, or with unlisted
     identities; return what was verified. `lab_endpoints`: the lab this run started or attached."""
     env = os.environ if environ is None else environ
-    if lab_endpoints is not None:
-        if not lab_mismatches(target, lab_endpoints):
-            return ["lab: every endpoint is the lab's this run started or attached: no production guard"]
-        refuse_unless_lab(target, lab_endpoints, env)
-    elif target.wants_lab:
-        refuse_unless_lab(target, {}, env)
+    if lab_endpoints is not None and not lab_mismatches(target, lab_endpoints):
+        return ["lab: every endpoint is the lab's this run started or attached: no production guard"]
+    if target.wants_lab:
+        refuse_unless_lab(target, lab_endpoints or {}, env)
     if target.time_scale != 1:
         raise Refused(f"target {target.name!r} is not the lab, so it plays real time: time_scale must be 1, not "
                       f"{target.time_scale:g} (it would divide every objective by {target.time_scale:g})")
