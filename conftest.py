@@ -25,6 +25,12 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _attached_endpoints(config: pytest.Config) -> dict[str, Any] | None:
+    """The endpoints of a lab given with --lab-endpoints (or DRILL_LAB_ENDPOINTS), if any."""
+    attached = config.getoption("--lab-endpoints") or os.environ.get("DRILL_LAB_ENDPOINTS")
+    return json.loads(Path(attached).read_text()) if attached else None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # A drill stopped by SIGTERM (CI cancel, kill) must unwind like Ctrl-C does.
     signal.signal(signal.SIGTERM, _terminate)
@@ -48,7 +54,33 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _FAILED = pytest.StashKey[list]()
+_APPLIES_STACK = pytest.StashKey[bool]()
 PHASES = ("phase1", "phase2", "phase3")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once the drill's scenarios are chosen, before any fixture (or lab) starts.
+
+    A target with a `lab:` section whose endpoints are not the lab's is production in disguise:
+    refused here without the opt-in, before a lab is started for it (the guard checks again with
+    the real endpoints once the lab runs).
+    """
+    drill = [it for it in session.items if it.get_closest_marker("drill") is not None]
+    # Phase 2 (and 3, which continues it) apply the failover stack: it is checked before the first change.
+    session.config.stash[_APPLIES_STACK] = any((_phase(it) or 0) >= 1 for it in drill)
+    if not drill:
+        return
+    from drivers.safety import Refused, refuse_unless_lab, stand_in_endpoints
+
+    name = session.config.getoption("--target")
+    target = load_target(name)
+    if not target.wants_lab:
+        return
+    attached = _attached_endpoints(session.config)
+    try:
+        refuse_unless_lab(load_target(name, attached) if attached else target, attached or stand_in_endpoints())
+    except Refused as e:
+        pytest.exit(f"dr-drill refused to start: {e}", returncode=3)
 
 
 def _phase(item: pytest.Item) -> int | None:
@@ -129,9 +161,9 @@ def lab(pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
     """The embedded lab's endpoints (started on first use, stopped at session end)."""
     from lab.client import LabProcess
 
-    attached = pytestconfig.getoption("--lab-endpoints") or os.environ.get("DRILL_LAB_ENDPOINTS")
-    if attached:
-        yield json.loads(Path(attached).read_text())
+    attached = _attached_endpoints(pytestconfig)
+    if attached is not None:
+        yield attached
         return
     scale = float(read_raw(resolve_path("lab")).get("time_scale", 30))
     proc = LabProcess(scale)
@@ -144,7 +176,7 @@ def lab(pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Target:
     name = request.config.getoption("--target")
-    if load_target(name).is_lab:
+    if load_target(name).wants_lab:
         return load_target(name, request.getfixturevalue("lab"))
     return load_target(name)
 
@@ -156,18 +188,24 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
 
     masker = Masker(target.secret_values())
     lab_events = None
-    if target.is_lab:
-        endpoints = request.getfixturevalue("lab")
+    # The lab this run started or attached (--lab-endpoints): the guard compares every endpoint with it.
+    endpoints = request.getfixturevalue("lab") if target.wants_lab or _attached_endpoints(request.config) else None
+    if endpoints is not None:
         masker.add(str(v) for k, v in endpoints.items() if SECRET_KEY.search(k))
-        lab_events = Path(endpoints["events_path"])
-    # Before anything changes: the production guard, then one drill per target (a blob lease).
+        if target.wants_lab:
+            lab_events = Path(endpoints["events_path"])
+    # Before anything changes: the production guard, the failover stack (absent, its data tier
+    # targets sound), then one drill per target (a blob lease).
     from drill.evidence import new_run_id
     from drivers.safety import DrillLock, Refused, check_production_guard
 
     run_id = new_run_id()
     dry_run = bool(request.config.getoption("--dry-run"))
+    stack = None
     try:
-        verified = check_production_guard(target)
+        verified = check_production_guard(target, lab_endpoints=endpoints)
+        if request.config.stash.get(_APPLIES_STACK, False) and target.failover_stack is not None:
+            stack = _stack_preflight(target)
         # Would the plan work on the real clouds? Checked before the first change (and the lock).
         from steps import preflight
 
@@ -186,6 +224,8 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
     run = DrillRun(target, reports_dir, masker, lab_events, run_id=run_id, dry_run=dry_run)
     run.preflight = findings
     run.notes.extend(verified)
+    if stack is not None:
+        run.adopt_terraform(*stack)
     if holder is not None:
         run.notes.append(f"drill lock held by {holder.who} since {holder.since}")
     if dry_run:
@@ -260,6 +300,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         from drill.allure_meta import start_session
 
         start_session(Path(alluredir))
+
+
+def _stack_preflight(target: Target) -> tuple[Any, Any]:
+    """`terraform init`, then refuse unless the failover stack is absent and the data-tier targets
+    cover the data tier (drivers.terraform_stack.preflight). Reads only."""
+    from drivers.provisioner import ProvisionerError
+    from drivers.safety import Refused
+    from drivers.terraform_stack import StackError, preflight, stack_terraform
+
+    try:
+        tf = stack_terraform(target)
+        return tf, preflight(tf, target.failover_stack.data_tier_targets)  # type: ignore[union-attr]
+    except (StackError, ProvisionerError) as e:
+        raise Refused(str(e).strip().replace("\n", " ")) from None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -28,6 +28,18 @@ else
   say "MariaDB present"
 fi
 
+# DRILL_TOOLS_FROM=<another checkout's .tools>: start from a copy of it instead of downloading (CI,
+# a second clone). Hard links where the file system allows: no second download, and deleting either
+# checkout leaves the other whole. The version checks below still decide what npm must add.
+if [ -n "${DRILL_TOOLS_FROM:-}" ] && [ ! -e .tools ]; then
+  if [ -d "$DRILL_TOOLS_FROM/node_modules" ]; then
+    say "copying .tools from $DRILL_TOOLS_FROM"
+    cp -al "$DRILL_TOOLS_FROM" .tools 2>/dev/null || { rm -rf .tools; cp -a "$DRILL_TOOLS_FROM" .tools; }
+  else
+    echo "note: DRILL_TOOLS_FROM=$DRILL_TOOLS_FROM has no node_modules/: installing from npm" >&2
+  fi
+fi
+
 if ! grep -qs '"version": "3.35.0"' .tools/node_modules/azurite/package.json; then
   say "installing Azurite 3.35.0 (npm, into .tools/)"
   mkdir -p .tools

@@ -246,7 +246,7 @@ def _unwind(args: argparse.Namespace) -> int:
     if args.lab_endpoints:
         endpoints = json.loads(Path(args.lab_endpoints).read_text())
     target = load_target(args.target, endpoints)
-    if target.is_lab and endpoints is None:
+    if target.wants_lab and endpoints is None:
         print("drill: error: a lab target needs --lab-endpoints (the running lab's endpoints.json)", file=sys.stderr)
         return 2
     ledger = Ledger.load(ledger_path) if ledger_path.exists() else Ledger()

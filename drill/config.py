@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -63,6 +63,9 @@ class DatabaseConfig(_Strict):
     secret_id: str = Field(min_length=1)
     # Canary rows (one per `canary_interval_seconds` real seconds) measure the real data-loss window.
     canary_interval_seconds: float = Field(default=1.0, gt=0)
+    # CA bundle to require verified TLS to the primary (RDS); None = plain TCP, as in the lab.
+    # Read by Phase 2's TLS work (issue #12); declared here so production targets can state it.
+    ssl_ca: str | None = None
 
 
 class StorageConfig(_Strict):
@@ -97,7 +100,12 @@ class AppGatewayConfig(_Strict):
 
 class MysqlConfig(_Strict):
     port: int = Field(default=3306, ge=1, le=65535)
+    # The failover stack's admin password: given to Terraform as TF_VAR_<failover_stack.
+    # admin_password_variable> (environment, never argv) and used by the drill to restore.
     admin_password: SecretStr
+    # CA bundle for verified TLS to Azure Database for MySQL (require_secure_transport is ON by
+    # default there); None = plain TCP. Read by Phase 2's TLS work (issue #12).
+    ssl_ca: str | None = None
 
 
 class AzureConfig(_Strict):
@@ -113,20 +121,59 @@ class AzureConfig(_Strict):
 class KubernetesConfig(_Strict):
     """Where PetClinic runs on Azure: the AKS cluster the failover stack creates."""
 
-    kubeconfig: str = Field(min_length=1)
+    # A kubeconfig that exists before the drill (the lab's). None: the cluster's credentials are
+    # fetched from ARM once the stack is applied (a cluster made mid-drill has no kubeconfig before;
+    # issue #12), with `kubelogin` converting it for an Entra-integrated cluster.
+    kubeconfig: str | None = Field(default=None, min_length=1)
+    kubelogin: Literal["azurecli", "spn", "workloadidentity", "msi"] | None = None
     context: str | None = None
     namespace: str = "petclinic"
     image: str = "springcommunity/spring-petclinic:latest"
     replicas: int = Field(default=2, ge=1)
 
 
+# The data tier, applied first so the restore can start while AKS and the App Gateway come up
+# (design: Stage 2). `-target` brings in what a target depends on, never what depends on it, so the
+# database, the firewall rule and the server parameters are named with the server (seeds' names:
+# database `petclinic`, rule `allow-aks-subnet`; TLS stays required as on Azure by default).
+DATA_TIER_TARGETS = [
+    "azurerm_mysql_flexible_server.main",
+    "azurerm_mysql_flexible_database.petclinic",
+    "azurerm_mysql_flexible_server_firewall_rule.allow_aks_subnet",
+    "azurerm_mysql_flexible_server_configuration.require_secure_transport",
+]
+TF_VARIABLE = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+
+
 class FailoverStackConfig(_Strict):
-    """The Terraform root module azure/2-failover, driven through the terraform (or tofu) CLI."""
+    """The Terraform root module azure/2-failover, driven through the terraform (or tofu) CLI.
+
+    Terraform gets the target's subscription (ARM_SUBSCRIPTION_ID, required by azurerm v4) and
+    credentials in its environment, and its variables as TF_VAR_* (never on the command line).
+    """
 
     terraform_binary: str = "terraform"
     chdir: str = Field(min_length=1)
-    # Applied first so the data restore can start while AKS and the App Gateway come up (design: Stage 2).
-    data_tier_targets: list[str] = Field(default_factory=lambda: ["azurerm_mysql_flexible_server.main"])
+    data_tier_targets: list[str] = Field(default_factory=lambda: list(DATA_TIER_TARGETS), min_length=1)
+    # How Terraform's azurerm provider authenticates: "client_secret" (ARM_CLIENT_ID/_SECRET/
+    # _TENANT_ID from azure.credential), "oidc" (ARM_USE_OIDC, e.g. GitHub's federated token), "msi"
+    # (managed identity of the runner) or "cli" (az login). None: client_secret when
+    # azure.credential has a secret, else cli.
+    auth: Literal["client_secret", "oidc", "msi", "cli"] | None = None
+    # The input variable that takes the MySQL admin password (azure.mysql.admin_password).
+    admin_password_variable: str = Field(default="mysql_admin_password", pattern=TF_VARIABLE)
+    # Other input variables (not secret: they are written to the evidence), as TF_VAR_<name>.
+    variables: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _names(self) -> "FailoverStackConfig":
+        bad = [k for k in self.variables if not re.match(TF_VARIABLE, k)]
+        if bad:
+            raise ValueError(f"variables: {bad[0]!r} is not a Terraform variable name")
+        if self.admin_password_variable in self.variables:
+            raise ValueError(f"variables: {self.admin_password_variable} comes from azure.mysql.admin_password, "
+                             "never from this file")
+        return self
 
 
 class SiteConfig(_Strict):
@@ -300,8 +347,22 @@ class Target(_Strict):
         """A real-world duration as wall seconds on this target."""
         return real_seconds / self.time_scale
 
+    @model_validator(mode="after")
+    def _real_time_outside_the_lab(self) -> "Target":
+        # A target that asks for no lab is drilled in real time: a scale would loosen every
+        # objective by that factor (objective / time_scale).
+        if self.lab is None and self.time_scale != 1:
+            raise ValueError(f"time_scale: must be 1 for a target without a `lab:` section (got {self.time_scale:g}); "
+                             "only the lab plays time faster")
+        return self
+
     @property
-    def is_lab(self) -> bool:
+    def wants_lab(self) -> bool:
+        """The file asks for the embedded lab (a `lab:` section: start one, fill in ${lab:...}).
+
+        Never a safety decision: whether a run is against the lab is decided by its endpoints being
+        a lab's this process started or attached (drivers.safety.lab_mismatches).
+        """
         return self.lab is not None
 
     def secret_values(self) -> list[str]:
@@ -399,7 +460,7 @@ def substitute(raw: Any, lab: Mapping[str, Any] | Callable[[str], Any] | None, e
     return walk(raw, "")
 
 
-def _placeholder_value(key: str) -> Any:
+def placeholder_value(key: str) -> Any:
     """A syntactically valid stand-in for a lab endpoint, to validate before the lab runs."""
     if key.endswith(("_url", "_endpoint", "_host")):
         return "https://127.0.0.1:9/"
@@ -416,9 +477,10 @@ def validate(raw: dict[str, Any], source: str) -> Target:
     except ValidationError as e:
         problems = []
         for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{loc}: {msg}")
+            loc = ".".join(str(x) for x in err["loc"])
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            # A check across keys (a model validator) has no location of its own: its message names them.
+            problems.append(f"{loc}: {msg}" if loc else msg)
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
 
 
@@ -428,11 +490,5 @@ def load_target(name_or_file: str, lab_endpoints: Mapping[str, Any] | None = Non
     raw = read_raw(path)
     lab: Any = lab_endpoints
     if lab is None and raw.get("lab") is not None:
-        lab = _placeholder_value
+        lab = placeholder_value
     return validate(substitute(raw, lab), str(path))
-
-
-def needs_lab(name_or_file: str) -> tuple[bool, float]:
-    """Whether this target is the embedded lab, and its time scale (validated first)."""
-    t = load_target(name_or_file)
-    return t.is_lab, t.time_scale

@@ -49,15 +49,20 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
             cur.execute(f"DROP TABLE IF EXISTS `{p['table']}`")
 
     def provisioner_destroy(p: dict[str, Any]) -> None:
-        from drivers.provisioner import ProvisionerError, execute_provisioner_action
+        from drivers.provisioner import ProvisionerError, check_created_by_run, execute_provisioner_action
+        from drivers.terraform_stack import stack_terraform
 
+        action = Action("provisioner.destroy", p, "terraform destroy")
+        check_created_by_run(action)  # before anything: only a stack this run created is destroyed
+        # Terraform needs the target's subscription, credentials and variables to destroy, as to apply.
+        cli = lambda chdir, binary: stack_terraform(target, log=log, chdir=chdir, binary=binary)  # noqa: E731
         # Another Terraform operation (an interrupted drill's apply) may still hold the state lock.
         for attempt in Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, ProvisionerError) and "state lock" in str(e)),
             wait=wait_fixed(2.0), stop=stop_after_delay(busy_timeout), reraise=True,
         ):
             with attempt:
-                execute_provisioner_action(Action("provisioner.destroy", p, "terraform destroy"), log=log)
+                execute_provisioner_action(action, log=log, cli=cli)
 
     def kube_op(action: Action) -> None:
         from drivers.kube import execute_kube_action

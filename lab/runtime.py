@@ -23,7 +23,7 @@ from lab import topology as T
 from lab.azurite import Azurite
 from lab.control import ControlServer
 from lab.edge import Edge
-from lab.failover_stack import AKS, APPGW, MYSQL, FailoverStack, StackParts, write_stack_dir
+from lab.failover_stack import AKS, APPGW, DATABASE, FIREWALL, MYSQL, PARAMETER, FailoverStack, StackParts, write_stack_dir
 from lab.events import EventLog
 from lab.mariadb import MariaDB
 from lab.ports import free_port
@@ -167,7 +167,7 @@ class Lab:
         self._stack.append(backups)
 
         parts = FailoverParts(self, arm, static_site_port, scale)
-        stack = FailoverStack(parts.stack_parts(), scale, self.events)
+        stack = FailoverStack(parts.stack_parts(), scale, self.events, arm.subscription_id)
         self._stack.append(parts)  # stopping the lab tears down whatever the stack left running
         token = secrets.token_urlsafe(24)
         control = ControlServer(stack, token, backups).start()
@@ -184,6 +184,7 @@ class Lab:
             "azure_ca_bundle": str(arm.ca_path),
             "arm_endpoint": arm.url,
             "azure_mysql_port": parts.mysql_port,
+            # A password for the stack's mysql_admin_password variable (lab.yaml passes it to Terraform).
             "azure_mysql_password": parts.mysql_password,
             "appgw_http_port": parts.appgw_port,
             "aks_kubeconfig": str(parts.kubeconfig),
@@ -224,7 +225,7 @@ class FailoverParts:
         # Reserved now: the target file names them before the resources exist.
         self.mysql_port = free_port()
         self.appgw_port = free_port()
-        self.mysql_password = secrets.token_urlsafe(18)
+        self.mysql_password = secrets.token_urlsafe(18)  # suggested; the server uses what Terraform is given
         self.kubeconfig = lab.workdir / "aks" / "kubeconfig"
         self.mysql: MariaDB | None = None
         self.kube: Any = None
@@ -234,9 +235,12 @@ class FailoverParts:
         return f"FailoverParts(mysql_port={self.mysql_port}, appgw_port={self.appgw_port})"
 
     def stack_parts(self) -> StackParts:
+        nothing = lambda *_: None  # noqa: E731  (Terraform state only: nothing of its own in the lab)
         return StackParts(
-            create={MYSQL: self.create_mysql, AKS: self.create_aks, APPGW: self.create_appgw},
-            destroy={MYSQL: self.destroy_mysql, AKS: self.destroy_aks, APPGW: self.destroy_appgw},
+            create={MYSQL: self.create_mysql, DATABASE: self.create_database, FIREWALL: nothing, PARAMETER: nothing,
+                    AKS: lambda _: self.create_aks(), APPGW: lambda _: self.create_appgw()},
+            destroy={MYSQL: self.destroy_mysql, DATABASE: self.destroy_database, FIREWALL: nothing, PARAMETER: nothing,
+                     AKS: self.destroy_aks, APPGW: self.destroy_appgw},
             outputs=self.outputs,
         )
 
@@ -246,18 +250,49 @@ class FailoverParts:
         if MYSQL in present:
             # The lab's "FQDN" is its loopback address; Azure's would be mysql-dr-blue.mysql.database.azure.com.
             out.update(mysql_fqdn="127.0.0.1", mysql_admin_username=T.AZURE_MYSQL_ADMIN,
-                       mysql_database_name=T.DB_NAME, mysql_server_name=T.AZURE_MYSQL_SERVER)
+                       mysql_server_name=T.AZURE_MYSQL_SERVER)
+        if DATABASE in present:
+            out.update(mysql_database_name=T.DB_NAME)
         if AKS in present:
             out.update(aks_cluster_name=T.AKS_CLUSTER)
         if APPGW in present:
             out.update(appgw_name=T.APPGW_NAME, appgw_public_ip="127.0.0.1")
         return out
 
-    def create_mysql(self) -> None:
+    def create_mysql(self, variables: dict[str, str]) -> None:
+        """The server, its administrator login with the password Terraform was given (TF_VAR_...)."""
         db = MariaDB(self.lab.workdir / "azure-mysql", "azmysql", port=self.mysql_port)
         db.start()
-        db.create_database(T.DB_NAME, T.AZURE_MYSQL_ADMIN, self.mysql_password)
+        conn = db.connect()
+        try:
+            with conn.cursor() as cur:
+                # As Flexible Server's administrator: may create and use every database of the server.
+                for host in ("127.0.0.1", "localhost", "%"):
+                    cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
+                                (T.AZURE_MYSQL_ADMIN, host, variables["mysql_admin_password"]))
+                    cur.execute("GRANT ALL PRIVILEGES ON *.* TO %s@%s", (T.AZURE_MYSQL_ADMIN, host))
+        finally:
+            conn.close()
         self.mysql = db
+
+    def create_database(self, variables: dict[str, str]) -> None:
+        """azurerm_mysql_flexible_database: without it there is nothing to restore into."""
+        assert self.mysql is not None, "the database's server is not there"
+        conn = self.mysql.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{T.DB_NAME}` CHARACTER SET utf8mb4")
+        finally:
+            conn.close()
+
+    def destroy_database(self) -> None:
+        if self.mysql is not None and self.mysql.alive():
+            conn = self.mysql.connect()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(f"DROP DATABASE IF EXISTS `{T.DB_NAME}`")
+            finally:
+                conn.close()
 
     def destroy_mysql(self) -> None:
         if self.mysql is not None:

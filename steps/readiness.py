@@ -172,11 +172,11 @@ class ReadinessRun:
         return self._cache["scratch"]
 
     def terraform(self) -> Any:
-        from drivers.terraform_plan import PlanningTerraform
+        """The failover stack's Terraform with the target's subscription, credentials and variables."""
+        from drivers.terraform_stack import stack_terraform
 
-        fs = self._section("failover_stack")
-        return PlanningTerraform(Path(fs.chdir), binary=fs.terraform_binary, timeout=self.scaled(1800) + 120,
-                                 log=self._log)
+        self._section("failover_stack")
+        return stack_terraform(self.target, log=self._log, timeout=self.scaled(1800) + 120, on_secret=self.evidence.mask.add)
 
     def _log(self, line: str) -> None:
         with open(self.work / "drivers.log", "a", encoding="utf-8") as f:

@@ -394,28 +394,47 @@ class DrillRun:
         return make_credential(self.azure_auth())
 
     def terraform(self) -> Any:
-        from drivers.terraform_plan import PlanningTerraform  # the Terraform driver, plus plan
+        """The failover stack's Terraform (the target's subscription, credentials and variables).
 
-        fs = self.target.failover_stack
+        Sensitive outputs join the run's masker as soon as Terraform prints them, so no attachment,
+        log or evidence file can carry them.
+        """
+        from drivers.terraform_stack import stack_terraform
+
         if "terraform" not in self.state:
-            self.state["terraform"] = PlanningTerraform(Path(fs.chdir), binary=fs.terraform_binary, log=self._log)
+            self.state["terraform"] = stack_terraform(self.target, log=self._log, on_secret=self.evidence.mask.add)
         return self.state["terraform"]
+
+    def adopt_terraform(self, tf: Any, preflight: Any) -> None:
+        """Take over the Terraform CLI the pre-start check used (initialised), and what it found."""
+        tf.log, tf.on_secret = self._log, self.evidence.mask.add
+        self.evidence.mask.add(tf.secret_values())
+        self.state["terraform"] = tf
+        self.state["stack_preflight"] = preflight
+        self.notes.append(f"failover stack absent before the first change: no outputs; plan: {preflight.plan}")
 
     def record_stack_destroy(self, plan: str | None = None) -> None:
         """Before the first apply: the way back is `terraform destroy` of the whole failover stack.
 
+        Only for a stack this run creates: the pre-start check (no outputs, a plan of creations only)
+        must have passed, and its findings go into the inverse as the proof an unwind checks.
         `plan` is `terraform plan`'s one-line summary, which a dry run shows instead of applying.
         """
         from drill.ledger import Action
+        from drivers.provisioner import destroy_action
 
         fs = self.target.failover_stack
         if self._entry("provisioner.apply"):
             return
+        found = self.state.get("stack_preflight")
+        if found is None:
+            raise AssertionError("the failover stack was not checked absent before the first change: "
+                                 "refusing to apply it (its destroy could remove a stack the drill did not create)")
         params = {"chdir": fs.chdir, "binary": fs.terraform_binary}
         entry = self.ledger.record(
             Action("provisioner.apply", params,
                    "terraform apply of the Azure failover stack" + (f" (plan: {plan})" if plan else "")),
-            Action("provisioner.destroy", params, "terraform destroy of the Azure failover stack"),
+            destroy_action(fs.chdir, fs.terraform_binary, self.run_id, found.as_dict()),
         )
         self.ledger.applied(entry)  # applied from here on: a partial apply must be destroyed too
 
@@ -443,6 +462,11 @@ class DrillRun:
 
         if "kube" not in self.state:
             k = self.target.kubernetes
+            if k.kubeconfig is None:
+                # The production contract: the cluster is made by the apply, so its credentials come
+                # from ARM afterwards (issue #12, Phase 2 on real Azure). Not implemented on this branch.
+                raise RuntimeError("kubernetes.kubeconfig is unset and fetching the new cluster's credentials from ARM "
+                                   "is not available yet: set kubernetes.kubeconfig")
             self.state["kube"] = Kube(Path(k.kubeconfig).expanduser(), context=k.context)
         return self.state["kube"]
 

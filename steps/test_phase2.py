@@ -17,6 +17,7 @@ from pytest_bdd import given, scenarios, then, when
 from drill.classify import classify, parse_rules
 from drill.config import ReadinessConfig
 from drill.evidence import iso
+from steps.config_needs import missing
 from steps.conftest import attach_json, dry_run_skips, observe_site_write
 from steps.runtime import DrillRun, Instant, wait_until
 
@@ -35,10 +36,8 @@ def _need(drill_run: DrillRun, key: str, what: str) -> Any:
 @given("the site serves the maintenance page after Phase 1")
 def maintenance_after_phase1(drill_run: DrillRun) -> None:
     drill_run.begin_phase("phase2")
-    for section in ("database", "azure", "kubernetes", "failover_stack"):
-        assert getattr(drill_run.target, section) is not None, (
-            f"target {drill_run.target.name!r} has no `{section}:` section, which Phase 2 needs"
-        )
+    lacking = missing(drill_run.target, "phase2")
+    assert not lacking, f"target {drill_run.target.name!r} does not set {', '.join(lacking)}, which Phase 2 needs"
     assert "phase1.fault" in drill_run.instants, (
         "Phase 2 continues Phase 1 of the same run: run `pytest -m \"drill and phase2\"` (it includes Phase 1)"
     )
@@ -77,31 +76,31 @@ def newest_backup_is_recent(drill_run: DrillRun) -> None:
 
 @when("the data tier of the Azure failover stack is provisioned")
 def provision_data_tier(drill_run: DrillRun) -> None:
+    from drivers.terraform_stack import DATA_TIER_OUTPUTS, require_outputs
+
+    # `terraform init`, the check that the stack is absent and the data-tier targets were validated
+    # (plan -target) before the drill's first change: conftest.py, drivers/terraform_stack.preflight.
     tf = drill_run.terraform()
-    tf.init()
     if drill_run.dry_run:
-        _plan_stack(drill_run, tf)
+        _plan_stack(drill_run)
         return
     drill_run.record_stack_destroy()
     t0 = time.monotonic()
     outputs = tf.apply(targets=drill_run.target.failover_stack.data_tier_targets)
     drill_run.state["stack_outputs"] = outputs
-    attach_json("terraform outputs (data tier)", {**outputs, "seconds": round(time.monotonic() - t0, 2)})
-    assert outputs.get("mysql_fqdn"), f"the data tier apply gave no mysql_fqdn: {sorted(outputs)}"
+    attach_json("terraform outputs (data tier)", {**tf.shown(outputs), "seconds": round(time.monotonic() - t0, 2)})
+    require_outputs(outputs, DATA_TIER_OUTPUTS, "terraform apply of the data tier")
 
 
-def _plan_stack(drill_run: DrillRun, tf: Any) -> None:
-    """A dry run: `terraform plan` (a read) in place of the apply; the stack's outputs stay unknown."""
-    from drill.readiness import parse_plan
-
-    t0 = time.monotonic()
-    plan = tf.plan()
-    summary = parse_plan(plan.stdout)
-    counts = ", ".join(f"{n} to {kind}" for kind, n in sorted(summary.counts.items())) or "no changes"
-    drill_run.record_stack_destroy(plan=counts)
+def _plan_stack(drill_run: DrillRun) -> None:
+    """A dry run: the pre-start plans (full, and -target of the data tier) stand in for the apply."""
+    found = drill_run.state.get("stack_preflight")
+    assert found is not None, "the failover stack was not planned before the first change"
+    drill_run.record_stack_destroy(plan=found.plan)
     drill_run.state["stack_outputs"] = {}
-    attach_json("terraform plan (dry run)", {"exit_code": plan.exit_code, "summary": counts,
-                                             "actions": summary.actions, "seconds": round(time.monotonic() - t0, 2)})
+    attach_json("terraform plan (dry run)", {"summary": found.plan, "creations": found.creations,
+                                             "data_tier_targets": drill_run.target.failover_stack.data_tier_targets,
+                                             "data_tier_plan": found.data_tier})
 
 
 @when("the newest backup is restored into Azure MySQL while the rest of the stack is provisioned")
@@ -211,6 +210,10 @@ def deploy_petclinic(drill_run: DrillRun) -> None:
         raise AssertionError(f"terraform apply of the failover stack failed: {result['error']}")
     outputs = result["outputs"]
     drill_run.state["stack_outputs"] = outputs
+    from drivers.terraform_stack import STACK_OUTPUTS, require_outputs
+
+    attach_json("terraform outputs (stack)", drill_run.terraform().shown(outputs))
+    require_outputs(outputs, STACK_OUTPUTS, "terraform apply of the failover stack")
     k8s = drill_run.target.kubernetes
     azure = drill_run.target.azure
     kube = drill_run.kube()
@@ -240,7 +243,9 @@ def _plan_deploy(drill_run: DrillRun) -> None:
     k8s = drill_run.target.kubernetes
     deployment, service = petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace)
     with drill_run.ledger.inside(drill_run.stack_entry()):
-        entries = plan_on_new_cluster(k8s.kubeconfig, k8s.context, k8s.namespace, [
+        # Without a kubeconfig in the target, the new cluster's is fetched into the run's work directory.
+        kubeconfig = k8s.kubeconfig or drill_run.work / "aks-kubeconfig"
+        entries = plan_on_new_cluster(kubeconfig, k8s.context, k8s.namespace, [
             ("ConfigMap", "petclinic-config", {"keys": ["MYSQL_DATABASE", "MYSQL_HOST", "MYSQL_PORT"]}),
             ("Secret", "petclinic-secret", {"keys": ["MYSQL_PASSWORD", "MYSQL_USER"]}),
             ("Deployment", deployment["metadata"]["name"], {"manifest": deployment}),

@@ -60,7 +60,7 @@ class _Reporter:
 @pytest.fixture(scope="session")
 def readiness_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path) -> Iterator[ReadinessRun]:
     masker = Masker(target.secret_values())
-    if target.is_lab:
+    if target.wants_lab:
         endpoints = request.getfixturevalue("lab")
         masker.add(str(v) for k, v in endpoints.items() if SECRET_KEY.search(k))
     run = ReadinessRun(target, reports_dir, masker)
