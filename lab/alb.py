@@ -183,8 +183,9 @@ class Alb:
             for tid, port in registered.items():
                 t = self._targets.get(tid)
                 if t is None or tid in self._draining:
-                    # Newly registered (or registered again): initial until its first check passes,
-                    # which the load balancer sends one interval after registration.
+                    # Newly registered (or registered again): initial until its first check passes.
+                    # AWS gives no delay for that first check (registration itself takes a while
+                    # there); the lab sends it one HealthCheckIntervalSeconds after registration.
                     self._draining.pop(tid, None)
                     self._targets[tid] = _Target(tid, port, now + settings.interval_seconds)
                     self.registry.set(self.tg.arn, tid, port, "initial")
