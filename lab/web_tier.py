@@ -171,8 +171,9 @@ class WebTier:
         with self._lock:
             live = [n for n in self.nodes.values() if n.state in ("booting", "running")]
             if len(live) > desired:
-                # Instances still launching go first, then the newest (the default termination policy
-                # picks by AZ balance and launch age; with one AZ's worth of nodes this is it).
+                # Instances still launching go first, then the newest. (EC2 Auto Scaling's default
+                # policy balances AZs, then prefers the oldest launch template: which node goes does
+                # not change what the drill measures.)
                 surplus = sorted(live, key=lambda n: (n.state != "booting", -n.due))[: len(live) - desired]
                 for n in surplus:
                     had_pod = n.state == "running"

@@ -38,8 +38,9 @@ def nodegroup_settles(drill_run: DrillRun, desired: int) -> None:
     update = ngs.wait_update(eks.cluster, eks.web_nodegroup, update_id, timeout=target.scaled(600), poll=poll)
     update_s = time.monotonic() - t0
     # A drained node terminates within minutes (EKS forces termination after 5 min of draining).
-    nodes = ngs.wait_nodes(eks.cluster, eks.web_nodegroup, desired, timeout=target.scaled(600 + target.grace_seconds), poll=poll)
+    ngs.wait_nodes(eks.cluster, eks.web_nodegroup, desired, timeout=target.scaled(600 + target.grace_seconds), poll=poll)
     waited = time.monotonic() - t0
+    # At the end of the settle wait the size the drill set must still hold (SizeChanged says who to suspect).
     scaling, nodes = ngs.check_size(eks.cluster, eks.web_nodegroup, desired)
     attach_json("node group", {
         "update": update.__dict__, "update_successful_after_seconds": round(update_s, 2),
