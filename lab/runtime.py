@@ -96,10 +96,12 @@ class Lab:
         seed = aws.start(db_secret)
 
         app = AppEnv(f"jdbc:mysql://127.0.0.1:{self.rds.port}/{T.DB_NAME}", T.DB_USER, db_password)
+        web_ng = aws.nodegroup(T.CLUSTER, T.WEB_NODEGROUP)
         web = WebTier(
-            nodegroup=aws.nodegroup(T.CLUSTER, T.WEB_NODEGROUP), cluster=T.CLUSTER,
+            nodegroup=web_ng, cluster=T.CLUSTER, auto_scaling_group=aws.auto_scaling_group(web_ng),
             target_group=aws.target_group(seed.target_group_arn), registry=aws.target_health,
-            timings=self.timings, app=app, events=self.events, log_dir=self.workdir / "logs",
+            timings=self.timings, time_scale=self.settings.time_scale, app=app, events=self.events,
+            log_dir=self.workdir / "logs",
         )
         web.start()
         self._stack.append(web)

@@ -63,7 +63,8 @@ def alb_healthy(drill_run: DrillRun) -> None:
 
 @then("the ALB reports healthy targets")
 def alb_becomes_healthy(drill_run: DrillRun) -> None:
-    # After a restore: nodes boot (3-5 min) and pass 5 health checks (30 s apart) first.
+    # After a restore: EKS updates the Auto Scaling group, nodes boot (3-5 min), then each new target
+    # must pass one health check (HealthCheckIntervalSeconds after registration) to be healthy.
     tg = drill_run.target.aws.alb.target_group_arn
     bound = drill_run.target.scaled((drill_run.target.objectives.failback_rto_seconds or 600) + drill_run.target.grace_seconds)
     healthy = wait_until(lambda: drill_run.elb.healthy_count(tg) > 0, bound, poll=0.5)

@@ -626,6 +626,9 @@ class ReadinessRun:
              lambda: "as " + str(self.aws.client("sts").get_caller_identity()["Arn"])),
             ("credentials.aws.eks", f"eks:DescribeCluster {aws.eks.cluster}",
              lambda: str(self.aws.client("eks").describe_cluster(name=aws.eks.cluster)["cluster"]["status"])),
+            # The drill counts the web node group's nodes in its Auto Scaling group (drivers.aws.NodeGroups).
+            ("credentials.aws.autoscaling", f"autoscaling:DescribeAutoScalingGroups of {aws.eks.web_nodegroup}",
+             lambda: f"{len(self.nodegroups.instances(aws.eks.cluster, aws.eks.web_nodegroup).lifecycle)} instances"),
             ("credentials.aws.elbv2", "elasticloadbalancing:DescribeTargetHealth",
              lambda: f"{len(self.elb.target_health(aws.alb.target_group_arn))} targets"),
             ("credentials.aws.cloudfront", f"cloudfront:GetDistribution {aws.cloudfront.distribution_id}",

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "permissions"
 SOURCES = sorted([*REPO.glob("drivers/*.py"), *REPO.glob("steps/*.py")])
 IAM_PREFIX = {"eks": "eks", "cloudfront": "cloudfront", "elbv2": "elasticloadbalancing", "secretsmanager": "secretsmanager",
-              "sts": "sts"}
+              "sts": "sts", "autoscaling": "autoscaling"}
 # AWS STS API reference, GetCallerIdentity: "No permissions are required to perform this operation."
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 AZURE_OPERATIONS = {
@@ -61,8 +61,12 @@ def aws_calls() -> set[str]:
             if attr in clients:
                 calls.add((clients[attr], op))
         calls.update(re.findall(r"client\(\"(\w+)\"\)\.([a-z_]+)\(", text))
+        # A paginator calls the operation it is named for.
+        calls.update(re.findall(r"client\(\"(\w+)\"\)\.get_paginator\(\"([a-z_]+)\"\)", text))
     out = set()
     for svc, op in calls:
+        if op == "get_paginator":
+            continue
         api = boto3.client(svc, region_name="ap-northeast-2").meta.method_to_api_mapping[op]
         out.add(f"{IAM_PREFIX[svc]}:{api}")
     return out
