@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -110,14 +110,39 @@ class AzureConfig(_Strict):
     mysql: MysqlConfig
 
 
-class KubernetesConfig(_Strict):
-    """Where PetClinic runs on Azure: the AKS cluster the failover stack creates."""
+class KubeloginConfig(_Strict):
+    """Microsoft Entra-integrated clusters: the fetched kubeconfig is converted for non-interactive use
+    with `kubelogin convert-kubeconfig -l MODE` (kubelogin then gets each token itself: `spn` from
+    AAD_SERVICE_PRINCIPAL_CLIENT_ID/_SECRET, `workloadidentity` from the federated token variables,
+    `azurecli` from a logged-in `az`, `msi` from the machine's managed identity)."""
 
-    kubeconfig: str = Field(min_length=1)
+    mode: Literal["azurecli", "spn", "workloadidentity", "msi"]
+    binary: str = Field(default="kubelogin", min_length=1)
+
+
+class KubernetesConfig(_Strict):
+    """Where PetClinic runs on Azure: the AKS cluster the failover stack creates.
+
+    Its credentials are fetched from ARM after the apply (listClusterUserCredential, cluster name from
+    the stack's `aks_cluster_name` output) into the run's private work directory. `kubeconfig` (a
+    fixed file) is accepted only so that preflight can say why it cannot work: the cluster does not
+    exist before the drill creates it.
+    """
+
+    kubeconfig: str | None = Field(default=None, min_length=1)
     context: str | None = None
+    kubelogin: KubeloginConfig | None = None
     namespace: str = "petclinic"
     image: str = "springcommunity/spring-petclinic:latest"
     replicas: int = Field(default=2, ge=1)
+    # How the App Gateway reaches PetClinic: an internal LoadBalancer Service (a private IP in the
+    # VNet). "ClusterIP" is the runbook as written (2.3), which the gateway cannot reach: preflight refuses it.
+    service_type: Literal["LoadBalancer", "ClusterIP"] = "LoadBalancer"
+    # The subnet (of `virtual_network`) the internal load balancer's IP comes from; None = the cluster's own.
+    internal_lb_subnet: str | None = "snet-aks"
+    virtual_network: str = "vnet-blue"
+    # Real-world seconds to wait for the load balancer's IP (AKS: "a minute or two").
+    load_balancer_timeout_seconds: float = Field(default=600.0, gt=0)
 
 
 class FailoverStackConfig(_Strict):

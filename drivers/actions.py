@@ -60,8 +60,10 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
                 execute_provisioner_action(Action("provisioner.destroy", p, "terraform destroy"), log=log)
 
     def kube_op(action: Action) -> None:
+        from drivers.aks import ensure_kubeconfig
         from drivers.kube import execute_kube_action
 
+        ensure_kubeconfig(action.params, target, log)  # a fresh process whose kubeconfig is gone fetches it again
         execute_kube_action(action)
 
     def azure_op(action: Action) -> None:

@@ -30,6 +30,7 @@ import yaml
 from lab.events import EventLog
 from lab.kube.controller import ContainerRunner, Controller
 from lab.kube.errors import ApiError, bad_request
+from lab.kube.network import ClusterNetwork
 from lab.kube.patches import PATCH_TYPES, json_patch, merge_patch, strategic_merge
 from lab.kube.protobuf import PROTOBUF, decode_protobuf
 from lab.kube.resources import RESOURCES, Resource
@@ -369,14 +370,17 @@ class KubeApiServer:
     """The lab's AKS API endpoint: state + controllers + HTTPS, with a kubeconfig to reach it."""
 
     def __init__(self, workdir: Path, runner: ContainerRunner, time_scale: float = 1.0, events: EventLog | None = None,
-                 cluster_name: str = "aks-dr-blue") -> None:
+                 cluster_name: str = "aks-dr-blue", network: ClusterNetwork | None = None) -> None:
         self.workdir = Path(workdir)
         self.dir = self.workdir / "kube" / cluster_name
         self.cluster_name = cluster_name
         self.time_scale = time_scale
         self.events = events
+        # Fresh per cluster, as AKS makes a new cluster CA and new credentials for every cluster it
+        # creates: a kubeconfig of an earlier cluster of the same name is refused (TLS, then 401).
         self.token = secrets.token_urlsafe(32)
-        self.state = Store(cluster_name)
+        self.ca_pem = b""
+        self.state = Store(cluster_name, network=network)
         self.controller = Controller(self.state, runner, time_scale, events)
         self.ca_path = self.dir / "ca.pem"
         self.kubeconfig_path = self.dir / "kubeconfig"
@@ -399,6 +403,7 @@ class KubeApiServer:
         cert.configure_cert(ctx)
         ctx.set_alpn_protocols(["http/1.1"])  # no h2: kubectl then speaks HTTP/1.1, which this server does
         ca.cert_pem.write_to_path(str(self.ca_path))
+        self.ca_pem = ca.cert_pem.bytes()
         handler = type("KubeHandler", (_Handler,), {"api": self})
         last: OSError | None = None
         for _ in range(5):
@@ -458,9 +463,26 @@ class KubeApiServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # Data-plane lookups, for the lab's App Gateway.
+    def client_kubeconfig(self, user: str | None = None) -> str:
+        """A self-contained kubeconfig (CA and token inline), shaped as AKS's listClusterUserCredential
+        returns it: what the lab's ARM hands out for this cluster."""
+        user = user or f"clusterUser_{self.cluster_name}"
+        cfg = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": self.cluster_name, "cluster": {
+                "certificate-authority-data": base64.b64encode(self.ca_pem).decode(), "server": self.url}}],
+            "contexts": [{"name": self.cluster_name, "context": {"cluster": self.cluster_name, "user": user}}],
+            "current-context": self.cluster_name,
+            "users": [{"name": user, "user": {"token": self.token}}],
+        }
+        return yaml.safe_dump(cfg, sort_keys=False)
+
+    # Data-plane lookups: in-cluster (a ClusterIP, through kube-proxy) and from the VNet (the lab's App Gateway).
     def service_endpoints(self, cluster_ip: str, port: int) -> list[tuple[str, int]]:
         return self.controller.service_endpoints(cluster_ip, port)
+
+    def vnet_endpoints(self, address: str, port: int) -> list[tuple[str, int]] | None:
+        return self.controller.vnet_endpoints(address, port)
 
     def namespace_exists(self, name: str) -> bool:
         return self.controller.namespace_exists(name)

@@ -26,6 +26,7 @@ from typing import Any, Generator
 from lab.kube.errors import (
     ApiError, already_exists, bad_request, conflict, details, invalid, method_not_allowed, not_found,
 )
+from lab.kube.network import ClusterNetwork
 from lab.kube.patches import PATCH_TYPES, json_patch, merge_patch, strategic_merge
 from lab.kube.resources import (
     DNS_SERVICE_IP, KUBERNETES_SERVICE_IP, NODE_PORT_RANGE, POD_TEMPLATE_HASH, RESOURCES, SERVICE_CIDR,
@@ -51,8 +52,9 @@ Key = tuple[str, str]  # (namespace or "", name)
 class Store:
     """All objects of the lab cluster, thread-safe. Reads return deep copies."""
 
-    def __init__(self, cluster_name: str = "aks-dr-blue", node_count: int = 2) -> None:
+    def __init__(self, cluster_name: str = "aks-dr-blue", node_count: int = 2, network: ClusterNetwork | None = None) -> None:
         self.cluster_name = cluster_name
+        self.network = network or ClusterNetwork()
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._rv = 0
@@ -69,7 +71,7 @@ class Store:
             "spec": {"clusterIP": KUBERNETES_SERVICE_IP, "ports": [{"name": "https", "port": 443, "targetPort": 443}]},
         }, allow_reserved_ip=True)
         for i in range(node_count):
-            self._put_internal("nodes", "", _node(cluster_name, i))
+            self._put_internal("nodes", "", _node(cluster_name, i, self.network.node_ip(i)))
 
     # -- bookkeeping ----------------------------------------------------------------------------------
 
@@ -516,9 +518,8 @@ def _success(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": det}
 
 
-def _node(cluster: str, i: int) -> dict[str, Any]:
+def _node(cluster: str, i: int, ip: str) -> dict[str, Any]:
     name = f"aks-default-{zlib.crc32(cluster.encode()) % 100000000:08d}-vmss{i:06d}"
-    ip = f"10.224.0.{4 + i}"
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {
