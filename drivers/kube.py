@@ -506,6 +506,7 @@ def petclinic_manifests(image: str, replicas: int, namespace: str = "petclinic",
     """
     if service_type not in ("ClusterIP", "LoadBalancer"):
         raise ValueError(f"service_type {service_type!r}: ClusterIP (the runbook's) or LoadBalancer (internal)")
+
     def from_config(name: str, key: str) -> dict[str, Any]:
         return {"name": name, "valueFrom": {"configMapKeyRef": {"name": "petclinic-config", "key": key}}}
 
