@@ -118,18 +118,39 @@ class AzureConfig(_Strict):
     mysql: MysqlConfig
 
 
-class KubernetesConfig(_Strict):
-    """Where PetClinic runs on Azure: the AKS cluster the failover stack creates."""
+class KubeloginConfig(_Strict):
+    """Microsoft Entra-integrated clusters: the fetched kubeconfig is converted for non-interactive use
+    with `kubelogin convert-kubeconfig -l MODE` (kubelogin then gets each token itself: `spn` from
+    AAD_SERVICE_PRINCIPAL_CLIENT_ID/_SECRET, `workloadidentity` from the federated token variables,
+    `azurecli` from a logged-in `az`, `msi` from the machine's managed identity)."""
 
-    # A kubeconfig that exists before the drill (the lab's). None: the cluster's credentials are
-    # fetched from ARM once the stack is applied (a cluster made mid-drill has no kubeconfig before;
-    # issue #12), with `kubelogin` converting it for an Entra-integrated cluster.
+    mode: Literal["azurecli", "spn", "workloadidentity", "msi"]
+    binary: str = Field(default="kubelogin", min_length=1)
+
+
+class KubernetesConfig(_Strict):
+    """Where PetClinic runs on Azure: the AKS cluster the failover stack creates.
+
+    Its credentials are fetched from ARM after the apply (listClusterUserCredential, cluster name from
+    the stack's `aks_cluster_name` output) into the run's private work directory. `kubeconfig` (a
+    fixed file) is accepted only so that preflight can say why it cannot work: the cluster does not
+    exist before the drill creates it.
+    """
+
     kubeconfig: str | None = Field(default=None, min_length=1)
-    kubelogin: Literal["azurecli", "spn", "workloadidentity", "msi"] | None = None
     context: str | None = None
+    kubelogin: KubeloginConfig | None = None
     namespace: str = "petclinic"
     image: str = "springcommunity/spring-petclinic:latest"
     replicas: int = Field(default=2, ge=1)
+    # How the App Gateway reaches PetClinic: an internal LoadBalancer Service (a private IP in the
+    # VNet). "ClusterIP" is the runbook as written (2.3), which the gateway cannot reach: preflight refuses it.
+    service_type: Literal["LoadBalancer", "ClusterIP"] = "LoadBalancer"
+    # The subnet (of `virtual_network`) the internal load balancer's IP comes from; None = the cluster's own.
+    internal_lb_subnet: str | None = "snet-aks"
+    virtual_network: str = "vnet-blue"
+    # Real-world seconds to wait for the load balancer's IP (AKS: "a minute or two").
+    load_balancer_timeout_seconds: float = Field(default=600.0, gt=0)
 
 
 # The data tier, applied first so the restore can start while AKS and the App Gateway come up

@@ -91,3 +91,69 @@ def run(target: Target, facts: Mapping[str, Any], phases: Iterable[str] = PHASES
         if problem:
             out.append(Finding(name, c.phase, f"{name}: {problem}", c.runbook_step))
     return out
+
+
+# -- checks: AKS --
+# Facts (steps/preflight.py): `aks.permissions` — what the drill's Azure identity may do in the
+# resource group (ARM Microsoft.Authorization/permissions); `aks.subnets` — the subnets of
+# kubernetes.virtual_network; `aks.kubelogin` — why kubelogin could not get a token here, or None.
+
+AKS_LIST_USER_CREDENTIAL = "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"
+
+
+def arm_permits(permissions: Iterable[Mapping[str, Any]], action: str) -> bool:
+    """ARM's rule for a caller's permissions: some entry's `actions` match `action` and none of that
+    entry's `notActions` do (`*` is a wildcard, case-insensitive)."""
+    import fnmatch
+
+    def match(patterns: Any) -> bool:
+        return any(fnmatch.fnmatchcase(action.lower(), str(p).lower()) for p in patterns or [])
+
+    return any(match(p.get("actions")) and not match(p.get("notActions")) for p in permissions)
+
+
+def _fact(facts: Mapping[str, Any], name: str, what: str) -> Any:
+    if name not in facts:
+        raise LookupError(f"{what} could not be read ({facts.get(f'{name}.error', 'not gathered')})")
+    return facts[name]
+
+
+@check("aks.backend_reachable", "phase2", runbook_step="2.4", needs=["kubernetes", "azure"])
+def _aks_backend_reachable(target: Target, facts: Mapping[str, Any]) -> str | None:
+    k = target.kubernetes
+    assert k is not None
+    if k.service_type == "ClusterIP":
+        return ("the PetClinic Service the drill would deploy exposes only a ClusterIP (runbook 2.3 step 5, used by 2.4): "
+                "a virtual address that kube-proxy translates on the cluster's own nodes, which the App Gateway in its "
+                "subnet cannot reach — backend Unhealthy, users get 502; set kubernetes.service_type: LoadBalancer "
+                "(an internal load balancer, with a private IP in the VNet)")
+    if k.internal_lb_subnet is None:
+        return None
+    subnets = _fact(facts, "aks.subnets", f"the subnets of {k.virtual_network}")
+    if k.internal_lb_subnet.lower() not in {str(s).lower() for s in subnets}:
+        return (f"the internal load balancer's subnet {k.internal_lb_subnet!r} is not a subnet of {k.virtual_network} "
+                f"(it has: {', '.join(sorted(subnets)) or 'none'}): Azure could not make the load balancer, the Service "
+                "would stay <pending> and the App Gateway would have no address to reach PetClinic at")
+    return None
+
+
+@check("aks.credentials_route", "phase2", runbook_step="2.3", needs=["kubernetes", "azure"])
+def _aks_credentials_route(target: Target, facts: Mapping[str, Any]) -> str | None:
+    k, az = target.kubernetes, target.azure
+    assert k is not None and az is not None
+    if k.kubeconfig:
+        return (f"kubernetes.kubeconfig names a fixed file ({k.kubeconfig}), but the AKS cluster is created by the "
+                "failover stack during the drill: a kubeconfig from before it existed points at nothing, or at an "
+                "earlier cluster whose CA and credentials went with it; remove the key (the drill fetches the new "
+                "cluster's credentials from ARM after the apply)")
+    permissions = _fact(facts, "aks.permissions", f"what the drill's Azure identity may do in {az.resource_group}")
+    if not arm_permits(permissions, AKS_LIST_USER_CREDENTIAL):
+        return (f"the drill's Azure identity may not call {AKS_LIST_USER_CREDENTIAL} in resource group "
+                f"{az.resource_group}: after the apply ARM would refuse the new cluster's credentials (403 "
+                "AuthorizationFailed) and PetClinic could not be deployed; grant it the Azure Kubernetes Service "
+                f"Cluster User Role (or Contributor) on {az.resource_group}")
+    if k.kubelogin is not None:
+        problem = _fact(facts, "aks.kubelogin", "whether kubelogin can get a token here")
+        if problem:
+            return f"{problem}: the Entra-integrated cluster's kubeconfig would be unusable"
+    return None

@@ -65,8 +65,10 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
                 execute_provisioner_action(action, log=log, cli=cli)
 
     def kube_op(action: Action) -> None:
+        from drivers.aks import ensure_kubeconfig
         from drivers.kube import execute_kube_action
 
+        ensure_kubeconfig(action.params, target, log)  # a fresh process whose kubeconfig is gone fetches it again
         execute_kube_action(action)
 
     def azure_op(action: Action) -> None:

@@ -189,7 +189,6 @@ class Lab:
             # A password for the stack's mysql_admin_password variable (lab.yaml passes it to Terraform).
             "azure_mysql_password": parts.mysql_password,
             "appgw_http_port": parts.appgw_port,
-            "aks_kubeconfig": str(parts.kubeconfig),
             "terraform_binary": str(shim),
             "failover_stack_dir": str(stack_dir),
             # The lab's own control endpoint (failover stack, backup job), for tests and tools.
@@ -228,10 +227,19 @@ class FailoverParts:
         self.mysql_port = free_port()
         self.appgw_port = free_port()
         self.mysql_password = secrets.token_urlsafe(18)  # suggested; the server uses what Terraform is given
-        self.kubeconfig = lab.workdir / "aks" / "kubeconfig"
         self.mysql: MariaDB | None = None
         self.kube: Any = None
         self.dataplane: Any = None
+        # The gateway's view of the network: the Blob web endpoint on the Internet, and in vnet-blue
+        # whatever the AKS cluster exposes there (internal load balancers, node ports) — never a ClusterIP.
+        from lab.azure.gateway_network import GatewayNetwork
+
+        self.network = GatewayNetwork(
+            {T.BLOB_WEB_HOST: ("127.0.0.1", static_site_port)},
+            lambda: arm.state.get_virtual_network(T.AZURE_RESOURCE_GROUP, T.AZURE_VNET)["properties"]["addressSpace"]["addressPrefixes"],
+            lambda: [self.kube] if self.kube is not None else [],
+            vnet_name=T.AZURE_VNET,
+        )
 
     def __repr__(self) -> str:
         return f"FailoverParts(mysql_port={self.mysql_port}, appgw_port={self.appgw_port})"
@@ -303,22 +311,36 @@ class FailoverParts:
             self.mysql = None
 
     def create_aks(self) -> None:
-        from lab.kube.controller import PetClinicRunner
+        """AKS into vnet-blue/snet-aks: a new API server (new CA, new token) for every creation, its
+        credentials served by ARM's listClusterUserCredential, never written where a drill would find them."""
+        import ipaddress
+
+        from lab.kube.kubelet import PetClinicRunner
+        from lab.kube.network import ClusterNetwork
         from lab.kube.server import KubeApiServer
 
+        rg, vnet = T.AZURE_RESOURCE_GROUP, T.AZURE_VNET
+        subnet = self.arm.state.get_subnet(rg, vnet, T.AKS_SUBNET)
+
+        def other_subnet(name: str) -> ipaddress.IPv4Network | None:
+            try:
+                return ipaddress.ip_network(self.arm.state.get_subnet(rg, vnet, name)["properties"]["addressPrefix"])
+            except Exception:  # ARM's 404: the VNet has no such subnet
+                return None
+
+        network = ClusterNetwork(node_subnet=ipaddress.ip_network(subnet["properties"]["addressPrefix"]),
+                                 subnet_name=T.AKS_SUBNET, subnets=other_subnet)
         kube = KubeApiServer(self.lab.workdir / "aks", PetClinicRunner(self.lab.workdir / "logs"),
-                             time_scale=self.time_scale, events=self.lab.events, cluster_name=T.AKS_CLUSTER)
+                             time_scale=self.time_scale, events=self.lab.events, cluster_name=T.AKS_CLUSTER, network=network)
         kube.start()
-        if Path(kube.kubeconfig_path) != self.kubeconfig:
-            shutil.copyfile(kube.kubeconfig_path, self.kubeconfig)
-            self.kubeconfig.chmod(0o600)
         self.kube = kube
+        self.arm.clusters.register(rg, T.AKS_CLUSTER, kube.client_kubeconfig, subnet_id=subnet["id"])
 
     def destroy_aks(self) -> None:
+        self.arm.clusters.unregister(T.AZURE_RESOURCE_GROUP, T.AKS_CLUSTER)
         if self.kube is not None:
-            self.kube.stop()
+            self.kube.stop()  # its CA and token die with it: the next creation makes new ones
             self.kube = None
-        self.kubeconfig.unlink(missing_ok=True)
 
     def create_appgw(self) -> None:
         from lab.azure.appgw_dataplane import AppGatewayDataPlane
@@ -341,12 +363,8 @@ class FailoverParts:
         self.arm.state.delete_app_gateway(T.AZURE_RESOURCE_GROUP, T.APPGW_NAME)
 
     def resolve(self, address: str, port: int) -> list[tuple[str, int]]:
-        """The App Gateway's view of the network: the Blob web endpoint, or an AKS Service ClusterIP."""
-        if address == T.BLOB_WEB_HOST:
-            return [("127.0.0.1", self.static_site_port)]
-        if self.kube is not None:
-            return list(self.kube.controller.service_endpoints(address, port))
-        return []
+        """The App Gateway's view of the network (lab.azure.gateway_network): Unreachable for a ClusterIP."""
+        return self.network.resolve(address, port)
 
     def stop(self) -> None:
         for destroy in (self.destroy_appgw, self.destroy_aks, self.destroy_mysql):

@@ -45,7 +45,9 @@ NEEDS: dict[str, Needs] = {
     # the first change, the drill lock, the baseline and the end-of-run unwind.
     "run": Needs(
         needs=("guard",),
+        # `kubernetes`: an unwind of what was made on the new cluster fetches its credentials again.
         optional=(*AWS_AUTH, "database", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
+                  "kubernetes", "kubernetes.kubelogin",
                   "objectives.failback_rto_seconds", *PROBE, *STOP),
     ),
     # The web tier down, users on the maintenance page. The canary writer and the marker owner need
@@ -59,7 +61,8 @@ NEEDS: dict[str, Needs] = {
     "phase2": Needs(
         needs=("database", "azure", "kubernetes", "failover_stack", "objectives.data_restore_rto_seconds",
                "objectives.full_service_rto_seconds", "objectives.rpo_seconds"),
-        optional=("azure.storage.account_key", *AZURE_AUTH, "kubernetes.kubeconfig", "kubernetes.context", "readiness",
+        optional=("azure.storage.account_key", *AZURE_AUTH, "kubernetes.kubeconfig", "kubernetes.context",
+                  "kubernetes.kubelogin", "kubernetes.internal_lb_subnet", "readiness",
                   *PROBE, *STOP),
         outputs=STACK_OUTPUTS,
     ),

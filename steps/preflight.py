@@ -36,3 +36,40 @@ def gather(target: Target) -> dict[str, Any]:
 
 def run(target: Target, phases: Iterable[str] = preflight.PHASES) -> list[preflight.Finding]:
     return preflight.run(target, gather(target), phases)
+
+
+# -- facts: AKS --
+
+@fact("aks.permissions")
+def _aks_permissions(target: Target) -> list[dict[str, Any]]:
+    """What the drill's Azure identity may do in the resource group of the failover stack."""
+    from drivers.actions import azure_auth
+    from drivers.aks import caller_permissions, make_client
+
+    if target.azure is None or target.kubernetes is None:
+        raise LookupError("no azure/kubernetes section")
+    auth = azure_auth(target)
+    return caller_permissions(make_client(auth), auth.subscription_id, target.azure.resource_group)
+
+
+@fact("aks.subnets")
+def _aks_subnets(target: Target) -> list[str]:
+    """The subnets of the VNet the cluster (and its internal load balancer) lives in."""
+    from drivers.actions import azure_auth
+    from drivers.azure_network import make_client
+
+    if target.azure is None or target.kubernetes is None:
+        raise LookupError("no azure/kubernetes section")
+    net = make_client(azure_auth(target))
+    return [str(s.name) for s in net.subnets.list(target.azure.resource_group, target.kubernetes.virtual_network)]
+
+
+@fact("aks.kubelogin")
+def _aks_kubelogin(target: Target) -> str | None:
+    """Why kubelogin could not get a token on this machine (no binary, variables unset), or None."""
+    from drivers.aks import Kubelogin, kubelogin_problem
+
+    k = target.kubernetes
+    if k is None or k.kubelogin is None:
+        return None
+    return kubelogin_problem(Kubelogin(k.kubelogin.mode, k.kubelogin.binary))

@@ -65,6 +65,21 @@ def operator() -> str:
         return "unknown"
 
 
+def kubeconfig_secrets(path: Path) -> list[str]:
+    """The credentials in a kubeconfig (tokens, client keys and certificates), to mask them everywhere."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    out = []
+    for u in cfg.get("users") or []:
+        user = (u or {}).get("user") or {}
+        out += [str(user[k]) for k in ("token", "client-key-data", "client-certificate-data", "password") if user.get(k)]
+    return out
+
+
 def wait_until(check: Callable[[], Any], timeout: float, poll: float = 0.2) -> Any:
     """Poll `check` until it returns something truthy; return it, or the last falsy value on timeout."""
     deadline = time.monotonic() + timeout
@@ -457,17 +472,38 @@ class DrillRun:
         return Database(out["mysql_fqdn"], az.mysql.port, out["mysql_admin_username"],
                         az.mysql.admin_password.get_secret_value(), out["mysql_database_name"])
 
+    def kubeconfig_path(self) -> Path:
+        """Where the failover stack's AKS credentials are (to be) written: the run's private work dir
+        (never a file the target names: that one is the operator's, and preflight refuses it anyway)."""
+        return self.work / "kubeconfig"
+
+    def fetch_kubeconfig(self, outputs: dict[str, Any]) -> Path:
+        """After the apply, as runbook 2.3 step 1 (`az aks get-credentials`): the new cluster's user
+        kubeconfig from ARM, 0600 in the work dir; its credentials are masked wherever the run writes."""
+        from drivers.aks import AksCredentials, Kubelogin, cluster_ref, make_client
+
+        k = self.target.kubernetes
+        name = outputs.get("aks_cluster_name")
+        if not name:
+            raise AssertionError(f"the failover stack's apply gave no aks_cluster_name output (outputs: {sorted(outputs)}): "
+                                 "the drill cannot tell which AKS cluster to fetch credentials for")
+        rg = str(outputs.get("resource_group_name") or self.target.azure.resource_group)
+        self.state["aks_cluster"] = cluster_ref(rg, str(name))
+        creds = AksCredentials(make_client(self.azure_auth()), Kubelogin(k.kubelogin.mode, k.kubelogin.binary)
+                               if k.kubelogin else None, log=self._log)
+        path = creds.fetch(rg, str(name), self.kubeconfig_path())
+        self.evidence.mask.add(kubeconfig_secrets(path))
+        self.state["kubeconfig"] = path
+        self.state.pop("kube", None)  # a client made before the fetch would hold nothing valid
+        return path
+
     def kube(self) -> Any:
         from drivers.kube import Kube
 
         if "kube" not in self.state:
             k = self.target.kubernetes
-            if k.kubeconfig is None:
-                # The production contract: the cluster is made by the apply, so its credentials come
-                # from ARM afterwards (issue #12, Phase 2 on real Azure). Not implemented on this branch.
-                raise RuntimeError("kubernetes.kubeconfig is unset and fetching the new cluster's credentials from ARM "
-                                   "is not available yet: set kubernetes.kubeconfig")
-            self.state["kube"] = Kube(Path(k.kubeconfig).expanduser(), context=k.context)
+            path = self.state.get("kubeconfig") or (Path(k.kubeconfig).expanduser() if k.kubeconfig else self.kubeconfig_path())
+            self.state["kube"] = Kube(path, context=k.context, cluster=self.state.get("aks_cluster"))
         return self.state["kube"]
 
     def app_gateway(self) -> Any:
@@ -557,6 +593,9 @@ class DrillRun:
             restored["failures"] = [f"{e.inverse.description}: {err}" for e, err in failures]
         if self.canary is not None:
             self.canary.stop()
+        if not self.ledger.outstanding():
+            # Everything is undone and the cluster gone with the stack: its credentials need not linger.
+            self.kubeconfig_path().unlink(missing_ok=True)
         # Put back is not instantly back: nodes boot and must pass the ALB's health checks again.
         settle = self.target.scaled((self.target.objectives.failback_rto_seconds or 600.0) + self.target.grace_seconds)
         baseline_diff: list[str] = []

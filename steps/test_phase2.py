@@ -198,6 +198,41 @@ def data_restore_rto(drill_run: DrillRun) -> None:
     assert result.passed, f"data restored {result.rto_seconds:.2f}s after the fault, target {result.rto_target_seconds:.2f}s"
 
 
+# Runbook corrections of 2.3 and 2.4: the App Gateway must reach PetClinic at an address of its VNet.
+RUNBOOK_23 = dict(
+    step="2.3",
+    as_written="step 5 creates the PetClinic Service with `type: ClusterIP`",
+    refused_because=("exposes PetClinic only on a ClusterIP, a virtual address that kube-proxy translates on the "
+                     "cluster's own nodes: the App Gateway in its own subnet cannot reach it (backend Unhealthy, users get 502)"),
+    source="AKS: Use an internal load balancer with AKS; Kubernetes: Virtual IPs and Service Proxies",
+)
+RUNBOOK_24 = dict(
+    step="2.4",
+    as_written="`--servers $PETCLINIC_IP` and the probe's `--host $PETCLINIC_IP`, PETCLINIC_IP being `.spec.clusterIP`",
+    refused_because=("points the App Gateway's backend pool and probe at the ClusterIP, which nothing in the virtual "
+                     "network answers: backend health Unhealthy, users get 502"),
+    source="AKS: Use an internal load balancer with AKS (status.loadBalancer.ingress[0].ip)",
+)
+
+
+def _record_service_correction(drill_run: DrillRun) -> None:
+    k8s = drill_run.target.kubernetes
+    if k8s.service_type != "LoadBalancer":
+        return  # the runbook as written: preflight names it (aks.backend_reachable)
+    subnet = f" from subnet {k8s.internal_lb_subnet}" if k8s.internal_lb_subnet else " from the cluster's subnet"
+    drill_run.runbook_deviation(**RUNBOOK_23, drill_did=(
+        "deployed it as `type: LoadBalancer` with `service.beta.kubernetes.io/azure-load-balancer-internal: \"true\"`: "
+        f"an Azure internal load balancer with a private IP{subnet} of {k8s.virtual_network}, which the gateway reaches"))
+
+
+def _manifests(drill_run: DrillRun) -> tuple[dict[str, Any], dict[str, Any]]:
+    from drivers.kube import petclinic_manifests
+
+    k8s = drill_run.target.kubernetes
+    return petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace, k8s.service_type,
+                               k8s.internal_lb_subnet if k8s.service_type == "LoadBalancer" else None)
+
+
 @when("PetClinic is deployed on AKS")
 def deploy_petclinic(drill_run: DrillRun) -> None:
     if drill_run.dry_run:
@@ -216,8 +251,15 @@ def deploy_petclinic(drill_run: DrillRun) -> None:
     require_outputs(outputs, STACK_OUTPUTS, "terraform apply of the failover stack")
     k8s = drill_run.target.kubernetes
     azure = drill_run.target.azure
+    # Runbook 2.3 step 1 (`az aks get-credentials`): the cluster exists only now.
+    t0 = time.monotonic()
+    kubeconfig = drill_run.fetch_kubeconfig(outputs)
+    attach_json("AKS credentials", {"cluster": drill_run.state["aks_cluster"], "kubeconfig": str(kubeconfig), "mode": "0600",
+                                    "kubelogin": k8s.kubelogin.mode if k8s.kubelogin else None,
+                                    "seconds": round(time.monotonic() - t0, 2)})
     kube = drill_run.kube()
-    from drivers.kube import petclinic_manifests
+    deployment, service = _manifests(drill_run)
+    _record_service_correction(drill_run)
 
     # The cluster is part of the failover stack: destroying the stack removes all of this too.
     with drill_run.ledger.inside(drill_run.stack_entry()):
@@ -229,29 +271,32 @@ def deploy_petclinic(drill_run: DrillRun) -> None:
         kube.apply_secret(k8s.namespace, "petclinic-secret", {
             "MYSQL_USER": outputs["mysql_admin_username"], "MYSQL_PASSWORD": azure.mysql.admin_password.get_secret_value(),
         }, drill_run.ledger)
-        deployment, service = petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace)
         kube.apply_deployment(k8s.namespace, deployment, drill_run.ledger)
         kube.apply_service(k8s.namespace, service, drill_run.ledger)
     waited = kube.wait_rollout(k8s.namespace, "petclinic", timeout=drill_run.target.scaled(900) + 30)
-    attach_json("rollout", {"namespace": k8s.namespace, "replicas": k8s.replicas, "seconds": round(waited, 2)})
+    attach_json("rollout", {"namespace": k8s.namespace, "replicas": k8s.replicas, "seconds": round(waited, 2),
+                            "service_type": k8s.service_type})
 
 
 def _plan_deploy(drill_run: DrillRun) -> None:
     """A dry run: the cluster is made by the apply, so nothing there can be read; plan creations."""
-    from drivers.kube import petclinic_manifests, plan_on_new_cluster
+    from drivers.kube import plan_on_new_cluster
 
     k8s = drill_run.target.kubernetes
-    deployment, service = petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace)
+    deployment, service = _manifests(drill_run)
+    _record_service_correction(drill_run)
+    kubeconfig = drill_run.kubeconfig_path()
     with drill_run.ledger.inside(drill_run.stack_entry()):
-        # Without a kubeconfig in the target, the new cluster's is fetched into the run's work directory.
-        kubeconfig = k8s.kubeconfig or drill_run.work / "aks-kubeconfig"
         entries = plan_on_new_cluster(kubeconfig, k8s.context, k8s.namespace, [
             ("ConfigMap", "petclinic-config", {"keys": ["MYSQL_DATABASE", "MYSQL_HOST", "MYSQL_PORT"]}),
             ("Secret", "petclinic-secret", {"keys": ["MYSQL_PASSWORD", "MYSQL_USER"]}),
             ("Deployment", deployment["metadata"]["name"], {"manifest": deployment}),
             ("Service", service["metadata"]["name"], {"manifest": service}),
         ], drill_run.ledger)
-    attach_json("planned changes on AKS (dry run)", [e.change.description for e in entries])
+    attach_json("planned changes on AKS (dry run)", {
+        "credentials": f"fetched from ARM after the apply (listClusterUserCredential of the stack's aks_cluster_name "
+                       f"{AFTER_APPLY}) into {kubeconfig} (0600)",
+        "changes": [e.change.description for e in entries]})
 
 
 @when("the App Gateway's backend pool is pointed at the PetClinic service")
@@ -261,12 +306,22 @@ def point_app_gateway(drill_run: DrillRun) -> None:
         return
     k8s = drill_run.target.kubernetes
     gw = drill_run.target.azure.app_gateway
-    cluster_ip = drill_run.kube().service_cluster_ip(k8s.namespace, "petclinic")
+    kube = drill_run.kube()
+    if k8s.service_type == "LoadBalancer":
+        # The internal load balancer's private IP, once Azure has made it ("a minute or two").
+        address, waited = kube.wait_load_balancer_ip(
+            k8s.namespace, "petclinic", timeout=drill_run.target.scaled(k8s.load_balancer_timeout_seconds) + 10)
+        drill_run.runbook_deviation(**RUNBOOK_24, drill_did=(
+            f"pointed the backend pool and the probe's host at the internal load balancer's private IP {address} "
+            "(`status.loadBalancer.ingress[0].ip`), in one App Gateway update"))
+    else:  # the runbook as written; preflight refuses it before a real drill (aks.backend_reachable)
+        address, waited = kube.service_cluster_ip(k8s.namespace, "petclinic"), 0.0
     with drill_run.ledger.inside(drill_run.stack_entry()):  # the gateway is part of the failover stack
         entry = drill_run.app_gateway().point_at(
-            gw.backend_pool, cluster_ip, gw.http_settings, 80, "Http", gw.probe, probe_host=cluster_ip, probe_path="/",
+            gw.backend_pool, address, gw.http_settings, 80, "Http", gw.probe, probe_host=address, probe_path="/",
         )
-    attach_json("change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+    attach_json("change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__,
+                                          "backend_address": address, "waited_for_address_seconds": round(waited, 2)})
 
 
 def _plan_app_gateway(drill_run: DrillRun) -> None:
@@ -277,8 +332,15 @@ def _plan_app_gateway(drill_run: DrillRun) -> None:
     from drill.ledger import NOTHING, Action
     from drivers.azure_network import OP_CONFIGURE_BACKEND
 
+    k8s = drill_run.target.kubernetes
     gw = drill_run.target.azure.app_gateway
-    address = f"PetClinic's ClusterIP {AFTER_APPLY}"
+    if k8s.service_type == "LoadBalancer":
+        address = f"PetClinic's internal load balancer IP {AFTER_APPLY}"
+        drill_run.runbook_deviation(**RUNBOOK_24, drill_did=(
+            "will point the backend pool and the probe's host at the internal load balancer's private IP "
+            "(`status.loadBalancer.ingress[0].ip`, known once Azure has made it), in one App Gateway update"))
+    else:
+        address = f"PetClinic's ClusterIP {AFTER_APPLY}"
     try:
         entry = drill_run.app_gateway().point_at(gw.backend_pool, address, gw.http_settings, 80, "Http", gw.probe,
                                                  probe_host=address, probe_path="/")

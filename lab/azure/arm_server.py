@@ -20,6 +20,8 @@ Routes (api-version required and accepted as given):
   GET/PUT/DELETE .../applicationGateways/{name}                        POST .../{name}/backendhealth
   GET      /subscriptions/{s}/providers/Microsoft.Network/locations/{loc}/operations/{id}        (Azure-AsyncOperation)
   GET      /subscriptions/{s}/providers/Microsoft.Network/locations/{loc}/operationResults/{id}  (Location)
+  GET      .../providers/Microsoft.ContainerService/managedClusters[/{name}]   POST .../{name}/listClusterUserCredential
+  GET      .../resourceGroups/{rg}/providers/Microsoft.Authorization/permissions     (managed_clusters.py)
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ import trustme
 from lab.azure.arm_state import (
     DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID, ArmError, ArmState, ArmTimings, Operation, seed_app_gateway, seed_virtual_network,
 )
+from lab.azure.managed_clusters import ManagedClusters
 from lab.events import EventLog
 from lab.httpfwd import Request, Response, Server
 from lab.ports import free_port
@@ -110,6 +113,7 @@ class ArmEmulator:
         self.ca_path = self.workdir / "azure-arm-ca.pem"
         self.token_lifetime_seconds = token_lifetime_seconds
         self.state = ArmState(self.subscription_id, location, time_scale, events, timings)
+        self.clusters = ManagedClusters(self.subscription_id, location, self.client_id)  # AKS + caller permissions
         self._tokens: dict[str, _Token] = {}
         self._tokens_lock = threading.Lock()
         self._server: Server | None = None
@@ -330,6 +334,11 @@ class ArmEmulator:
             raise self._method(m)
         if lafter[:2] == ["providers", "microsoft.storage"] and len(lafter) >= 4 and lafter[2] == "storageaccounts":
             return self._storage(req, rg, after[3:], lafter[3:])
+        if lafter[:2] in (["providers", "microsoft.containerservice"], ["providers", "microsoft.authorization"]):
+            found = st.get_resource_group(rg)
+            if found is None:
+                raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+            return _json(*self.clusters.handle(m, found["name"], lafter[1], after[2:]))
         if lafter[:2] != ["providers", "microsoft.network"] or len(lafter) < 3:
             raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(after)}' could not be found.")
         rtype, names, lnames = lafter[2], after[3:], lafter[3:]

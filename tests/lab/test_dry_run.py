@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import yaml
 
 from drill.config import Target, load_target
 from drivers.aws import Aws, Secrets
@@ -97,7 +98,39 @@ def test_dry_run_reads_plans_and_changes_nothing(running_lab: tuple[Target, Path
     for n, p in enumerate(plan):
         assert lines[start + 1 + 2 * n].strip() == f"{p['id']}. {p['change']}"
         assert lines[start + 2 + 2 * n].strip() == f"undo: {p['inverse']}"
+    # A healthy lab: no preflight finding; the runbook's 2.3/2.4 (ClusterIP) are reported as corrected.
+    assert "preflight: no finding" in log and summary["preflight"] == []
+    assert [d["step"] for d in summary["runbook_deviations"] if d["step"] in ("2.3", "2.4")] == ["2.3", "2.4"]
+    service = next(p for p in plan if p["op"] == "kube.create" and "Service" in p["change"])
+    assert "internal load balancer IP (known after apply)" in next(p["change"] for p in plan if p["op"] == "azure.appgw.configure_backend")
+    assert "create Service petclinic/petclinic" in service["change"]
     report = (bundle / "report.md").read_text()
     assert "Plan (dry run: nothing was changed)" in report and "✅" not in report
+    assert "Where the runbook is wrong" in report and "`type: LoadBalancer`" in report
     verify = subprocess.run([sys.executable, "-m", "drill.cli", "verify", str(bundle)], cwd=REPO, capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_drill_whose_plan_the_real_clouds_would_refuse_is_refused_before_any_change(
+    running_lab: tuple[Target, Path], tmp_path: Path,
+) -> None:
+    """The runbook's own Service (a ClusterIP for the App Gateway) and a kubeconfig fixed before the
+    cluster exists: each a preflight finding, and the drill refuses to start (exit 3), changing nothing."""
+    target, endpoints_file = running_lab
+    before = control_plane(target)
+    raw = yaml.safe_load((REPO / "targets" / "lab.yaml").read_text())
+    raw["kubernetes"].update(service_type="ClusterIP", kubeconfig=str(tmp_path / "last-quarter-kubeconfig"))
+    broken = tmp_path / "lab-as-the-runbook-says.yaml"
+    broken.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    reports = tmp_path / "reports"
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "drill", "-p", "no:cacheprovider", f"--reports-dir={reports}",
+         f"--target={broken}", f"--lab-endpoints={endpoints_file}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    log = out.stdout + out.stderr
+    assert out.returncode == 3, log[-3000:]
+    assert "preflight found what the real clouds would refuse" in log
+    assert "preflight.aks.backend_reachable: the PetClinic Service the drill would deploy exposes only a ClusterIP" in log
+    assert "preflight.aks.credentials_route: kubernetes.kubeconfig names a fixed file" in log
+    assert control_plane(target) == before and not (reports / "evidence").exists()
