@@ -33,7 +33,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
@@ -115,6 +115,15 @@ class ArmEmulator:
         self._server: Server | None = None
         # (method, path without query, status) of recent requests: lets tests count LRO polls.
         self.requests: deque[tuple[str, str, int]] = deque(maxlen=2000)
+        # Routes by resource provider namespace (lower case), one handler per family of resources:
+        # .../resourceGroups/{rg}/providers/{namespace}/... and /subscriptions/{s}/providers/{namespace}/...
+        self._providers: dict[str, Callable[[Request, str, list[str], list[str], str], Response]] = {
+            "microsoft.network": self._network,
+            "microsoft.storage": self._storage_provider,
+        }
+        self._subscription_providers: dict[str, Callable[[Request, list[str], list[str], str], Response]] = {
+            "microsoft.network": self._network_subscription,
+        }
 
     def __repr__(self) -> str:  # reprs reach Allure step parameters and logs: never the secret
         return f"ArmEmulator(url={self.url!r}, tenant_id={self.tenant_id!r}, subscription_id={self.subscription_id!r})"
@@ -304,14 +313,12 @@ class ArmEmulator:
             raise ArmError(404, "SubscriptionNotFound", f"The subscription '{segs[1]}' could not be found.")
         st, m = self.state, req.method
         rest, lrest = segs[2:], low[2:]
-        # /subscriptions/{s}/providers/Microsoft.Network/...
-        if lrest[:2] == ["providers", "microsoft.network"]:
-            tail, ltail = rest[2:], lrest[2:]
-            if ltail == ["applicationgateways"] and m == "GET":
-                return _json(200, {"value": st.list_app_gateways()})
-            if len(ltail) == 4 and ltail[0] == "locations" and ltail[2] in ("operations", "operationresults"):
-                return self._operation(tail[3], ltail[2] == "operations", api)
-            raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(tail)}' could not be found.")
+        # /subscriptions/{s}/providers/{namespace}/...
+        if len(lrest) >= 2 and lrest[0] == "providers":
+            handler = self._subscription_providers.get(lrest[1])
+            if handler is None:
+                raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(rest[2:])}' could not be found.")
+            return handler(req, rest[2:], lrest[2:], api)
         if lrest == ["resourcegroups"] and m == "GET":
             return _json(200, {"value": st.list_resource_groups()})
         if len(lrest) < 2 or lrest[0] != "resourcegroups":
@@ -328,17 +335,37 @@ class ArmEmulator:
                 body = json.loads(req.body or b"{}")
                 return _json(200 if existed else 201, st.create_resource_group(rg, body.get("location"), body.get("tags")))
             raise self._method(m)
-        if lafter[:2] == ["providers", "microsoft.storage"] and len(lafter) >= 4 and lafter[2] == "storageaccounts":
-            return self._storage(req, rg, after[3:], lafter[3:])
-        if lafter[:2] != ["providers", "microsoft.network"] or len(lafter) < 3:
+        # /subscriptions/{s}/resourceGroups/{rg}/providers/{namespace}/{type}/...
+        handler = self._providers.get(lafter[1]) if len(lafter) >= 3 and lafter[0] == "providers" else None
+        if handler is None:
             raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(after)}' could not be found.")
-        rtype, names, lnames = lafter[2], after[3:], lafter[3:]
+        return handler(req, rg, after[2:], lafter[2:], api)
+
+    # -- Microsoft.Network --------------------------------------------------------------------------------
+    def _network_subscription(self, req: Request, tail: list[str], ltail: list[str], api: str) -> Response:
+        """/subscriptions/{s}/providers/Microsoft.Network/...: gateways of the subscription, operations."""
+        if ltail == ["applicationgateways"] and req.method == "GET":
+            return _json(200, {"value": self.state.list_app_gateways()})
+        if len(ltail) == 4 and ltail[0] == "locations" and ltail[2] in ("operations", "operationresults"):
+            return self._operation(tail[3], ltail[2] == "operations", api)
+        raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(tail)}' could not be found.")
+
+    def _network(self, req: Request, rg: str, after: list[str], lafter: list[str], api: str) -> Response:
+        """.../resourceGroups/{rg}/providers/Microsoft.Network/{type}/..."""
+        rtype, names, lnames = lafter[0], after[1:], lafter[1:]
         if rtype == "virtualnetworks":
-            return self._vnets(m, rg, names, lnames, req)
+            return self._vnets(req.method, rg, names, lnames, req)
         if rtype == "applicationgateways":
             return self._gateways(req, rg, names, lnames, api)
         raise ArmError(404, "InvalidResourceType",
-                       f"The resource type '{after[2]}' could not be found in the namespace 'Microsoft.Network' for api version '{api}'.")
+                       f"The resource type '{after[0]}' could not be found in the namespace 'Microsoft.Network' for api version '{api}'.")
+
+    # -- Microsoft.Storage --------------------------------------------------------------------------------
+    def _storage_provider(self, req: Request, rg: str, after: list[str], lafter: list[str], api: str) -> Response:
+        """.../resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/..."""
+        if len(lafter) >= 2 and lafter[0] == "storageaccounts":
+            return self._storage(req, rg, after[1:], lafter[1:])
+        raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(after)}' could not be found.")
 
     def _method(self, m: str) -> ArmError:
         return ArmError(405, "MethodNotAllowed", f"The requested resource does not support http method '{m}'.")
