@@ -127,6 +127,10 @@ class FailoverStackConfig(_Strict):
     chdir: str = Field(min_length=1)
     # Applied first so the data restore can start while AKS and the App Gateway come up (design: Stage 2).
     data_tier_targets: list[str] = Field(default_factory=lambda: ["azurerm_mysql_flexible_server.main"])
+    # The stack output CloudFront's secondary origin is set to: a DNS name, never an IP address
+    # (CloudFront refuses one). The App Gateway's public IP with a `domain_name_label` has the name
+    # <label>.<region>.cloudapp.azure.com (azurerm_public_ip.fqdn); the stack outputs it.
+    origin_output: str = Field(default="appgw_fqdn", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
 class SiteConfig(_Strict):

@@ -8,7 +8,6 @@ Connection timeout and attempts come from the origin's settings, scaled by the l
 """
 from __future__ import annotations
 
-import ipaddress
 import threading
 from typing import Callable
 
@@ -22,18 +21,6 @@ CF_504 = b"<HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE><
 
 # domain name of an origin -> (host, port) on loopback: the lab's DNS.
 Resolver = Callable[[str], "tuple[str, int] | None"]
-
-
-def _loopback_literal(origin: OriginSpec) -> tuple[str, int] | None:
-    """An origin given as a loopback IP (the lab's App Gateway "public IP") on its HTTP port.
-
-    Only loopback: the lab never sends traffic anywhere else.
-    """
-    try:
-        ip = ipaddress.ip_address(origin.domain_name)
-    except ValueError:
-        return None
-    return (origin.domain_name, origin.http_port) if ip.is_loopback else None
 
 
 class Edge:
@@ -95,7 +82,7 @@ class Edge:
         return resp
 
     def _fetch(self, origin: OriginSpec, req: Request) -> Response:
-        addr = self.resolve(origin.domain_name) or _loopback_literal(origin)
+        addr = self.resolve(origin.domain_name)
         if addr is None:
             raise UpstreamError("dns", f"cannot resolve {origin.domain_name}")
         last: UpstreamError | None = None

@@ -53,6 +53,7 @@ class Lab:
         self.azurite = Azurite(self.workdir, T.STORAGE_ACCOUNT)
         self._stack: list[Any] = []  # things to stop, in start order
         self.endpoints: dict[str, Any] = {}
+        self._parts: FailoverParts | None = None  # the failover stack's resources, once the Azure side runs
 
     def __repr__(self) -> str:
         return f"Lab(workdir={str(self.workdir)!r}, time_scale={self.settings.time_scale})"
@@ -106,8 +107,11 @@ class Lab:
 
         site = StaticWebsite(free_port(), self.azurite.connection_string).start()
         self._stack.append(site)
+        # The lab's DNS as the edge sees it: fixed names, and the failover stack's public names (the
+        # App Gateway's public IP DNS name) for as long as ARM has them.
         dns = {seed.alb_dns_name: ("127.0.0.1", web.alb_port), T.BLOB_WEB_HOST: ("127.0.0.1", site.server.port)}
-        edge = Edge(free_port(), seed.distribution_id, aws.cloudfront, dns.get, self.settings.time_scale, self.events)
+        edge = Edge(free_port(), seed.distribution_id, aws.cloudfront, lambda name: dns.get(name) or self._public_dns(name),
+                    self.settings.time_scale, self.events)
         edge.start()
         self._stack.append(edge)
 
@@ -167,6 +171,7 @@ class Lab:
         self._stack.append(backups)
 
         parts = FailoverParts(self, arm, static_site_port, scale)
+        self._parts = parts
         stack = FailoverStack(parts.stack_parts(), scale, self.events)
         self._stack.append(parts)  # stopping the lab tears down whatever the stack left running
         token = secrets.token_urlsafe(24)
@@ -193,6 +198,10 @@ class Lab:
             "lab_control_url": control.url,
             "lab_control_token": token,
         }
+
+    def _public_dns(self, name: str) -> tuple[str, int] | None:
+        """A public DNS name of the failover stack (Azure DNS for a public IP's label), else None."""
+        return self._parts.resolve_public(name) if self._parts is not None else None
 
     def _seed_storage(self) -> None:
         svc = BlobServiceClient.from_connection_string(self.azurite.connection_string)
@@ -250,7 +259,10 @@ class FailoverParts:
         if AKS in present:
             out.update(aks_cluster_name=T.AKS_CLUSTER)
         if APPGW in present:
-            out.update(appgw_name=T.APPGW_NAME, appgw_public_ip="127.0.0.1")
+            # appgw_fqdn: the public IP's DNS name (domain_name_label), the one CloudFront can use.
+            pip = self.arm.state.get_public_ip(T.AZURE_RESOURCE_GROUP, T.APPGW_PUBLIC_IP)
+            out.update(appgw_name=T.APPGW_NAME, appgw_public_ip=pip["properties"]["ipAddress"],
+                       appgw_fqdn=pip["properties"]["dnsSettings"]["fqdn"])
         return out
 
     def create_mysql(self) -> None:
@@ -287,6 +299,8 @@ class FailoverParts:
         from lab.azure.appgw_dataplane import AppGatewayDataPlane
         from lab.azure.arm_state import seed_app_gateway
 
+        # The lab's "public IP" is its loopback address; its DNS name is resolved by the lab's edge.
+        self.arm.state.create_public_ip(T.AZURE_RESOURCE_GROUP, T.APPGW_PUBLIC_IP, "127.0.0.1", T.APPGW_DNS_LABEL)
         # immediate: the stack has already played the gateway's creation time.
         self.arm.state.create_app_gateway(T.AZURE_RESOURCE_GROUP, T.APPGW_NAME, seed_app_gateway(
             rg=T.AZURE_RESOURCE_GROUP, name=T.APPGW_NAME, blob_fqdn=T.BLOB_WEB_HOST, subscription_id=self.arm.subscription_id,
@@ -302,6 +316,14 @@ class FailoverParts:
             self.dataplane.stop()
             self.dataplane = None
         self.arm.state.delete_app_gateway(T.AZURE_RESOURCE_GROUP, T.APPGW_NAME)
+        self.arm.state.delete_public_ip(T.AZURE_RESOURCE_GROUP, T.APPGW_PUBLIC_IP)
+
+    def resolve_public(self, name: str) -> tuple[str, int] | None:
+        """Public DNS: a public IP's DNS name while it exists -> where that IP's listener is (the gateway's)."""
+        pip = self.arm.state.public_ip_by_fqdn(name)
+        if pip is None or pip["name"].lower() != T.APPGW_PUBLIC_IP.lower():
+            return None
+        return (pip["properties"]["ipAddress"], self.appgw_port)
 
     def resolve(self, address: str, port: int) -> list[tuple[str, int]]:
         """The App Gateway's view of the network: the Blob web endpoint, or an AKS Service ClusterIP."""

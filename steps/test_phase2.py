@@ -314,8 +314,19 @@ def app_gateway_serves_petclinic(drill_run: DrillRun) -> None:
 @when("CloudFront's secondary origin is switched to the App Gateway")
 def switch_secondary_origin(drill_run: DrillRun) -> None:
     cf = drill_run.target.aws.cloudfront
-    outputs = drill_run.state["stack_outputs"]
-    address = f"the App Gateway's public IP {AFTER_APPLY}" if drill_run.dry_run else outputs["appgw_public_ip"]
+    output = drill_run.target.failover_stack.origin_output
+    if drill_run.dry_run:
+        address = f"the App Gateway's DNS name (output {output}) {AFTER_APPLY}"
+    else:
+        address = _origin_domain(drill_run.state["stack_outputs"], output)
+    # Runbook 2.6 sets the origin to the gateway's public IP, which CloudFront refuses.
+    drill_run.runbook_deviation(
+        "2.6", "sets the secondary origin's DomainName to `terraform output -raw appgw_public_ip`",
+        "is refused by CloudFront (400 InvalidArgument: the origin name cannot be an IP address; an origin "
+        "domain must be a publicly resolvable DNS name)",
+        f"set it to the stack's `{output}` output, the DNS name of the gateway's public IP ({address})",
+        "CloudFront Developer Guide, Origin settings: Origin domain",
+    )
     entry = drill_run.cloudfront.set_origin(
         cf.distribution_id, cf.secondary_origin_id, address, "http-only",
         http_port=drill_run.target.azure.app_gateway.http_port,
@@ -323,6 +334,20 @@ def switch_secondary_origin(drill_run: DrillRun) -> None:
     drill_run.instants["phase2.origin_switched"] = Instant.now()
     attach_json("planned change (with inverse)" if entry.planned else "change (with inverse)",
                 {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+
+
+def _origin_domain(outputs: dict[str, Any], output: str) -> str:
+    """The stack output CloudFront's origin is set to, checked to be a DNS name before CloudFront is called."""
+    from drill.names import origin_domain_problem
+
+    if output not in outputs:
+        raise AssertionError(f"the failover stack has no output {output!r} (failover_stack.origin_output); "
+                             f"its outputs: {sorted(outputs)}")
+    problem = origin_domain_problem(outputs[output])
+    if problem:
+        raise AssertionError(f"the failover stack's output {output!r} cannot be CloudFront's origin: {problem}; "
+                             f"output the DNS name of the App Gateway's public IP (domain_name_label -> fqdn)")
+    return str(outputs[output]).rstrip(".")
 
 
 @when("the CloudFront change is deployed and the cache invalidated")

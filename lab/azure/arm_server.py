@@ -14,6 +14,7 @@ random strings; ARM accepts only unexpired tokens issued for the ARM audience.
 Routes (api-version required and accepted as given):
   GET/PUT  /subscriptions/{s}/resourceGroups/{rg}                      GET /subscriptions/{s}/resourcegroups
   GET      .../providers/Microsoft.Network/virtualNetworks[/{v}[/subnets[/{s}]]]   PUT/DELETE .../subnets/{s}
+  GET      .../providers/Microsoft.Network/publicIPAddresses[/{name}]     (created in-process by the lab's stack)
   GET      .../providers/Microsoft.Storage/storageAccounts/{a}
   GET/PUT/DELETE .../storageAccounts/{a}/managementPolicies/default   (the account's lifecycle rules)
   GET      .../providers/Microsoft.Network/applicationGateways          (list in rg; also per subscription)
@@ -357,8 +358,18 @@ class ArmEmulator:
             return self._vnets(req.method, rg, names, lnames, req)
         if rtype == "applicationgateways":
             return self._gateways(req, rg, names, lnames, api)
+        if rtype == "publicipaddresses":
+            return self._public_ips(req.method, rg, names)
         raise ArmError(404, "InvalidResourceType",
                        f"The resource type '{after[0]}' could not be found in the namespace 'Microsoft.Network' for api version '{api}'.")
+
+    def _public_ips(self, m: str, rg: str, names: list[str]) -> Response:
+        if len(names) > 1:
+            raise ArmError(404, "InvalidResourceType", "The resource type could not be found.")
+        if m != "GET":
+            raise self._method(m)
+        st = self.state
+        return _json(200, st.get_public_ip(rg, names[0]) if names else {"value": st.list_public_ips(rg)})
 
     # -- Microsoft.Storage --------------------------------------------------------------------------------
     def _storage_provider(self, req: Request, rg: str, after: list[str], lafter: list[str], api: str) -> Response:

@@ -1,4 +1,9 @@
-"""Virtual networks and their subnets (Microsoft.Network/virtualNetworks) in the lab's ARM model."""
+"""Virtual networks and their subnets, and public IP addresses (Microsoft.Network) in the lab's ARM model.
+
+A public IP may carry a DNS name label (`dnsSettings.domainNameLabel`): Azure then publishes
+`<label>.<region>.cloudapp.azure.com` for it (`dnsSettings.fqdn`) for as long as the address exists,
+which is the name a CloudFront origin can use (an origin domain must be a DNS name, not an IP).
+"""
 from __future__ import annotations
 
 import copy
@@ -6,15 +11,20 @@ import re
 import uuid
 from typing import Any
 
-from lab.azure.arm_base import ArmBase, _etag, _key
+from lab.azure.arm_base import ArmBase, ArmError, _etag, _key
 
 VNET_TYPE = "Microsoft.Network/virtualNetworks"
+PIP_TYPE = "Microsoft.Network/publicIPAddresses"
+# Azure: 3-63 characters, lowercase letters, digits and hyphens, starting with a letter, ending
+# with a letter or a digit (Public IP addresses, "DNS name label").
+DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
 
 
 class VirtualNetworks(ArmBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._vnets: dict[tuple[str, str], dict[str, Any]] = {}
+        self._public_ips: dict[tuple[str, str], dict[str, Any]] = {}
 
     def vnet_id(self, rg: str, name: str) -> str:
         return f"{self.rg_id(rg)}/providers/{VNET_TYPE}/{name}"
@@ -124,6 +134,63 @@ class VirtualNetworks(ArmBase):
         vnet = self._vnets.get(_key(m.group(2), m.group(3)))
         return vnet is not None and any(s["name"].lower() == m.group(4).lower() for s in vnet["properties"]["subnets"])
 
+
+    # -- public IP addresses -------------------------------------------------------------------------
+    def public_ip_id(self, rg: str, name: str) -> str:
+        return f"{self.rg_id(rg)}/providers/{PIP_TYPE}/{name}"
+
+    def create_public_ip(self, rg: str, name: str, ip_address: str, domain_name_label: str | None = None,
+                         location: str | None = None) -> dict[str, Any]:
+        """A Standard, static IPv4 public IP as ARM's GET shows it, with its DNS name if it has a label."""
+        with self._lock:
+            rg = self._require_rg(rg)
+            location = location or self.location
+            props: dict[str, Any] = {
+                "provisioningState": "Succeeded", "resourceGuid": str(uuid.uuid4()), "ipAddress": ip_address,
+                "publicIPAddressVersion": "IPv4", "publicIPAllocationMethod": "Static", "idleTimeoutInMinutes": 4,
+                "ipTags": [],
+            }
+            if domain_name_label is not None:
+                if not DNS_LABEL.match(domain_name_label):
+                    raise ArmError(400, "InvalidDomainNameLabel",
+                                   f"The domain name label {domain_name_label} is invalid. It must conform to the following "
+                                   f"regular expression: ^[a-z][a-z0-9-]{{1,61}}[a-z0-9]$.")
+                props["dnsSettings"] = {"domainNameLabel": domain_name_label,
+                                        "fqdn": f"{domain_name_label}.{location}.cloudapp.azure.com"}
+            pip = {"name": name, "id": self.public_ip_id(rg, name), "etag": _etag(), "type": PIP_TYPE,
+                   "location": location, "tags": {}, "sku": {"name": "Standard", "tier": "Regional"}, "properties": props}
+            self._public_ips[_key(rg, name)] = pip
+            self._record("public ip created", name=name, fqdn=props.get("dnsSettings", {}).get("fqdn"))
+            return copy.deepcopy(pip)
+
+    def get_public_ip(self, rg: str, name: str) -> dict[str, Any]:
+        with self._lock:
+            rg = self._require_rg(rg)
+            pip = self._public_ips.get(_key(rg, name))
+            if pip is None:
+                raise self._not_found(PIP_TYPE, name, rg)
+            return copy.deepcopy(pip)
+
+    def list_public_ips(self, rg: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rg = self._require_rg(rg)
+            return [copy.deepcopy(p) for k, p in self._public_ips.items() if k[0] == rg.lower()]
+
+    def delete_public_ip(self, rg: str, name: str) -> bool:
+        """Delete a public IP (its DNS name goes with it); False if it was not there."""
+        with self._lock:
+            gone = self._public_ips.pop(_key(rg, name), None) is not None
+            if gone:
+                self._record("public ip deleted", name=name)
+            return gone
+
+    def public_ip_by_fqdn(self, fqdn: str) -> dict[str, Any] | None:
+        """The public IP whose DNS name is `fqdn` (what Azure DNS answers for it), or None."""
+        with self._lock:
+            for pip in self._public_ips.values():
+                if (pip["properties"].get("dnsSettings") or {}).get("fqdn", "").lower() == fqdn.lower().rstrip("."):
+                    return copy.deepcopy(pip)
+            return None
 
 # -- seeds ------------------------------------------------------------------------------------------
 def seed_virtual_network(state: VirtualNetworks, rg: str = "rg-blue", name: str = "vnet-blue") -> dict[str, Any]:

@@ -18,7 +18,7 @@ from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as M
 
 from lab.azure.arm_server import ArmEmulator
-from lab.azure.arm_state import ArmTimings, seed_app_gateway
+from lab.azure.arm_state import ArmError, ArmTimings, seed_app_gateway
 from lab.events import EventLog
 
 pytestmark = pytest.mark.lab
@@ -158,6 +158,26 @@ def test_vnet_and_subnets(client: NetworkManagementClient) -> None:
     assert client.subnets.get("rg-blue", "vnet-blue", "snet-aks").address_prefix == "172.16.11.0/24"
     with pytest.raises(ResourceNotFoundError):
         client.subnets.get("rg-blue", "vnet-blue", "snet-nope")
+
+
+def test_public_ip_with_a_dns_label_has_an_azure_fqdn(emu: ArmEmulator, client: NetworkManagementClient) -> None:
+    # A public IP's domain_name_label gives it <label>.<region>.cloudapp.azure.com: the name a
+    # CloudFront origin can use while the address exists (it goes with the address).
+    emu.state.create_public_ip("rg-blue", "pip-test", "20.41.0.12", "appgw-test-dr")
+    try:
+        pip = client.public_ip_addresses.get("rg-blue", "pip-test")
+        assert (pip.ip_address, pip.public_ip_address_version, pip.public_ip_allocation_method) == ("20.41.0.12", "IPv4", "Static")
+        assert (pip.dns_settings.domain_name_label, pip.dns_settings.fqdn) == (
+            "appgw-test-dr", "appgw-test-dr.koreacentral.cloudapp.azure.com")
+        assert "pip-test" in {p.name for p in client.public_ip_addresses.list("rg-blue")}
+        assert emu.state.public_ip_by_fqdn("APPGW-TEST-DR.koreacentral.cloudapp.azure.com.")["name"] == "pip-test"
+        with pytest.raises(ArmError, match="InvalidDomainNameLabel"):
+            emu.state.create_public_ip("rg-blue", "pip-bad", "20.41.0.13", "Not_A_Label")
+    finally:
+        assert emu.state.delete_public_ip("rg-blue", "pip-test")
+    assert emu.state.public_ip_by_fqdn("appgw-test-dr.koreacentral.cloudapp.azure.com") is None
+    with pytest.raises(ResourceNotFoundError):
+        client.public_ip_addresses.get("rg-blue", "pip-test")
 
 
 # -- changes -----------------------------------------------------------------------------------------------
