@@ -63,6 +63,9 @@ class DatabaseConfig(_Strict):
     secret_id: str = Field(min_length=1)
     # Canary rows (one per `canary_interval_seconds` real seconds) measure the real data-loss window.
     canary_interval_seconds: float = Field(default=1.0, gt=0)
+    # CA bundle to verify the primary's TLS certificate, host name included (RDS: global-bundle.pem
+    # from truststore.pki.rds.amazonaws.com). None = plain TCP: credentials in the clear (a preflight finding).
+    ssl_ca: str | None = Field(default=None, min_length=1)
 
 
 class StorageConfig(_Strict):
@@ -98,6 +101,25 @@ class AppGatewayConfig(_Strict):
 class MysqlConfig(_Strict):
     port: int = Field(default=3306, ge=1, le=65535)
     admin_password: SecretStr
+    # CA bundle to verify Azure MySQL's certificate, host name included: Flexible Server refuses
+    # insecure transport by default (require_secure_transport=ON, ERROR 3159). Azure's roots:
+    # DigiCert Global Root CA / G2 and Microsoft RSA Root CA 2017 in one PEM file.
+    ssl_ca: str | None = Field(default=None, min_length=1)
+    # The drill's own address, for the firewall rule that lets it restore (runbook 2.2 step 4,
+    # `MY_IP=$(curl -s ifconfig.me)`): an IPv4 address, or a URL answering the caller's address
+    # (e.g. https://ifconfig.me/ip). Flexible Server firewall rules take IPv4 only.
+    client_address: str | None = None
+    client_address_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+")
+
+    @model_validator(mode="after")
+    def _one_client_address(self) -> "MysqlConfig":
+        from drill.names import ipv4_problem
+
+        if self.client_address is not None and self.client_address_url is not None:
+            raise ValueError("give client_address or client_address_url, not both")
+        if self.client_address is not None and ipv4_problem(self.client_address):
+            raise ValueError(f"client_address: {ipv4_problem(self.client_address)}")
+        return self
 
 
 class AzureConfig(_Strict):

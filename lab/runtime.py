@@ -17,15 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import trustme
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from lab import topology as T
 from lab.azurite import Azurite
 from lab.control import ControlServer
 from lab.edge import Edge
+from lab.egress import EgressEcho
 from lab.failover_stack import AKS, APPGW, MYSQL, FailoverStack, StackParts, write_stack_dir
 from lab.events import EventLog
-from lab.mariadb import MariaDB
+from lab.mariadb import MariaDB, issue_server_tls
 from lab.ports import free_port
 from lab.static_site import StaticWebsite
 from lab.timing import Timings
@@ -49,7 +51,11 @@ class Lab:
         self.workdir = Path(settings.workdir or tempfile.mkdtemp(prefix="dr-drill-lab-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.events = EventLog(self.workdir / "events.jsonl")
-        self.rds = MariaDB(self.workdir, "rds")
+        # The lab's certificate authority for its databases: RDS's and Azure MySQL's server certificates
+        # (the drill verifies them with it, host name included, as it would RDS's and DigiCert's roots).
+        self.db_ca = trustme.CA(organization_name="dr-drill lab databases")
+        self.rds = MariaDB(self.workdir, "rds", tls=issue_server_tls(
+            self.db_ca, self.workdir / "tls" / "rds", ("127.0.0.1", "localhost")))
         self.azurite = Azurite(self.workdir, T.STORAGE_ACCOUNT)
         self._stack: list[Any] = []  # things to stop, in start order
         self.endpoints: dict[str, Any] = {}
@@ -137,6 +143,9 @@ class Lab:
             "storage_account_key": self.azurite.key,
             "rds_host": "127.0.0.1",
             "rds_port": self.rds.port,
+            # RDS requires no TLS by default (require_secure_transport=0 in MySQL 8.0's parameter group)
+            # but offers it; the drill verifies the server with this bundle (RDS: global-bundle.pem).
+            "rds_ca_bundle": str(self.rds.tls.ca) if self.rds.tls else None,
             "rds_database": T.DB_NAME,
             "rds_user": T.DB_USER,
             "rds_password": db_password,
@@ -174,6 +183,9 @@ class Lab:
         self._parts = parts
         stack = FailoverStack(parts.stack_parts(), scale, self.events)
         self._stack.append(parts)  # stopping the lab tears down whatever the stack left running
+        # `curl -s ifconfig.me` of runbook 2.2 step 4: the drill host's address, as the lab's MySQL sees it.
+        egress = EgressEcho().start()
+        self._stack.append(egress)
         token = secrets.token_urlsafe(24)
         control = ControlServer(stack, token, backups).start()
         self._stack.append(control)
@@ -189,6 +201,8 @@ class Lab:
             "azure_ca_bundle": str(arm.ca_path),
             "arm_endpoint": arm.url,
             "azure_mysql_port": parts.mysql_port,
+            "azure_mysql_ca_bundle": str(parts.mysql_tls.ca),
+            "egress_echo_url": egress.url,
             "azure_mysql_password": parts.mysql_password,
             "appgw_http_port": parts.appgw_port,
             "aks_kubeconfig": str(parts.kubeconfig),
@@ -236,6 +250,12 @@ class FailoverParts:
         self.mysql_password = secrets.token_urlsafe(18)
         self.kubeconfig = lab.workdir / "aks" / "kubeconfig"
         self.mysql: MariaDB | None = None
+        self.mysql_endpoint: Any = None  # lab.azure.mysql_dataplane.FlexibleServerEndpoint
+        # Azure MySQL's certificate: its FQDN and the lab's stand-in for it (mysql_fqdn is 127.0.0.1).
+        # Flexible Server refuses insecure transport by default (require_secure_transport=ON).
+        self.mysql_tls = issue_server_tls(lab.db_ca, lab.workdir / "tls" / "azure-mysql",
+                                          ("127.0.0.1", f"{T.AZURE_MYSQL_SERVER}.mysql.database.azure.com"),
+                                          require_secure_transport=True)
         self.kube: Any = None
         self.dataplane: Any = None
 
@@ -266,12 +286,29 @@ class FailoverParts:
         return out
 
     def create_mysql(self) -> None:
-        db = MariaDB(self.lab.workdir / "azure-mysql", "azmysql", port=self.mysql_port)
+        from lab.azure.mysql_dataplane import FlexibleServerEndpoint
+
+        # MariaDB on a port of its own; clients reach it through the server's public endpoint on the
+        # reserved port, which applies the firewall and refuses insecure transport as Azure does.
+        db = MariaDB(self.lab.workdir / "azure-mysql", "azmysql", tls=self.mysql_tls)
         db.start()
         db.create_database(T.DB_NAME, T.AZURE_MYSQL_ADMIN, self.mysql_password)
         self.mysql = db
+        # Public access (allowed IP addresses), no firewall rule: nobody gets in until one allows them.
+        self.arm.state.create_mysql_flexible_server(T.AZURE_RESOURCE_GROUP, T.AZURE_MYSQL_SERVER,
+                                                    f"{T.AZURE_MYSQL_SERVER}.mysql.database.azure.com", T.AZURE_MYSQL_ADMIN)
+        self.mysql_endpoint = FlexibleServerEndpoint(self.mysql_port, db.port, self.mysql_client_allowed,
+                                                     self.lab.events, name=T.AZURE_MYSQL_SERVER).start()
+
+    def mysql_client_allowed(self, address: str) -> bool:
+        """The server's firewall: its ARM firewall rules, once they have taken effect."""
+        return bool(self.arm.state.mysql_client_allowed(T.AZURE_RESOURCE_GROUP, T.AZURE_MYSQL_SERVER, address))
 
     def destroy_mysql(self) -> None:
+        self.arm.state.delete_mysql_flexible_server(T.AZURE_RESOURCE_GROUP, T.AZURE_MYSQL_SERVER)
+        if self.mysql_endpoint is not None:
+            self.mysql_endpoint.stop()
+            self.mysql_endpoint = None
         if self.mysql is not None:
             self.mysql.stop()
             shutil.rmtree(self.mysql.basedir, ignore_errors=True)  # a deleted server keeps no data

@@ -152,7 +152,8 @@ class ReadinessRun:
     def primary_db(self) -> Any:
         """The primary, from the Secrets Manager secret the backup job uses (as the drill reaches it)."""
         if "primary" not in self._cache:
-            self._cache["primary"] = self._db_from_secret(self._section("database").secret_id)
+            db = self._section("database")
+            self._cache["primary"] = self._db_from_secret(db.secret_id, ssl_ca=db.ssl_ca)
         return self._cache["primary"]
 
     def scratch_db(self) -> Any:

@@ -5,6 +5,7 @@ restored into Azure MySQL while Terraform brings up AKS and the App Gateway (RTO
 """
 from __future__ import annotations
 
+import copy
 import tempfile
 import threading
 import time
@@ -121,6 +122,7 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
     applying = threading.Thread(target=apply_rest, name="terraform-apply", daemon=True)
     applying.start()
     drill_run.state["stack_apply"] = (applying, result)
+    _allow_drill_client(drill_run)
 
     started = Instant.now()
     store = drill_run.backup_store()
@@ -143,6 +145,55 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
                             "seconds": round(done.mono - started.mono, 3)})
 
 
+def _allow_drill_client(drill_run: DrillRun) -> None:
+    """Runbook 2.2 step 4: a firewall rule for the drill's own address, then wait until it lets us in.
+
+    Flexible Server with public access refuses every address no rule allows, and a rule "might take as
+    much as five minutes" to take effect (Public Network Access for Flexible Server). The rule lives
+    in the server: the stack's destroy removes it with the server.
+    """
+    from drivers.mysql_firewall import wait_for_access
+
+    address, firewall = _drill_firewall(drill_run)
+    rule = f"dr-drill-{drill_run.run_id}"
+    t0 = time.monotonic()
+    with drill_run.ledger.inside(drill_run.stack_entry()):
+        entry = firewall.allow(rule, address)
+    created = time.monotonic() - t0
+    # Short connection attempts while waiting: a firewall that drops packets makes a long one sit
+    # out its SYN retransmissions even after the rule is in effect.
+    probe = copy.copy(drill_run.azure_db())
+    probe.connect_timeout = min(5.0, max(0.5, drill_run.target.scaled(5)))
+    waited = wait_for_access(probe.connect, drill_run.target.scaled(300) + 10,
+                             poll=min(1.0, max(0.1, drill_run.target.scaled(5))))
+    attach_json("firewall rule for the drill (with inverse)", {
+        "change": entry.change.__dict__, "inverse": entry.inverse.__dict__,
+        "created_seconds": round(created, 2), "in_effect_after_seconds": round(waited, 2)})
+
+
+def _drill_firewall(drill_run: DrillRun) -> tuple[str, Any]:
+    """The drill's egress address (validated IPv4) and the firewall of the stack's MySQL server."""
+    from drivers.actions import azure_auth
+    from drivers.mysql_firewall import MysqlFirewall, egress_address, make_mysql_client
+
+    az = drill_run.target.azure
+    address = egress_address(az.mysql.client_address, az.mysql.client_address_url,
+                             timeout=drill_run.target.probe.timeout_seconds * 5)
+    outputs = drill_run.state.get("stack_outputs") or {}
+    server = _mysql_server_name(outputs) if outputs else f"the stack's MySQL server {AFTER_APPLY}"
+    return address, MysqlFirewall(make_mysql_client(azure_auth(drill_run.target)), az.resource_group, server, drill_run.ledger)
+
+
+def _mysql_server_name(outputs: dict[str, Any]) -> str:
+    """The flexible server's name: the stack's `mysql_server_name`, else the first label of its Azure FQDN."""
+    if outputs.get("mysql_server_name"):
+        return str(outputs["mysql_server_name"])
+    fqdn = str(outputs.get("mysql_fqdn") or "")
+    if fqdn.endswith(".mysql.database.azure.com"):
+        return fqdn.split(".", 1)[0]
+    raise AssertionError(f"the failover stack outputs neither mysql_server_name nor an Azure MySQL FQDN: {sorted(outputs)}")
+
+
 def _plan_restore(drill_run: DrillRun) -> None:
     """A dry run fetches the newest backup (a read: it must exist and download) and plans its restore."""
     from drill.ledger import NOTHING, Action
@@ -154,6 +205,9 @@ def _plan_restore(drill_run: DrillRun) -> None:
         size = sql.stat().st_size
     assert size > 0, f"the newest backup {newest.name} is empty"
     destroy = drill_run.stack_entry()
+    address, firewall = _drill_firewall(drill_run)  # learning the address is a read
+    with drill_run.ledger.inside(destroy):
+        firewall.allow(f"dr-drill-{drill_run.run_id}", address)
     drill_run.ledger.record(
         Action("db.restore", {"backup": newest.name}, f"restore backup {newest.name} into Azure MySQL {AFTER_APPLY}"),
         Action(NOTHING, {}, f"nothing of its own: Azure MySQL goes with the failover stack (#{destroy.id})"),

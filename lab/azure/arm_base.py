@@ -17,6 +17,10 @@ from typing import Any
 from lab.events import EventLog
 
 NETWORK = "Microsoft.Network"
+# Where each resource provider publishes its operations' status (Azure-AsyncOperation) and result
+# (Location) under /subscriptions/{s}/providers/{namespace}/locations/{location}/.
+OPERATION_SEGMENTS = {NETWORK: ("operations", "operationResults"),
+                      "Microsoft.DBforMySQL": ("azureAsyncOperation", "operationResults")}
 DEFAULT_LOCATION = "koreacentral"  # seeds: Azure Korea Central
 DEFAULT_SUBSCRIPTION_ID = "5f1c8a7e-2d3b-4c6a-9e8f-0a1b2c3d4e5f"  # the lab's; fixed so ids in logs are stable
 NOT_FOUND_HINT = "For more details please go to https://aka.ms/ARMResourceNotFoundFix"
@@ -45,6 +49,10 @@ class ArmTimings:
     gateway_update_seconds: float = 60.0
     gateway_delete_seconds: float = 120.0
     backend_health_seconds: float = 5.0
+    # A flexible server's firewall rule: the ARM operation, then the time until the server honours
+    # it ("as much as a five-minute delay" is documented as the upper bound, not the rule).
+    mysql_firewall_rule_seconds: float = 30.0
+    mysql_firewall_propagation_seconds: float = 30.0
 
     def scaled(self, time_scale: float) -> "ArmTimings":
         if time_scale <= 0:
@@ -68,6 +76,8 @@ class Operation:
     result: Any = None
     error: ArmError | None = None
     fail_with: ArmError | None = None
+    namespace: str = NETWORK  # the resource provider whose URLs report on it
+    target: str | None = None  # a child resource the operation is about (e.g. a firewall rule)
 
 
 def _etag() -> str:
@@ -203,10 +213,12 @@ class ArmBase:
 
     # -- operation URLs (paths; the server prefixes its base URL) ------------------------------------
     def async_operation_path(self, op: Operation) -> str:
-        return f"/subscriptions/{self.subscription_id}/providers/{NETWORK}/locations/{self.location}/operations/{op.id}"
+        status, _ = OPERATION_SEGMENTS[op.namespace]
+        return f"/subscriptions/{self.subscription_id}/providers/{op.namespace}/locations/{self.location}/{status}/{op.id}"
 
     def operation_result_path(self, op: Operation) -> str:
-        return f"/subscriptions/{self.subscription_id}/providers/{NETWORK}/locations/{self.location}/operationResults/{op.id}"
+        _, result = OPERATION_SEGMENTS[op.namespace]
+        return f"/subscriptions/{self.subscription_id}/providers/{op.namespace}/locations/{self.location}/{result}/{op.id}"
 
     def close(self) -> None:
         with self._lock:

@@ -21,6 +21,9 @@ Routes (api-version required and accepted as given):
   GET/PUT/DELETE .../applicationGateways/{name}                        POST .../{name}/backendhealth
   GET      /subscriptions/{s}/providers/Microsoft.Network/locations/{loc}/operations/{id}        (Azure-AsyncOperation)
   GET      /subscriptions/{s}/providers/Microsoft.Network/locations/{loc}/operationResults/{id}  (Location)
+  GET      .../providers/Microsoft.DBforMySQL/flexibleServers/{s}     (created in-process by the lab's stack)
+  GET/PUT/DELETE .../flexibleServers/{s}/firewallRules[/{rule}]      (PUT/DELETE: 202, long-running)
+  GET      /subscriptions/{s}/providers/Microsoft.DBforMySQL/locations/{loc}/(azureAsyncOperation|operationResults)/{id}
 """
 from __future__ import annotations
 
@@ -121,9 +124,11 @@ class ArmEmulator:
         self._providers: dict[str, Callable[[Request, str, list[str], list[str], str], Response]] = {
             "microsoft.network": self._network,
             "microsoft.storage": self._storage_provider,
+            "microsoft.dbformysql": self._mysql,
         }
         self._subscription_providers: dict[str, Callable[[Request, list[str], list[str], str], Response]] = {
             "microsoft.network": self._network_subscription,
+            "microsoft.dbformysql": self._mysql_subscription,
         }
 
     def __repr__(self) -> str:  # reprs reach Allure step parameters and logs: never the secret
@@ -371,6 +376,50 @@ class ArmEmulator:
         st = self.state
         return _json(200, st.get_public_ip(rg, names[0]) if names else {"value": st.list_public_ips(rg)})
 
+    # -- Microsoft.DBforMySQL -----------------------------------------------------------------------------
+    def _mysql_subscription(self, req: Request, tail: list[str], ltail: list[str], api: str) -> Response:
+        """/subscriptions/{s}/providers/Microsoft.DBforMySQL/locations/{loc}/(azureAsyncOperation|operationResults)/{id}"""
+        if len(ltail) == 4 and ltail[0] == "locations" and ltail[2] in ("azureasyncoperation", "operationresults"):
+            return self._operation(tail[3], ltail[2] == "azureasyncoperation", api)
+        raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(tail)}' could not be found.")
+
+    def _mysql(self, req: Request, rg: str, after: list[str], lafter: list[str], api: str) -> Response:
+        """.../resourceGroups/{rg}/providers/Microsoft.DBforMySQL/flexibleServers/{s}[/firewallRules[/{r}]]"""
+        st, m = self.state, req.method
+        if len(lafter) < 2 or lafter[0] != "flexibleservers" or (len(lafter) > 2 and lafter[2] != "firewallrules") \
+                or len(lafter) > 4:
+            raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(after)}' could not be found.")
+        server = after[1]
+        if len(lafter) == 2:
+            if m != "GET":
+                raise self._method(m)
+            return _json(200, st.get_mysql_flexible_server(rg, server))
+        if len(lafter) == 3:
+            if m != "GET":
+                raise self._method(m)
+            return _json(200, {"value": st.list_firewall_rules(rg, server)})
+        rule = after[3]
+        if m == "GET":
+            return _json(200, st.get_firewall_rule(rg, server, rule))
+        if m == "PUT":
+            try:
+                body = json.loads(req.body or b"{}")
+            except json.JSONDecodeError as e:
+                raise ArmError(400, "InvalidRequestFormat", f"Cannot parse the request: {e.msg}.") from None
+            op = st.put_firewall_rule(rg, server, rule, body)
+        elif m == "DELETE":
+            op = st.delete_firewall_rule(rg, server, rule)
+            if op is None:
+                return _json(204, None)
+        else:
+            raise self._method(m)
+        # As Microsoft.DBforMySQL answers: 202 Accepted, the status in Azure-AsyncOperation and the
+        # result at Location (the SDK's LRO option final-state-via: location).
+        return _json(202, None, [
+            ("Azure-AsyncOperation", self._op_url(op, api)),
+            ("Location", self._op_url(op, api, result=True)), ("Retry-After", RETRY_AFTER),
+        ])
+
     # -- Microsoft.Storage --------------------------------------------------------------------------------
     def _storage_provider(self, req: Request, rg: str, after: list[str], lafter: list[str], api: str) -> Response:
         """.../resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/..."""
@@ -481,6 +530,6 @@ class ArmEmulator:
             return _json(202, None, [("Location", self._op_url(op, api, result=True)), ("Retry-After", RETRY_AFTER)])
         if op.error is not None:
             return _json(op.error.status, op.error.body())
-        if op.kind == "backendhealth":
+        if op.result is not None:  # backend health, or the resource a PUT made (final-state-via: location)
             return _json(200, op.result)
         return _json(204, None)

@@ -6,6 +6,7 @@ inspect resources in-process.
   networks.py          virtual networks and subnets
   storage_accounts.py  storage accounts and their lifecycle management policy
   app_gateways.py      application gateways, their validation and backend health
+  mysql_flexible.py    Azure Database for MySQL flexible servers and their firewall rules
 
 A new family is a mixin of `ArmBase` in its own module, added to `ArmState`'s bases (and its
 routes to arm_server.py's provider table).
@@ -16,11 +17,12 @@ from lab.azure.app_gateways import GW_COLLECTIONS, GW_TYPE, AppGateways, HealthF
 from lab.azure.arm_base import (
     DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID, NETWORK, NOT_FOUND_HINT, ArmError, ArmTimings, Operation,
 )
+from lab.azure.mysql_flexible import MysqlFlexibleServers
 from lab.azure.networks import VNET_TYPE, seed_virtual_network
 from lab.azure.storage_accounts import POLICY_TYPE, STORAGE_TYPE, StorageAccounts, lifecycle_rule, seed_storage_account
 
 
-class ArmState(AppGateways, StorageAccounts):
+class ArmState(AppGateways, StorageAccounts, MysqlFlexibleServers):
     """All ARM resources of one subscription. Thread-safe; timings are real-world seconds / time_scale."""
 
 
