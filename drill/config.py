@@ -96,6 +96,13 @@ class AppGatewayConfig(_Strict):
     probe: str = "health-probe"
     # Port the gateway's listener answers on (80 on Azure; the lab's is chosen at start).
     http_port: int = Field(default=80, ge=1, le=65535)
+    # What tells users' Azure PetClinic from the AWS one: a response header the drill adds with a
+    # rewrite rule set on the gateway's routing rules (None: every rule). The probe's `azure` rule
+    # must look for it (a preflight check says so if it does not).
+    served_by_header: str = Field(default="X-Served-By", pattern=r"^[A-Za-z0-9-]+$")
+    served_by_value: str = Field(default="azure", min_length=1)
+    rewrite_rule_set: str = Field(default="dr-drill-served-by", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+    routing_rules: list[str] | None = None
 
 
 class MysqlConfig(_Strict):

@@ -341,6 +341,37 @@ def _plan_app_gateway(drill_run: DrillRun) -> None:
     attach_json("planned change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
 
 
+@when("the App Gateway marks its responses as served from Azure")
+def mark_served_from_azure(drill_run: DrillRun) -> None:
+    """What tells users' Azure PetClinic apart: a response header added by a rewrite rule set.
+
+    Nothing in the seeds adds one, and the same PetClinic answers on both clouds, so the drill adds
+    it, inside the failover stack (the gateway goes with the stack's destroy).
+    """
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from drill.ledger import NOTHING, Action
+    from drivers.azure_network import OP_SET_RESPONSE_HEADER, ResponseHeaderRewrite
+
+    gw = drill_run.target.azure.app_gateway
+    with drill_run.ledger.inside(drill_run.stack_entry()):
+        try:
+            entry = ResponseHeaderRewrite(drill_run.app_gateway()).add(
+                gw.rewrite_rule_set, gw.served_by_header, gw.served_by_value, gw.routing_rules)
+        except ResourceNotFoundError:
+            if not drill_run.dry_run:
+                raise
+            destroy = drill_run.stack_entry()  # a dry run: the gateway is created by the apply
+            entry = drill_run.ledger.record(
+                Action(OP_SET_RESPONSE_HEADER, {"gateway": gw.name, "rule_set": gw.rewrite_rule_set},
+                       f"add response header {gw.served_by_header}: {gw.served_by_value} on {gw.name} "
+                       f"(rewrite rule set {gw.rewrite_rule_set}; the gateway is created by the apply)"),
+                Action(NOTHING, {}, f"nothing of its own: the gateway goes with the failover stack (#{destroy.id})"),
+            )
+    attach_json("planned change (with inverse)" if entry.planned else "change (with inverse)",
+                {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+
+
 @then("the App Gateway serves PetClinic from Azure")
 def app_gateway_serves_petclinic(drill_run: DrillRun) -> None:
     if dry_run_skips(drill_run, "the App Gateway serves PetClinic from Azure"):
