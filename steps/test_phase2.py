@@ -127,6 +127,7 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
     started = Instant.now()
     store = drill_run.backup_store()
     newest = store.latest()
+    _runbook_2_2_backup(drill_run, newest.name)
     with tempfile.TemporaryDirectory(prefix="dr-drill-restore-") as tmp:
         sql = store.download(newest, Path(tmp) / "backup.sql")
         azure_db = drill_run.azure_db()
@@ -143,6 +144,27 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
     drill_run.state["restore_started"] = started
     attach_json("restore", {"backup": newest.name, "taken_at": newest.started_at.isoformat(),
                             "seconds": round(done.mono - started.mono, 3)})
+
+
+def _runbook_2_2_backup(drill_run: DrillRun, backup: str) -> None:
+    """Where runbook 2.2 would not find or could not restore the backup the design's job writes."""
+    st = drill_run.target.azure.storage
+    design = "multicloud-infra-design.md: the backup job writes mysql-backups/backups/backup-YYYYMMDD-HHMMSS.sql.gz"
+    if st.backup_container != "backups" or not st.backup_prefix.startswith("petclinic-"):
+        drill_run.runbook_deviation(
+            "2.2", "lists the newest backup with `az storage blob list --container-name backups --prefix petclinic-`",
+            f"finds none: the backup job writes `{st.backup_container}/{st.backup_prefix}backup-YYYYMMDD-HHMMSS.sql.gz`, "
+            f"so there is no container `backups` (ContainerNotFound) and no blob named `petclinic-*`",
+            f"listed `{st.backup_container}/{st.backup_prefix}` (azure.storage.backup_container and backup_prefix) "
+            f"and took the newest by the time in its name ({backup})", design,
+        )
+    if backup.endswith(".gz"):
+        drill_run.runbook_deviation(
+            "2.2", "downloads the backup to /tmp/petclinic-backup.sql and pipes it into `mysql` as it is",
+            "fails: the backups are gzip-compressed (`mysqldump | gzip`, .sql.gz) and the mysql client reads SQL text, "
+            "not gzip data",
+            "decompressed the dump, checking its gzip CRC and mysqldump's completion trailer, before restoring it", design,
+        )
 
 
 def _allow_drill_client(drill_run: DrillRun) -> None:
@@ -200,6 +222,7 @@ def _plan_restore(drill_run: DrillRun) -> None:
 
     store = drill_run.backup_store()
     newest = store.latest()
+    _runbook_2_2_backup(drill_run, newest.name)
     with tempfile.TemporaryDirectory(prefix="dr-drill-dry-run-") as tmp:
         sql = store.download(newest, Path(tmp) / "backup.sql")
         size = sql.stat().st_size
