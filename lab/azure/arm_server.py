@@ -21,7 +21,7 @@ Routes (api-version required and accepted as given):
   GET/PUT/DELETE .../applicationGateways/{name}                        POST .../{name}/backendhealth
   GET      /subscriptions/{s}/providers/Microsoft.Network/locations/{loc}/operations/{id}        (Azure-AsyncOperation)
   GET      /subscriptions/{s}/providers/Microsoft.Network/locations/{loc}/operationResults/{id}  (Location)
-  GET      .../providers/Microsoft.DBforMySQL/flexibleServers/{s}     (created in-process by the lab's stack)
+  GET      .../providers/Microsoft.DBforMySQL/flexibleServers[/{s}]   (created in-process by the lab's stack)
   GET/PUT/DELETE .../flexibleServers/{s}/firewallRules[/{rule}]      (PUT/DELETE: 202, long-running)
   GET      /subscriptions/{s}/providers/Microsoft.DBforMySQL/locations/{loc}/(azureAsyncOperation|operationResults)/{id}
 """
@@ -386,6 +386,8 @@ class ArmEmulator:
     def _mysql(self, req: Request, rg: str, after: list[str], lafter: list[str], api: str) -> Response:
         """.../resourceGroups/{rg}/providers/Microsoft.DBforMySQL/flexibleServers/{s}[/firewallRules[/{r}]]"""
         st, m = self.state, req.method
+        if lafter == ["flexibleservers"] and m == "GET":
+            return _json(200, {"value": st.list_mysql_flexible_servers(rg)})
         if len(lafter) < 2 or lafter[0] != "flexibleservers" or (len(lafter) > 2 and lafter[2] != "firewallrules") \
                 or len(lafter) > 4:
             raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(after)}' could not be found.")

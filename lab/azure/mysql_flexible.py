@@ -87,6 +87,11 @@ class MysqlFlexibleServers(ArmBase):
         with self._lock:
             return copy.deepcopy(self._server(rg, name))
 
+    def list_mysql_flexible_servers(self, rg: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rg = self._require_rg(rg)
+            return [copy.deepcopy(v) for k, v in self._mysql_servers.items() if k[0] == rg.lower()]
+
     def _server(self, rg: str, name: str) -> dict[str, Any]:
         rg = self._require_rg(rg)
         server = self._mysql_servers.get(_key(rg, name))

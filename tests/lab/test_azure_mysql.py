@@ -189,6 +189,7 @@ def test_firewall_rules_are_ipv4_for_an_existing_server(mgmt: MySQLManagementCli
             RG, "mysql-nope", "r", FirewallRule(start_ip_address="10.0.0.1", end_ip_address="10.0.0.1")).result()
     server = mgmt.servers.get(RG, SERVER)
     assert (server.fully_qualified_domain_name, server.network.public_network_access) == (AZURE_NAME, "Enabled")
+    assert [s.name for s in mgmt.servers.list_by_resource_group(RG)] == [SERVER]
     with pytest.raises(ValueError, match="IPv6"):
         MysqlFirewall(mgmt, RG, SERVER, Ledger()).allow("v6", "2001:db8::1")
 

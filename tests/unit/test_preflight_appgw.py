@@ -1,6 +1,6 @@
 """The App Gateway / MySQL / CloudFront preflight checks (drill/preflight.py), as pure functions of the
 target and the facts: each finding comes from breaking one part, healthy facts give none.
-(tests/lab/test_preflight_appgw.py gathers the same facts from a running lab and breaks the real parts.)
+(tests/lab/test_lab_preflight_appgw.py gathers the same facts from a running lab and breaks the real parts.)
 """
 from __future__ import annotations
 
