@@ -143,8 +143,9 @@ class Lab:
             "storage_account_key": self.azurite.key,
             "rds_host": "127.0.0.1",
             "rds_port": self.rds.port,
-            # RDS requires no TLS by default (require_secure_transport=0 in MySQL 8.0's parameter group)
-            # but offers it; the drill verifies the server with this bundle (RDS: global-bundle.pem).
+            # RDS for MySQL 8.4 and lower offers TLS without requiring it (require_secure_transport OFF by
+            # default: RDS User Guide, "Requiring SSL/TLS for all connections to a MySQL DB instance");
+            # the drill verifies the server with this bundle (RDS: global-bundle.pem).
             "rds_ca_bundle": str(self.rds.tls.ca) if self.rds.tls else None,
             "rds_database": T.DB_NAME,
             "rds_user": T.DB_USER,

@@ -186,8 +186,12 @@ def _allow_drill_client(drill_run: DrillRun) -> None:
     # out its SYN retransmissions even after the rule is in effect.
     probe = copy.copy(drill_run.azure_db())
     probe.connect_timeout = min(5.0, max(0.5, drill_run.target.scaled(5)))
-    waited = wait_for_access(probe.connect, drill_run.target.scaled(300) + 10,
-                             poll=min(1.0, max(0.1, drill_run.target.scaled(5))))
+    bound = drill_run.target.scaled(300) + 10
+    try:
+        waited = wait_for_access(probe.connect, bound, poll=min(1.0, max(0.1, drill_run.target.scaled(5))))
+    except Exception as e:
+        raise AssertionError(f"Azure MySQL did not let the drill ({address}) in within {bound:.0f}s of firewall rule "
+                             f"{rule}: {type(e).__name__}: {e}") from None
     attach_json("firewall rule for the drill (with inverse)", {
         "change": entry.change.__dict__, "inverse": entry.inverse.__dict__,
         "created_seconds": round(created, 2), "in_effect_after_seconds": round(waited, 2)})

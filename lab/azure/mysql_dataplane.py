@@ -11,7 +11,8 @@ does too:
 - `require_secure_transport` is ON by default: a client that does not ask for TLS in its handshake
   response is answered ERROR 3159 (HY000) "Connections using insecure transport are prohibited while
   --require_secure_transport=ON." (Connect to Flexible Server with encrypted connections). MariaDB
-  would say 1045 Access denied instead, so the endpoint answers that itself, MySQL's way.
+  says 1045 Access denied instead (as the RDS User Guide notes for RDS for MariaDB), so the endpoint
+  answers that itself, MySQL's way.
 A client that asks for TLS is relayed byte for byte to MariaDB, which terminates TLS with the lab's
 server certificate (SANs: the server's Azure FQDN and 127.0.0.1, the lab's `mysql_fqdn`).
 

@@ -26,3 +26,19 @@ def test_firewall_addresses_are_ipv4_only() -> None:
     assert ipv4_problem("203.0.113.7") is None and ipv4_problem(" 127.0.0.1 ") is None
     assert "IPv6" in (ipv4_problem("2001:db8::1") or "")
     assert "not an IP address" in (ipv4_problem("ifconfig.me") or "")
+
+
+def test_phase2_checks_the_origin_output_before_cloudfront_is_called() -> None:
+    from steps.test_phase2 import _mysql_server_name, _origin_domain
+
+    fqdn = "appgw-blue-dr.koreacentral.cloudapp.azure.com"
+    assert _origin_domain({"appgw_fqdn": fqdn + "."}, "appgw_fqdn") == fqdn
+    with pytest.raises(AssertionError, match="output 'appgw_public_ip' cannot be CloudFront's origin: 20.41.0.12 is an IP"):
+        _origin_domain({"appgw_public_ip": "20.41.0.12"}, "appgw_public_ip")
+    with pytest.raises(AssertionError, match="has no output 'appgw_fqdn'"):
+        _origin_domain({"appgw_public_ip": "20.41.0.12"}, "appgw_fqdn")
+    # The firewall's server: the stack's output, else the first label of its Azure FQDN.
+    assert _mysql_server_name({"mysql_server_name": "mysql-dr-blue", "mysql_fqdn": "127.0.0.1"}) == "mysql-dr-blue"
+    assert _mysql_server_name({"mysql_fqdn": "mysql-dr-blue.mysql.database.azure.com"}) == "mysql-dr-blue"
+    with pytest.raises(AssertionError, match="neither mysql_server_name"):
+        _mysql_server_name({"mysql_fqdn": "10.0.0.4"})
