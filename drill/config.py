@@ -63,9 +63,9 @@ class DatabaseConfig(_Strict):
     secret_id: str = Field(min_length=1)
     # Canary rows (one per `canary_interval_seconds` real seconds) measure the real data-loss window.
     canary_interval_seconds: float = Field(default=1.0, gt=0)
-    # CA bundle to require verified TLS to the primary (RDS); None = plain TCP, as in the lab.
-    # Read by Phase 2's TLS work (issue #12); declared here so production targets can state it.
-    ssl_ca: str | None = None
+    # CA bundle to verify the primary's TLS certificate, host name included (RDS: global-bundle.pem
+    # from truststore.pki.rds.amazonaws.com). None = plain TCP: credentials in the clear (a preflight finding).
+    ssl_ca: str | None = Field(default=None, min_length=1)
 
 
 class StorageConfig(_Strict):
@@ -96,6 +96,13 @@ class AppGatewayConfig(_Strict):
     probe: str = "health-probe"
     # Port the gateway's listener answers on (80 on Azure; the lab's is chosen at start).
     http_port: int = Field(default=80, ge=1, le=65535)
+    # What tells users' Azure PetClinic from the AWS one: a response header the drill adds with a
+    # rewrite rule set on the gateway's routing rules (None: every rule). The probe's `azure` rule
+    # must look for it (a preflight check says so if it does not).
+    served_by_header: str = Field(default="X-Served-By", pattern=r"^[A-Za-z0-9-]+$")
+    served_by_value: str = Field(default="azure", min_length=1)
+    rewrite_rule_set: str = Field(default="dr-drill-served-by", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+    routing_rules: list[str] | None = None
 
 
 class MysqlConfig(_Strict):
@@ -103,9 +110,25 @@ class MysqlConfig(_Strict):
     # The failover stack's admin password: given to Terraform as TF_VAR_<failover_stack.
     # admin_password_variable> (environment, never argv) and used by the drill to restore.
     admin_password: SecretStr
-    # CA bundle for verified TLS to Azure Database for MySQL (require_secure_transport is ON by
-    # default there); None = plain TCP. Read by Phase 2's TLS work (issue #12).
-    ssl_ca: str | None = None
+    # CA bundle to verify Azure MySQL's certificate, host name included: Flexible Server refuses
+    # insecure transport by default (require_secure_transport=ON, ERROR 3159). Azure's roots:
+    # DigiCert Global Root CA / G2 and Microsoft RSA Root CA 2017 in one PEM file.
+    ssl_ca: str | None = Field(default=None, min_length=1)
+    # The drill's own address, for the firewall rule that lets it restore (runbook 2.2 step 4,
+    # `MY_IP=$(curl -s ifconfig.me)`): an IPv4 address, or a URL answering the caller's address
+    # (e.g. https://ifconfig.me/ip). Flexible Server firewall rules take IPv4 only.
+    client_address: str | None = None
+    client_address_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+")
+
+    @model_validator(mode="after")
+    def _one_client_address(self) -> "MysqlConfig":
+        from drill.names import ipv4_problem
+
+        if self.client_address is not None and self.client_address_url is not None:
+            raise ValueError("give client_address or client_address_url, not both")
+        if self.client_address is not None and ipv4_problem(self.client_address):
+            raise ValueError(f"client_address: {ipv4_problem(self.client_address)}")
+        return self
 
 
 class AzureConfig(_Strict):
@@ -176,6 +199,10 @@ class FailoverStackConfig(_Strict):
     terraform_binary: str = "terraform"
     chdir: str = Field(min_length=1)
     data_tier_targets: list[str] = Field(default_factory=lambda: list(DATA_TIER_TARGETS), min_length=1)
+    # The stack output CloudFront's secondary origin is set to: a DNS name, never an IP address
+    # (CloudFront refuses one). The App Gateway's public IP with a `domain_name_label` has the name
+    # <label>.<region>.cloudapp.azure.com (azurerm_public_ip.fqdn); the stack outputs it.
+    origin_output: str = Field(default="appgw_fqdn", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     # How Terraform's azurerm provider authenticates: "client_secret" (ARM_CLIENT_ID/_SECRET/
     # _TENANT_ID from azure.credential), "oidc" (ARM_USE_OIDC, e.g. GitHub's federated token), "msi"
     # (managed identity of the runner) or "cli" (az login). None: client_secret when

@@ -34,7 +34,9 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
         from drivers.database import Database
 
         s = Secrets(aws).json(p["secret_id"])
-        return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]))
+        ssl_ca = target.database.ssl_ca if target.database is not None else None
+        return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]),
+                        ssl_ca=ssl_ca)
 
     def db_delete_rows(p: dict[str, Any]) -> None:
         if not (IDENT.match(p["table"]) and IDENT.match(p["column"])):
@@ -76,6 +78,10 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
 
         if target.azure is None:
             raise RuntimeError("an Azure inverse needs the target's `azure:` section")
+        if action.op.startswith("azure.mysql."):
+            from drivers.mysql_firewall import execute_mysql_action, make_mysql_client
+
+            return execute_mysql_action(action, lambda: make_mysql_client(azure_auth(target)))
         execute_azure_action(action, lambda: make_client(azure_auth(target)))
 
     ops: dict[str, Callable[[dict[str, Any]], None]] = {

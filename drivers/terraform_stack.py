@@ -43,7 +43,7 @@ TF_VAR_PREFIX = "TF_VAR_"
 # Resources of the data tier (Azure Database for MySQL flexible server and what hangs off it).
 DATA_TIER_PREFIX = "azurerm_mysql_flexible_"
 # Outputs each stage of Phase 2 reads (steps/config_needs.py checks that the steps read these).
-DATA_TIER_OUTPUTS = ("mysql_fqdn", "mysql_admin_username", "mysql_database_name")
+DATA_TIER_OUTPUTS = ("mysql_fqdn", "mysql_admin_username", "mysql_database_name", "mysql_server_name")
 STACK_OUTPUTS = (*DATA_TIER_OUTPUTS, "appgw_public_ip")
 
 

@@ -46,23 +46,28 @@ NEEDS: dict[str, Needs] = {
     "run": Needs(
         needs=("guard",),
         # `kubernetes`: an unwind of what was made on the new cluster fetches its credentials again.
-        optional=(*AWS_AUTH, "database", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
+        # `database.ssl_ca`: without it the primary is reached in plain TCP (preflight names that).
+        optional=(*AWS_AUTH, "database", "database.ssl_ca", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
                   "kubernetes", "kubernetes.kubelogin",
                   "objectives.failback_rto_seconds", *PROBE, *STOP),
     ),
     # The web tier down, users on the maintenance page. The canary writer and the marker owner need
     # the primary (`database`); the baseline snapshot includes the failover stack when there is one.
     "phase1": Needs(
-        optional=("database", "azure", *AZURE_AUTH, "failover_stack", *PROBE, *STOP),
+        optional=("database", "database.ssl_ca", "azure", *AZURE_AUTH, "failover_stack", *PROBE, *STOP),
     ),
     # Azure from the newest backup. `kubernetes.kubeconfig` is optional: without it the cluster's
     # credentials come from ARM after the apply (issue #12). `readiness` lends its backup-in-flight
     # allowance to the backup gate.
     "phase2": Needs(
-        needs=("database", "azure", "kubernetes", "failover_stack", "objectives.data_restore_rto_seconds",
+        # `azure.mysql.ssl_ca`: Azure MySQL refuses insecure transport; the drill's address for its
+        # firewall rule is client_address or client_address_url (preflight: one of them).
+        needs=("database", "azure", "azure.mysql.ssl_ca", "kubernetes", "failover_stack", "objectives.data_restore_rto_seconds",
                "objectives.full_service_rto_seconds", "objectives.rpo_seconds"),
         optional=("azure.storage.account_key", *AZURE_AUTH, "kubernetes.kubeconfig", "kubernetes.context",
                   "kubernetes.kubelogin", "kubernetes.internal_lb_subnet", "readiness",
+                  "database.ssl_ca", "azure.mysql.client_address", "azure.mysql.client_address_url",
+                  "azure.app_gateway.routing_rules",
                   *PROBE, *STOP),
         outputs=STACK_OUTPUTS,
     ),
@@ -70,13 +75,13 @@ NEEDS: dict[str, Needs] = {
     # after failback is looked up in the primary (`database`) when there is one.
     "phase3": Needs(
         needs=("objectives.failback_rto_seconds",),
-        optional=("database", "azure", *AZURE_AUTH, "failover_stack", *PROBE, *STOP),
+        optional=("database", "database.ssl_ca", "azure", "azure.mysql.ssl_ca", *AZURE_AUTH, "failover_stack", *PROBE, *STOP),
         outputs=("mysql_fqdn", "mysql_admin_username", "mysql_database_name"),
     ),
     # `pytest -m readiness`: read-only checks of everything above, and a restore into a scratch database.
     "readiness": Needs(
         needs=("readiness", "readiness.scratch_database", "database", "azure", "failover_stack", "objectives.rpo_seconds"),
-        optional=(*AWS_AUTH, "azure.storage.account_key", *AZURE_AUTH, "readiness.scratch_database.secret_id",
+        optional=(*AWS_AUTH, "database.ssl_ca", "azure.storage.account_key", *AZURE_AUTH, "readiness.scratch_database.secret_id",
                   "readiness.scratch_database.host", "readiness.scratch_database.user",
                   "readiness.scratch_database.password", "readiness.scratch_database.database",
                   "readiness.scratch_database.ssl_ca", "probe.rules"),

@@ -153,7 +153,8 @@ class ReadinessRun:
     def primary_db(self) -> Any:
         """The primary, from the Secrets Manager secret the backup job uses (as the drill reaches it)."""
         if "primary" not in self._cache:
-            self._cache["primary"] = self._db_from_secret(self._section("database").secret_id)
+            db = self._section("database")
+            self._cache["primary"] = self._db_from_secret(db.secret_id, ssl_ca=db.ssl_ca)
         return self._cache["primary"]
 
     def scratch_db(self) -> Any:
@@ -651,6 +652,8 @@ class ReadinessRun:
                  lambda: f"{len(list(self.network_client().virtual_networks.list(az.resource_group)))} vnets"),
                 ("credentials.azure.app_gateways", f"Microsoft.Network/applicationGateways/read in {az.resource_group}",
                  lambda: f"{len(list(self.network_client().application_gateways.list(az.resource_group)))} gateways"),
+                ("credentials.azure.mysql", f"Microsoft.DBforMySQL/flexibleServers/read in {az.resource_group}",
+                 lambda: f"{len(list(self._mysql_client().servers.list_by_resource_group(az.resource_group)))} servers"),
                 ("credentials.azure.storage_management", "Microsoft.Storage/storageAccounts/read",
                  lambda: str(self.storage_account().properties().get("name"))),
                 ("credentials.azure.blob", "Blob: list containers",
@@ -670,6 +673,13 @@ class ReadinessRun:
 
             out.append(self.measure(check, run))
         return out
+
+    def _mysql_client(self) -> Any:
+        """azure-mgmt-mysqlflexibleservers: the drill creates Azure MySQL's firewall rule through it."""
+        from drivers.actions import azure_auth
+        from drivers.mysql_firewall import make_mysql_client
+
+        return make_mysql_client(azure_auth(self.target))
 
     # -- preflight -----------------------------------------------------------------------------------------
     def check_preflight(self) -> list[Verdict]:

@@ -244,7 +244,8 @@ class DrillRun:
             raise RuntimeError(f"target {self.target.name!r} has no `database:` section")
         s = Secrets(self.aws).json(self.target.database.secret_id)
         self.evidence.mask.add([str(s.get("password", ""))])
-        return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]))
+        return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]),
+                        ssl_ca=self.target.database.ssl_ca)
 
     def ensure_baseline(self) -> None:
         """Snapshot what the drill may touch, before its first change (once per run)."""
@@ -470,7 +471,7 @@ class DrillRun:
         out = self.state["stack_outputs"]
         az = self.target.azure
         return Database(out["mysql_fqdn"], az.mysql.port, out["mysql_admin_username"],
-                        az.mysql.admin_password.get_secret_value(), out["mysql_database_name"])
+                        az.mysql.admin_password.get_secret_value(), out["mysql_database_name"], ssl_ca=az.mysql.ssl_ca)
 
     def kubeconfig_path(self) -> Path:
         """Where the failover stack's AKS credentials are (to be) written: the run's private work dir

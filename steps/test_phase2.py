@@ -5,6 +5,7 @@ restored into Azure MySQL while Terraform brings up AKS and the App Gateway (RTO
 """
 from __future__ import annotations
 
+import copy
 import tempfile
 import threading
 import time
@@ -120,10 +121,12 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
     applying = threading.Thread(target=apply_rest, name="terraform-apply", daemon=True)
     applying.start()
     drill_run.state["stack_apply"] = (applying, result)
+    _allow_drill_client(drill_run)
 
     started = Instant.now()
     store = drill_run.backup_store()
     newest = store.latest()
+    _runbook_2_2_backup(drill_run, newest.name)
     with tempfile.TemporaryDirectory(prefix="dr-drill-restore-") as tmp:
         sql = store.download(newest, Path(tmp) / "backup.sql")
         azure_db = drill_run.azure_db()
@@ -142,17 +145,90 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
                             "seconds": round(done.mono - started.mono, 3)})
 
 
+def _runbook_2_2_backup(drill_run: DrillRun, backup: str) -> None:
+    """Where runbook 2.2 would not find or could not restore the backup the design's job writes."""
+    st = drill_run.target.azure.storage
+    design = "multicloud-infra-design.md: the backup job writes mysql-backups/backups/backup-YYYYMMDD-HHMMSS.sql.gz"
+    if st.backup_container != "backups" or not st.backup_prefix.startswith("petclinic-"):
+        drill_run.runbook_deviation(
+            "2.2", "lists the newest backup with `az storage blob list --container-name backups --prefix petclinic-`",
+            f"finds none: the backup job writes `{st.backup_container}/{st.backup_prefix}backup-YYYYMMDD-HHMMSS.sql.gz`, "
+            f"so there is no container `backups` (ContainerNotFound) and no blob named `petclinic-*`",
+            f"listed `{st.backup_container}/{st.backup_prefix}` (azure.storage.backup_container and backup_prefix) "
+            f"and took the newest by the time in its name ({backup})", design,
+        )
+    if backup.endswith(".gz"):
+        drill_run.runbook_deviation(
+            "2.2", "downloads the backup to /tmp/petclinic-backup.sql and pipes it into `mysql` as it is",
+            "fails: the backups are gzip-compressed (`mysqldump | gzip`, .sql.gz) and the mysql client reads SQL text, "
+            "not gzip data",
+            "decompressed the dump, checking its gzip CRC and mysqldump's completion trailer, before restoring it", design,
+        )
+
+
+def _allow_drill_client(drill_run: DrillRun) -> None:
+    """Runbook 2.2 step 4: a firewall rule for the drill's own address, then wait until it lets us in.
+
+    Flexible Server with public access refuses every address no rule allows, and a rule "might take as
+    much as five minutes" to take effect (Public Network Access for Flexible Server). The rule lives
+    in the server: the stack's destroy removes it with the server.
+    """
+    from drivers.mysql_firewall import wait_for_access
+
+    address, firewall = _drill_firewall(drill_run)
+    rule = f"dr-drill-{drill_run.run_id}"
+    t0 = time.monotonic()
+    with drill_run.ledger.inside(drill_run.stack_entry()):
+        entry = firewall.allow(rule, address)
+    created = time.monotonic() - t0
+    # Short connection attempts while waiting: a firewall that drops packets makes a long one sit
+    # out its SYN retransmissions even after the rule is in effect.
+    probe = copy.copy(drill_run.azure_db())
+    probe.connect_timeout = min(5.0, max(0.5, drill_run.target.scaled(5)))
+    bound = drill_run.target.scaled(300) + 10
+    try:
+        waited = wait_for_access(probe.connect, bound, poll=min(1.0, max(0.1, drill_run.target.scaled(5))))
+    except Exception as e:
+        raise AssertionError(f"Azure MySQL did not let the drill ({address}) in within {bound:.0f}s of firewall rule "
+                             f"{rule}: {type(e).__name__}: {e}") from None
+    attach_json("firewall rule for the drill (with inverse)", {
+        "change": entry.change.__dict__, "inverse": entry.inverse.__dict__,
+        "created_seconds": round(created, 2), "in_effect_after_seconds": round(waited, 2)})
+
+
+def _drill_firewall(drill_run: DrillRun) -> tuple[str, Any]:
+    """The drill's egress address (validated IPv4) and the firewall of the stack's MySQL server."""
+    from drivers.actions import azure_auth
+    from drivers.mysql_firewall import MysqlFirewall, egress_address, make_mysql_client
+
+    az = drill_run.target.azure
+    address = egress_address(az.mysql.client_address, az.mysql.client_address_url,
+                             timeout=drill_run.target.probe.timeout_seconds * 5)
+    outputs = drill_run.state.get("stack_outputs") or {}
+    server = _mysql_server_name(outputs) if outputs else f"the stack's MySQL server {AFTER_APPLY}"
+    return address, MysqlFirewall(make_mysql_client(azure_auth(drill_run.target)), az.resource_group, server, drill_run.ledger)
+
+
+def _mysql_server_name(outputs: dict[str, Any]) -> str:
+    """The flexible server's name, for its firewall rules (a required output of the data tier)."""
+    return str(outputs["mysql_server_name"])
+
+
 def _plan_restore(drill_run: DrillRun) -> None:
     """A dry run fetches the newest backup (a read: it must exist and download) and plans its restore."""
     from drill.ledger import NOTHING, Action
 
     store = drill_run.backup_store()
     newest = store.latest()
+    _runbook_2_2_backup(drill_run, newest.name)
     with tempfile.TemporaryDirectory(prefix="dr-drill-dry-run-") as tmp:
         sql = store.download(newest, Path(tmp) / "backup.sql")
         size = sql.stat().st_size
     assert size > 0, f"the newest backup {newest.name} is empty"
     destroy = drill_run.stack_entry()
+    address, firewall = _drill_firewall(drill_run)  # learning the address is a read
+    with drill_run.ledger.inside(destroy):
+        firewall.allow(f"dr-drill-{drill_run.run_id}", address)
     drill_run.ledger.record(
         Action("db.restore", {"backup": newest.name}, f"restore backup {newest.name} into Azure MySQL {AFTER_APPLY}"),
         Action(NOTHING, {}, f"nothing of its own: Azure MySQL goes with the failover stack (#{destroy.id})"),
@@ -354,6 +430,37 @@ def _plan_app_gateway(drill_run: DrillRun) -> None:
     attach_json("planned change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
 
 
+@when("the App Gateway marks its responses as served from Azure")
+def mark_served_from_azure(drill_run: DrillRun) -> None:
+    """What tells users' Azure PetClinic apart: a response header added by a rewrite rule set.
+
+    Nothing in the seeds adds one, and the same PetClinic answers on both clouds, so the drill adds
+    it, inside the failover stack (the gateway goes with the stack's destroy).
+    """
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from drill.ledger import NOTHING, Action
+    from drivers.azure_network import OP_SET_RESPONSE_HEADER, ResponseHeaderRewrite
+
+    gw = drill_run.target.azure.app_gateway
+    with drill_run.ledger.inside(drill_run.stack_entry()):
+        try:
+            entry = ResponseHeaderRewrite(drill_run.app_gateway()).add(
+                gw.rewrite_rule_set, gw.served_by_header, gw.served_by_value, gw.routing_rules)
+        except ResourceNotFoundError:
+            if not drill_run.dry_run:
+                raise
+            destroy = drill_run.stack_entry()  # a dry run: the gateway is created by the apply
+            entry = drill_run.ledger.record(
+                Action(OP_SET_RESPONSE_HEADER, {"gateway": gw.name, "rule_set": gw.rewrite_rule_set},
+                       f"add response header {gw.served_by_header}: {gw.served_by_value} on {gw.name} "
+                       f"(rewrite rule set {gw.rewrite_rule_set}; the gateway is created by the apply)"),
+                Action(NOTHING, {}, f"nothing of its own: the gateway goes with the failover stack (#{destroy.id})"),
+            )
+    attach_json("planned change (with inverse)" if entry.planned else "change (with inverse)",
+                {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+
+
 @then("the App Gateway serves PetClinic from Azure")
 def app_gateway_serves_petclinic(drill_run: DrillRun) -> None:
     if dry_run_skips(drill_run, "the App Gateway serves PetClinic from Azure"):
@@ -381,8 +488,19 @@ def app_gateway_serves_petclinic(drill_run: DrillRun) -> None:
 @when("CloudFront's secondary origin is switched to the App Gateway")
 def switch_secondary_origin(drill_run: DrillRun) -> None:
     cf = drill_run.target.aws.cloudfront
-    outputs = drill_run.state["stack_outputs"]
-    address = f"the App Gateway's public IP {AFTER_APPLY}" if drill_run.dry_run else outputs["appgw_public_ip"]
+    output = drill_run.target.failover_stack.origin_output
+    if drill_run.dry_run:
+        address = f"the App Gateway's DNS name (output {output}) {AFTER_APPLY}"
+    else:
+        address = _origin_domain(drill_run.state["stack_outputs"], output)
+    # Runbook 2.6 sets the origin to the gateway's public IP, which CloudFront refuses.
+    drill_run.runbook_deviation(
+        "2.6", "sets the secondary origin's DomainName to `terraform output -raw appgw_public_ip`",
+        "is refused by CloudFront (400 InvalidArgument: the origin name cannot be an IP address; an origin "
+        "domain must be a publicly resolvable DNS name)",
+        f"set it to the stack's `{output}` output, the DNS name of the gateway's public IP ({address})",
+        "CloudFront Developer Guide, Origin settings: Origin domain",
+    )
     entry = drill_run.cloudfront.set_origin(
         cf.distribution_id, cf.secondary_origin_id, address, "http-only",
         http_port=drill_run.target.azure.app_gateway.http_port,
@@ -390,6 +508,20 @@ def switch_secondary_origin(drill_run: DrillRun) -> None:
     drill_run.instants["phase2.origin_switched"] = Instant.now()
     attach_json("planned change (with inverse)" if entry.planned else "change (with inverse)",
                 {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+
+
+def _origin_domain(outputs: dict[str, Any], output: str) -> str:
+    """The stack output CloudFront's origin is set to, checked to be a DNS name before CloudFront is called."""
+    from drill.names import origin_domain_problem
+
+    if output not in outputs:
+        raise AssertionError(f"the failover stack has no output {output!r} (failover_stack.origin_output); "
+                             f"its outputs: {sorted(outputs)}")
+    problem = origin_domain_problem(outputs[output])
+    if problem:
+        raise AssertionError(f"the failover stack's output {output!r} cannot be CloudFront's origin: {problem}; "
+                             f"output the DNS name of the App Gateway's public IP (domain_name_label -> fqdn)")
+    return str(outputs[output]).rstrip(".")
 
 
 @when("the CloudFront change is deployed and the cache invalidated")

@@ -243,6 +243,33 @@ def test_invalid_target_origin_is_still_rejected(aws: Aws, boto: Callable[[str],
         restore_distribution(cf, drv, dist_id, original, timeout=timings.cloudfront_deploy_seconds * 3)
 
 
+@pytest.mark.parametrize("address", ["20.41.0.12", "127.0.0.1", "2001:db8::7"])
+def test_an_ip_address_as_origin_domain_is_refused(
+    aws: Aws, boto: Callable[[str], Any], dist_id: str, timings: Timings, address: str,
+) -> None:
+    # CloudFront: "Your origin domain must have a publicly resolvable DNS name" (Origin settings);
+    # the API answers 400 InvalidArgument, which boto3 raises as its modeled InvalidArgument class.
+    cf, drv = boto("cloudfront"), CloudFront(aws)
+    original, etag = drv.config(dist_id)
+    try:
+        bad = copy.deepcopy(original)
+        next(o for o in bad["Origins"]["Items"] if o["Id"] == T.SECONDARY_ORIGIN)["DomainName"] = address
+        with pytest.raises(cf.exceptions.InvalidArgument) as ei:
+            cf.update_distribution(Id=dist_id, IfMatch=etag, DistributionConfig=bad)
+        assert code_and_status(ei.value) == ("InvalidArgument", 400)
+        assert "cannot be an IP address" in str(ei.value)
+        bad["CallerReference"] = f"lab-test-{secrets.token_hex(4)}"
+        with pytest.raises(cf.exceptions.InvalidArgument):
+            cf.create_distribution(DistributionConfig=bad)
+        # The driver's ledgered change is refused the same way, and nothing changed.
+        with pytest.raises(ClientError) as ei:
+            CloudFront(aws, Ledger()).set_origin(dist_id, T.SECONDARY_ORIGIN, address, "http-only")
+        assert error_code(ei.value) == "InvalidArgument"
+        assert drv.config(dist_id) == (original, etag)
+    finally:
+        restore_distribution(cf, drv, dist_id, original, timeout=timings.cloudfront_deploy_seconds * 3)
+
+
 def test_update_needs_the_current_etag_and_deploys_with_delay(
     aws: Aws, boto: Callable[[str], Any], dist_id: str, timings: Timings
 ) -> None:

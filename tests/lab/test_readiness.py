@@ -197,7 +197,7 @@ def test_healthy_lab_is_ready_and_readiness_changes_nothing(ready_lab: Lab, tmp_
         "cdn.failover_criteria", "cdn.secondary_origin", "cdn.maintenance_page",
         "aws.nodegroups", "aws.alb_targets", "aws.site",
         "azure.storage_account", "azure.containers", "azure.network", "azure.failover_plan",
-        "credentials.aws.sts", "credentials.azure.token", "credentials.terraform", "drills.last_passing",
+        "credentials.aws.sts", "credentials.azure.token", "credentials.azure.mysql", "credentials.terraform", "drills.last_passing",
     } <= checks, sorted(checks)
     for c in r.summary["checks"]:
         assert {"check", "passed", "measured", "threshold", "detail"} <= set(c) and c["detail"].startswith(c["check"] + ": ")
@@ -302,7 +302,8 @@ def test_missing_azure_credential(ready_lab: Lab, tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(target, allow_unicode=True))
     r = readiness(ready_lab, tmp_path, f"--target={path}")
     assert_not_ready(r, "credentials.azure.token", "ClientAuthenticationError", "AADSTS7000215")
-    assert {"credentials.azure.network", "credentials.azure.app_gateways", "credentials.azure.storage_management"} <= r.failed
+    assert {"credentials.azure.network", "credentials.azure.app_gateways", "credentials.azure.mysql",
+            "credentials.azure.storage_management"} <= r.failed
     assert not any(c.startswith("credentials.aws") for c in r.failed), r.explain()
 
 

@@ -36,6 +36,7 @@ AZURE_OPERATIONS = {
     ("management_policies", "get"): ["Microsoft.Storage/storageAccounts/managementPolicies/read"],
     # Phase 2 on real Azure (issue #12): the client firewall rule and the new cluster's credentials.
     ("firewall_rules", "get"): ["Microsoft.DBforMySQL/flexibleServers/firewallRules/read"],
+    ("firewall_rules", "list_by_server"): ["Microsoft.DBforMySQL/flexibleServers/firewallRules/read"],
     ("firewall_rules", "begin_create_or_update"): ["Microsoft.DBforMySQL/flexibleServers/firewallRules/write"],
     ("firewall_rules", "begin_delete"): ["Microsoft.DBforMySQL/flexibleServers/firewallRules/delete"],
     ("managed_clusters", "get"): ["Microsoft.ContainerService/managedClusters/read"],

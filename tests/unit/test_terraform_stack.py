@@ -119,7 +119,7 @@ def test_missing_outputs_are_one_error_naming_them() -> None:
     with pytest.raises(StackError) as e:
         require_outputs({"mysql_fqdn": "x", "mysql_admin_username": ""}, DATA_TIER_OUTPUTS, "terraform apply of the data tier")
     msg = str(e.value)
-    assert "gave no mysql_admin_username, mysql_database_name outputs" in msg and "\n" not in msg
+    assert "gave no mysql_admin_username, mysql_database_name, mysql_server_name outputs" in msg and "\n" not in msg
     require_outputs({n: "x" for n in DATA_TIER_OUTPUTS}, DATA_TIER_OUTPUTS, "apply")
 
 
