@@ -83,6 +83,10 @@ class StackParts:
     create: dict[str, Callable[[dict[str, str]], None]]
     destroy: dict[str, Callable[[], None]]
     outputs: Callable[[set[str]], dict[str, Any]]
+    # The lab's own start-up work for a resource (starting a server process), begun when its modeled
+    # creation begins and out of sight until `create` exposes it at the modeled instant: the lab's
+    # process start-up must not add to the cloud's documented creation time.
+    prepare: dict[str, Callable[[dict[str, str]], None]] = field(default_factory=dict)
 
 
 class StackRefused(ValueError):
@@ -147,7 +151,8 @@ class FailoverStack:
                 chosen = with_dependencies(known) if op.targets else list(self.resources)
                 todo = [a for a in chosen if self.resources[a].state != "present"]
                 create = {a: (lambda f=f: f(op.variables)) for a, f in self.parts.create.items()}
-                self._parallel(op, todo, "creating", "present", CREATE_SECONDS, create)
+                prepare = {a: (lambda f=f: f(op.variables)) for a, f in self.parts.prepare.items()}
+                self._parallel(op, todo, "creating", "present", CREATE_SECONDS, create, prepare)
             else:
                 chosen = with_dependents(known) if op.targets else list(self.resources)
                 todo = [a for a in chosen if self.resources[a].state != "absent"]
@@ -167,6 +172,7 @@ class FailoverStack:
     def _parallel(
         self, op: Operation, todo: list[str], during: str, after: str,
         seconds: dict[str, float], actions: dict[str, Callable[[], None]],
+        prepare: dict[str, Callable[[], None]] | None = None,
     ) -> None:
         def one(addr: str) -> None:
             res = self.resources[addr]
@@ -181,11 +187,27 @@ class FailoverStack:
             op.log.append(f"{addr}: {'Creating' if during == 'creating' else 'Destroying'}...")
             self.events.record("stack", f"{addr} {during}")
             t0 = time.monotonic()
+            prepared: list[BaseException | None] = []
+            preparing = None
+            if prepare and addr in prepare:
+                def run_prepare() -> None:
+                    try:
+                        prepare[addr]()
+                        prepared.append(None)
+                    except BaseException as e:  # reported as this resource's failure below
+                        prepared.append(e)
+
+                preparing = threading.Thread(target=run_prepare, name=f"prepare {addr}", daemon=True)
+                preparing.start()
             # Destroy removes the thing first and then waits out the API; create does the reverse.
             try:
                 if during == "destroying":
                     actions[addr]()
                 time.sleep(max(0.0, seconds[addr] / self.time_scale - (time.monotonic() - t0)))
+                if preparing is not None:
+                    preparing.join()  # slower than the model: the lab cannot be faster than its own processes
+                    if prepared and prepared[0] is not None:
+                        raise prepared[0]
                 if during == "creating":
                     actions[addr]()
             except Exception as e:

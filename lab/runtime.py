@@ -259,6 +259,7 @@ class FailoverParts:
                                           ("127.0.0.1", f"{T.AZURE_MYSQL_SERVER}.mysql.database.azure.com"),
                                           require_secure_transport=True)
         self.kube: Any = None
+        self._aks_subnet_id: str | None = None
         self.dataplane: Any = None
         # The gateway's view of the network: the Blob web endpoint on the Internet, and in vnet-blue
         # whatever the AKS cluster exposes there (internal load balancers, node ports) — never a ClusterIP.
@@ -282,6 +283,8 @@ class FailoverParts:
             destroy={MYSQL: self.destroy_mysql, DATABASE: self.destroy_database, FIREWALL: nothing, PARAMETER: nothing,
                      AKS: self.destroy_aks, APPGW: self.destroy_appgw},
             outputs=self.outputs,
+            # Server processes start during the modeled creation, unseen until it completes.
+            prepare={MYSQL: self.prepare_mysql, AKS: lambda _: self.prepare_aks()},
         )
 
     def outputs(self, present: set[str]) -> dict[str, Any]:
@@ -302,13 +305,13 @@ class FailoverParts:
                        appgw_fqdn=pip["properties"]["dnsSettings"]["fqdn"])
         return out
 
-    def create_mysql(self, variables: dict[str, str]) -> None:
-        """The server, its administrator login with the password Terraform was given (TF_VAR_...)."""
-        from lab.azure.mysql_dataplane import FlexibleServerEndpoint
-
+    def prepare_mysql(self, variables: dict[str, str]) -> None:
+        """The server process and its administrator login with the password Terraform was given
+        (TF_VAR_...), on a private port nobody is told: the server is not reachable before `create_mysql`."""
         # MariaDB on a port of its own; clients reach it through the server's public endpoint on the
         # reserved port, which applies the firewall and refuses insecure transport as Azure does.
         db = MariaDB(self.lab.workdir / "azure-mysql", "azmysql", tls=self.mysql_tls)
+        self.mysql = db  # set before start: a failed start is still stopped by destroy_mysql
         db.start()
         conn = db.connect()
         try:
@@ -320,11 +323,16 @@ class FailoverParts:
                     cur.execute("GRANT ALL PRIVILEGES ON *.* TO %s@%s", (T.AZURE_MYSQL_ADMIN, host))
         finally:
             conn.close()
-        self.mysql = db
+
+    def create_mysql(self, variables: dict[str, str]) -> None:
+        """The server as Azure shows it once created: in ARM and behind its public endpoint."""
+        from lab.azure.mysql_dataplane import FlexibleServerEndpoint
+
+        assert self.mysql is not None, "the server was not prepared"
         # Public access (allowed IP addresses), no firewall rule: nobody gets in until one allows them.
         self.arm.state.create_mysql_flexible_server(T.AZURE_RESOURCE_GROUP, T.AZURE_MYSQL_SERVER,
                                                     f"{T.AZURE_MYSQL_SERVER}.mysql.database.azure.com", T.AZURE_MYSQL_ADMIN)
-        self.mysql_endpoint = FlexibleServerEndpoint(self.mysql_port, db.port, self.mysql_client_allowed,
+        self.mysql_endpoint = FlexibleServerEndpoint(self.mysql_port, self.mysql.port, self.mysql_client_allowed,
                                                      self.lab.events, name=T.AZURE_MYSQL_SERVER).start()
 
     def mysql_client_allowed(self, address: str) -> bool:
@@ -360,7 +368,7 @@ class FailoverParts:
             shutil.rmtree(self.mysql.basedir, ignore_errors=True)  # a deleted server keeps no data
             self.mysql = None
 
-    def create_aks(self) -> None:
+    def prepare_aks(self) -> None:
         """AKS into vnet-blue/snet-aks: a new API server (new CA, new token) for every creation, its
         credentials served by ARM's listClusterUserCredential, never written where a drill would find them."""
         import ipaddress
@@ -382,9 +390,15 @@ class FailoverParts:
                                  subnet_name=T.AKS_SUBNET, subnets=other_subnet)
         kube = KubeApiServer(self.lab.workdir / "aks", PetClinicRunner(self.lab.workdir / "logs"),
                              time_scale=self.time_scale, events=self.lab.events, cluster_name=T.AKS_CLUSTER, network=network)
+        self.kube = kube  # set before start: a failed start is still stopped by destroy_aks
         kube.start()
-        self.kube = kube
-        self.arm.clusters.register(rg, T.AKS_CLUSTER, kube.client_kubeconfig, subnet_id=subnet["id"])
+        self._aks_subnet_id = subnet["id"]
+
+    def create_aks(self) -> None:
+        """The cluster as ARM shows it once created: its credentials from listClusterUserCredential."""
+        assert self.kube is not None, "the cluster was not prepared"
+        self.arm.clusters.register(T.AZURE_RESOURCE_GROUP, T.AKS_CLUSTER, self.kube.client_kubeconfig,
+                                   subnet_id=self._aks_subnet_id)
 
     def destroy_aks(self) -> None:
         self.arm.clusters.unregister(T.AZURE_RESOURCE_GROUP, T.AKS_CLUSTER)
