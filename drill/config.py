@@ -286,7 +286,7 @@ class NodegroupExpectation(_Strict):
 
 
 class ReadinessConfig(_Strict):
-    """What the daily readiness checks (features/readiness.feature) compare against.
+    """What the daily readiness checks (features/cloudfront/readiness.feature) compare against.
 
     Durations are real-world seconds, compared as seconds / time_scale like the objectives.
     """
@@ -369,11 +369,17 @@ class LabConfig(_Strict):
     """Present only in a lab target: the drill starts the embedded lab and fills in `${lab:...}`."""
 
     start: bool = True
+    # Which lab assembly (lab/topologies/): the system's own parts composed with the shared ones.
+    topology: str = Field(default="cloudfront", pattern=r"^[a-z][a-z0-9_]*$")
 
 
 class Target(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
+    # The system this target is (features/<system>/, steps/<system>/): a drill runs that system's
+    # features only. The seeds hold two: `cloudfront` (origin-group failover, Terraform Azure stack)
+    # and `goupang` (Route 53 DNS failover, Azure VM DR site).
+    system: str = Field(default="cloudfront", pattern=r"^[a-z][a-z0-9_]*$")
     time_scale: float = Field(default=1.0, gt=0)
     lab: LabConfig | None = None
     guard: GuardConfig | None = None

@@ -9,6 +9,10 @@ from pytest_bdd import given, parsers, then
 
 from steps.runtime import DrillRun, wait_until
 
+# Shared step definitions (pytest-bdd registers each as a fixture of the module it is defined in;
+# importing them here makes them fixtures of this conftest, so every system's step modules see them).
+from steps.aws_web_tier import *  # noqa: E402,F401,F403
+
 
 _MASK: list = []  # the run's Masker, once a drill run exists
 

@@ -51,7 +51,7 @@ class DrillStep:
         return f"{self.index:>2} P{self.phase} {self.keyword} {self.text}"
 
 
-def drill_steps(features_dir: Path = REPO / "features") -> list[DrillStep]:
+def drill_steps(features_dir: Path = REPO / "features" / "cloudfront") -> list[DrillStep]:
     """Every step of the full drill, in the order `pytest -m drill` runs them."""
     from pytest_bdd.feature import get_feature
 

@@ -4,7 +4,7 @@ Shared by `benchmarks/abort_matrix.py` (the whole matrix, hours) and `tests/lab/
 (a representative subset in CI). One lab runs apart from the drills (as `drill lab up` does) so a
 SIGKILLed drill leaves it up for `drill unwind`; drills run one after another against it:
 
-  python -m pytest -m drill -p abort_at ... steps/test_phase1.py steps/test_phase2.py steps/test_phase3.py
+  python -m pytest -m drill -p abort_at ... steps/cloudfront/test_phase1.py steps/cloudfront/test_phase2.py steps/cloudfront/test_phase3.py
 
 with DRILL_ABORT_AT="<step>:<SIGNAL>[:<delay>]" (tests/lab/abort_at.py sends the signal and writes a
 marker saying where it went). SIGINT and SIGTERM must unwind by themselves; SIGKILL is followed by
@@ -313,7 +313,7 @@ def kill_tagged(tag: str) -> None:
 
 
 # -- one cell --------------------------------------------------------------------------------------
-DRILL_FILES = ("steps/test_phase1.py", "steps/test_phase2.py", "steps/test_phase3.py")
+DRILL_FILES = ("steps/cloudfront/test_phase1.py", "steps/cloudfront/test_phase2.py", "steps/cloudfront/test_phase3.py")
 
 
 def drill_argv(reports: Path, endpoints_file: Path) -> list[str]:

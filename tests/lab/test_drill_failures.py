@@ -32,7 +32,7 @@ def drill(tmp_path: Path, *args: str, timeout: float = 600, **env: str) -> tuple
 
 
 def test_phase3_alone_fails_clearly_and_changes_nothing(tmp_path: Path) -> None:
-    proc, summary = drill(tmp_path, "-m", "drill", "steps/test_phase3.py", timeout=180)
+    proc, summary = drill(tmp_path, "-m", "drill", "steps/cloudfront/test_phase3.py", timeout=180)
     assert proc.returncode == 1
     assert "Phase 3 continues Phase 2 of the same run" in proc.stdout
     assert summary["verdict"] == "failed" and summary["phases"] == []

@@ -70,7 +70,7 @@ def record(phase1_drill, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
             proc = subprocess.run(
                 [sys.executable, "-m", "pytest", "-m", "phase1", "-p", "no:cacheprovider", f"--target={target}",
                  f"--lab-endpoints={lab.workdir / 'endpoints.json'}", f"--reports-dir={reports}", f"--alluredir={results}",
-                 f"--junitxml={xml}", "steps/test_phase1.py"],
+                 f"--junitxml={xml}", "steps/cloudfront/test_phase1.py"],
                 cwd=REPO, env=dict(os.environ, TMPDIR=str(root), DRILL_OPERATOR="record-test"),
                 capture_output=True, text=True, timeout=300)
             assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -155,8 +155,8 @@ def test_the_production_examples_objectives_follow_the_readme() -> None:
     ("phase3", lambda r: r["objectives"].pop("failback_rto_seconds"), "objectives.failback_rto_seconds"),
 ])
 def test_a_phase_without_a_need_fails_at_its_first_step_naming_it(phase: str, remove: Any, named: str) -> None:
-    import steps.test_phase2 as p2
-    import steps.test_phase3 as p3
+    import steps.cloudfront.test_phase2 as p2
+    import steps.cloudfront.test_phase3 as p3
 
     target = _example(remove)
     begun: list[str] = []

@@ -1,4 +1,4 @@
-"""The lab: starts the whole local topology, reports its endpoints, stops it without leaks.
+"""The CloudFront system's lab (topology `cloudfront`): its whole local topology, its endpoints, a stop without leaks.
 
 Parts, in start order: MariaDB "rds" with PetClinic data, Azurite (storage account with the
 maintenance page and the backup container), moto (AWS control plane, corrected and seeded),
@@ -13,7 +13,6 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,10 @@ from lab.mariadb import MariaDB, issue_server_tls
 from lab.ports import free_port
 from lab.static_site import StaticWebsite
 from lab.timing import Timings
+from lab.topologies import LabSettings
 from lab.web_tier import AppEnv, WebTier
 
 HERE = Path(__file__).resolve().parent
-
-
-@dataclass
-class LabSettings:
-    time_scale: float = 30.0
-    workdir: Path | None = None
 
 
 class Lab:
@@ -461,11 +455,3 @@ def write_terraform_shim(bin_dir: Path) -> Path:
     )
     shim.chmod(0o755)
     return shim
-
-
-def write_endpoints(path: Path, endpoints: dict[str, Any]) -> None:
-    """Endpoints carry lab credentials: owner-only, written atomically."""
-    tmp = path.with_suffix(".tmp")
-    tmp.touch(mode=0o600)
-    tmp.write_text(json.dumps(endpoints, indent=2))
-    tmp.replace(path)

@@ -25,7 +25,7 @@ from steps.runtime import DrillRun, Instant, wait_until
 # What a dry run cannot know before `terraform apply` has run, shown as Terraform shows it.
 AFTER_APPLY = "(known after apply)"
 
-scenarios("phase2_failover_to_azure.feature")
+scenarios("cloudfront/phase2_failover_to_azure.feature")
 
 
 def _need(drill_run: DrillRun, key: str, what: str) -> Any:

@@ -7,16 +7,15 @@ attachment and in summary.json (`failback_data_loss`), so operators see the size
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from pytest_bdd import given, scenarios, then, when
 
 from drill.ledger import Entry
 from steps.config_needs import missing
 from steps.conftest import attach_json, dry_run_skips, observe_site_write
-from steps.runtime import DrillRun, Instant
+from steps.runtime import DrillRun
 
-scenarios("phase3_failback_to_aws.feature")
+scenarios("cloudfront/phase3_failback_to_aws.feature")
 
 
 def _entries(drill_run: DrillRun, op: str) -> list[Entry]:
@@ -38,26 +37,6 @@ def azure_after_phase2(drill_run: DrillRun) -> None:
         return
     assert seen == "azure", f"users see {seen!r}, not PetClinic from Azure as Phase 2 should have left"
     drill_run.state["azure_only_rows"] = drill_run.azure_only_rows()
-
-
-@when("the AWS web node group is restored to its original size")
-def restore_nodegroup(drill_run: DrillRun) -> None:
-    eks = drill_run.target.aws.eks
-    (entry,) = [e for e in _entries(drill_run, "aws.eks.set_scaling") if e.change.params["nodegroup"] == eks.web_nodegroup]
-    at = Instant.now()
-    drill_run.instants["phase3.restore"] = at
-    if entry.planned:
-        attach_json("planned: carry out the inverse of #%d (dry run)" % entry.id, entry.inverse.__dict__)
-        return
-    drill_run.nodegroups.apply_scaling(eks.cluster, eks.web_nodegroup, _scaling(entry.inverse.params["scaling"]))
-    drill_run.ledger.settled(entry)
-    attach_json("change", entry.inverse.__dict__)
-
-
-def _scaling(d: dict[str, int]) -> Any:
-    from drivers.aws import Scaling
-
-    return Scaling.from_api(d)
 
 
 @then("the site serves PetClinic from AWS again within the failback RTO")

@@ -23,7 +23,7 @@ from drill.evidence import Masker
 from drill.readiness import Verdict, table_lines
 from steps.readiness import ReadinessRun
 
-scenarios("readiness.feature")
+scenarios("cloudfront/readiness.feature")
 
 # As the root conftest masks a lab's endpoints: any value under a secret-looking name.
 SECRET_KEY = re.compile(r"password|secret|key|token|connection_string", re.I)
