@@ -2,6 +2,7 @@
 # dr-drill set-up: everything `pytest -m drill` and `pytest` need on a Debian machine with
 # Python 3.11 and Node 20. Idempotent: a second run only checks, and takes a few seconds.
 #   - MariaDB server + client (apt)            — the lab's RDS / Azure MySQL
+#   - Redis server (apt)                       — the goupang lab's session store
 #   - Azurite 3.35.0 (npm, into .tools/)       — the lab's Azure Blob Storage (3.36+ needs Node 22)
 #   - Allure 2.46.1 (npm allure-commandline, into .tools/; runs on the Java 17 here) — `drill report`
 #   - Chromium (apt, if the distribution has it) — only for the test that renders the HTML report
@@ -38,6 +39,16 @@ if [ -n "${DRILL_TOOLS_FROM:-}" ] && [ ! -e .tools ]; then
   else
     echo "note: DRILL_TOOLS_FROM=$DRILL_TOOLS_FROM has no node_modules/: installing from npm" >&2
   fi
+fi
+
+# Redis: the goupang system's session store (the lab PetClinic's Spring-Session-like sessions).
+if ! command -v redis-server >/dev/null 2>&1; then
+  say "installing Redis (apt)"
+  as_root apt-get update -qq
+  # As for MariaDB, the package's own service is not wanted: the lab runs its own on a free port.
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+else
+  say "Redis present"
 fi
 
 if ! grep -qs '"version": "3.35.0"' .tools/node_modules/azurite/package.json; then
@@ -93,7 +104,7 @@ else
   say "Python dependencies up to date ($VENV)"
 fi
 
-$PY -c 'import boto3, moto, pytest_bdd, allure_pytest_bdd, azure.storage.blob, kubernetes, cryptography' >/dev/null
+$PY -c 'import boto3, moto, pytest_bdd, allure_pytest_bdd, azure.storage.blob, azure.mgmt.compute, kubernetes, cryptography, dnslib, redis' >/dev/null
 $VENV/bin/zizmor --version >/dev/null
 # Locust on its own: imported after ssl it breaks (gevent), which is why the probe is a subprocess.
 $PY -m locust --version >/dev/null

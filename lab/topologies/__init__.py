@@ -16,6 +16,7 @@ from typing import Any, Protocol
 # name -> "module:Class" (imported on use: a topology's parts import moto, azure SDKs, ...)
 TOPOLOGIES: dict[str, str] = {
     "cloudfront": "lab.topologies.cloudfront:Lab",
+    "goupang": "lab.topologies.goupang:GoupangLab",
 }
 DEFAULT = "cloudfront"
 
