@@ -46,6 +46,19 @@ class CloudFrontConfig(_Strict):
     secondary_origin_id: str = "secondary-azure"
 
 
+class Route53Config(_Strict):
+    """DNS failover (the goupang system): the zone, the failover record and the primary's health check."""
+
+    hosted_zone_id: str = Field(min_length=1)
+    record_name: str = Field(pattern=r"^[A-Za-z0-9.-]+$")  # e.g. www.goupang.shop
+    primary_set_identifier: str = Field(min_length=1)
+    secondary_set_identifier: str = Field(min_length=1)
+    health_check_id: str = Field(min_length=1)
+    # An authoritative name server of the zone ("host[:port]"; Route 53: one of the zone's NS names),
+    # asked directly (no cache) to see the moment Route 53 changes its answer.
+    nameserver: str = Field(pattern=r"^[A-Za-z0-9.-]+(:\d+)?$")
+
+
 class AwsConfig(_Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     endpoint_url: str | None = Field(default=None, pattern=r"^https?://")
@@ -54,7 +67,9 @@ class AwsConfig(_Strict):
     profile: str | None = None
     eks: EksConfig
     alb: AlbConfig
-    cloudfront: CloudFrontConfig
+    # The CloudFront system's origin group (None: a system whose drill does not touch CloudFront).
+    cloudfront: CloudFrontConfig | None = None
+    route53: Route53Config | None = None
 
 
 class DatabaseConfig(_Strict):
@@ -106,6 +121,11 @@ class AppGatewayConfig(_Strict):
 
 
 class MysqlConfig(_Strict):
+    # An always-on server (the goupang system's standby Azure MySQL): its host, admin and database.
+    # None: the failover stack's outputs say (the CloudFront system creates the server in the drill).
+    host: str | None = Field(default=None, min_length=1)
+    admin_username: str | None = Field(default=None, min_length=1)
+    database: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]{1,64}$")
     port: int = Field(default=3306, ge=1, le=65535)
     # The failover stack's admin password: given to Terraform as TF_VAR_<failover_stack.
     # admin_password_variable> (environment, never argv) and used by the drill to restore.
@@ -131,9 +151,17 @@ class MysqlConfig(_Strict):
         return self
 
 
+class VmConfig(_Strict):
+    """The DR site's VM (the goupang system), deallocated on standby."""
+
+    name: str = Field(min_length=1)
+    resource_group: str | None = None  # None: azure.resource_group
+
+
 class AzureConfig(_Strict):
     subscription_id: str = Field(min_length=1)
     resource_group: str = "rg-blue"
+    vm: VmConfig | None = None
     arm_endpoint: str | None = Field(default=None, pattern=r"^https://")
     credential: AzureCredentialConfig = AzureCredentialConfig()
     storage: StorageConfig
@@ -226,6 +254,23 @@ class FailoverStackConfig(_Strict):
 
 class SiteConfig(_Strict):
     url: str = Field(pattern=r"^https?://[^/\s]+")
+    # How this site's answers are classed (first match wins); None: probe.rules.
+    rules: list[ClassRule] | None = None
+
+
+class ResolverConfig(_Strict):
+    """How the probe resolves the site's name: a caching resolver asking `nameserver` and keeping each
+    answer for its TTL (real-world seconds, played at the target's time scale), as users' resolvers do."""
+
+    nameserver: str = Field(pattern=r"^[A-Za-z0-9.-]+(:\d+)?$")
+    honour_ttl: bool = True
+
+
+class SessionUserConfig(_Strict):
+    """A signed-in user the probe runs beside the anonymous ones: whether its session survives each phase."""
+
+    username: str = Field(default="drill-user", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    interval_seconds: float = Field(default=0.5, gt=0)
 
 
 class ProbeConfig(_Strict):
@@ -239,6 +284,8 @@ class ProbeConfig(_Strict):
     # Default: the request timeout plus two intervals (drivers.probe.default_max_gap).
     max_gap_seconds: float | None = Field(default=None, gt=0)
     rules: list[ClassRule] | None = None
+    resolver: ResolverConfig | None = None
+    session_user: SessionUserConfig | None = None
 
 
 class Objectives(_Strict):
@@ -249,6 +296,8 @@ class Objectives(_Strict):
     full_service_rto_seconds: float | None = Field(default=None, gt=0)
     failback_rto_seconds: float | None = Field(default=None, gt=0)
     rpo_seconds: float | None = Field(default=None, gt=0)
+    # The goupang system's VM DR site: from the operator starting it to users getting PetClinic there.
+    dr_site_rto_seconds: float | None = Field(default=None, gt=0)
 
 
 class ScratchDatabaseConfig(_Strict):
@@ -390,6 +439,8 @@ class Target(_Strict):
     kubernetes: KubernetesConfig | None = None
     failover_stack: FailoverStackConfig | None = None
     site: SiteConfig
+    # A second site users are sent to in a DR event (the goupang system's dr.goupang.shop on the VM).
+    dr_site: SiteConfig | None = None
     probe: ProbeConfig = ProbeConfig()
     objectives: Objectives
     readiness: ReadinessConfig | None = None
@@ -408,6 +459,22 @@ class Target(_Strict):
         if self.lab is None and self.time_scale != 1:
             raise ValueError(f"time_scale: must be 1 for a target without a `lab:` section (got {self.time_scale:g}); "
                              "only the lab plays time faster")
+        return self
+
+    @model_validator(mode="after")
+    def _system_sections(self) -> "Target":
+        # What each system's drill drives: the sections its steps cannot do without.
+        needs = {"cloudfront": ["aws.cloudfront"],
+                 "goupang": ["aws.route53", "azure.vm", "dr_site", "database", "objectives.dr_site_rto_seconds"]}
+        missing = []
+        for path in needs.get(self.system, []):
+            value: Any = self
+            for part in path.split("."):
+                value = getattr(value, part, None) if value is not None else None
+            if value is None:
+                missing.append(path)
+        if missing:
+            raise ValueError(f"system {self.system!r} needs {', '.join(missing)}")
         return self
 
     @property

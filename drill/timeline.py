@@ -41,6 +41,7 @@ class Sample:
     latency_ms: float
     cls: str  # JSON key "class"
     error: str | None = None  # short exception text when there was no response
+    address: str | None = None  # the server address the request went to (a probe that resolves names itself)
 
     @property
     def seen(self) -> float:
@@ -76,6 +77,7 @@ def dump_sample(sample: Sample) -> str:
             "latency_ms": sample.latency_ms,
             "class": sample.cls,
             "error": sample.error,
+            **({"address": sample.address} if sample.address is not None else {}),
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -95,6 +97,7 @@ def parse_sample(line: str) -> Sample:
         latency_ms=float(d["latency_ms"]),
         cls=str(d["class"]),
         error=None if err is None else str(err),
+        address=None if d.get("address") is None else str(d["address"]),
     )
 
 

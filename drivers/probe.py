@@ -56,6 +56,8 @@ class Probe:
         timeout_seconds: float = 2.0,
         rules: Sequence[ClassRule | Mapping[str, Any]] | None = None,
         log_path: Path | None = None,
+        resolver: Mapping[str, Any] | None = None,
+        session_user: Mapping[str, Any] | None = None,
     ) -> None:
         if rate_per_second <= 0 or users < 1 or timeout_seconds <= 0:
             raise ValueError("rate_per_second, users and timeout_seconds must be positive")
@@ -68,6 +70,13 @@ class Probe:
         self.rules = parse_rules(rules)
         self.log_path = Path(log_path).resolve() if log_path else self.out.with_name(self.out.name + ".locust.log")
         self.config_path = self.out.with_name(self.out.name + ".probe-config.json")
+        # Resolve the site's name through this name server with a caching resolver (drivers.dns_resolver):
+        # {"nameserver": "host:port", "time_scale": float, "honour_ttl": bool}. None: the system's resolver.
+        self.resolver = dict(resolver) if resolver else None
+        # A signed-in user beside the anonymous ones ({"username", "interval_seconds"}): its samples,
+        # with whether its session held, go to `sessions_out`.
+        self.session_user = dict(session_user) if session_user else None
+        self.sessions_out = self.out.with_name(self.out.stem + "-sessions.jsonl")
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopped = False
 
@@ -88,7 +97,7 @@ class Probe:
         return self._proc is not None and self._proc.poll() is None
 
     def _argv(self) -> list[str]:
-        n = str(self.users)
+        n = str(self.users + (1 if self.session_user else 0))
         return [
             sys.executable, "-m", "locust",
             "-f", str(LOCUSTFILE),
@@ -125,6 +134,9 @@ class Probe:
             "rules": [r.model_dump() for r in self.rules],
             "fresh_connections": True,
             "parent_pid": os.getpid(),
+            "resolver": self.resolver,
+            "session_user": self.session_user,
+            "sessions_out": str(self.sessions_out),
         }
         self.config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
         with open(self.log_path, "ab") as log:

@@ -46,6 +46,17 @@ RULES = parse_rules(CONFIG.get("rules"))
 # an old backend/IP after a DNS failover and hide the switch.
 FRESH_CONNECTIONS: bool = bool(CONFIG.get("fresh_connections", True))
 
+# The site's name resolved as a user's resolver does (TTL honoured), when the target says so: each
+# sample then records the address that served it (drivers.dns_resolver; None: the system's resolver).
+RESOLVER = None
+if CONFIG.get("resolver"):
+    from drivers.dns_resolver import CachingResolver, ResolveError  # noqa: E402
+
+    _r = CONFIG["resolver"]
+    RESOLVER = CachingResolver(str(_r["nameserver"]), float(_r.get("time_scale") or 1.0), bool(_r.get("honour_ttl", True)),
+                               timeout=TIMEOUT)
+SESSION_USER: dict[str, Any] | None = CONFIG.get("session_user")
+
 # O_APPEND + one os.write per line: unbuffered (flushed at once) and never interleaved (gevent
 # runs all users on one OS thread). A kill mid-run leaves at worst one partial last line.
 _OUT_FD = os.open(CONFIG["out"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -112,6 +123,16 @@ def _write(sample: Sample) -> None:
     os.write(_OUT_FD, (dump_sample(sample) + "\n").encode("utf-8"))
 
 
+def _target(host: str, path: str) -> tuple[str, dict[str, str], str | None]:
+    """(URL to request, extra headers, address) for `path` on the site, through RESOLVER if any."""
+    if RESOLVER is None:
+        return path, {}, None
+    scheme, _, netloc = host.partition("://")
+    name, _, port = netloc.partition(":")
+    answer = RESOLVER.resolve(name)  # ResolveError: no answer, the request fails
+    return f"{scheme}://{answer.address}{':' + port if port else ''}{path}", {"Host": netloc}, answer.address
+
+
 class ProbeUser(FastHttpUser):
     network_timeout = TIMEOUT
     connection_timeout = TIMEOUT
@@ -129,9 +150,11 @@ class ProbeUser(FastHttpUser):
         mono = time.monotonic()
         status, cls, error = 0, "error", None
         latency_ms = 0.0
+        address = None
         try:
-            headers = {"Connection": "close"} if FRESH_CONNECTIONS else None
-            with self.client.get(PATH, name="probe", catch_response=True, headers=headers) as resp:
+            url, extra, address = _target(self.host, PATH)
+            headers = {**({"Connection": "close"} if FRESH_CONNECTIONS else {}), **extra} or None
+            with self.client.get(url, name="probe", catch_response=True, headers=headers) as resp:
                 # The body has been read inside get(): the user has the page now.
                 latency_ms = (time.monotonic() - mono) * 1000.0
                 resp.success()  # Locust's own pass/fail is irrelevant: the JSONL is the record
@@ -146,7 +169,7 @@ class ProbeUser(FastHttpUser):
                 latency_ms = (time.monotonic() - mono) * 1000.0
             cls, error = "error", _short(e)
         try:
-            _write(Sample(t=t, mono=mono, status=status, latency_ms=latency_ms, cls=cls, error=error))
+            _write(Sample(t=t, mono=mono, status=status, latency_ms=latency_ms, cls=cls, error=error, address=address))
         except Exception as e:  # noqa: BLE001 - a full disk must not kill the user loop
             print(f"probe: cannot write sample: {e}", file=sys.stderr)
 
@@ -166,3 +189,63 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     parent_pid = CONFIG.get("parent_pid")
     if parent_pid:
         gevent.spawn(_watch_parent, int(parent_pid))
+
+
+if SESSION_USER:
+    _SESSIONS_FD = os.open(CONFIG["sessions_out"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    _SIGNED_IN = "Signed in as "
+
+    class SessionUser(FastHttpUser):
+        """One signed-in user (the seeds' Spring Session in Redis): signs in, then keeps its SESSION
+        cookie and reads the site; each sample says whether the session held (`kept`), was gone on a
+        PetClinic page (`lost`: the user signs in again, as a person would), or no PetClinic answered."""
+
+        fixed_count = 1
+        network_timeout = TIMEOUT
+        connection_timeout = TIMEOUT
+        max_retries = 0
+
+        def wait_time(self) -> float:
+            return float(SESSION_USER.get("interval_seconds") or 0.5)
+
+        def on_start(self) -> None:
+            self.cookie: str | None = None
+            self._sign_in()
+
+        def _sign_in(self) -> bool:
+            try:
+                url, extra, _ = _target(self.host, "/login")
+                with self.client.post(url, data={"username": SESSION_USER.get("username") or "drill-user"},
+                                      headers={"Connection": "close", **extra}, catch_response=True,
+                                      allow_redirects=False) as resp:
+                    resp.success()
+                    cookie = (resp.headers or {}).get("set-cookie") if resp.status_code == 302 else None
+                    if cookie:
+                        self.cookie = cookie.split(";", 1)[0]
+                        return True
+            except Exception:  # noqa: BLE001
+                pass
+            return False
+
+        @task
+        def read(self) -> None:
+            t, mono = time.time(), time.monotonic()
+            status, cls, session, address, error = 0, "error", "none", None, None
+            try:
+                url, extra, address = _target(self.host, PATH)
+                headers = {"Connection": "close", **extra, **({"Cookie": self.cookie} if self.cookie else {})}
+                with self.client.get(url, name="session", catch_response=True, headers=headers) as resp:
+                    resp.success()
+                    status = int(resp.status_code or 0)
+                    hdrs = _headers(resp) if status else {}
+                    body = _decode(resp.content, hdrs.get("content-type")) if status else ""
+                    cls = classify(status, hdrs, body, RULES)
+                    if cls not in ("error", "maintenance"):
+                        session = "kept" if _SIGNED_IN in body else "lost"
+            except Exception as e:  # noqa: BLE001
+                error = _short(e)
+            record = {"t": t, "mono": mono, "status": status, "class": cls, "session": session,
+                      "address": address, "error": error}
+            if session == "lost":
+                record["signed_in_again"] = self._sign_in()
+            os.write(_SESSIONS_FD, (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8"))

@@ -119,6 +119,8 @@ class DrillRun:
         self.phases: list[PhaseResult] = []
         self.notes: list[str] = []
         self.probe: Probe | None = None
+        self.dr_probe: Probe | None = None  # users of the DR site (target.dr_site), from when it is brought up
+        self.dns_watch: Any = None  # drivers.route53.AnswerWatch of the site's name, once a phase starts it
         self.canary: Any = None  # drivers.database.CanaryWriter, while users' writes are modeled
         self.state: dict[str, Any] = {}  # what one phase hands to the next (explicit, checked)
         self.rpo: dict[str, Any] | None = None
@@ -138,16 +140,94 @@ class DrillRun:
         return f"DrillRun({self.run_id}, target={self.target.name})"
 
     # -- probe -------------------------------------------------------------------------------
+    def _resolver(self) -> dict[str, Any] | None:
+        r = self.target.probe.resolver
+        return None if r is None else {"nameserver": r.nameserver, "time_scale": self.target.time_scale,
+                                       "honour_ttl": r.honour_ttl}
+
     def ensure_probe(self) -> Probe:
         if self.probe is None:
             p = self.target.probe
             self.probe = Probe(
                 self.target.site.url, self.work / "timeline.jsonl", rate_per_second=p.rate_per_second,
                 users=p.users, timeout_seconds=p.timeout_seconds, rules=p.rules, log_path=self.work / "probe.log",
+                resolver=self._resolver(),
+                session_user=p.session_user.model_dump() if p.session_user is not None else None,
             )
             self.probe.start()
             self._start_watchdog()
         return self.probe
+
+    def ensure_dr_probe(self) -> Probe:
+        """Users of the DR site (target.dr_site), probed like the main site from now to the end of the run."""
+        if self.dr_probe is None:
+            if self.target.dr_site is None:
+                raise RuntimeError(f"target {self.target.name!r} has no dr_site")
+            p = self.target.probe
+            self.dr_probe = Probe(
+                self.target.dr_site.url, self.work / "timeline-dr.jsonl", rate_per_second=p.rate_per_second,
+                users=p.users, timeout_seconds=p.timeout_seconds, rules=self.target.dr_site.rules or p.rules,
+                log_path=self.work / "probe-dr.log",
+                resolver=self._resolver(),
+            )
+            self.dr_probe.start(wait_first_sample=30.0)
+        return self.dr_probe
+
+    def dr_samples(self) -> list[tl.Sample]:
+        return self.dr_probe.samples() if self.dr_probe else []
+
+    def first_sustained_dr(self, cls: str, after: float) -> tl.Sample | None:
+        p = self.target.probe
+        return tl.first_sustained_sample(self.dr_samples(), cls, after, p.sustain_seconds, p.min_samples, self.max_gap)
+
+    # -- Route 53 and the DR VM (the goupang system) ---------------------------------------------
+    def route53(self) -> Any:
+        from drivers.route53 import Route53
+
+        if "route53" not in self.state:
+            self.state["route53"] = Route53(self.aws)
+        return self.state["route53"]
+
+    def authoritative_answer(self) -> str | None:
+        """What the zone's name server answers for the site's name now (no cache)."""
+        from drivers.dns_resolver import CachingResolver, ResolveError
+
+        r = self.target.aws.route53
+        assert r is not None, "the target has no aws.route53"
+        try:
+            return CachingResolver(r.nameserver, honour_ttl=False).query(r.record_name)[0]
+        except ResolveError:
+            return None
+
+    def ensure_dns_watch(self) -> Any:
+        from drivers.route53 import AnswerWatch
+
+        if self.dns_watch is None:
+            r = self.target.aws.route53
+            assert r is not None, "the target has no aws.route53"
+            self.dns_watch = AnswerWatch(r.nameserver, r.record_name, poll_seconds=max(0.05, self.target.scaled(2.0))).start()
+        return self.dns_watch
+
+    def dr_vm(self) -> Any:
+        from drivers.azure_compute import VirtualMachine, make_client
+
+        az = self.target.azure
+        assert az is not None and az.vm is not None, "the target has no azure.vm"
+        return VirtualMachine(make_client(self.azure_auth()), az.vm.resource_group or az.resource_group, az.vm.name, self.ledger)
+
+    def session_samples(self) -> list[dict[str, Any]]:
+        """The signed-in user's samples (probe.session_user), oldest first."""
+        import json
+
+        if self.probe is None or not self.probe.sessions_out.exists():
+            return []
+        out = []
+        for line in self.probe.sessions_out.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a half-written last line
+        return out
 
     # -- stop conditions --------------------------------------------------------------------
     def begin_phase(self, name: str) -> None:
@@ -468,8 +548,11 @@ class DrillRun:
     def azure_db(self) -> Any:
         from drivers.database import Database
 
-        out = self.state["stack_outputs"]
         az = self.target.azure
+        if az.mysql.host is not None:  # an always-on server (no failover stack outputs)
+            return Database(az.mysql.host, az.mysql.port, az.mysql.admin_username or "", az.mysql.admin_password.get_secret_value(),
+                            az.mysql.database or "petclinic", ssl_ca=az.mysql.ssl_ca)
+        out = self.state["stack_outputs"]
         return Database(out["mysql_fqdn"], az.mysql.port, out["mysql_admin_username"],
                         az.mysql.admin_password.get_secret_value(), out["mysql_database_name"], ssl_ca=az.mysql.ssl_ca)
 
@@ -628,6 +711,10 @@ class DrillRun:
         finished = Instant.now()
         if self.probe is not None:
             self.probe.stop()
+        if self.dr_probe is not None:
+            self.dr_probe.stop()
+        if self.dns_watch is not None:
+            self.dns_watch.stop()
         summary = self.summary(finished, failed_tests, restored)
         self._write_evidence(summary)
         return summary
@@ -684,11 +771,42 @@ class DrillRun:
                 for s in tl.transitions(samples, gap, p.sustain_seconds, p.min_samples)
             ],
             "restore": restored,
+            **self._system_summary(gap),
             "failed_steps": failed_tests,
             "stopped_by": self.stopped_by,
             "notes": self.notes,
             "verdict": verdict,
         }
+
+    def _system_summary(self, gap: float) -> dict[str, Any]:
+        """What only some systems have: the DR site's users, the DNS answers, the signed-in user."""
+        out: dict[str, Any] = {}
+        p = self.target.probe
+        if self.dr_probe is not None:
+            dr = self.dr_samples()
+            stats = tl.summarize(dr, gap) if dr else {}
+            out["dr_site"] = {
+                "url": self.target.dr_site.url if self.target.dr_site else None,
+                "requests": len(dr),
+                "seconds_by_class": {k: round(v, 3) for k, v in stats.get("seconds", {}).items()} if stats else {},
+                "transitions": [{"class": s["class"], "from": iso(self._wall(s["from"])), "to": iso(self._wall(s["to"]))}
+                                for s in tl.transitions(dr, gap, p.sustain_seconds, p.min_samples)],
+            }
+        if self.dns_watch is not None:
+            out["dns_answers"] = [{**c, "at": iso(c["at"])} for c in self.dns_watch.as_list()]
+        if "sessions" in self.state:
+            out["sessions"] = self.state["sessions"]
+        if self.dr_probe is not None:
+            www = [t["class"] for t in tl.transitions(self.samples(), gap, p.sustain_seconds, p.min_samples)]
+            dr_served = any(t["class"] == "azure" for t in out["dr_site"]["transitions"])
+            # Users of www, with the DR site where it served (after the maintenance page): "aws → maintenance → (dr site) → aws".
+            flow = []
+            for i, c in enumerate(www):
+                flow.append(c)
+                if c == "maintenance" and dr_served and "(dr site)" not in flow:
+                    flow.append("(dr site)")
+            out["users_saw"] = " → ".join(flow)
+        return out
 
     def _wall(self, mono: float) -> float:
         return self.started.t + (mono - self.started.mono)
@@ -697,6 +815,9 @@ class DrillRun:
         ev = self.evidence
         ev.write_json("summary.json", summary)
         ev.copy_text(self.work / "timeline.jsonl", "timeline.jsonl")
+        for extra in ("timeline-dr.jsonl", "timeline-sessions.jsonl"):  # the DR site's users, the signed-in user
+            if (self.work / extra).exists():
+                ev.copy_text(self.work / extra, extra)
         ev.write_json("actions.json", self.ledger.to_list())
         ev.write_json("target.json", self.target.masked_dict())
         ev.write_json(
