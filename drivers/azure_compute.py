@@ -45,8 +45,9 @@ class VirtualMachine:
     def power_state(self) -> str:
         return power_state(self.client, self.rg, self.name)
 
-    def start(self, timeout: float = 900.0) -> Entry:
-        """Start the VM (ledgered first: the inverse deallocates it); returns once it is running."""
+    def start(self, timeout: float = 900.0, wait: bool = True) -> Entry:
+        """Start the VM (ledgered first: the inverse deallocates it); returns once it is running, or with
+        `wait=False` once Azure has accepted the start (the operation goes on: see `wait_power`)."""
         assert self.ledger is not None, "a change needs the rollback ledger"
         where = {"resource_group": self.rg, "vm": self.name}
         entry = self.ledger.record(
@@ -57,7 +58,8 @@ class VirtualMachine:
             return entry
         poller = self.client.virtual_machines.begin_start(self.rg, self.name, polling_interval=1)
         self.ledger.applied(entry)
-        poller.result(timeout=timeout)
+        if wait:
+            poller.result(timeout=timeout)
         return entry
 
     def deallocate(self, timeout: float = 900.0) -> None:

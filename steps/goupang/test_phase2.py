@@ -1,10 +1,12 @@
 """Phase 2 of the Route 53 system: the VM DR site (service-inventory.md, "DR Option 2: Azure VM").
 
-The standby Azure MySQL gets the newest daily snapshot dump (the seeds' `mysql -h goupangdr... <
-backup.sql`), the deallocated VM is started (azure-mgmt-compute), and users sent to the DR site get
-PetClinic from it. RTO: from the operators' first action of this phase (the restore) to users getting
-PetClinic at the DR site, against the seeds' "RTO 2 min (manual start)"; the time since the Phase 1
-fault is reported beside it. RPO: the data a user wrote before the fault and does not find on Azure,
+The deallocated VM is started (azure-mgmt-compute), the standby Azure MySQL gets the newest daily
+snapshot dump while the VM boots (the seeds' `mysql -h goupangdr... < backup.sql`), and users sent to
+the DR site get PetClinic from it. RTO: from the operators' first action of this phase (the VM start)
+to the first request at the DR site answered with PetClinic, sustained, once the restore is done (a
+site serving a half-restored database has not recovered), against the seeds' "RTO 2 min (manual
+start)"; the start-and-boot and the restore are reported beside it, and the time since the Phase 1
+fault. RPO: the data a user wrote before the fault and does not find on Azure,
 measured with the canaries as for the CloudFront system — a daily snapshot usually predates every
 canary of the drill, so the newest restored write is then the snapshot's own start, and every canary
 written before the fault is counted as lost.
@@ -52,12 +54,30 @@ def newest_snapshot_recent(drill_run: DrillRun) -> None:
     assert age <= bound, f"the newest snapshot {newest.name} is {age:.1f}s old, more than the RPO {bound:.1f}s: is the daily copy running?"
 
 
-@when("the newest snapshot dump is restored into Azure MySQL")
+@when("the DR VM is started")
+def start_vm(drill_run: DrillRun) -> None:
+    vm = drill_run.dr_vm()
+    before = vm.power_state()
+    if not drill_run.dry_run:
+        # Users of the DR site from before the operators' first action: the RTO's end is the first of
+        # their requests that gets PetClinic, not the moment a late-started probe first asks.
+        drill_run.ensure_dr_probe()
+    start = Instant.now()
+    drill_run.instants["phase2.start"] = start
+    # Azure accepts the start and runs it as a long-running operation; the operators go on with the
+    # restore meanwhile ("the DR VM's power state is running" waits for it).
+    entry = vm.start(timeout=drill_run.target.scaled(900) + 60, wait=False)
+    attach_json("planned change (with inverse)" if entry.planned else "change (with inverse)",
+                {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__, "power_state_before": before,
+                 "accepted_after_seconds": round(time.monotonic() - start.mono, 3)})
+
+
+@when("the newest snapshot dump is restored into Azure MySQL while the VM boots")
 def restore_snapshot(drill_run: DrillRun) -> None:
     store = drill_run.backup_store()
     newest = store.latest()
     start = Instant.now()
-    drill_run.instants["phase2.start"] = start
+    drill_run.instants.setdefault("phase2.start", start)
     drill_run.state["restore_started"] = start
     drill_run.state["restored_backup"] = newest
     entry = drill_run.ledger.record(
@@ -81,48 +101,44 @@ def restore_snapshot(drill_run: DrillRun) -> None:
     assert all(counts[t] > 0 for t in ("owners", "pets", "vets")), f"restored tables are empty: {counts}"
 
 
-@when("the DR VM is started")
-def start_vm(drill_run: DrillRun) -> None:
-    vm = drill_run.dr_vm()
-    before = vm.power_state()
-    t0 = time.monotonic()
-    entry = vm.start(timeout=drill_run.target.scaled(900) + 60)
-    drill_run.instants.setdefault("phase2.start", Instant.now())
-    if not entry.planned:
-        drill_run.ensure_dr_probe()  # users of the DR site, from the moment it is being brought up
-    attach_json("planned change (with inverse)" if entry.planned else "change (with inverse)",
-                {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__, "power_state_before": before,
-                 "start_operation_seconds": round(time.monotonic() - t0, 3)})
-
-
 @then("the DR VM's power state is running")
 def vm_running(drill_run: DrillRun) -> None:
     if dry_run_skips(drill_run, "the DR VM's power state is running"):
         return
     reached, seen = drill_run.dr_vm().wait_power("running", drill_run.target.scaled(600), poll=0.2)
+    if reached:
+        drill_run.instants["phase2.vm_running"] = Instant.now()
     attach_json("power state", {"states": [s for _, s in seen]})
     assert reached, f"the VM is {seen[-1][1]}, not running"
 
 
-@then("the DR site serves PetClinic from Azure within the VM DR site RTO")
+@then("the DR site serves PetClinic from Azure, on the restored data, within the VM DR site RTO")
 def dr_site_within_rto(drill_run: DrillRun) -> None:
     if dry_run_skips(drill_run, "the DR site serves PetClinic from Azure within the VM DR site RTO"):
         return
     target = drill_run.target
     start = drill_run.instants["phase2.start"]
+    restored = drill_run.instants["phase2.restored"]
     objective = target.objectives.dr_site_rto_seconds
     assert objective is not None
     bound = target.scaled(objective + target.grace_seconds)
-    reached = wait_until(lambda: drill_run.first_sustained_dr("azure", start.mono), bound, poll=0.2)
+    # Served before the restore finished is not recovered: the first sustained PetClinic after it.
+    reached = wait_until(lambda: drill_run.first_sustained_dr("azure", restored.mono), bound, poll=0.2)
     fault = drill_run.instants["phase1.fault"]
     at = Instant(start.t + (reached.mono - start.mono), reached.mono) if reached else Instant.now()
-    result = drill_run.record_rto("phase2", "VM DR site: restore + VM start → PetClinic at the DR site", start, at, objective,
-                                  "restore started → first request to the DR site answered with PetClinic from Azure, sustained")
+    result = drill_run.record_rto("phase2", "VM DR site: VM start + restore → PetClinic at the DR site", start, at, objective,
+                                  "VM start requested → first request to the DR site answered with PetClinic from Azure, "
+                                  "sustained, after the restore finished")
     if reached is None:
         result.rto_seconds, result.passed = None, False
+    running = drill_run.instants.get("phase2.vm_running")
+    first_any = drill_run.first_sustained_dr("azure", start.mono)
     result.detail.update({
         "since_phase1_fault_seconds": None if reached is None else round(reached.mono - fault.mono, 3),
-        "restore_seconds": round(drill_run.instants["phase2.restored"].mono - start.mono, 3),
+        "vm_running_seconds": None if running is None else round(running.mono - start.mono, 3),
+        "vm_serving_seconds": None if first_any is None else round(first_any.mono - start.mono, 3),
+        "restore_seconds": round(restored.mono - drill_run.state["restore_started"].mono, 3),
+        "restore_done_seconds": round(restored.mono - start.mono, 3),
         "served_from": sorted({s.address for s in drill_run.dr_samples() if s.cls == "azure" and s.address}),
     })
     attach_json("measured vs target", result.__dict__)
