@@ -39,6 +39,11 @@ AWS_AUTH = ("aws.profile", "aws.access_key_id", "aws.secret_access_key")
 # How users' experience is judged and when a drill stops itself (defaults when unset).
 PROBE = ("probe.rules", "probe.max_gap_seconds")
 STOP = ("stop.max_phase_seconds", "stop.max_error_seconds")
+# The parts above are the CloudFront system's phases (features/cloudfront/). The drill run they share
+# with the goupang system reads that system's sections when a target sets them (Route 53, the DR VM,
+# the probe's resolver and signed-in user), and an always-on Azure MySQL's connection when it names one.
+OTHER_SYSTEMS = ("aws.route53", "azure.vm", "azure.vm.resource_group", "probe.resolver", "probe.session_user")
+ALWAYS_ON_MYSQL = ("azure.mysql.host", "azure.mysql.admin_username", "azure.mysql.database")
 
 NEEDS: dict[str, Needs] = {
     # The run itself, whatever its phases: the guard (production), the failover stack's check before
@@ -49,12 +54,17 @@ NEEDS: dict[str, Needs] = {
         # `database.ssl_ca`: without it the primary is reached in plain TCP (preflight names that).
         optional=(*AWS_AUTH, "database", "database.ssl_ca", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
                   "kubernetes", "kubernetes.kubelogin",
-                  "objectives.failback_rto_seconds", *PROBE, *STOP),
+                  "objectives.failback_rto_seconds", *PROBE, *STOP,
+                  # What one system has and another does not (drill/config.py: Target._system_sections):
+                  # the end of the run checks CloudFront when there is one; it reads the goupang
+                  # system's zone, VM, DR site and resolver when they are set.
+                  "aws.cloudfront", "dr_site", *OTHER_SYSTEMS),
     ),
     # The web tier down, users on the maintenance page. The canary writer and the marker owner need
     # the primary (`database`); the baseline snapshot includes the failover stack when there is one.
     "phase1": Needs(
-        optional=("database", "database.ssl_ca", "azure", *AZURE_AUTH, "failover_stack", *PROBE, *STOP),
+        needs=("aws.cloudfront",),
+        optional=("database", "database.ssl_ca", "azure", *AZURE_AUTH, "failover_stack", *PROBE, *STOP, *OTHER_SYSTEMS),
     ),
     # Azure from the newest backup. `kubernetes.kubeconfig` is optional: without it the cluster's
     # credentials come from ARM after the apply (issue #12). `readiness` lends its backup-in-flight
@@ -62,9 +72,9 @@ NEEDS: dict[str, Needs] = {
     "phase2": Needs(
         # `azure.mysql.ssl_ca`: Azure MySQL refuses insecure transport; the drill's address for its
         # firewall rule is client_address or client_address_url (preflight: one of them).
-        needs=("database", "azure", "azure.mysql.ssl_ca", "kubernetes", "failover_stack", "objectives.data_restore_rto_seconds",
-               "objectives.full_service_rto_seconds", "objectives.rpo_seconds"),
-        optional=("azure.storage.account_key", *AZURE_AUTH, "kubernetes.kubeconfig", "kubernetes.context",
+        needs=("aws.cloudfront", "database", "azure", "azure.mysql.ssl_ca", "kubernetes", "failover_stack",
+               "objectives.data_restore_rto_seconds", "objectives.full_service_rto_seconds", "objectives.rpo_seconds"),
+        optional=(*OTHER_SYSTEMS, *ALWAYS_ON_MYSQL, "azure.storage.account_key", *AZURE_AUTH, "kubernetes.kubeconfig", "kubernetes.context",
                   "kubernetes.kubelogin", "kubernetes.internal_lb_subnet", "readiness",
                   "database.ssl_ca", "azure.mysql.client_address", "azure.mysql.client_address_url",
                   "azure.app_gateway.routing_rules",
@@ -74,13 +84,14 @@ NEEDS: dict[str, Needs] = {
     # Failback: the node group restored, the origin reverted, the stack destroyed. A user's write
     # after failback is looked up in the primary (`database`) when there is one.
     "phase3": Needs(
-        needs=("objectives.failback_rto_seconds",),
-        optional=("database", "database.ssl_ca", "azure", "azure.mysql.ssl_ca", *AZURE_AUTH, "failover_stack", *PROBE, *STOP),
+        needs=("aws.cloudfront", "objectives.failback_rto_seconds"),
+        optional=(*OTHER_SYSTEMS, *ALWAYS_ON_MYSQL, "database", "database.ssl_ca", "azure", "azure.mysql.ssl_ca", *AZURE_AUTH, "failover_stack", *PROBE, *STOP),
         outputs=("mysql_fqdn", "mysql_admin_username", "mysql_database_name"),
     ),
     # `pytest -m readiness`: read-only checks of everything above, and a restore into a scratch database.
     "readiness": Needs(
-        needs=("readiness", "readiness.scratch_database", "database", "azure", "failover_stack", "objectives.rpo_seconds"),
+        needs=("aws.cloudfront", "readiness", "readiness.scratch_database", "database", "azure", "failover_stack",
+               "objectives.rpo_seconds"),
         optional=(*AWS_AUTH, "database.ssl_ca", "azure.storage.account_key", *AZURE_AUTH, "readiness.scratch_database.secret_id",
                   "readiness.scratch_database.host", "readiness.scratch_database.user",
                   "readiness.scratch_database.password", "readiness.scratch_database.database",

@@ -780,12 +780,12 @@ class DrillRun:
 
     def _system_summary(self, gap: float) -> dict[str, Any]:
         """What only some systems have: the DR site's users, the DNS answers, the signed-in user."""
-        out: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
         p = self.target.probe
         if self.dr_probe is not None:
             dr = self.dr_samples()
             stats = tl.summarize(dr, gap) if dr else {}
-            out["dr_site"] = {
+            extra["dr_site"] = {
                 "url": self.target.dr_site.url if self.target.dr_site else None,
                 "requests": len(dr),
                 "seconds_by_class": {k: round(v, 3) for k, v in stats.get("seconds", {}).items()} if stats else {},
@@ -793,20 +793,20 @@ class DrillRun:
                                 for s in tl.transitions(dr, gap, p.sustain_seconds, p.min_samples)],
             }
         if self.dns_watch is not None:
-            out["dns_answers"] = [{**c, "at": iso(c["at"])} for c in self.dns_watch.as_list()]
+            extra["dns_answers"] = [{**c, "at": iso(c["at"])} for c in self.dns_watch.as_list()]
         if "sessions" in self.state:
-            out["sessions"] = self.state["sessions"]
+            extra["sessions"] = self.state["sessions"]
         if self.dr_probe is not None:
             www = [t["class"] for t in tl.transitions(self.samples(), gap, p.sustain_seconds, p.min_samples)]
-            dr_served = any(t["class"] == "azure" for t in out["dr_site"]["transitions"])
+            dr_served = any(t["class"] == "azure" for t in extra["dr_site"]["transitions"])
             # Users of www, with the DR site where it served (after the maintenance page): "aws → maintenance → (dr site) → aws".
             flow = []
             for i, c in enumerate(www):
                 flow.append(c)
                 if c == "maintenance" and dr_served and "(dr site)" not in flow:
                     flow.append("(dr site)")
-            out["users_saw"] = " → ".join(flow)
-        return out
+            extra["users_saw"] = " → ".join(flow)
+        return extra
 
     def _wall(self, mono: float) -> float:
         return self.started.t + (mono - self.started.mono)

@@ -17,7 +17,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "permissions"
-SOURCES = sorted([*REPO.glob("drivers/*.py"), *REPO.glob("steps/*.py")])
+# The documents are the CloudFront system's (targets/production.example.yaml). The goupang system's
+# own drivers (Route 53, the DR VM, its resolver) have no production target yet, so no documents:
+# they are left out here until one exists (README, The systems).
+GOUPANG_ONLY = {"route53.py", "azure_compute.py", "dns_resolver.py"}
+SOURCES = sorted([*(p for p in REPO.glob("drivers/*.py") if p.name not in GOUPANG_ONLY), *REPO.glob("steps/*.py")])
 IAM_PREFIX = {"eks": "eks", "cloudfront": "cloudfront", "elbv2": "elasticloadbalancing", "secretsmanager": "secretsmanager",
               "sts": "sts", "autoscaling": "autoscaling"}
 # AWS STS API reference, GetCallerIdentity: "No permissions are required to perform this operation."
