@@ -33,7 +33,7 @@ from lab.timing import Timings
 from lab.topologies import LabSettings
 from lab.web_tier import AppEnv, WebTier
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # lab/
 
 
 class Lab:

@@ -1,4 +1,4 @@
-"""Readiness: read-only daily checks that DR is ready (features/readiness.feature; `pytest -m readiness`).
+"""Readiness: read-only daily checks that DR is ready (features/cloudfront/readiness.feature; `pytest -m readiness`).
 
 This module does not use the drill's `drill_run` fixture (that one starts a probe and writes canary
 rows): `readiness_run` builds its own ReadinessRun from the target. Each step measures one check,
