@@ -167,3 +167,21 @@ def test_caching_resolver_keeps_the_old_answer_until_the_ttl_expires(lab: dict[s
     finally:
         r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": primary_rs}]})
     assert _answer(ep) == primary
+
+
+def test_readiness_reports_the_daily_snapshots_age_against_the_rpo(lab: dict[str, Any], tmp_path: Any) -> None:
+    """`pytest -m readiness --target=lab-goupang`'s snapshot checks, on this lab: the newest daily dump
+    (taken at lab start) is younger than 24 h (scaled) plus a dump in flight, and dumps arrive daily."""
+    from drill.config import load_target
+    from drill.evidence import Masker
+    from steps.readiness import ReadinessRun
+
+    target = load_target("lab-goupang", lab)
+    run = ReadinessRun(target, tmp_path, Masker())
+    fresh = run.check_backup_freshness()
+    assert fresh.passed, fresh.detail
+    assert fresh.threshold == pytest.approx((86400 + 3600) / SCALE, abs=0.01)
+    assert fresh.measured is not None and 0 <= fresh.measured < fresh.threshold
+    assert str(fresh.data["newest"]).startswith("backups/"), fresh.data  # db-backups/backups/…, the daily dump
+    schedule = run.check_backup_schedule()
+    assert schedule.passed, schedule.detail

@@ -354,7 +354,7 @@ def iter_parts(code: Code) -> Iterator[tuple[str, list[Func]]]:
         module = f"steps/cloudfront/test_phase{n}.py"
         feature = next((REPO / "features" / "cloudfront").glob(f"phase{n}_*.feature"))
         yield f"phase{n}", code.feature_steps(feature, module)
-    readiness = [f for _, _, _, f in code.steps.get("steps/cloudfront/test_readiness.py", [])]
+    readiness = [f for m in ("steps/cloudfront/test_readiness.py", "steps/readiness_steps.py") for _, _, _, f in code.steps.get(m, [])]
     yield "readiness", [*readiness, *code.functions["readiness_run"]]
     # The run itself, whatever its phases: target and lab, guard, stack check, lock, end-of-run unwind.
     yield "run", [*code.functions["pytest_collection_finish"], *code.functions["target"], *code.functions["drill_run"]]
