@@ -8,7 +8,8 @@ i.e. when the power state is `running` or `deallocated`.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from azure.mgmt.compute import ComputeManagementClient
 

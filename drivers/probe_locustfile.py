@@ -50,7 +50,7 @@ FRESH_CONNECTIONS: bool = bool(CONFIG.get("fresh_connections", True))
 # sample then records the address that served it (drivers.dns_resolver; None: the system's resolver).
 RESOLVER = None
 if CONFIG.get("resolver"):
-    from drivers.dns_resolver import CachingResolver, ResolveError  # noqa: E402
+    from drivers.dns_resolver import CachingResolver
 
     _r = CONFIG["resolver"]
     RESOLVER = CachingResolver(str(_r["nameserver"]), float(_r.get("time_scale") or 1.0), bool(_r.get("honour_ttl", True)),

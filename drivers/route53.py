@@ -80,7 +80,7 @@ class AnswerWatch:
         self._thread = threading.Thread(target=self._run, name=f"dns-watch:{self.name}", daemon=True)
         self._lock = threading.Lock()
 
-    def start(self) -> "AnswerWatch":
+    def start(self) -> AnswerWatch:
         self._sample()
         self._thread.start()
         return self

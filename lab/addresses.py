@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import socket
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 Upstream = Callable[[], "tuple[str, int] | None"]
 
@@ -54,7 +54,7 @@ class Relay:
     def __repr__(self) -> str:
         return f"Relay({self.name}, {self.address}:{self.port})"
 
-    def start(self) -> "Relay":
+    def start(self) -> Relay:
         self._sock.listen(128)
         self._sock.settimeout(0.2)
         self._thread.start()
@@ -69,7 +69,7 @@ class Relay:
         while not self._stop.is_set():
             try:
                 client, _ = self._sock.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 

@@ -10,7 +10,7 @@ service gives it (60 s for failover aliases): a client's resolver is what honour
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSServer
@@ -19,7 +19,7 @@ from dnslib.server import BaseResolver, DNSServer
 Lookup = Callable[[str], "list[tuple[str, int]] | None"]
 
 
-class _Resolver(BaseResolver):  # type: ignore[misc]
+class _Resolver(BaseResolver):
     def __init__(self, lookup: Lookup, on_answer: Callable[[str, list[str]], None] | None) -> None:
         self.lookup = lookup
         self.on_answer = on_answer
@@ -59,7 +59,7 @@ class DnsServer:
     def nameserver(self) -> str:
         return f"{self.address}:{self.port}"
 
-    def start(self) -> "DnsServer":
+    def start(self) -> DnsServer:
         self._udp.start_thread()
         self._tcp.start_thread()
         return self
@@ -69,7 +69,7 @@ class DnsServer:
             try:
                 server.stop()
                 server.server.server_close()
-            except Exception:
+            except Exception:  # noqa: BLE001 — stopping: a server already closed is as good as stopped
                 pass
 
 

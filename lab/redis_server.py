@@ -21,7 +21,7 @@ class RedisServer:
     def __repr__(self) -> str:
         return f"RedisServer(127.0.0.1:{self.port})"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(binary).exists():
             raise RuntimeError("redis-server is not installed: run ./setup.sh (apt package redis-server)")

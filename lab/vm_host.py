@@ -21,7 +21,8 @@ from lab.web_tier import AppEnv, start_petclinic
 
 # Guest OS boot + nginx + Tomcat with PetClinic, after PowerState/running (the lab's figure, scaled).
 BOOT_SECONDS = 45.0
-NGINX_502 = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+NGINX_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n"
+             b"<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
 
 
 class VmHost:

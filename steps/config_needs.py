@@ -85,7 +85,8 @@ NEEDS: dict[str, Needs] = {
     # after failback is looked up in the primary (`database`) when there is one.
     "phase3": Needs(
         needs=("aws.cloudfront", "objectives.failback_rto_seconds"),
-        optional=(*OTHER_SYSTEMS, *ALWAYS_ON_MYSQL, "database", "database.ssl_ca", "azure", "azure.mysql.ssl_ca", *AZURE_AUTH, "failover_stack", *PROBE, *STOP),
+        optional=(*OTHER_SYSTEMS, *ALWAYS_ON_MYSQL, "database", "database.ssl_ca", "azure", "azure.mysql.ssl_ca", *AZURE_AUTH,
+                  "failover_stack", *PROBE, *STOP),
         outputs=("mysql_fqdn", "mysql_admin_username", "mysql_database_name"),
     ),
     # `pytest -m readiness`: read-only checks of everything above, and a restore into a scratch database.

@@ -92,7 +92,9 @@ def alb_no_healthy(drill_run: DrillRun) -> None:
 @given(parsers.parse('CloudFront\'s origin group fails over from "{primary}" to "{secondary}" on {codes}'))
 def origin_group_fails_over(drill_run: DrillRun, primary: str, secondary: str, codes: str) -> None:
     want = sorted(int(c) for c in codes.replace(" and ", ",").split(",") if c.strip())
-    group = drill_run.cloudfront.origin_group(drill_run.target.aws.cloudfront.distribution_id)
+    cf = drill_run.target.aws.cloudfront
+    assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
+    group = drill_run.cloudfront.origin_group(cf.distribution_id)
     attach_json("origin group", group)
     assert group is not None, "the default cache behaviour does not target an origin group"
     members = [m["OriginId"] for m in group["Members"]["Items"]]

@@ -375,6 +375,7 @@ class DrillRun:
         if self.target.database is None:
             raise RuntimeError(f"target {self.target.name!r} has no `database:` section: a site write needs the primary")
         cf = self.target.aws.cloudfront
+        assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
         behavior = self.cloudfront.behavior_for(cf.distribution_id, SITE_WRITE_PATH)
         key = f"dr-drill {self.run_id} {phase}"  # unique per write: what the inverse deletes by
         where = {"secret_id": self.target.database.secret_id, "table": "owners", "column": "address", "value": key}
@@ -409,6 +410,7 @@ class DrillRun:
         """Longer than the edge may take before answering a POST itself (then the answer is CloudFront's):
         every connection attempt timing out, then one response timeout (POST is never sent twice)."""
         cf = self.target.aws.cloudfront
+        assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
         cfg, _ = self.cloudfront.config(cf.distribution_id)
         groups = {g["Id"]: [m["OriginId"] for m in g["Members"]["Items"]] for g in (cfg.get("OriginGroups") or {}).get("Items") or []}
         worst = 0.0

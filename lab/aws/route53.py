@@ -31,9 +31,10 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from moto.route53 import models as r53_models
 from moto.route53 import responses as r53_responses
@@ -54,7 +55,7 @@ NameMap = Callable[[str], "str | None"]
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass
@@ -86,7 +87,7 @@ class HealthCheckers:
     def __repr__(self) -> str:
         return f"HealthCheckers({len(self._checkers)} health checks)"
 
-    def start(self) -> "HealthCheckers":
+    def start(self) -> HealthCheckers:
         for hc_id in list(self.backend().health_checks):
             self.watch(hc_id)
         return self
@@ -171,7 +172,7 @@ class HealthCheckers:
         answer = STATUS_SECONDS / self.time_scale
         try:
             sock = socket.create_connection((host, port), timeout=connect)
-        except socket.timeout:
+        except TimeoutError:
             return False, f"Failure: Resolved IP: {host}. The connection timed out."
         except OSError:
             return False, f"Failure: Resolved IP: {host}. The endpoint rejected the connection."
@@ -187,7 +188,7 @@ class HealthCheckers:
                                                "User-Agent": "Amazon-Route53-Health-Check-Service"})
             resp = conn.getresponse()
             body = resp.read(BODY_LIMIT) if kind.endswith("STR_MATCH") else b""
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             return False, f"Failure: Resolved IP: {host}. The endpoint did not respond within {STATUS_SECONDS:g} seconds."
         except (OSError, http.client.HTTPException):
             return False, f"Failure: Resolved IP: {host}. The connection was closed by the endpoint."

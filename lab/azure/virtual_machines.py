@@ -17,8 +17,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from lab.events import EventLog
 
@@ -163,7 +164,8 @@ class VirtualMachines:
             ],
         }
 
-    def handle(self, method: str, rg: str, after: list[str], query: dict[str, str], op_url: Callable[[str], str]) -> tuple[int, Any, list[tuple[str, str]]]:
+    def handle(self, method: str, rg: str, after: list[str], query: dict[str, str],
+               op_url: Callable[[str], str]) -> tuple[int, Any, list[tuple[str, str]]]:
         """.../resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}[/action]"""
         low = [a.lower() for a in after]
         if not low or low[0] != "virtualmachines":

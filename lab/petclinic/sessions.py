@@ -16,7 +16,8 @@ import base64
 import secrets
 import threading
 import time
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 COOKIE = "SESSION"
 NAMESPACE = "spring:session"
@@ -73,16 +74,20 @@ class RedisStore:
         now_ms = str(int(time.time() * 1000))
         self._redis.hset(self.key(session_id), "lastAccessedTime", now_ms)
         self._redis.pexpire(self.key(session_id), int(self.timeout * 1000))
-        return {k.decode()[len("sessionAttr:"):]: v.decode() for k, v in raw.items()
-                if k.decode().startswith("sessionAttr:")}
+        text = {_text(k): _text(v) for k, v in raw.items()}
+        return {k[len("sessionAttr:"):]: v for k, v in text.items() if k.startswith("sessionAttr:")}
 
     def save(self, session_id: str, attrs: Mapping[str, str]) -> None:
         now_ms = str(int(time.time() * 1000))
-        fields: dict[str, Any] = {"creationTime": now_ms, "lastAccessedTime": now_ms,
-                                  "maxInactiveInterval": str(int(round(self.timeout)))}
+        fields: dict[Any, Any] = {"creationTime": now_ms, "lastAccessedTime": now_ms,
+                                  "maxInactiveInterval": str(round(self.timeout))}
         fields.update({f"sessionAttr:{k}": v for k, v in attrs.items()})
         self._redis.hset(self.key(session_id), mapping=fields)
         self._redis.pexpire(self.key(session_id), int(self.timeout * 1000))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def store_from_env(env: Mapping[str, str]) -> SessionStore:
@@ -114,4 +119,4 @@ def session_id_from_cookie(header: str | None) -> str | None:
 
 def set_cookie(session_id: str, max_age: float) -> str:
     # As the seeds configure it: Max-Age = the session timeout, HttpOnly, SameSite=Lax (Secure on HTTPS).
-    return f"{COOKIE}={cookie_value(session_id)}; Max-Age={int(round(max_age))}; Path=/; HttpOnly; SameSite=Lax"
+    return f"{COOKIE}={cookie_value(session_id)}; Max-Age={round(max_age)}; Path=/; HttpOnly; SameSite=Lax"

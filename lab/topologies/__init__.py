@@ -38,7 +38,7 @@ def topology(name: str, settings: LabSettings) -> Topology:
     if name not in TOPOLOGIES:
         raise ValueError(f"no lab topology named {name!r} (known: {', '.join(sorted(TOPOLOGIES))})")
     module, _, cls = TOPOLOGIES[name].partition(":")
-    return getattr(importlib.import_module(module), cls)(settings)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), cls)(settings)
 
 
 def write_endpoints(path: Path, endpoints: dict[str, Any]) -> None:

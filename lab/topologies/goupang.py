@@ -257,7 +257,7 @@ class GoupangLab:
             part = self._stack.pop()
             try:
                 part.stop()
-            except Exception as e:  # keep stopping the rest: nothing may leak
+            except Exception as e:  # noqa: BLE001 — keep stopping the rest: nothing may leak
                 self.events.record("lab", "stop error", part=type(part).__name__, error=repr(e))
         self.events.record("lab", "stopped")
 

@@ -488,6 +488,7 @@ def app_gateway_serves_petclinic(drill_run: DrillRun) -> None:
 @when("CloudFront's secondary origin is switched to the App Gateway")
 def switch_secondary_origin(drill_run: DrillRun) -> None:
     cf = drill_run.target.aws.cloudfront
+    assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
     output = drill_run.target.failover_stack.origin_output
     if drill_run.dry_run:
         address = f"the App Gateway's DNS name (output {output}) {AFTER_APPLY}"
@@ -526,7 +527,9 @@ def _origin_domain(outputs: dict[str, Any], output: str) -> str:
 
 @when("the CloudFront change is deployed and the cache invalidated")
 def cloudfront_deployed(drill_run: DrillRun) -> None:
-    dist = drill_run.target.aws.cloudfront.distribution_id
+    cf = drill_run.target.aws.cloudfront
+    assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
+    dist = cf.distribution_id
     deployed = drill_run.cloudfront.wait_deployed(dist, timeout=drill_run.target.scaled(1200) + 30)
     if drill_run.dry_run:
         from drill.ledger import NOTHING, Action

@@ -63,6 +63,7 @@ def aws_again(drill_run: DrillRun) -> None:
 def revert_and_destroy(drill_run: DrillRun) -> None:
     # Both at once: users are on the primary again, so the secondary is idle while it changes.
     cf = drill_run.target.aws.cloudfront
+    assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
     (origin,) = [e for e in _entries(drill_run, "aws.cloudfront.set_origin") if e.change.params["origin_id"] == cf.secondary_origin_id]
     stack = drill_run.stack_entry()
     if origin.planned:
@@ -100,6 +101,7 @@ def revert_and_destroy(drill_run: DrillRun) -> None:
 @then("CloudFront's secondary origin is the Blob maintenance site again")
 def origin_is_blob(drill_run: DrillRun) -> None:
     cf = drill_run.target.aws.cloudfront
+    assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
     before = drill_run.baseline["cloudfront"]["origins"][cf.secondary_origin_id]
     now = drill_run.cloudfront.origin(cf.distribution_id, cf.secondary_origin_id)
     attach_json("secondary origin", {"before_drill": before, "now": now})

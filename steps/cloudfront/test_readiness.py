@@ -15,7 +15,7 @@ from steps.readiness import ReadinessRun
 
 # The fixture, the reporter and the steps every system's readiness shares (steps/readiness_steps.py).
 # A star import: pytest-bdd registers each step as a module-level fixture under a generated name.
-from steps.readiness_steps import *  # noqa: F401,F403
+from steps.readiness_steps import *  # noqa: F403
 from steps.readiness_steps import report, report_all
 
 scenarios("cloudfront/readiness.feature")

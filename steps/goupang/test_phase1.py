@@ -35,7 +35,8 @@ def primary_healthy(drill_run: DrillRun) -> None:
     attach_json("Route 53", {"health_check": status.as_dict(), "records": records, "answer": answer})
     roles = {v.get("Failover") for v in records.values()}
     assert {"PRIMARY", "SECONDARY"} <= roles, f"{r.record_name} is not a pair of failover records: {records}"
-    assert status.healthy, f"the primary's health check is not healthy: {status.reporting_success}/{status.checkers} checkers report success"
+    assert status.healthy, (f"the primary's health check is not healthy: {status.reporting_success}/{status.checkers} "
+                            "checkers report success")
     served = {s.address for s in drill_run.samples()[-20:] if s.address}
     assert answer is not None and (not served or answer in served), (
         f"the zone answers {answer!r} but users were served from {sorted(served)}")

@@ -49,7 +49,8 @@ def newest_snapshot_recent(drill_run: DrillRun) -> None:
     bound = target.scaled(target.objectives.rpo_seconds or 86400)
     drill_run.state["snapshot_age_at_start"] = age
     attach_json("newest snapshot dump", {"name": newest.name, "taken_at": newest.started_at.isoformat(),
-                                         "age_seconds": round(age, 2), "age_real_equivalent_hours": round(age * target.time_scale / 3600, 2),
+                                         "age_seconds": round(age, 2),
+                                         "age_real_equivalent_hours": round(age * target.time_scale / 3600, 2),
                                          "bound_seconds": bound})
     assert age <= bound, f"the newest snapshot {newest.name} is {age:.1f}s old, more than the RPO {bound:.1f}s: is the daily copy running?"
 
@@ -211,6 +212,7 @@ def _dr_session_check(drill_run: DrillRun) -> dict[str, Any]:
     from drivers.dns_resolver import CachingResolver
 
     samples = drill_run.session_samples()
+    assert drill_run.target.dr_site is not None, "the goupang system's target has dr_site (drill/config.py)"
     url = urlsplit(drill_run.target.dr_site.url)
     r = drill_run.target.probe.resolver
     address = CachingResolver(r.nameserver, honour_ttl=False).query(url.hostname or "")[0] if r else url.hostname

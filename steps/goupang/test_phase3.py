@@ -66,7 +66,7 @@ def aws_again(drill_run: DrillRun) -> None:
 def deallocate_vm(drill_run: DrillRun) -> None:
     (entry,) = [e for e in drill_run.ledger.in_effect() if e.change.op == "azure.vm.start"]
     if entry.planned:
-        attach_json("planned: carry out the inverse of #%d (dry run)" % entry.id, entry.inverse.__dict__)
+        attach_json(f"planned: carry out the inverse of #{entry.id} (dry run)", entry.inverse.__dict__)
         return
     drill_run.dr_vm().deallocate(timeout=drill_run.target.scaled(900) + 60)
     drill_run.ledger.settled(entry)
@@ -110,9 +110,11 @@ def sessions_per_phase(drill_run: DrillRun) -> None:
                                  "the maintenance page: no PetClinic to be signed in to (the session waits in AWS's Redis)"},
         "after_failback": {**counts(after), "first": None if first_after is None else first_after["session"],
                            "what_users_experience": (
-                               "still signed in: the session outlived the outage in Redis" if first_after and first_after["session"] == "kept"
+                               "still signed in: the session outlived the outage in Redis"
+                               if first_after and first_after["session"] == "kept"
                                else "signed out: the outage outlasted the 30-minute session (Redis expired it); users sign in again")},
     })
     attach_json("sessions", sessions)
-    assert before and all(s["session"] == "kept" for s in before[-3:]), f"the signed-in user was not signed in before the fault: {counts(before)}"
+    assert before and all(s["session"] == "kept" for s in before[-3:]), (
+        f"the signed-in user was not signed in before the fault: {counts(before)}")
     assert first_after is not None, "the signed-in user never got PetClinic from AWS again"

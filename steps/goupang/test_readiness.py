@@ -8,6 +8,6 @@ from __future__ import annotations
 from pytest_bdd import scenarios
 
 # A star import: pytest-bdd registers each step as a module-level fixture under a generated name.
-from steps.readiness_steps import *  # noqa: F401,F403
+from steps.readiness_steps import *  # noqa: F403
 
 scenarios("goupang/readiness.feature")

@@ -12,7 +12,8 @@ One lab (`lab/topologies/goupang.py`, time scale 30) for the module:
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import httpx
