@@ -35,7 +35,7 @@ CI_CELLS = [
 # passes the health checkers again (nothing is switched back by hand), which these cells check from
 # outside: the zone answers with the primary and users get PetClinic from AWS. Phase 2's one change (the
 # VM started) has a one-step inverse run by the same ledger and unwind the cells above exercise, and
-# the full Route 53 drill runs in CI on its own (.ci/run), deallocation included. ≈ 2 min.
+# the full Route 53 drill runs in CI on its own (.ci/run), deallocation included. ≈ 85 s (lab start included).
 #   - SIGTERM 1 s into "the web node group settles at 0 nodes": the nodes are draining;
 #   - SIGINT just before "Route 53 answers the site's name with the secondary": the checkers see the ALB fail;
 #   - SIGKILL, then `drill unwind`, just before the RTO is measured: users are on the maintenance page.
