@@ -46,7 +46,9 @@ def newest_snapshot_recent(drill_run: DrillRun) -> None:
     target = drill_run.target
     newest = drill_run.backup_store().latest()
     age = time.time() - newest.started_at.timestamp()
-    bound = target.scaled(target.objectives.rpo_seconds or 86400)
+    objective = target.objectives.rpo_seconds
+    assert objective is not None, "the target sets no objectives.rpo_seconds"
+    bound = target.scaled(objective)
     drill_run.state["snapshot_age_at_start"] = age
     attach_json("newest snapshot dump", {"name": newest.name, "taken_at": newest.started_at.isoformat(),
                                          "age_seconds": round(age, 2),
@@ -164,7 +166,9 @@ def rpo_within_target(drill_run: DrillRun) -> None:
     # The newest write on Azure: the newest canary restored, else the snapshot's start (its consistent point).
     newest_write = newest if newest is not None else backup.started_at.timestamp()
     raw = fault.t - newest_write
-    target = drill_run.target.scaled(drill_run.target.objectives.rpo_seconds or 86400)
+    objective = drill_run.target.objectives.rpo_seconds
+    assert objective is not None, "the target sets no objectives.rpo_seconds"
+    target = drill_run.target.scaled(objective)
     drill_run.rpo = {
         "rpo_seconds": round(max(0.0, raw), 3), "rpo_target_seconds": round(target, 3),
         "rpo_target_real_seconds": drill_run.target.objectives.rpo_seconds,

@@ -37,7 +37,9 @@ def primary_healthy_again(drill_run: DrillRun) -> None:
     watch = drill_run.ensure_dns_watch()
     primary = drill_run.state["primary_address"]
     restore = drill_run.instants["phase3.restore"]
-    bound = drill_run.target.scaled((drill_run.target.objectives.failback_rto_seconds or 600) + drill_run.target.grace_seconds)
+    objective = drill_run.target.objectives.failback_rto_seconds
+    assert objective is not None, "the target sets no objectives.failback_rto_seconds"
+    bound = drill_run.target.scaled(objective + drill_run.target.grace_seconds)
     change = wait_until(lambda: watch.first_change_after(restore.mono, to=primary), bound, poll=0.2)
     status = drill_run.route53().health_check(r.health_check_id)
     attach_json("Route 53", {"health_check": status.as_dict(), "answers": watch.as_list()})
