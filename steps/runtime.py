@@ -106,6 +106,8 @@ class DrillRun:
         self.allure_results: Path | None = None  # pytest's --alluredir, set by conftest.py (None: no Allure)
         self.phase: tuple[str, Instant] | None = None  # the phase under way and when it began
         self.stopped_by: str | None = None
+        # Probe-measured RTOs (name -> class, fault, objective): re-judged on the complete timeline.
+        self._probe_rtos: dict[str, tuple[str, Instant, float]] = {}
         self._watchdog: threading.Thread | None = None
         self._watching = threading.Event()
 
@@ -404,6 +406,13 @@ class DrillRun:
         """Wait for `cls` after `fault` (up to objective + grace) and record it as a phase result."""
         target_s = self.target.scaled(objective_real)
         reached = self.wait_for_class(cls, fault.mono, target_s + self.target.scaled(self.target.grace_seconds))
+        self._probe_rtos[name] = (cls, fault, objective_real)
+        return self._probe_result(name, title, fault, cls, objective_real, reached)
+
+    def _probe_result(
+        self, name: str, title: str, fault: Instant, cls: str, objective_real: float, reached: tl.Sample | None,
+    ) -> PhaseResult:
+        target_s = self.target.scaled(objective_real)
         rto = None if reached is None else reached.mono - fault.mono
         result = PhaseResult(
             name=name,
@@ -418,8 +427,16 @@ class DrillRun:
             rto_real_equivalent_seconds=None if rto is None else round(rto * self.target.time_scale, 1),
             detail={} if reached is None else {"first_response_latency_ms": round(reached.latency_ms, 1)},
         )
-        self.phases = [p for p in self.phases if p.name != name] + [result]
+        self._set_phase(result)
         return result
+
+    def _set_phase(self, result: PhaseResult) -> None:
+        """Record a phase result, replacing an earlier one of that name in place (phases stay in order)."""
+        names = [p.name for p in self.phases]
+        if result.name in names:
+            self.phases[names.index(result.name)] = result
+        else:
+            self.phases.append(result)
 
     def record_rto(
         self, name: str, title: str, fault: Instant, reached: Instant, objective_real: float, measured: str,
@@ -432,7 +449,7 @@ class DrillRun:
             passed=rto <= target_s, measured=measured, fault_at=iso(fault.t), reached_at=iso(reached.t),
             rto_target_real_seconds=objective_real, rto_real_equivalent_seconds=round(rto * self.target.time_scale, 1),
         )
-        self.phases = [p for p in self.phases if p.name != name] + [result]
+        self._set_phase(result)
         return result
 
     # -- end of run --------------------------------------------------------------------------
@@ -507,9 +524,29 @@ class DrillRun:
         finished = Instant.now()
         if self.probe is not None:
             self.probe.stop()
+            self.rejudge_rtos()
         summary = self.summary(finished, failed_tests, restored)
         self._write_evidence(summary)
         return summary
+
+    def rejudge_rtos(self) -> None:
+        """Judge every probe-measured RTO again on the complete timeline.
+
+        A step judges its RTO on the answers in so far; a request still in flight then (sent
+        earlier, answered later) can join or break the sustained run it found. Once the probe has
+        stopped every request is in, so this is the final figure; a change is noted.
+        """
+        samples = self.samples()
+        p = self.target.probe
+        for name, (cls, fault, objective_real) in self._probe_rtos.items():
+            before = next((ph for ph in self.phases if ph.name == name), None)
+            if before is None:
+                continue
+            reached = tl.first_sustained_sample(samples, cls, fault.mono, p.sustain_seconds, p.min_samples, self.max_gap)
+            after = self._probe_result(name, before.title, fault, cls, objective_real, reached)
+            if after.rto_seconds != before.rto_seconds:
+                self.notes.append(f"{name}: RTO {before.rto_seconds}s as judged during the run is {after.rto_seconds}s "
+                                  "on the complete timeline (a request in flight then changed the sustained run)")
 
     def summary(self, finished: Instant, failed_tests: list[str], restored: dict[str, Any]) -> dict[str, Any]:
         samples = self.samples()
