@@ -149,6 +149,9 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
         lock = None
     run = DrillRun(target, reports_dir, masker, lab_events, run_id=run_id, dry_run=dry_run)
     run.notes.extend(verified)
+    if masker.too_short_for_text():
+        run.notes.append(f"{masker.too_short_for_text()} secret(s) shorter than {Masker.MIN_IN_TEXT} characters: masked "
+                         "wherever they are a whole value, not inside free text (that would spell them out)")
     if holder is not None:
         run.notes.append(f"drill lock held by {holder.who} since {holder.since}")
     if dry_run:

@@ -14,6 +14,9 @@ _MASK: list = []  # the run's Masker, once a drill run exists
 
 
 def attach_json(name: str, obj: object) -> None:
+    """Attach `obj` to the Allure step as JSON, masked as data before it is serialised."""
+    if _MASK:
+        obj = _MASK[0].data(obj)
     text = json.dumps(obj, indent=2, default=str)
     if _MASK:
         text = _MASK[0](text)
