@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from drill.config import ConfigError, Target, load_target, resolve_path, read_raw
+from drill.config import ConfigError, Target, load_target, read_raw, require_objectives, resolve_path
 from drill.evidence import Masker
 
 SECRET_KEY = re.compile(r"password|secret|key|token|connection_string", re.I)
@@ -68,6 +68,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Stable sort: drill phases in phase order, everything else where it was.
     order = {id(it): (_phase(it) if _phase(it) is not None else -1, n) for n, it in enumerate(items)}
     items.sort(key=lambda it: (0, order[id(it)][1]) if order[id(it)][0] < 0 else (1, order[id(it)][0], order[id(it)][1]))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once the selection is known (after -m): every objective a selected phase compares must be
+    set in the target, or nothing starts (the target itself was validated in pytest_configure)."""
+    phases = {PHASES[i] for it in session.items if it.get_closest_marker("drill") is not None
+              and (i := _phase(it)) is not None}
+    if not phases:
+        return
+    try:
+        require_objectives(load_target(session.config.getoption("--target")), sorted(phases))
+    except ConfigError as e:
+        raise pytest.UsageError(f"invalid target: {e}") from None
 
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:

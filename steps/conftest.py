@@ -58,9 +58,11 @@ def alb_healthy(drill_run: DrillRun) -> None:
 
 @then("the ALB reports healthy targets")
 def alb_becomes_healthy(drill_run: DrillRun) -> None:
-    # After a restore: nodes boot (3-5 min) and pass 5 health checks (30 s apart) first.
+    # After a restore: nodes boot (3-5 min) and pass the target group's health checks first.
     tg = drill_run.target.aws.alb.target_group_arn
-    bound = drill_run.target.scaled((drill_run.target.objectives.failback_rto_seconds or 600) + drill_run.target.grace_seconds)
+    failback = drill_run.target.objectives.failback_rto_seconds
+    assert failback is not None, "the target sets no objectives.failback_rto_seconds"
+    bound = drill_run.target.scaled(failback + drill_run.target.grace_seconds)
     healthy = wait_until(lambda: drill_run.elb.healthy_count(tg) > 0, bound, poll=0.5)
     health = drill_run.elb.target_health(tg)
     attach_json("target health", [t.__dict__ for t in health])

@@ -493,8 +493,13 @@ class DrillRun:
             restored["failures"] = [f"{e.inverse.description}: {err}" for e, err in failures]
         if self.canary is not None:
             self.canary.stop()
-        # Put back is not instantly back: nodes boot and must pass the ALB's health checks again.
-        settle = self.target.scaled((self.target.objectives.failback_rto_seconds or 600.0) + self.target.grace_seconds)
+        # Put back is not instantly back: nodes boot and must pass the ALB's health checks again,
+        # within the failback objective (required whenever a drill phase runs: drill.config).
+        failback = self.target.objectives.failback_rto_seconds
+        if failback is None:
+            self.notes.append("objectives.failback_rto_seconds is not set: the end of the run did not wait for the "
+                              "system to settle back")
+        settle = 0.0 if failback is None else self.target.scaled(failback + self.target.grace_seconds)
         baseline_diff: list[str] = []
         if self.baseline is not None:
             from steps.baseline import capture, diff
