@@ -223,16 +223,25 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
         tr.write_line(f"  not evaluated (effects of changes not made): {len(s.get('not_evaluated') or [])} check(s)")
     for ph in s["phases"]:
         rto = "not reached" if ph["rto_seconds"] is None else f"{ph['rto_seconds']:.2f}s"
+        d = ph.get("detail") or {}
+        split = (f": {d['modeled_seconds']:.2f}s modeled ×{s['time_scale']:g} + {d['unscaled_seconds']:.2f}s unscaled"
+                 if "modeled_seconds" in d else "")
+        real = "unknown" if ph["rto_real_equivalent_seconds"] is None else f"{ph['rto_real_equivalent_seconds']:g}s"
         tr.write_line(
-            f"  {ph['name']:<8} RTO {rto:>11} / target {ph['rto_target_seconds']:.2f}s"
-            f"  (real-world ≈ {ph['rto_real_equivalent_seconds']}s / {ph['rto_target_real_seconds']:g}s)"
+            f"  {ph['name']:<11} RTO {rto:>8} / target {ph['rto_target_seconds']:.2f}s"
+            f"  (real-world ≈ {real} / {ph['rto_target_real_seconds']:g}s{split})"
             f"  {'PASS' if ph['passed'] else 'FAIL'}"
         )
     flow = " → ".join(t["class"] for t in s["transitions"]) or "(no sustained state)"
     tr.write_line(f"  users saw: {flow}")
     tr.write_line(f"  downtime (errors) {s['downtime_seconds']:.2f}s over {s['requests']} probe requests")
+    rpo = s.get("rpo") or {}
     if s.get("rpo_seconds") is not None:
-        tr.write_line(f"  RPO {s['rpo_seconds']:.2f}s / target {s['rpo_target_seconds']:.2f}s; backup age {s['backup_age_seconds']:.2f}s")
+        worst = rpo.get("worst_case_seconds")
+        bound = "" if worst is None else (
+            f"; schedule's worst case ≤ {worst:.2f}s{'' if rpo.get('worst_case_within_target') else ' (over target)'}")
+        tr.write_line(f"  RPO {s['rpo_seconds']:.2f}s / target {s['rpo_target_seconds']:.2f}s (backup completed before the "
+                      f"fault: {rpo.get('backup', '?').rsplit('/', 1)[-1]}){bound}{'  ERROR' if rpo.get('error') else ''}")
     tr.write_line(f"  degraded (maintenance) {s['degraded_seconds']:.2f}s; on Azure {s['azure_seconds']:.2f}s; drill took {s['duration_seconds']:.1f}s")
     if s.get("failback_data_loss"):
         tr.write_line(f"  lost on failback (written on Azure, not replicated): {s['failback_data_loss']['rows']}")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -108,6 +108,7 @@ class DrillRun:
         self.stopped_by: str | None = None
         # Probe-measured RTOs (name -> class, fault, objective): re-judged on the complete timeline.
         self._probe_rtos: dict[str, tuple[str, Instant, float]] = {}
+        self._phase_start: dict[str, float] = {}  # name -> monotonic instant its RTO is measured from
         self._watchdog: threading.Thread | None = None
         self._watching = threading.Event()
 
@@ -200,6 +201,22 @@ class DrillRun:
         return classes.pop() if len(classes) == 1 else None
 
     # -- faults and data ---------------------------------------------------------------------
+    def before_fault(self) -> None:
+        """Just before the first fault: list the backups that exist, i.e. have completed, now.
+
+        The drill rehearses losing the AWS side at the fault, its backup job included: only these
+        backups exist in that disaster, so only these are eligible for Phase 2's restore (the lab
+        and, in a drill, the real primary keep running and backing up; that is not the disaster).
+        A listing error is recorded, not raised: Phase 1 does not need backups; Phase 2 says why.
+        """
+        if self.target.azure is None or "phase1.fault" in self.instants:
+            return
+        try:
+            self.state["backups_at_fault"] = self.backup_store().list()
+            self.state.pop("backups_at_fault_error", None)
+        except Exception as e:
+            self.state["backups_at_fault_error"] = f"{type(e).__name__}: {e}"
+
     def mark_fault(self, name: str, at: Instant) -> None:
         """The instant users lost the primary: application writes stop here (the web tier is gone)."""
         self.instants[name] = at
@@ -317,8 +334,9 @@ class DrillRun:
                 "INSERT INTO owners (first_name, last_name, address, city, telephone) VALUES (%s, %s, %s, %s, %s)",
                 ("DR", last_name, "1 Drill Street", "Seoul", "0000000000"),
             )
+        committed_at = time.time()  # autocommit: the server has committed once execute returns
         self.ledger.applied(entry)
-        self.state["drill_owner"] = {"last_name": last_name, "written_at": written_at}
+        self.state["drill_owner"] = {"last_name": last_name, "written_at": written_at, "committed_at": committed_at}
 
     # -- Azure side (Phase 2) ------------------------------------------------------------------
     def backup_store(self) -> Any:
@@ -414,6 +432,7 @@ class DrillRun:
     ) -> PhaseResult:
         target_s = self.target.scaled(objective_real)
         rto = None if reached is None else reached.mono - fault.mono
+        self._phase_start[name] = fault.mono
         result = PhaseResult(
             name=name,
             title=title,
@@ -424,7 +443,6 @@ class DrillRun:
             fault_at=iso(fault.t),
             reached_at=None if rto is None else iso(fault.t + rto),
             rto_target_real_seconds=objective_real,
-            rto_real_equivalent_seconds=None if rto is None else round(rto * self.target.time_scale, 1),
             detail={} if reached is None else {"first_response_latency_ms": round(reached.latency_ms, 1)},
         )
         self._set_phase(result)
@@ -444,10 +462,11 @@ class DrillRun:
         """An RTO measured by the drill's own clock (e.g. data verified on Azure), not by the probe."""
         target_s = self.target.scaled(objective_real)
         rto = reached.mono - fault.mono
+        self._phase_start[name] = fault.mono
         result = PhaseResult(
             name=name, title=title, rto_seconds=round(rto, 3), rto_target_seconds=round(target_s, 3),
             passed=rto <= target_s, measured=measured, fault_at=iso(fault.t), reached_at=iso(reached.t),
-            rto_target_real_seconds=objective_real, rto_real_equivalent_seconds=round(rto * self.target.time_scale, 1),
+            rto_target_real_seconds=objective_real,
         )
         self._set_phase(result)
         return result
@@ -530,6 +549,7 @@ class DrillRun:
         if self.probe is not None:
             self.probe.stop()
             self.rejudge_rtos()
+        self.real_world()
         summary = self.summary(finished, failed_tests, restored)
         self._write_evidence(summary)
         return summary
@@ -552,6 +572,47 @@ class DrillRun:
             if after.rto_seconds != before.rto_seconds:
                 self.notes.append(f"{name}: RTO {before.rto_seconds}s as judged during the run is {after.rto_seconds}s "
                                   "on the complete timeline (a request in flight then changed the sustained run)")
+
+    def real_world(self) -> None:
+        """Each phase's real-world equivalent: scale only what the target time-scales.
+
+        On a target that plays reality at its own pace (time_scale 1) the real-world figure is
+        the measurement. In the lab, only the delays it models are scaled (the phase's modeled
+        critical path, from its event log: lab.critical_path); the harness's own work and waits
+        and real process start-up are counted once, and reported apart (`unscaled_seconds`).
+        Without a way to tell them apart the figure is unknown (None), never a guess.
+        """
+        scale = self.target.time_scale
+        events = None
+        if scale != 1 and self.lab_events is not None and Path(self.lab_events).exists():
+            from lab.events import read_events
+
+            events = read_events(Path(self.lab_events))
+        for i, ph in enumerate(self.phases):
+            detail = dict(ph.detail)
+            real: float | None = None
+            if ph.rto_seconds is None:
+                pass
+            elif scale == 1:
+                real = ph.rto_seconds
+            elif events is None or ph.name not in self._phase_start:
+                detail["real_world_unknown"] = "the target is time-scaled but left no event log to tell modeled delays apart"
+            else:
+                from lab.critical_path import split
+
+                start = self._phase_start[ph.name]
+                got = split(ph.name, events, start, start + ph.rto_seconds, scale)
+                if "unknown" in got:
+                    detail["real_world_unknown"] = got["unknown"]
+                else:
+                    real = got["real_world_seconds"]
+                    detail.update(modeled_seconds=got["modeled_seconds"], unscaled_seconds=got["unscaled_seconds"],
+                                  modeled_chain=got["chain"], unscaled_gaps=got["gaps"])
+                    if got["ends_after_reached"]:
+                        detail["modeled_after_reached"] = got["ends_after_reached"]
+            if "real_world_unknown" in detail:
+                self.notes.append(f"{ph.name}: no real-world figure: {detail['real_world_unknown']}")
+            self.phases[i] = replace(ph, rto_real_equivalent_seconds=real, detail=detail)
 
     def summary(self, finished: Instant, failed_tests: list[str], restored: dict[str, Any]) -> dict[str, Any]:
         samples = self.samples()

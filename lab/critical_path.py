@@ -1,0 +1,163 @@
+"""The modeled critical path of each drill phase, from the lab's event log.
+
+A phase's RTO runs from its start (the fault, or the restore for Phase 3) to the instant users got
+the expected page. Part of it the clouds impose: the delays the lab *models* (documented real-world
+durations divided by the time scale: node drain and boot, ALB health checks, Terraform resource
+creation, the App Gateway update, readiness probes, CloudFront's deployment). The rest is not
+modeled and not scaled: the harness's own work and waiting (polling, sequencing, the restore, the
+verification) and real process start-up. This module finds, in lab-events.jsonl, the chain of
+modeled operations each phase had to wait for, in order:
+
+  phase1       EKS drain until the primary stops serving (no replica left, or no routable target)
+  phase2-data  the drain (the runbook finishes Phase 1 first) → MySQL Flexible Server created
+  phase2       … → the rest of the stack (AKS, App Gateway) created → PetClinic rolled out on AKS
+               (readiness probe delays) → App Gateway backend updated → CloudFront deployed
+  phase3       a web node boots → the ALB's health check finds its target healthy
+
+Each segment is [the event that starts the modeled operation, the event that ends it], searched
+after the previous segment, clipped to the phase's window. `modeled_seconds` is their total; the
+gaps between them (named) are the time the phase spent on anything else. The lab's real-world
+figure scales the modeled part only: modeled × time_scale + the rest.
+
+The event names are the lab's (lab/web_tier.py, lab/failover_stack.py, lab/kube, lab/azure,
+lab/aws/cloudfront.py); a segment that cannot be found makes the phase's split unknown (None, and
+the reason), never a guess.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from lab.failover_stack import MYSQL
+from lab.timing import Timings
+
+Event = dict[str, Any]
+Match = Callable[[Event], bool]
+
+# A web node's replica is gone (stopped when the node terminates, or evicted when its drain starts).
+REPLICA_GONE = {"replica stopped", "replica evicted", "pod evicted", "node terminated"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    what: str
+    start: float  # monotonic, as the lab and the drill both stamp
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+class Missing(LookupError):
+    """A modeled operation the phase waited for is not in the event log."""
+
+
+def _is(source: str, *names: str) -> Match:
+    return lambda e: e.get("source") == source and e.get("event") in names
+
+
+def _first(events: Sequence[Event], match: Match, after: float, what: str) -> Event:
+    for e in events:
+        if e["mono"] >= after and match(e):
+            return e
+    raise Missing(f"{what}: not in the lab's event log after {after:.3f}")
+
+
+def _drain(events: Sequence[Event], fault: float, until_all_gone: bool) -> Segment:
+    """fault → the primary stops serving (earliest of: no routable target, every drained replica
+    gone), or → every drained node gone (until_all_gone: what the drill waits for before Phase 2)."""
+    draining = [e for e in events if e["mono"] >= fault and e.get("source") == "web-tier" and e.get("event") == "node draining"]
+    if not draining:
+        raise Missing("EKS node drain: no 'node draining' after the fault")
+    gone: dict[str, float] = {}
+    for e in events:
+        iid = e.get("instance")
+        if e["mono"] >= fault and e.get("source") == "web-tier" and e.get("event") in REPLICA_GONE and iid is not None:
+            gone[iid] = max(gone.get(iid, e["mono"]), e["mono"])
+    drained = {e.get("instance") for e in draining}
+    all_gone = max(gone[i] for i in drained) if drained <= set(gone) else None
+    if until_all_gone:
+        if all_gone is None:
+            raise Missing("EKS node drain: not every drained node is gone in the event log")
+        return Segment("EKS drains the web nodes (the runbook completes Phase 1 first)", fault, all_gone)
+    ends = [x for x in (all_gone, next((e["mono"] for e in events if e["mono"] >= fault
+                                        and _is("alb", "no routable targets")(e)), None)) if x is not None]
+    if not ends:
+        raise Missing("EKS node drain: the primary never stopped serving in the event log")
+    return Segment("EKS drain until the primary stops serving", fault, min(ends))
+
+
+def _between(events: Sequence[Event], what: str, start: Match, end: Match, after: float) -> Segment:
+    a = _first(events, start, after, what)
+    b = _first(events, end, a["mono"], what)
+    return Segment(what, a["mono"], b["mono"])
+
+
+def _cloudfront_deploy(events: Sequence[Event], after: float, deploy_seconds: float) -> Segment:
+    update = _first(events, _is("cloudfront", "distribution updated"), after, "CloudFront deployment")
+    try:  # the lab's own word when it says so; else its modeled deploy time
+        end = _first(events, _is("cloudfront", "distribution deployed"), update["mono"], "CloudFront deployment")["mono"]
+    except Missing:
+        end = update["mono"] + deploy_seconds
+    return Segment("CloudFront deploys the change to the edges", update["mono"], end)
+
+
+def chain(phase: str, events: Sequence[Event], start: float, time_scale: float) -> list[Segment]:
+    """The modeled operations `phase` waited for, in order, from `start` (monotonic). Raises Missing."""
+    ev = sorted(events, key=lambda e: e["mono"])
+    if phase == "phase1":
+        return [_drain(ev, start, until_all_gone=False)]
+    if phase == "phase3":
+        boot = _between(ev, "a web node boots", _is("web-tier", "node booting"), _is("web-tier", "node ready"), start)
+        check = _between(ev, "the ALB's health check finds the new target healthy", _is("web-tier", "node ready"),
+                         _is("alb", "target healthy"), boot.end)
+        return [boot, check]
+    if phase not in ("phase2", "phase2-data"):
+        raise Missing(f"no modeled chain is known for {phase}")
+    out = [_drain(ev, start, until_all_gone=True)]
+    out.append(_between(ev, "Terraform creates MySQL Flexible Server", _is("stack", f"{MYSQL} creating"),
+                        _is("stack", f"{MYSQL} present"), out[-1].end))
+    if phase == "phase2-data":
+        return out
+    out.append(_between(ev, "Terraform creates the rest of the stack (AKS, App Gateway)",
+                        lambda e: e.get("source") == "stack" and str(e.get("event", "")).endswith(" creating"),
+                        _is("stack", "apply succeeded"), out[-1].end))
+    out.append(_between(ev, "PetClinic rolls out on AKS (readiness probe delays)", _is("kube", "pod started"),
+                        _is("kube", "deployment available"), out[-1].end))
+    out.append(_between(ev, "the App Gateway's backend update", _is("azure-arm", "gateway update started"),
+                        _is("azure-arm", "gateway provisioned"), out[-1].end))
+    out.append(_cloudfront_deploy(ev, out[-1].end, Timings().scaled(time_scale).cloudfront_deploy_seconds))
+    return out
+
+
+def split(phase: str, events: Iterable[Event], start: float, reached: float, time_scale: float) -> dict[str, Any]:
+    """How much of [start, reached] was modeled, the rest, and the real-world equivalent.
+
+    {"modeled_seconds", "unscaled_seconds", "real_world_seconds", "chain": [{what, seconds}],
+     "gaps": [{before, seconds}]} — or {"unknown": reason} when a segment is missing.
+    """
+    evs = [e for e in events if isinstance(e.get("mono"), (int, float))]
+    try:
+        segments = chain(phase, evs, start, time_scale)
+    except Missing as e:
+        return {"unknown": str(e)}
+    clipped = [Segment(s.what, max(s.start, start), min(s.end, reached)) for s in segments]
+    modeled = sum(s.seconds for s in clipped)
+    rto = reached - start
+    gaps, at = [], start
+    for s in clipped:
+        if s.start > at:
+            gaps.append({"before": s.what, "seconds": round(s.start - at, 3)})
+        at = max(at, s.end)
+    if reached > at:
+        gaps.append({"before": "users see the expected page (probe sampling, and the rest)", "seconds": round(reached - at, 3)})
+    return {
+        "modeled_seconds": round(modeled, 3),
+        "unscaled_seconds": round(rto - modeled, 3),
+        "real_world_seconds": round(modeled * time_scale + (rto - modeled), 1),
+        # Segments that end after users already had the page: the lab served before it finished.
+        "ends_after_reached": [s.what for s in segments if s.end > reached + 1e-6],
+        "chain": [{"what": s.what, "seconds": round(s.seconds, 3)} for s in clipped],
+        "gaps": gaps,
+    }

@@ -1,0 +1,56 @@
+"""lab.critical_path: which part of each phase the lab modeled, from its event log."""
+from __future__ import annotations
+
+import pytest
+
+from lab.critical_path import split
+from lab.failover_stack import APPGW, AKS, MYSQL
+
+
+def ev(mono: float, source: str, event: str, **kw: object) -> dict:
+    return {"t": 1_800_000_000 + mono, "mono": mono, "source": source, "event": event, **kw}
+
+
+# A drill as the lab logs it (fault at 10.0): drain, stack, rollout, gateway, CloudFront, failback.
+EVENTS = [
+    ev(10.02, "web-tier", "node draining", instance="i-a"), ev(10.02, "web-tier", "node draining", instance="i-b"),
+    ev(15.10, "web-tier", "replica stopped", instance="i-a"), ev(15.10, "alb", "no routable targets"),
+    ev(15.30, "web-tier", "replica stopped", instance="i-b"),
+    ev(16.40, "stack", f"{MYSQL} creating"), ev(34.40, "stack", f"{MYSQL} present"), ev(34.40, "stack", "apply succeeded"),
+    ev(34.50, "stack", f"{AKS} creating"), ev(34.50, "stack", f"{APPGW} creating"),
+    ev(58.50, "stack", f"{AKS} present"), ev(69.50, "stack", f"{APPGW} present"), ev(69.50, "stack", "apply succeeded"),
+    ev(70.40, "kube", "pod started"), ev(72.40, "kube", "deployment available"),
+    ev(72.50, "azure-arm", "gateway update started", seconds=2.0), ev(74.50, "azure-arm", "gateway provisioned"),
+    ev(74.60, "cloudfront", "distribution updated"),
+    ev(100.0, "web-tier", "node booting", instance="i-c"), ev(108.0, "web-tier", "node ready", instance="i-c"),
+    ev(109.0, "alb", "target healthy", instance="i-c"),
+]
+
+
+def test_phase1_is_the_drain_until_the_primary_stops_serving() -> None:
+    got = split("phase1", EVENTS, 10.0, 15.2, 30)
+    assert got["modeled_seconds"] == pytest.approx(5.1) and got["unscaled_seconds"] == pytest.approx(0.1)
+    assert got["real_world_seconds"] == pytest.approx(5.1 * 30 + 0.1, abs=0.1)
+
+
+def test_phase2_chain_and_the_gaps_between_its_links() -> None:
+    got = split("phase2", EVENTS, 10.0, 89.7, 30)  # CloudFront: 450 s / 30 = 15 s after the update
+    assert [c["what"].split(" ")[0] for c in got["chain"]] == ["EKS", "Terraform", "Terraform", "PetClinic", "the", "CloudFront"]
+    assert got["modeled_seconds"] == pytest.approx(5.3 + 18.0 + 35.0 + 2.0 + 2.0 + 15.0)
+    assert sum(g["seconds"] for g in got["gaps"]) == pytest.approx(got["unscaled_seconds"])
+    assert got["gaps"][0] == {"before": "Terraform creates MySQL Flexible Server", "seconds": pytest.approx(1.1)}
+    data = split("phase2-data", EVENTS, 10.0, 35.0, 30)
+    assert data["modeled_seconds"] == pytest.approx(5.3 + 18.0) and data["unscaled_seconds"] == pytest.approx(1.7)
+
+
+def test_phase3_boot_then_first_health_check_and_a_lab_serving_before_it() -> None:
+    assert split("phase3", EVENTS, 99.9, 109.1, 30)["modeled_seconds"] == pytest.approx(9.0)
+    early = split("phase3", EVENTS, 99.9, 108.2, 30)  # users got AWS before the target was healthy
+    assert early["ends_after_reached"] == ["the ALB's health check finds the new target healthy"]
+    assert early["modeled_seconds"] == pytest.approx(8.2)  # clipped to what users waited for
+
+
+def test_a_missing_link_makes_the_split_unknown_not_a_guess() -> None:
+    no_stack = [e for e in EVENTS if e["source"] != "stack"]
+    assert "MySQL" in split("phase2", no_stack, 10.0, 89.7, 30)["unknown"]
+    assert "unknown" in split("phase1", [], 10.0, 15.2, 30)
