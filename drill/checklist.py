@@ -152,7 +152,11 @@ def _phase_rto(e: Evidence, name: str, what: str) -> Check:
     real = p.get("rto_real_equivalent_seconds")
     real_target = p.get("rto_target_real_seconds")
     scale = e.summary.get("time_scale")
-    real_words = (f" (real-world ≈ {real:g} s / {real_target:g} s)"
+    detail = p.get("detail") if isinstance(p.get("detail"), dict) else {}
+    split = (f": {detail['modeled_seconds']:g} s modeled × {scale:g} + {detail['unscaled_seconds']:g} s unscaled"
+             if isinstance(detail.get("modeled_seconds"), (int, float)) and isinstance(detail.get("unscaled_seconds"), (int, float))
+             else "")
+    real_words = (f" (real-world ≈ {real:g} s / {real_target:g} s{split})"
                   if isinstance(real, (int, float)) and isinstance(real_target, (int, float)) and scale not in (None, 1, 1.0)
                   else "")
     if rto is None:

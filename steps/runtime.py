@@ -93,7 +93,7 @@ class DrillRun:
         self.aws = Aws(target.aws)
         self.nodegroups = NodeGroups(self.aws, self.ledger)
         self.elb = LoadBalancing(self.aws)
-        self.cloudfront = CloudFront(self.aws, self.ledger)
+        self.cloudfront = CloudFront(self.aws, self.ledger, time_scale=target.time_scale)
         self.instants: dict[str, Instant] = {}
         self.phases: list[PhaseResult] = []
         self.notes: list[str] = []
