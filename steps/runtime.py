@@ -202,14 +202,20 @@ class DrillRun:
 
     # -- faults and data ---------------------------------------------------------------------
     def before_fault(self) -> None:
-        """Just before the first fault: list the backups that exist, i.e. have completed, now.
+        """Just before the first fault: stop the canary writes, and list the backups that exist
+        (have completed) now.
 
         The drill rehearses losing the AWS side at the fault, its backup job included: only these
         backups exist in that disaster, so only these are eligible for Phase 2's restore (the lab
         and, in a drill, the real primary keep running and backing up; that is not the disaster).
         A listing error is recorded, not raised: Phase 1 does not need backups; Phase 2 says why.
         """
-        if self.target.azure is None or "phase1.fault" in self.instants:
+        if "phase1.fault" in self.instants:
+            return
+        if self.canary is not None:  # in the disaster rehearsed, no write after the fault exists
+            self.canary.stop()
+            self.state["last_canary_before_fault"] = self.canary.last_written()
+        if self.target.azure is None:
             return
         try:
             self.state["backups_at_fault"] = self.backup_store().list()
@@ -220,7 +226,7 @@ class DrillRun:
     def mark_fault(self, name: str, at: Instant) -> None:
         """The instant users lost the primary: application writes stop here (the web tier is gone)."""
         self.instants[name] = at
-        if self.canary is not None and name == "phase1.fault":
+        if self.canary is not None and name == "phase1.fault" and "last_canary_before_fault" not in self.state:
             self.canary.stop()
             self.state["last_canary_before_fault"] = self.canary.last_written()
 
