@@ -34,8 +34,11 @@ from lab.timing import Timings
 Event = dict[str, Any]
 Match = Callable[[Event], bool]
 
-# A web node's replica is gone (stopped when the node terminates, or evicted when its drain starts).
-REPLICA_GONE = {"replica stopped", "replica evicted", "pod evicted", "node terminated"}
+# A web node's replica stops serving (evicted as its drain starts, or stopped with the node); the
+# node itself is gone at "node terminated" (a lab that logs no such event stops the replica then).
+STOPS_SERVING = {"pod evicted", "replica evicted", "replica stopped"}
+# The ALB has nothing left to send a request to (the lab's wording before and after its ALB model).
+NOTHING_TO_ROUTE = {"no routable targets", "no serving targets"}
 
 
 @dataclass(frozen=True)
@@ -65,24 +68,29 @@ def _first(events: Sequence[Event], match: Match, after: float, what: str) -> Ev
 
 
 def _drain(events: Sequence[Event], fault: float, until_all_gone: bool) -> Segment:
-    """fault → the primary stops serving (earliest of: no routable target, every drained replica
-    gone), or → every drained node gone (until_all_gone: what the drill waits for before Phase 2)."""
-    draining = [e for e in events if e["mono"] >= fault and e.get("source") == "web-tier" and e.get("event") == "node draining"]
-    if not draining:
+    """fault → the primary stops serving (the earlier of: the ALB has nothing to route to, every
+    drained node's replica has stopped serving), or, with until_all_gone, → every drained node is
+    gone (what the drill waits for before Phase 2: the runbook completes Phase 1 first)."""
+    after = [e for e in events if e["mono"] >= fault]
+    drained = {e.get("instance") for e in after if e.get("source") == "web-tier" and e.get("event") == "node draining"}
+    if not drained:
         raise Missing("EKS node drain: no 'node draining' after the fault")
-    gone: dict[str, float] = {}
-    for e in events:
-        iid = e.get("instance")
-        if e["mono"] >= fault and e.get("source") == "web-tier" and e.get("event") in REPLICA_GONE and iid is not None:
-            gone[iid] = max(gone.get(iid, e["mono"]), e["mono"])
-    drained = {e.get("instance") for e in draining}
-    all_gone = max(gone[i] for i in drained) if drained <= set(gone) else None
+
+    def each(names: set[str]) -> float | None:
+        """When every drained node had met its first event named in `names` (None if one never did)."""
+        first: dict[str, float] = {}
+        for e in after:
+            if e.get("source") == "web-tier" and e.get("event") in names and e.get("instance") in drained:
+                first.setdefault(e["instance"], e["mono"])
+        return max(first.values()) if set(first) >= drained else None
+
     if until_all_gone:
-        if all_gone is None:
+        gone = each({"node terminated"} if any(e.get("event") == "node terminated" for e in after) else {"replica stopped"})
+        if gone is None:
             raise Missing("EKS node drain: not every drained node is gone in the event log")
-        return Segment("EKS drains the web nodes (the runbook completes Phase 1 first)", fault, all_gone)
-    ends = [x for x in (all_gone, next((e["mono"] for e in events if e["mono"] >= fault
-                                        and _is("alb", "no routable targets")(e)), None)) if x is not None]
+        return Segment("EKS drains the web nodes (the runbook completes Phase 1 first)", fault, gone)
+    nothing = next((e["mono"] for e in after if e.get("source") == "alb" and e.get("event") in NOTHING_TO_ROUTE), None)
+    ends = [x for x in (each(STOPS_SERVING), nothing) if x is not None]
     if not ends:
         raise Missing("EKS node drain: the primary never stopped serving in the event log")
     return Segment("EKS drain until the primary stops serving", fault, min(ends))

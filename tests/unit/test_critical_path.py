@@ -54,3 +54,16 @@ def test_a_missing_link_makes_the_split_unknown_not_a_guess() -> None:
     no_stack = [e for e in EVENTS if e["source"] != "stack"]
     assert "MySQL" in split("phase2", no_stack, 10.0, 89.7, 30)["unknown"]
     assert "unknown" in split("phase1", [], 10.0, 15.2, 30)
+
+
+def test_a_drain_that_evicts_pods_first_ends_phase1_at_the_evictions_and_phase2_waits_for_the_nodes() -> None:
+    """The ALB/EKS model where a drain evicts the pods as it starts and the node terminates later."""
+    events = [
+        ev(10.02, "web-tier", "node draining", instance="i-a"), ev(10.02, "web-tier", "node draining", instance="i-b"),
+        ev(10.40, "web-tier", "pod evicted", instance="i-a"), ev(10.45, "web-tier", "pod evicted", instance="i-b"),
+        ev(11.50, "alb", "no serving targets"),
+        ev(15.02, "web-tier", "node terminated", instance="i-a"), ev(15.03, "web-tier", "node terminated", instance="i-b"),
+        *[e for e in EVENTS if e["source"] != "web-tier" and e["event"] != "no routable targets"],
+    ]
+    assert split("phase1", events, 10.0, 10.5, 30)["modeled_seconds"] == pytest.approx(0.45)
+    assert split("phase2-data", events, 10.0, 35.0, 30)["chain"][0]["seconds"] == pytest.approx(5.03)
