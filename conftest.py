@@ -152,6 +152,13 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
     dry_run = bool(request.config.getoption("--dry-run"))
     try:
         verified = check_production_guard(target)
+        # Would the plan work on the real clouds? Checked before the first change (and the lock).
+        from steps import preflight
+
+        findings = preflight.run(target, _selected_phases(request.session.items))
+        if findings and not dry_run:
+            raise Refused("preflight found what the real clouds would refuse (`pytest -m drill --dry-run` lists it):\n  "
+                          + "\n  ".join(f.detail for f in findings))
         lock = DrillLock(target) if target.azure is not None else None
         # A dry run changes nothing, so it takes no lock (a lock is a write); it says who holds one.
         other = lock.holder() if lock and dry_run else None
@@ -161,6 +168,7 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
     if dry_run:
         lock = None
     run = DrillRun(target, reports_dir, masker, lab_events, run_id=run_id, dry_run=dry_run)
+    run.preflight = findings
     run.notes.extend(verified)
     if masker.too_short_for_text():
         run.notes.append(f"{masker.too_short_for_text()} secret(s) shorter than {Masker.MIN_IN_TEXT} characters: masked "
@@ -197,6 +205,11 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
 _SUMMARY = pytest.StashKey[tuple]()
 
 
+def _selected_phases(items: list[pytest.Item]) -> list[str]:
+    """The drill phases this session runs (each item's own phase: its first phase mark)."""
+    return sorted({PHASES[i] for i in (_phase(it) for it in items) if i is not None})
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Safety net: step attachments and parameters are written by Allure unmasked; scrub them.
     alluredir = session.config.getoption("--alluredir", None)
@@ -221,6 +234,11 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
             tr.write_line(f"  {p['id']:>3}. {p['change']}")
             tr.write_line(f"       undo: {p['inverse']}")
         tr.write_line(f"  not evaluated (effects of changes not made): {len(s.get('not_evaluated') or [])} check(s)")
+    if s.get("preflight") is not None:
+        found = s["preflight"]
+        tr.write_line(f"  preflight: {'no finding' if not found else f'{len(found)} finding(s): the plan would fail on the real clouds'}")
+        for f in found:
+            tr.write_line(f"    - {f['detail']}")
     for ph in s["phases"]:
         rto = "not reached" if ph["rto_seconds"] is None else f"{ph['rto_seconds']:.2f}s"
         d = ph.get("detail") or {}
@@ -243,8 +261,14 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
         tr.write_line(f"  RPO {s['rpo_seconds']:.2f}s / target {s['rpo_target_seconds']:.2f}s (backup completed before the "
                       f"fault: {rpo.get('backup', '?').rsplit('/', 1)[-1]}){bound}{'  ERROR' if rpo.get('error') else ''}")
     tr.write_line(f"  degraded (maintenance) {s['degraded_seconds']:.2f}s; on Azure {s['azure_seconds']:.2f}s; drill took {s['duration_seconds']:.1f}s")
+    if s.get("outage_write"):
+        writes = "; ".join(f"{phase} ({w.get('users_saw')}) {w.get('status')} {'saved' if w.get('accepted') else 'refused'}"
+                           for phase, w in s["outage_write"].items())
+        tr.write_line(f"  a user's write (POST /owners/new): {writes}")
     if s.get("failback_data_loss"):
         tr.write_line(f"  lost on failback (written on Azure, not replicated): {s['failback_data_loss']['rows']}")
+    for d in s.get("runbook_deviations") or []:
+        tr.write_line(f"  runbook {d['step']} corrected: {d['refused_because']}; the drill {d['drill_did']}")
     r = s["restore"]
     tr.write_line(f"  rollback: {r['unwound']} change(s) undone, failures: {len(r['failures'])}, site back on {r['site_class']}")
     diff = s.get("baseline_diff") or []

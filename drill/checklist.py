@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
+from drill.runbook import RUNBOOK, from_summary
+
 PASSED, FAILED, NOT_PROVEN, NOT_RUN, DRY_RUN = "passed", "failed", "not proven", "not run", "dry run"
 STATUSES = (PASSED, FAILED, NOT_PROVEN, NOT_RUN, DRY_RUN)
 MARK = {PASSED: "✅", FAILED: "❌", NOT_PROVEN: "⚠️", NOT_RUN: "⏭️", DRY_RUN: "📝"}
-RUNBOOK = "dr-failover-test-guide.md"
 
 PHASE_TITLES = {
     1: ("Phase 1: 단기 장애 (Blob Storage Failover)", "short outage: CloudFront fails over to the Blob maintenance page"),
@@ -212,6 +213,11 @@ def _p1_alb_unhealthy(e: Evidence) -> Check:
     return Check(NOT_PROVEN, e.stopped_early(1), "summary.json failed_steps")
 
 
+def _default_behavior(ev: dict[str, Any]) -> bool:
+    """An edge event about what users' pages get (the default cache behavior), not a write path's."""
+    return ev.get("behavior", "*") == "*"
+
+
 def _p1_secondary_origin(e: Evidence) -> Check:
     maint = (e.summary.get("seconds_by_class") or {}).get("maintenance") or 0.0
     seen = [t for t in (e.summary.get("transitions") or []) if isinstance(t, dict) and t.get("class") == "maintenance"]
@@ -221,7 +227,7 @@ def _p1_secondary_origin(e: Evidence) -> Check:
         parts.append(f"users got the maintenance page — which only the secondary origin serves — sustained from "
                      f"{e.at(_ts(seen[0].get('from')))}, {maint:.2f} s in all")
     if e.has_events and e.fault_t is not None:
-        sw = e.lab("serving origin", "edge", e.fault_t, lambda ev: "secondary" in str(ev.get("origin", "")))
+        sw = e.lab("serving origin", "edge", e.fault_t, lambda ev: "secondary" in str(ev.get("origin", "")) and _default_behavior(ev))
         if sw:
             parts.append(f"the edge switched to origin “{sw[0].get('origin')}” ({sw[0].get('domain')}) at {e.at(_ts(sw[0].get('t')))}")
             src.append("lab-events.jsonl (edge)")
@@ -415,7 +421,7 @@ def _p3_alb_direct(e: Evidence) -> Check:
     p3 = e.phase("phase3")
     if p3 is None:
         return Check(NOT_PROVEN, e.stopped_early(3), "summary.json failed_steps")
-    edge = e.lab("serving origin", "edge", _ts(p3.get("fault_at")), lambda ev: "primary" in str(ev.get("origin", "")))
+    edge = e.lab("serving origin", "edge", _ts(p3.get("fault_at")), lambda ev: "primary" in str(ev.get("origin", "")) and _default_behavior(ev))
     if p3.get("rto_seconds") is None:
         return Check(FAILED, "users never got PetClinic from AWS again through CloudFront's primary origin (the ALB)",
                      "summary.json phases[phase3]")
@@ -591,9 +597,14 @@ def _facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     if isinstance(s.get("failback_data_loss"), dict):
         out.append(("lost on failback", f"{s['failback_data_loss'].get('total')} row(s) {s['failback_data_loss'].get('rows')} — "
                                         f"{s['failback_data_loss'].get('policy', '')}"))
-    if isinstance(s.get("outage_write"), dict):
-        w = s["outage_write"]
-        out.append(("user write during the outage", f"status {w.get('status')}, {'accepted' if w.get('accepted') else 'refused'}"))
+    writes = s.get("outage_write") if isinstance(s.get("outage_write"), dict) else {}
+    for phase, w in writes.items():
+        if isinstance(w, dict):
+            b = w.get("behavior") if isinstance(w.get("behavior"), dict) else {}
+            out.append((f"user write through the site, {phase}",
+                        f"users saw {w.get('users_saw')}; POST {w.get('path')} (behavior {b.get('path_pattern')} → "
+                        f"{b.get('target_kind')} {b.get('target')}) got status {w.get('status')}, "
+                        f"{'accepted' if w.get('accepted') else 'refused'}; rows in the primary {w.get('rows_in_primary')}"))
     return out
 
 
@@ -611,6 +622,20 @@ def _restore(s: dict[str, Any]) -> list[tuple[str, str]]:
     for d in diff:
         rows.append(("difference", str(d)))
     return rows
+
+
+def _runbook_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(step, as written, what the real cloud does, what the drill did) for each runbook correction."""
+    return [(d.step, d.as_written, d.refused_because, d.drill_did + (f" [{d.source}]" if d.source else ""))
+            for d in from_summary(s.get("runbook_deviations"))]
+
+
+def _preflight(s: dict[str, Any]) -> list[str] | None:
+    """Preflight findings' sentences; None when preflight did not run."""
+    found = s.get("preflight")
+    if not isinstance(found, list):
+        return None
+    return [str(f.get("detail")) if isinstance(f, dict) else str(f) for f in found]
 
 
 def _header(s: dict[str, Any]) -> list[tuple[str, str]]:
@@ -666,6 +691,17 @@ def render_markdown(summary: dict[str, Any] | None, actions: Sequence[dict[str, 
                 L.append(f"| {item.number} | {_md(item.ko)} | {_md(item.en)} | {MARK[c.status]} {c.status} | "
                          f"{_md(c.evidence)} | {_md(c.source)} |")
         L.append("")
+    deviations = _runbook_rows(s)
+    if deviations:
+        L += [f"## Where the runbook is wrong — {len(deviations)} step(s) of `{RUNBOOK}` corrected", "",
+              "The runbook as written would fail at these steps on the real clouds; the drill did what works. Fix the runbook.", "",
+              "| step | the runbook does | on the real clouds | the drill did |", "|---|---|---|---|"]
+        L += [f"| {' | '.join(_md(c) for c in r)} |" for r in deviations] + [""]
+    found = _preflight(s)
+    if found is not None:
+        L += ["## Preflight — would the plan work on the real clouds?", ""]
+        L += [f"- ❌ {_md(x)}" for x in found] if found else ["No finding."]
+        L += [""]
     if s.get("dry_run"):
         L += ["## Plan (dry run: nothing was changed)", "", "| # | change | inverse |", "|---|---|---|"]
         L += [f"| {_md(p.get('id'))} | {_md(p.get('change'))} | {_md(p.get('inverse'))} |" for p in s.get("plan") or []]
@@ -740,6 +776,16 @@ def render_html(summary: dict[str, Any] | None, actions: Sequence[dict[str, Any]
                          f"<td>{_h(item.en)}</td><td>{MARK[c.status]} {_h(c.status)}</td><td>{_h(c.evidence)}</td>"
                          f"<td>{_h(c.source)}</td></tr>")
         H.append("</table>")
+    deviations = _runbook_rows(s)
+    if deviations:
+        H.append(f"<h2>Where the runbook is wrong — {len(deviations)} step(s) of <code>{_h(RUNBOOK)}</code> corrected</h2>"
+                 "<p>The runbook as written would fail at these steps on the real clouds; the drill did what works. Fix the runbook.</p>"
+                 "<table><tr><th>step</th><th>the runbook does</th><th>on the real clouds</th><th>the drill did</th></tr>"
+                 + "".join("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in r) + "</tr>" for r in deviations) + "</table>")
+    found = _preflight(s)
+    if found is not None:
+        H.append("<h2>Preflight — would the plan work on the real clouds?</h2>"
+                 + ("<ul>" + "".join(f'<li class="failed">❌ {_h(x)}</li>' for x in found) + "</ul>" if found else "<p>No finding.</p>"))
     if s.get("dry_run"):
         H.append("<h2>Plan (dry run: nothing was changed)</h2><table><tr><th>#</th><th>change</th><th>inverse</th></tr>"
                  + "".join(f"<tr><td>{_h(p.get('id'))}</td><td>{_h(p.get('change'))}</td><td>{_h(p.get('inverse'))}</td></tr>"

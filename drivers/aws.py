@@ -5,6 +5,7 @@ before the call, so an interrupted drill still knows how to put things back.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,30 @@ class TargetHealth:
     port: int | None
     state: str
     reason: str | None
+
+
+@dataclass(frozen=True)
+class CacheBehavior:
+    """A cache behavior of a distribution, as the drill reports it."""
+
+    path_pattern: str  # "*" for the default cache behavior
+    target: str  # TargetOriginId: an origin id or an origin group id
+    target_is_origin_group: bool
+    allowed_methods: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path_pattern": self.path_pattern, "target": self.target,
+                "target_kind": "origin group" if self.target_is_origin_group else "origin",
+                "allowed_methods": list(self.allowed_methods)}
+
+
+def path_pattern_matches(pattern: str, path: str) -> bool:
+    """CloudFront's path-pattern rules (Developer Guide, *Path pattern*): `*` matches 0 or more
+    characters, `/` included, `?` exactly one; case-sensitive; the leading `/` is optional; the
+    whole path (never the query string) is compared."""
+    pattern, path = ("/" + pattern.lstrip("/")), ("/" + path.split("?", 1)[0].lstrip("/"))
+    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, path, re.DOTALL) is not None
 
 
 def error_code(e: BaseException) -> str | None:
@@ -195,6 +220,23 @@ class CloudFront:
             if g["Id"] == target:
                 return g
         return None
+
+    def behaviors(self, distribution_id: str) -> list[CacheBehavior]:
+        """The cache behaviors in the order CloudFront applies them: ordered ones first, the default last."""
+        cfg, _ = self.config(distribution_id)
+        groups = {g["Id"] for g in (cfg.get("OriginGroups") or {}).get("Items") or []}
+
+        def one(b: dict[str, Any], pattern: str) -> CacheBehavior:
+            methods = tuple((b.get("AllowedMethods") or {}).get("Items") or ("GET", "HEAD"))
+            return CacheBehavior(pattern, b["TargetOriginId"], b["TargetOriginId"] in groups, methods)
+
+        ordered = [one(b, b["PathPattern"]) for b in (cfg.get("CacheBehaviors") or {}).get("Items") or []]
+        return ordered + [one(cfg["DefaultCacheBehavior"], "*")]
+
+    def behavior_for(self, distribution_id: str, path: str) -> CacheBehavior:
+        """The cache behavior a request for `path` takes: the first ordered match, else the default."""
+        behaviors = self.behaviors(distribution_id)
+        return next((b for b in behaviors[:-1] if path_pattern_matches(b.path_pattern, path)), behaviors[-1])
 
     def apply_origin(self, distribution_id: str, origin_id: str, settings: dict[str, Any]) -> str:
         """get config + ETag → modify one origin → update with IfMatch (runbook 2.6). Returns the new ETag.

@@ -69,3 +69,10 @@ Feature: DR readiness — is disaster recovery actually ready today?
     One probe per API: AWS STS, EKS, ELBv2, CloudFront, Secrets Manager and the primary database;
     the Entra token, ARM networks, App Gateways and storage accounts, the Blob service; Terraform.
     Then every API the drill uses answers a read-only call with the drill's credentials
+
+  Scenario: Preflight — the drill's plan would work on the real clouds
+    Named checks of what the real clouds refuse and the lab must refuse too (drill/preflight.py): e.g.
+    an IP address as CloudFront's origin, an App Gateway backend its subnet cannot reach, a database
+    client without a TLS CA, no way to get credentials for a cluster the drill creates. The same
+    checks run in a dry run, and before a real drill's first change.
+    Then no preflight check finds what the real clouds would refuse in the drill's plan

@@ -1,27 +1,82 @@
 """CloudFront's data plane in the lab: an edge on the public site address.
 
 It serves the distribution configuration that is *deployed* (lab.aws.cloudfront keeps the history
-and the modeled deployment delay), and applies origin-group failover per request as CloudFront
-does: every request tries the primary first; on a configured failover status, a refused connection
-or a timeout, GET/HEAD/OPTIONS requests are retried on the secondary, other methods are not.
-Connection timeout and attempts come from the origin's settings, scaled by the lab's time scale.
+and the modeled deployment delay) and routes each request as CloudFront documents it (CloudFront
+Developer Guide: "Values that you specify when you create or update a distribution", sections *Path
+pattern*, *Allowed HTTP methods*, *Connection attempts*, *Connection timeout*, *Response timeout*;
+"Optimize high availability with CloudFront origin failover"):
+
+- **Cache behavior.** The request path (without the query string) is compared with the ordered
+  cache behaviors' path patterns in their order; the first match wins, the default behavior (`*`)
+  comes last. `*` matches 0 or more characters (`/` included), `?` exactly one; matching is
+  case-sensitive; a leading `/` in the pattern is optional.
+- **Allowed methods.** A method the behavior does not allow is answered 403 by the edge.
+- **Target.** The behavior's origin, or its origin group: every request tries the group's primary
+  first; on a configured failover status, a failed connection or a timeout, GET/HEAD/OPTIONS requests
+  go to the secondary, other methods are answered with the primary's result.
+- **Connection attempts and timeouts, per origin.** Each attempt connects within the connection
+  timeout; a connection that fails or times out is tried again, for every method, up to
+  ConnectionAttempts. Once connected and sent, the response timeout bounds the wait for the first
+  byte and between packets: a GET or HEAD whose response times out is dropped and tried again, up to
+  ConnectionAttempts in all; any other method (DELETE, OPTIONS, PATCH, PUT, POST) is not tried again
+  (for OPTIONS in a group, the secondary is then asked). A broken answer after the request was sent
+  is treated as a response that stopped: retried for GET/HEAD only.
+
+So the time a request spends on an origin before failing over (or before the edge answers 504)
+adds up attempt by attempt, each attempt costing the timeout of the stage that failed: an origin
+that never accepts costs ConnectionAttempts × ConnectionTimeout (default 3 × 10 s = 30 s); one that
+accepts and never answers costs a GET/HEAD ConnectionAttempts × OriginReadTimeout (default 3 × 30 s
+= 90 s) and any other method one OriginReadTimeout; a refused connection costs next to nothing.
+An origin's ResponseCompletionTimeout, when set, caps that whole wait, retries included (*Response
+completion timeout*; CloudFront enforces no maximum without it).
+A timeout is answered 504, any other failure 502 (Developer Guide, "HTTP 502/504 status code").
+Timeouts are divided by the lab's time scale.
 """
 from __future__ import annotations
 
 import ipaddress
+import re
 import threading
+import time
+from functools import lru_cache
 from typing import Callable
 
-from lab.aws.cloudfront import CloudFrontModel, EdgeConfig, OriginSpec
+from lab.aws.cloudfront import BehaviorSpec, CloudFrontModel, EdgeConfig, OriginSpec
 from lab.events import EventLog
 from lab.httpfwd import Request, Response, Server, UpstreamError, forward
 
-FAILOVER_METHODS = {"GET", "HEAD", "OPTIONS"}
+FAILOVER_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Methods whose request is sent again after a response timeout (other methods are not repeated).
+RESEND_METHODS = frozenset({"GET", "HEAD"})
+CF_403_METHOD = (b"<HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE></HEAD><BODY><H1>403 ERROR</H1>"
+                 b"<H2>The request could not be satisfied.</H2>This distribution is not configured to allow the HTTP "
+                 b"request method that was used for this request. The distribution supports only cachable requests."
+                 b"</BODY></HTML>")
 CF_502 = b"<HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE></HEAD><BODY><H1>502 ERROR</H1><H2>The request could not be satisfied.</H2>CloudFront wasn't able to connect to the origin.</BODY></HTML>"
 CF_504 = b"<HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE></HEAD><BODY><H1>504 Gateway Timeout ERROR</H1><H2>The request could not be satisfied.</H2>CloudFront attempted to establish a connection with the origin, but either the attempt failed or the origin closed the connection.</BODY></HTML>"
 
 # domain name of an origin -> (host, port) on loopback: the lab's DNS.
 Resolver = Callable[[str], "tuple[str, int] | None"]
+
+
+@lru_cache(maxsize=256)
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    body = pattern if pattern.startswith("/") else "/" + pattern
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in body), re.DOTALL)
+
+
+def path_matches(pattern: str, path: str) -> bool:
+    """CloudFront's path-pattern match: `*` any run of characters, `?` one, case-sensitive, whole path."""
+    return _pattern_regex(pattern).fullmatch(path if path.startswith("/") else "/" + path) is not None
+
+
+def select_behavior(cfg: EdgeConfig, path: str) -> BehaviorSpec:
+    """The cache behavior a request path takes: the first ordered match, else the default."""
+    path = path.split("?", 1)[0]  # CloudFront does not consider query strings when matching
+    for behavior in cfg.behaviors[:-1]:
+        if path_matches(behavior.path_pattern, path):
+            return behavior
+    return cfg.default
 
 
 def _loopback_literal(origin: OriginSpec) -> tuple[str, int] | None:
@@ -34,6 +89,14 @@ def _loopback_literal(origin: OriginSpec) -> tuple[str, int] | None:
     except ValueError:
         return None
     return (origin.domain_name, origin.http_port) if ip.is_loopback else None
+
+
+def _at_most(seconds: float, left: float | None) -> float:
+    return seconds if left is None else max(0.001, min(seconds, left))
+
+
+def _error_response(e: UpstreamError) -> Response:
+    return Response(504 if e.timed_out else 502, [("Content-Type", "text/html")], CF_504 if e.timed_out else CF_502)
 
 
 class Edge:
@@ -51,7 +114,7 @@ class Edge:
         self.resolve = resolve
         self.time_scale = time_scale
         self.events = events
-        self._last_origin: str | None = None
+        self._last_origin: dict[str, str] = {}  # per cache behavior (path pattern)
         self._lock = threading.Lock()
         self.server = Server(port, self.handle)
 
@@ -66,7 +129,10 @@ class Edge:
         cfg = self.model.active(self.distribution_id)
         if cfg is None or not cfg.enabled:
             return Response(403, [("Content-Type", "text/html")], b"<H1>403 ERROR</H1>The distribution is not enabled.")
-        members, codes = cfg.origin_groups.get(cfg.default_target, ((cfg.default_target,), frozenset()))
+        behavior = select_behavior(cfg, req.path)
+        if req.method.upper() not in behavior.allowed_methods:
+            return self._stamp(Response(403, [("Content-Type", "text/html")], CF_403_METHOD))
+        members, codes = cfg.origin_groups.get(behavior.target, ((behavior.target,), frozenset()))
         can_fail_over = len(members) > 1 and req.method in FAILOVER_METHODS
         resp, served_by = None, None
         for i, origin_id in enumerate(members[: 2 if can_fail_over else 1]):
@@ -76,7 +142,7 @@ class Edge:
             try:
                 resp = self._fetch(origin, req)
             except UpstreamError as e:
-                resp = Response(504 if e.kind == "timeout" else 502, [("Content-Type", "text/html")], CF_504 if e.kind == "timeout" else CF_502)
+                resp = _error_response(e)
                 if can_fail_over and i == 0:
                     continue
                 break
@@ -85,39 +151,52 @@ class Edge:
                 continue
             break
         assert resp is not None
-        self._note(served_by or "error", cfg)
+        self._note(behavior, served_by or "error", cfg)
+        return self._stamp(resp)
+
+    @staticmethod
+    def _stamp(resp: Response) -> Response:
+        # CloudFront says "Error from cloudfront" for any error status, an origin's or its own.
         resp.headers = [h for h in resp.headers if h[0].lower() not in ("via", "x-cache")]
         resp.headers += [
-            ("X-Cache", "Miss from cloudfront" if served_by else "Error from cloudfront"),
+            ("X-Cache", "Miss from cloudfront" if resp.status < 400 else "Error from cloudfront"),
             ("Via", "1.1 lab-edge.cloudfront.net (CloudFront)"),
             ("X-Amz-Cf-Pop", "ICN54-P1"),
         ]
         return resp
 
     def _fetch(self, origin: OriginSpec, req: Request) -> Response:
+        """One origin, with its connection attempts and timeouts (the rules in the module docstring)."""
         addr = self.resolve(origin.domain_name) or _loopback_literal(origin)
         if addr is None:
             raise UpstreamError("dns", f"cannot resolve {origin.domain_name}")
         last: UpstreamError | None = None
+        # ResponseCompletionTimeout caps the whole wait, across packets and retries.
+        deadline = (None if origin.response_completion_timeout is None
+                    else time.monotonic() + origin.response_completion_timeout / self.time_scale)
         for _ in range(max(1, origin.connection_attempts)):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
             try:
                 return forward(
                     addr[0], addr[1], req,
-                    connect_timeout=origin.connection_timeout / self.time_scale,
-                    read_timeout=origin.read_timeout / self.time_scale,
+                    connect_timeout=_at_most(origin.connection_timeout / self.time_scale, left),
+                    read_timeout=_at_most(origin.read_timeout / self.time_scale, left),
                     host_header=origin.domain_name,
                 )
             except UpstreamError as e:
                 last = e
-                if e.kind == "timeout" and "read" in str(e):
-                    break  # a response timeout is not retried as a new connection attempt
+                if e.request_sent and req.method.upper() not in RESEND_METHODS:
+                    break  # the origin may have it: CloudFront does not send it again
         assert last is not None
         raise last
 
-    def _note(self, origin: str, cfg: EdgeConfig) -> None:
+    def _note(self, behavior: BehaviorSpec, origin: str, cfg: EdgeConfig) -> None:
+        """Ground truth for the evidence: the origin a behavior's requests get, on each change."""
         with self._lock:
-            if origin == self._last_origin:
+            if self._last_origin.get(behavior.path_pattern) == origin:
                 return
-            self._last_origin = origin
+            self._last_origin[behavior.path_pattern] = origin
         domain = cfg.origins[origin].domain_name if origin in cfg.origins else None
-        self.events.record("edge", "serving origin", origin=origin, domain=domain)
+        self.events.record("edge", "serving origin", origin=origin, domain=domain, behavior=behavior.path_pattern)

@@ -1,8 +1,9 @@
 """The lab's data-plane plumbing: a quiet threaded HTTP server and one-shot upstream requests.
 
 The ALB, the CloudFront edge and the Blob static-website endpoint are each a small proxy built on
-these two pieces. Upstream failures are kept apart (refused, timed out, bad response) because the
-real services answer each differently (e.g. ALB 502 vs 504, CloudFront failover on both).
+these two pieces. Upstream failures are kept apart by stage (refused, connect timeout, read timeout,
+bad response) because the real services answer each differently (e.g. ALB 502 vs 504; CloudFront
+retries a connect timeout for every method, a read timeout only for GET/HEAD).
 """
 from __future__ import annotations
 
@@ -35,11 +36,34 @@ class Response:
 
 
 class UpstreamError(Exception):
-    """The upstream could not be reached or gave no usable answer; `kind` says how."""
+    """The upstream could not be reached or gave no usable answer; `kind` says how.
+
+    Kinds, by the stage that failed (proxies treat them differently, e.g. CloudFront retries a
+    connection that timed out for every method but a response that timed out only for GET/HEAD):
+      "dns"             the name did not resolve (no connection was tried)
+      "refused"         the connection was refused or could not be made
+      "connect_timeout" no connection within the connect timeout (the request was never sent)
+      "read_timeout"    connected and sent, but no (complete) answer within the read timeout
+      "protocol"        connected and sent, but the answer was broken or the connection dropped
+    """
+
+    KINDS = frozenset({"dns", "refused", "connect_timeout", "read_timeout", "protocol"})
 
     def __init__(self, kind: str, detail: str) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown upstream error kind {kind!r}")
         super().__init__(f"{kind}: {detail}")
-        self.kind = kind  # "refused" | "timeout" | "dns" | "protocol"
+        self.kind = kind
+
+    @property
+    def timed_out(self) -> bool:
+        """Either timeout: what a gateway answers 504 for."""
+        return self.kind in ("connect_timeout", "read_timeout")
+
+    @property
+    def request_sent(self) -> bool:
+        """Whether the origin may have received the request (so a retry could repeat it)."""
+        return self.kind in ("read_timeout", "protocol")
 
 
 def forward(
@@ -51,7 +75,7 @@ def forward(
     except ConnectionRefusedError as e:
         raise UpstreamError("refused", str(e)) from None
     except (socket.timeout, TimeoutError) as e:
-        raise UpstreamError("timeout", f"connect: {e}") from None
+        raise UpstreamError("connect_timeout", str(e) or "timed out") from None
     except OSError as e:
         raise UpstreamError("refused", str(e)) from None
     conn = http.client.HTTPConnection(host, port, timeout=read_timeout)
@@ -68,7 +92,7 @@ def forward(
         out = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP]
         return Response(resp.status, out, body)
     except (socket.timeout, TimeoutError) as e:
-        raise UpstreamError("timeout", f"read: {e}") from None
+        raise UpstreamError("read_timeout", str(e) or "timed out") from None
     except (http.client.HTTPException, ConnectionError, OSError) as e:
         raise UpstreamError("protocol", str(e) or type(e).__name__) from None
     finally:
@@ -113,7 +137,8 @@ class Server:
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self.port = port
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name=f"http:{port}", daemon=True)
+        # stop() waits for the serve loop to notice: poll at 0.1 s, not socketserver's 0.5 s.
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.1,), name=f"http:{port}", daemon=True)
 
     def start(self) -> "Server":
         self._thread.start()

@@ -14,6 +14,17 @@ PRIMARY_ORIGIN = "primary-aws"
 SECONDARY_ORIGIN = "secondary-azure"
 ORIGIN_GROUP = "petclinic-failover"
 FAILOVER_STATUS_CODES = [500, 502, 503, 504]
+# PetClinic's write paths (its owner, pet and visit forms: GET shows the form, POST submits it). The
+# real API refuses POST/PUT/PATCH/DELETE on a behavior that targets an origin group, so these go, in
+# ordered cache behaviors, straight to the primary origin; everything else takes the default
+# behavior (GET/HEAD/OPTIONS) through the origin group. CloudFront path patterns: `*` spans `/`.
+WRITE_PATH_PATTERNS = [
+    "/owners/new",
+    "/owners/*/edit",
+    "/owners/*/pets/new",
+    "/owners/*/pets/*/edit",
+    "/owners/*/pets/*/visits/new",
+]
 STORAGE_ACCOUNT = "bloberry01"
 BLOB_WEB_HOST = f"{STORAGE_ACCOUNT}.z12.web.core.windows.net"
 BACKUP_CONTAINER = "mysql-backups"

@@ -242,6 +242,6 @@ class WebTier:
         try:
             resp = forward("127.0.0.1", port, req, connect_timeout=1.0, read_timeout=self.timings.alb_idle_timeout_seconds)
         except UpstreamError as e:
-            body, code = (ALB_504, 504) if e.kind == "timeout" else (ALB_502, 502)
+            body, code = (ALB_504, 504) if e.timed_out else (ALB_502, 502)
             return Response(code, [("Content-Type", "text/html"), ("Server", "awselb/2.0")], body)
         return resp

@@ -22,7 +22,9 @@ def capture(run: Any) -> dict[str, Any]:
     snap["cloudfront"] = {
         "origins": {o["Id"]: o for o in cfg["Origins"]["Items"]},
         "origin_groups": (cfg.get("OriginGroups") or {}).get("Items") or [],
-        "default_target": cfg["DefaultCacheBehavior"]["TargetOriginId"],
+        # Which paths go where, with which methods: the default behavior and the ordered ones, in order.
+        "default_behavior": cfg["DefaultCacheBehavior"],
+        "cache_behaviors": (cfg.get("CacheBehaviors") or {}).get("Items") or [],
         "enabled": cfg.get("Enabled"),
     }
     snap["alb"] = {"healthy_targets": run.elb.healthy_count(t.aws.alb.target_group_arn) > 0}

@@ -36,6 +36,14 @@ def dry_run_skips(drill_run: DrillRun, check: str) -> bool:
     return True
 
 
+def observe_site_write(drill_run: DrillRun, phase: str) -> dict | None:
+    """What a user's write through the site gets now, attached to the step (a dry run only plans it)."""
+    seen = drill_run.site_write(phase)
+    if seen is not None:
+        attach_json(f"a user's write through the site ({phase})", seen)
+    return seen
+
+
 @given("PetClinic is served from AWS")
 def petclinic_served_from_aws(drill_run: DrillRun) -> None:
     t0 = time.monotonic()

@@ -667,6 +667,26 @@ class ReadinessRun:
             out.append(self.measure(check, run))
         return out
 
+    # -- preflight -----------------------------------------------------------------------------------------
+    def check_preflight(self) -> list[Verdict]:
+        """One verdict per preflight check that applies to this target (drill/preflight.py): would the
+        drill's plan work on the real clouds? A check with a finding fails, naming what and why."""
+        from drill import preflight as core
+        from steps import preflight
+
+        facts = preflight.gather(self.target)
+        out = []
+        for check in core.applicable(self.target):
+            def run(check: str = check) -> Verdict:
+                found = [f for f in core.run(self.target, facts) if f.check == check]
+                if found:
+                    return Verdict(check, False, "finding", "no finding", found[0].detail,
+                                   data={"phase": found[0].phase, "runbook_step": found[0].runbook_step})
+                return Verdict(check, True, "no finding", "no finding", sentence(check, "no finding"))
+
+            out.append(self.measure(check, run))
+        return out
+
     # -- end of run ------------------------------------------------------------------------------------------
     def clean_up(self) -> list[str]:
         """Empty the scratch database again if this run restored into it; problems, if any."""

@@ -23,11 +23,17 @@ from drill import timeline as tl
 from drill.config import Target
 from drill.evidence import SCHEMA_VERSION, EvidenceDir, Masker, PhaseResult, iso, new_run_id, phase_dicts
 from drill.ledger import Ledger
+from drill.preflight import Finding
+from drill.runbook import Deviation, Deviations
 from drivers.actions import executor
 from drivers.aws import Aws, CloudFront, LoadBalancing, NodeGroups
 from drivers.probe import Probe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# What a user's write through the site is: PetClinic's "add owner" form. The last name is counted by
+# the baseline's drill artefacts (`Drill-%`), so a write left behind shows up in the baseline diff.
+SITE_WRITE_PATH = "/owners/new"
+SITE_WRITE_LAST_NAME = "Drill-Write"
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,10 @@ class DrillRun:
         # Probe-measured RTOs (name -> class, fault, objective): re-judged on the complete timeline.
         self._probe_rtos: dict[str, tuple[str, Instant, float]] = {}
         self._phase_start: dict[str, float] = {}  # name -> monotonic instant its RTO is measured from
+        # Where the drill had to depart from the runbook because the runbook as written would fail.
+        self.runbook = Deviations()
+        # Preflight findings (drill.preflight), once run: None = not run in this drill.
+        self.preflight: list[Finding] | None = None
         self._watchdog: threading.Thread | None = None
         self._watching = threading.Event()
 
@@ -200,6 +210,11 @@ class DrillRun:
         classes = {s.cls for s in recent}
         return classes.pop() if len(classes) == 1 else None
 
+    def runbook_deviation(self, step: str, as_written: str, refused_because: str, drill_did: str,
+                          source: str = "") -> Deviation:
+        """Record that runbook step `step`, as written, would fail on the real clouds and what the drill did."""
+        return self.runbook.record(Deviation(step, as_written, refused_because, drill_did, source))
+
     # -- faults and data ---------------------------------------------------------------------
     def before_fault(self) -> None:
         """Just before the first fault: stop the canary writes, and list the backups that exist
@@ -273,22 +288,64 @@ class DrillRun:
             "app_gateway": gateway,
         }
 
-    def try_site_write(self) -> dict[str, Any]:
-        """A user adds an owner through the public site now; what happened (an observation).
+    def site_write(self, phase: str) -> dict[str, Any] | None:
+        """A user adds an owner through the public site now: what they get, and whether it landed.
 
-        CloudFront's origin failover covers GET/HEAD/OPTIONS only, so while the primary is down a
-        POST goes to the primary and fails, whatever the secondary could have done.
+        The write path takes whatever cache behavior the distribution gives it (the seeds': one that
+        goes straight to the primary, as origin failover never covers POST), so while the primary is
+        down the user gets an error whatever the secondary serves. A write that succeeds changes the
+        primary database: it is ledgered first, its inverse deleting that row. Returns the
+        observation (also kept in `state["outage_write"][phase]`), or None in a dry run (planned only).
         """
         import httpx
 
-        url = self.target.site.url.rstrip("/") + "/owners/new"
-        form = {"firstName": "Outage", "lastName": f"Write-{self.run_id}", "address": "1 Azure Road",
-                "city": "Seoul", "telephone": "0100000000"}
+        from drill.ledger import Action
+
+        if self.target.database is None:
+            raise RuntimeError(f"target {self.target.name!r} has no `database:` section: a site write needs the primary")
+        cf = self.target.aws.cloudfront
+        behavior = self.cloudfront.behavior_for(cf.distribution_id, SITE_WRITE_PATH)
+        key = f"dr-drill {self.run_id} {phase}"  # unique per write: what the inverse deletes by
+        where = {"secret_id": self.target.database.secret_id, "table": "owners", "column": "address", "value": key}
+        url = self.target.site.url.rstrip("/") + SITE_WRITE_PATH
+        entry = self.ledger.record(
+            Action("site.write_owner", {"url": url, "address": key}, f"a user adds owner {SITE_WRITE_LAST_NAME} ({phase}) through the site"),
+            Action("db.delete_rows", where, f"delete the owner a user added through the site in {phase} from the primary, if it landed"),
+        )
+        if entry.planned:
+            return None
+        form = {"firstName": phase, "lastName": SITE_WRITE_LAST_NAME, "address": key, "city": "Seoul", "telephone": "0100000000"}
+        seen = self.current_class()
+        t0 = time.monotonic()
+        result: dict[str, Any] = {"phase": phase, "users_saw": seen, "method": "POST", "path": SITE_WRITE_PATH,
+                                  "behavior": behavior.as_dict()}
         try:
-            r = httpx.post(url, data=form, timeout=self.target.probe.timeout_seconds * 3)
-            return {"url": url, "status": r.status_code, "accepted": r.status_code in (200, 302)}
+            r = httpx.post(url, data=form, timeout=self._site_write_timeout(behavior.target))
+            # PetClinic redirects to the new owner's page once it is saved (a 200 re-shows the form).
+            result.update(status=r.status_code, accepted=r.status_code in (301, 302, 303), x_cache=r.headers.get("x-cache"))
         except httpx.HTTPError as e:
-            return {"url": url, "status": 0, "accepted": False, "error": type(e).__name__}
+            result.update(status=0, accepted=False, error=type(e).__name__)
+        finally:
+            self.ledger.applied(entry)
+        result["seconds"] = round(time.monotonic() - t0, 3)
+        with self.primary_db().connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM owners WHERE address = %s", (key,))
+            result["rows_in_primary"] = int(cur.fetchone()[0])
+        self.state.setdefault("outage_write", {})[phase] = result
+        return result
+
+    def _site_write_timeout(self, target_id: str) -> float:
+        """Longer than the edge may take before answering a POST itself (then the answer is CloudFront's):
+        every connection attempt timing out, then one response timeout (POST is never sent twice)."""
+        cf = self.target.aws.cloudfront
+        cfg, _ = self.cloudfront.config(cf.distribution_id)
+        groups = {g["Id"]: [m["OriginId"] for m in g["Members"]["Items"]] for g in (cfg.get("OriginGroups") or {}).get("Items") or []}
+        worst = 0.0
+        for o in cfg["Origins"]["Items"]:
+            if o["Id"] in groups.get(target_id, [target_id]):
+                read = float((o.get("CustomOriginConfig") or {}).get("OriginReadTimeout") or 30)
+                worst = max(worst, int(o.get("ConnectionAttempts") or 3) * float(o.get("ConnectionTimeout") or 10) + read)
+        return self.target.scaled(worst or 60.0) + self.target.probe.timeout_seconds
 
     def azure_only_rows(self) -> dict[str, int]:
         """Rows written on Azure after the restore: what failback would lose (not replicated back)."""
@@ -628,8 +685,9 @@ class DrillRun:
         down, intervals = tl.downtime(samples, gap) if samples else (0.0, [])
         restored_ok = not restored["failures"] and restored["site_class"] in (None, "aws") and not restored.get("baseline_diff")
         rpo_ok = self.rpo is None or self.rpo["passed"]
+        preflight_ok = not self.preflight  # a dry run that finds the plan would fail is no "dry-run" pass
         ok = ((bool(self.phases) or self.dry_run) and all(ph.passed for ph in self.phases) and rpo_ok
-              and not failed_tests and restored_ok and self.stopped_by is None)
+              and not failed_tests and restored_ok and self.stopped_by is None and preflight_ok)
         # A dry run proves the plan and the reads, never an objective: it must not read as "passed".
         verdict = ("dry-run" if self.dry_run else "passed") if ok else "failed"
         return {
@@ -653,6 +711,8 @@ class DrillRun:
             "rpo": self.rpo,
             "failback_data_loss": self.failback_data_loss,
             "outage_write": self.state.get("outage_write"),
+            "runbook_deviations": self.runbook.as_list(),
+            "preflight": None if self.preflight is None else [f.as_dict() for f in self.preflight],
             "baseline_diff": restored.get("baseline_diff", []),
             "downtime_seconds": round(down, 3),
             "degraded_seconds": round(stats.get("seconds", {}).get("maintenance", 0.0), 3) if stats else 0.0,

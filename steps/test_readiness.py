@@ -186,7 +186,17 @@ def failover_plan(readiness_run: ReadinessRun) -> None:
 # -- credentials ---------------------------------------------------------------------------------------
 @then("every API the drill uses answers a read-only call with the drill's credentials")
 def credentials(readiness_run: ReadinessRun) -> None:
-    verdicts = readiness_run.check_credentials()
+    report_all(readiness_run.check_credentials())
+
+
+# -- preflight -----------------------------------------------------------------------------------------
+@then("no preflight check finds what the real clouds would refuse in the drill's plan")
+def preflight(readiness_run: ReadinessRun) -> None:
+    report_all(readiness_run.check_preflight())
+
+
+def report_all(verdicts: list[Verdict]) -> None:
+    """Several verdicts from one step: each attached; the step fails naming every failed one, first first."""
     for v in verdicts:
         allure.attach(json.dumps(v.as_dict(), indent=2, ensure_ascii=False, default=str), name=f"verdict {v.check}",
                       attachment_type=allure.attachment_type.JSON)

@@ -1,11 +1,14 @@
 """CloudFront in the lab: moto's control plane, made to behave like AWS where drivers notice.
 
-moto departs from CloudFront in four ways a real driver would trip over (see lab-facts):
-an origin group as the default target is rejected, a wrong IfMatch is accepted, the ETag never
-changes, and neither distributions nor invalidations are ever in progress. The overrides below fix
-that in the lab's moto process. They also keep, per distribution, the history of configurations with
-the instant each one is deployed at the edges: the lab's edge serves from that history, so a change
-takes effect only after the modeled deployment delay, as it does on real CloudFront.
+moto departs from CloudFront in ways a real driver (or a real configuration) would trip over (see
+lab-facts): an origin group as the default target is rejected, while an ordered cache behavior may
+target anything at all; a cache behavior that targets an origin group may allow POST/PUT/PATCH/DELETE,
+which the real API refuses; origin timeouts and attempts out of the documented ranges are accepted;
+a wrong IfMatch is accepted, the ETag never changes, and neither distributions nor invalidations are
+ever in progress. The overrides below fix that in the lab's moto process. They also keep, per
+distribution, the history of configurations with the instant each one is deployed at the edges: the
+lab's edge serves from that history, so a change takes effect only after the modeled deployment
+delay, as it does on real CloudFront.
 """
 from __future__ import annotations
 
@@ -19,6 +22,31 @@ from moto.cloudfront import models as cf_models
 from moto.cloudfront.exceptions import CloudFrontException, OriginDoesNotExist
 
 from lab.events import EventLog
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# What the real API answers (HTTP 400 InvalidArgument) for a write method on an origin-group behavior:
+# origin failover is for GET/HEAD/OPTIONS only (CloudFront Developer Guide, "Optimize high availability
+# with CloudFront origin failover"); the message as the API returns it, e.g. to Terraform and
+# CloudFormation (aws/aws-cdk issue #32450).
+ORIGIN_GROUP_WRITE_METHODS = (
+    "The parameter AllowedMethods cannot include POST, PUT, PATCH, or DELETE for a cached behavior "
+    "associated with an origin group."
+)
+
+
+class InvalidArgument(CloudFrontException):
+    """400 InvalidArgument: boto3 raises `client.exceptions.InvalidArgument`, as against AWS."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("InvalidArgument", message)
+
+
+class InvalidOriginReadTimeout(CloudFrontException):
+    """400 InvalidOriginReadTimeout (an UpdateDistribution/CreateDistribution error in the API model)."""
+
+    def __init__(self) -> None:
+        super().__init__("InvalidOriginReadTimeout", "The read timeout specified for the origin is not valid.")
 
 
 class PreconditionFailed(CloudFrontException):
@@ -40,6 +68,18 @@ class OriginSpec:
     read_timeout: float
     http_port: int = 80
     protocol_policy: str = "http-only"
+    # ResponseCompletionTimeout: the whole wait for a complete response, across packets and retries
+    # (None: CloudFront enforces no maximum).
+    response_completion_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class BehaviorSpec:
+    """One cache behavior as an edge applies it."""
+
+    path_pattern: str  # "*" for the default cache behavior
+    target: str  # an origin id or an origin group id
+    allowed_methods: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -50,9 +90,13 @@ class EdgeConfig:
     origins: dict[str, OriginSpec]
     # group id -> (member origin ids in order, failover status codes)
     origin_groups: dict[str, tuple[tuple[str, ...], frozenset[int]]]
-    default_target: str
-    allowed_methods: frozenset[str]
+    # The ordered cache behaviors in the distribution's order, then the default one (always last).
+    behaviors: tuple[BehaviorSpec, ...]
     enabled: bool
+
+    @property
+    def default(self) -> BehaviorSpec:
+        return self.behaviors[-1]
 
 
 def _items(container: Any) -> list[Any]:
@@ -77,18 +121,67 @@ def edge_config_from_raw(raw: dict[str, Any], etag: str) -> EdgeConfig:
             read_timeout=float(custom.get("OriginReadTimeout") or 30),
             http_port=int(custom.get("HTTPPort") or 80),
             protocol_policy=str(custom.get("OriginProtocolPolicy") or "http-only"),
+            response_completion_timeout=None if o.get("ResponseCompletionTimeout") in (None, "")
+            else float(o["ResponseCompletionTimeout"]),
         )
     groups = {}
     for g in _items(raw.get("OriginGroups")):
         members = tuple(m["OriginId"] for m in _items(g.get("Members")))
         codes = frozenset(int(c) for c in _items((g.get("FailoverCriteria") or {}).get("StatusCodes")))
         groups[g["Id"]] = (members, codes)
-    dcb = raw.get("DefaultCacheBehavior") or {}
-    methods = frozenset(str(m).upper() for m in _items(dcb.get("AllowedMethods")) or ["GET", "HEAD"])
+    ordered = [_behavior(cb, str(cb.get("PathPattern") or "")) for cb in _items(raw.get("CacheBehaviors"))]
+    default = _behavior(raw.get("DefaultCacheBehavior") or {}, "*")
     enabled = raw.get("Enabled", True)
     if isinstance(enabled, str):
         enabled = enabled.lower() == "true"
-    return EdgeConfig(etag, origins, groups, dcb.get("TargetOriginId", ""), methods, bool(enabled))
+    return EdgeConfig(etag, origins, groups, tuple(ordered) + (default,), bool(enabled))
+
+
+def _behavior(raw: dict[str, Any], path_pattern: str) -> BehaviorSpec:
+    # Without AllowedMethods, CloudFront allows GET and HEAD.
+    methods = frozenset(str(m).upper() for m in _items(raw.get("AllowedMethods")) or ["GET", "HEAD"])
+    return BehaviorSpec(path_pattern, str(raw.get("TargetOriginId") or ""), methods)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None or value == "" else int(float(value))
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """Refuse, as CreateDistribution/UpdateDistribution do, what moto would store.
+
+    - every cache behavior (default or ordered) targets an existing origin or origin group
+      (404 NoSuchOrigin, moto checks the default behavior's target against origins only);
+    - a behavior whose target is an origin group allows no write method (400 InvalidArgument);
+    - origin connection attempts 1-3, connection timeout 1-10 s, response (read) timeout 1-120 s, a
+      response completion timeout no shorter than the response timeout (the CloudFront API Reference,
+      `Origin.ConnectionAttempts`, `Origin.ConnectionTimeout`, `CustomOriginConfig.OriginReadTimeout`,
+      `Origin.ResponseCompletionTimeout`), which the lab's edge relies on.
+    """
+    origins = _items(config.get("Origins"))
+    origin_ids = {o.get("Id") for o in origins}
+    group_ids = {g.get("Id") for g in _items(config.get("OriginGroups"))}
+    behaviors = [config.get("DefaultCacheBehavior") or {}] + list(_items(config.get("CacheBehaviors")))
+    for b in behaviors:
+        target = b.get("TargetOriginId")
+        if target not in origin_ids and target not in group_ids:
+            raise OriginDoesNotExist()
+        methods = {str(m).upper() for m in _items(b.get("AllowedMethods"))}
+        if target in group_ids and methods & WRITE_METHODS:
+            raise InvalidArgument(ORIGIN_GROUP_WRITE_METHODS)
+    for o in origins:
+        attempts, timeout = _int(o.get("ConnectionAttempts")), _int(o.get("ConnectionTimeout"))
+        if attempts is not None and not 1 <= attempts <= 3:
+            raise InvalidArgument(f"The parameter ConnectionAttempts of origin {o.get('Id')} must be between 1 and 3.")
+        if timeout is not None and not 1 <= timeout <= 10:
+            raise InvalidArgument(f"The parameter ConnectionTimeout of origin {o.get('Id')} must be between 1 and 10.")
+        read = _int((o.get("CustomOriginConfig") or {}).get("OriginReadTimeout"))
+        if read is not None and not 1 <= read <= 120:
+            raise InvalidOriginReadTimeout()
+        completion = _int(o.get("ResponseCompletionTimeout"))
+        if completion is not None and completion < (read or 30):
+            raise InvalidArgument(f"The parameter ResponseCompletionTimeout of origin {o.get('Id')} must be equal to "
+                                  "or greater than the OriginReadTimeout.")
 
 
 @dataclass
@@ -145,6 +238,8 @@ def install(model: CloudFrontModel) -> None:
     orig_config_init = cf_models.DistributionConfig.__init__
 
     def config_init(self: Any, config: dict[str, Any]) -> None:
+        # Create and update both build a DistributionConfig: refuse here what AWS refuses.
+        validate_config(config)
         # AWS accepts an origin group id as the default target; moto checks origins only.
         dcb = config.get("DefaultCacheBehavior") or {}
         target = dcb.get("TargetOriginId")
@@ -159,6 +254,16 @@ def install(model: CloudFrontModel) -> None:
             orig_config_init(self, config)
 
     cf_models.DistributionConfig.__init__ = config_init  # type: ignore[method-assign]
+
+    orig_origin_init = cf_models.Origin.__init__
+
+    def origin_init(self: Any, origin: dict[str, Any]) -> None:
+        # moto drops ResponseCompletionTimeout: keep it, so get/update round-trips it as AWS does.
+        orig_origin_init(self, origin)
+        if origin.get("ResponseCompletionTimeout") is not None:
+            self.response_completion_timeout = origin["ResponseCompletionTimeout"]
+
+    cf_models.Origin.__init__ = origin_init  # type: ignore[method-assign]
 
     def status(self: Any) -> str:
         m = _installed
@@ -227,4 +332,7 @@ def _iso_now() -> Any:
     return utcnow()
 
 
-__all__ = ["CloudFrontModel", "EdgeConfig", "OriginSpec", "PreconditionFailed", "install", "OriginDoesNotExist"]
+__all__ = [
+    "BehaviorSpec", "CloudFrontModel", "EdgeConfig", "InvalidArgument", "InvalidOriginReadTimeout", "OriginDoesNotExist",
+    "OriginSpec", "PreconditionFailed", "install", "validate_config",
+]

@@ -9,6 +9,10 @@ import boto3
 
 from lab import topology as T
 
+# The two method sets CloudFront offers beyond GET/HEAD (AllowedMethods must be one of the three).
+READ_METHODS = ["GET", "HEAD", "OPTIONS"]
+ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
+
 
 @dataclass(frozen=True)
 class AwsSeed:
@@ -79,7 +83,19 @@ def distribution_config(alb_dns: str) -> dict[str, Any]:
             },
         }
 
-    methods = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
+    def behavior(target: str, methods: list[str]) -> dict[str, Any]:
+        return {
+            "TargetOriginId": target,
+            "ViewerProtocolPolicy": "redirect-to-https",
+            "AllowedMethods": {"Quantity": len(methods), "Items": list(methods),
+                               "CachedMethods": {"Quantity": 2, "Items": ["GET", "HEAD"]}},
+            "CachePolicyId": T.CACHING_DISABLED_POLICY,
+            "Compress": True,
+        }
+
+    # A configuration the real API accepts: origin failover (GET/HEAD/OPTIONS only) for the site,
+    # and the write paths on behaviors that allow every method and go to the primary directly.
+    writes = [{"PathPattern": pattern, **behavior(T.PRIMARY_ORIGIN, ALL_METHODS)} for pattern in T.WRITE_PATH_PATTERNS]
     return {
         "CallerReference": "blue-petclinic",
         "Aliases": {"Quantity": 1, "Items": [T.SITE_ALIAS]},
@@ -94,12 +110,6 @@ def distribution_config(alb_dns: str) -> dict[str, Any]:
             "FailoverCriteria": {"StatusCodes": {"Quantity": len(T.FAILOVER_STATUS_CODES), "Items": T.FAILOVER_STATUS_CODES}},
             "Members": {"Quantity": 2, "Items": [{"OriginId": T.PRIMARY_ORIGIN}, {"OriginId": T.SECONDARY_ORIGIN}]},
         }]},
-        "DefaultCacheBehavior": {
-            "TargetOriginId": T.ORIGIN_GROUP,
-            "ViewerProtocolPolicy": "redirect-to-https",
-            "AllowedMethods": {"Quantity": len(methods), "Items": methods,
-                               "CachedMethods": {"Quantity": 2, "Items": ["GET", "HEAD"]}},
-            "CachePolicyId": T.CACHING_DISABLED_POLICY,
-            "Compress": True,
-        },
+        "DefaultCacheBehavior": behavior(T.ORIGIN_GROUP, READ_METHODS),
+        "CacheBehaviors": {"Quantity": len(writes), "Items": writes},
     }

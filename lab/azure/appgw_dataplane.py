@@ -393,7 +393,7 @@ class AppGatewayDataPlane:
             resp = forward(host, port, Request("GET", p.path, {"User-Agent": "ApplicationGatewayProbe/2.0"}, b""),
                            p.timeout, p.timeout, host_header=t.probe_host())
         except UpstreamError as e:
-            if e.kind == "timeout":
+            if e.timed_out:
                 return False, ("Time taken by the backend to respond to application gateway's health probe is more "
                                "than the time-out threshold in the probe configuration."), False
             return False, ("Cannot connect to backend server. Check whether any NSG/UDR/Firewall is blocking access "

@@ -149,6 +149,74 @@ def test_seeded_distribution_targets_the_origin_group(aws: Aws, dist_id: str, la
     with pytest.raises(KeyError):
         drv.origin(dist_id, "no-such-origin")
     assert drv.status(dist_id) == "Deployed"
+    # A shape the real API accepts: reads fail over through the group; the write paths, ordered
+    # behaviors allowing every method, go to the primary directly (and round-trip through moto).
+    behaviors = drv.behaviors(dist_id)
+    assert [(b.path_pattern, b.target, b.target_is_origin_group) for b in behaviors] == (
+        [(p, T.PRIMARY_ORIGIN, False) for p in T.WRITE_PATH_PATTERNS] + [("*", T.ORIGIN_GROUP, True)]
+    )
+    assert set(behaviors[-1].allowed_methods) == {"GET", "HEAD", "OPTIONS"}
+    assert all({"POST", "PUT", "PATCH", "DELETE"} <= set(b.allowed_methods) for b in behaviors[:-1])
+    assert drv.behavior_for(dist_id, "/owners/42/pets/7/visits/new").path_pattern == "/owners/*/pets/*/visits/new"
+    assert drv.behavior_for(dist_id, "/owners/new").path_pattern == "/owners/new"
+    assert drv.behavior_for(dist_id, "/owners/42/edit?x=1").path_pattern == "/owners/*/edit"
+    assert drv.behavior_for(dist_id, "/owners/42").path_pattern == "*"
+
+
+def test_write_methods_on_an_origin_group_behavior_are_refused(
+    aws: Aws, boto: Callable[[str], Any], dist_id: str, timings: Timings
+) -> None:
+    """As UpdateDistribution/CreateDistribution refuse it: 400 InvalidArgument, which boto3 raises as
+    `cf.exceptions.InvalidArgument`; a refused update changes nothing."""
+    cf, drv = boto("cloudfront"), CloudFront(aws)
+    original, etag = drv.config(dist_id)
+    every = {"Quantity": 7, "Items": ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"],
+             "CachedMethods": {"Quantity": 2, "Items": ["GET", "HEAD"]}}
+    message = ("The parameter AllowedMethods cannot include POST, PUT, PATCH, or DELETE for a cached behavior "
+               "associated with an origin group.")
+    try:
+        default_writes = copy.deepcopy(original)
+        default_writes["DefaultCacheBehavior"]["AllowedMethods"] = copy.deepcopy(every)
+        ordered_to_group = copy.deepcopy(original)
+        ordered_to_group["CacheBehaviors"]["Items"][0]["TargetOriginId"] = T.ORIGIN_GROUP  # keeps every method
+        for bad in (default_writes, ordered_to_group):
+            with pytest.raises(cf.exceptions.InvalidArgument) as ei:
+                cf.update_distribution(Id=dist_id, IfMatch=etag, DistributionConfig=bad)
+            assert code_and_status(ei.value) == ("InvalidArgument", 400)
+            assert ei.value.response["Error"]["Message"] == message
+            new = copy.deepcopy(bad)
+            new["CallerReference"] = f"lab-test-{secrets.token_hex(4)}"
+            with pytest.raises(cf.exceptions.InvalidArgument):
+                cf.create_distribution(DistributionConfig=new)
+        # An ordered behavior's target must exist too (moto checks only the default's).
+        unknown = copy.deepcopy(original)
+        unknown["CacheBehaviors"]["Items"][0]["TargetOriginId"] = "no-such-origin"
+        with pytest.raises(ClientError) as ei:
+            cf.update_distribution(Id=dist_id, IfMatch=etag, DistributionConfig=unknown)
+        assert code_and_status(ei.value) == ("NoSuchOrigin", 404)
+        # Origin timeouts and attempts outside the API's ranges (the edge relies on them).
+        for field, value, code in (("ConnectionAttempts", 4, "InvalidArgument"), ("ConnectionTimeout", 11, "InvalidArgument"),
+                                   ("OriginReadTimeout", 0, "InvalidOriginReadTimeout"),
+                                   ("ResponseCompletionTimeout", 29, "InvalidArgument")):  # < OriginReadTimeout 30
+            bad = copy.deepcopy(original)
+            origin = bad["Origins"]["Items"][0]
+            (origin["CustomOriginConfig"] if field == "OriginReadTimeout" else origin)[field] = value
+            with pytest.raises(ClientError) as ei:
+                cf.update_distribution(Id=dist_id, IfMatch=etag, DistributionConfig=bad)
+            assert code_and_status(ei.value) == (code, 400), field
+        assert drv.config(dist_id) == (original, etag) and drv.status(dist_id) == "Deployed"
+
+        # Read methods on an ordered behavior that targets the group: accepted, and round-trips.
+        reads = copy.deepcopy(original)
+        reads["CacheBehaviors"]["Items"][0]["TargetOriginId"] = T.ORIGIN_GROUP
+        reads["CacheBehaviors"]["Items"][0]["AllowedMethods"] = {
+            "Quantity": 3, "Items": ["GET", "HEAD", "OPTIONS"], "CachedMethods": {"Quantity": 2, "Items": ["GET", "HEAD"]}}
+        reads["Origins"]["Items"][0]["ResponseCompletionTimeout"] = 60  # moto alone drops it
+        etag2 = cf.update_distribution(Id=dist_id, IfMatch=etag, DistributionConfig=reads)["ETag"]
+        assert drv.config(dist_id) == (reads, etag2)
+        assert drv.behaviors(dist_id)[0].target_is_origin_group
+    finally:
+        restore_distribution(cf, drv, dist_id, original, timeout=timings.cloudfront_deploy_seconds * 3)
 
 
 def test_invalid_target_origin_is_still_rejected(aws: Aws, boto: Callable[[str], Any], dist_id: str, timings: Timings) -> None:

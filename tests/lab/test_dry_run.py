@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 # The kinds of change a full drill makes: the plan must name each with its inverse.
 DRILL_OPS = {"db.create_table", "db.insert_marker", "aws.eks.set_scaling", "provisioner.apply", "db.restore",
              "kube.create_namespace", "kube.create", "azure.appgw.configure_backend", "aws.cloudfront.set_origin",
-             "aws.cloudfront.invalidate"}
+             "aws.cloudfront.invalidate", "site.write_owner"}
 
 
 @pytest.fixture(scope="module")

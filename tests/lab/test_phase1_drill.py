@@ -41,10 +41,24 @@ def test_phase1_drill_measures_rto_restores_and_leaves_nothing_running(tmp_path:
     assert phase["name"] == "phase1" and phase["passed"]
     assert 0 < phase["rto_seconds"] <= phase["rto_target_seconds"]
     assert [t["class"] for t in summary["transitions"]] == ["aws", "maintenance", "aws"]
-    # Undone at the end: the node group's scaling, the marker owner and the canary table.
+    # Undone at the end: the node group's scaling, the marker owner, the canary table and the user's
+    # write through the site (its inverse deletes the owner, had it landed).
     restore = summary["restore"]
-    assert (restore["unwound"], restore["failures"], restore["site_class"], restore["baseline_diff"]) == (3, [], "aws", [])
+    assert (restore["unwound"], restore["failures"], restore["site_class"], restore["baseline_diff"]) == (4, [], "aws", [])
     assert summary["baseline_diff"] == []
+
+    # A POST during Phase 1 follows the distribution's behaviors: /owners/new takes its own behavior,
+    # straight to the primary (the ALB, no healthy target), so the user gets the ALB's 5xx through
+    # CloudFront while every page shows the maintenance page; nothing reached the database.
+    write = summary["outage_write"]["phase1"]
+    assert write["users_saw"] == "maintenance" and (write["method"], write["path"]) == ("POST", "/owners/new")
+    assert write["behavior"]["path_pattern"] == "/owners/new"
+    assert (write["behavior"]["target"], write["behavior"]["target_kind"]) == ("primary-aws", "origin")
+    assert write["status"] in (502, 503, 504) and not write["accepted"] and write["x_cache"] == "Error from cloudfront"
+    assert write["rows_in_primary"] == 0
+    actions = json.loads((run / "actions.json").read_text())
+    [written] = [a for a in actions if a["change"]["op"] == "site.write_owner"]
+    assert written["inverse"]["op"] == "db.delete_rows" and written["state"] == "undone"
     timeline = (run / "timeline.jsonl").read_text().splitlines()
     assert len(timeline) == summary["requests"] > 0
     assert {"t", "mono", "status", "latency_ms", "class"} <= set(json.loads(timeline[0]))

@@ -56,7 +56,13 @@ def full_drill() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, A
         "rpo": {"rpo_seconds": 4.2, "rpo_target_seconds": 10.0, "rpo_target_real_seconds": 300, "backup": "backups/b1.sql.gz",
                 "backup_age_seconds": 6.0, "passed": True},
         "failback_data_loss": {"policy": "not replicated back", "rows": {"owners": 1, "pets": 0, "visits": 0}, "total": 1},
-        "outage_write": {"status": 502, "accepted": False},
+        "outage_write": {
+            "phase1": {"phase": "phase1", "users_saw": "maintenance", "method": "POST", "path": "/owners/new",
+                       "behavior": {"path_pattern": "/owners/new", "target": "primary-aws", "target_kind": "origin",
+                                    "allowed_methods": ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]},
+                       "status": 503, "accepted": False, "x_cache": "Error from cloudfront", "seconds": 0.01,
+                       "rows_in_primary": 0},
+        },
         "baseline_diff": [], "downtime_seconds": 0.0, "downtime_intervals": [],
         "seconds_by_class": {"aws": 12.0, "maintenance": 30.0, "azure": 20.0, "error": 0.0},
         "requests": 700, "unobserved_seconds": 0.0,
@@ -232,6 +238,8 @@ def test_markdown_carries_every_item_with_its_evidence_and_escapes_cells() -> No
     assert "## Checklist (체크리스트) — 21 passed, 0 failed, 0 not proven, 0 not run" in md
     assert "| phase1 RTO — AWS web tier down → maintenance page | 5.30 s | 6.00 s | ≈ 159 s / 180 s | PASS |" in md
     assert "- `timeline.png`" in md
+    assert ("- **user write through the site, phase1**: users saw maintenance; POST /owners/new (behavior /owners/new → "
+            "origin primary-aws) got status 503, refused; rows in the primary 0") in md
 
 
 def test_html_is_self_contained_escapes_everything_and_embeds_the_png() -> None:

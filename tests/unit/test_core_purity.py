@@ -10,7 +10,7 @@ FORBIDDEN = ("boto3", "botocore", "moto", "azure", "kubernetes", "locust", "geve
 def test_core_modules_import_no_sdk() -> None:
     code = (
         "import sys\n"
-        "import drill, drill.config, drill.timeline, drill.classify, drill.ledger, drill.evidence\n"
+        "import drill, drill.config, drill.timeline, drill.classify, drill.ledger, drill.evidence, drill.preflight, drill.runbook, drill.checklist\n"
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})\n"
         "print(','.join(bad))\n"
     )

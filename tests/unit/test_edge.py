@@ -2,15 +2,21 @@
 
 A CloudFrontModel with a fake clock holds the distribution's configurations; two small HTTP
 servers play the primary and secondary origins; the Edge resolves the origins' domain names to
-them. What is pinned is CloudFront's documented data-plane behaviour (shared/notes/
-real-mechanisms.md): per-request failover for GET/HEAD/OPTIONS only, on the configured status
-codes, a refused connection or a response timeout; the primary is tried first on every request; a
-configuration change is served only once its deployment has finished.
+them. What is pinned is CloudFront's documented data-plane behaviour (CloudFront Developer Guide,
+"Values that you specify when you create or update a distribution": *Path pattern*, *Allowed HTTP
+methods*, *Connection attempts*, *Connection timeout*, *Response timeout*; "Optimize high
+availability with CloudFront origin failover"): cache behaviors chosen by path pattern, first match
+first, the default last; a method a behavior does not allow answered 403; per-request failover for
+GET/HEAD/OPTIONS only, on the configured status codes, a failed connection or a timeout; the primary
+tried first on every request; connection attempts retried for every method, a response timeout
+retried for GET/HEAD only, and the time before failover adding up attempt by attempt; a
+configuration change served only once its deployment has finished.
 """
 from __future__ import annotations
 
 import copy
 import http.client
+import socket
 import threading
 import time
 from pathlib import Path
@@ -18,9 +24,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from lab.aws.cloudfront import CloudFrontModel, EdgeConfig, OriginSpec, edge_config_from_raw
-from lab.aws.seed import distribution_config
-from lab.edge import Edge
+from drivers.aws import path_pattern_matches
+from lab.aws.cloudfront import BehaviorSpec, CloudFrontModel, EdgeConfig, OriginSpec, edge_config_from_raw
+from lab.aws.seed import ALL_METHODS, READ_METHODS, distribution_config
+from lab.edge import Edge, path_matches, select_behavior
 from lab.events import EventLog, read_events
 from lab.httpfwd import Request, Response, Server
 from lab.ports import free_port
@@ -29,9 +36,10 @@ DIST = "E2LABTEST00001"
 PRIMARY_HOST = "primary.origin.test"
 SECONDARY_HOST = "secondary.origin.test"
 PRIMARY_ID, SECONDARY_ID, GROUP_ID = "primary-aws", "secondary-azure", "petclinic-failover"
-TIME_SCALE = 10.0  # connection timeout 10 s -> 1 s; OriginReadTimeout N -> N/10 s
+TIME_SCALE = 10.0  # ConnectionTimeout and OriginReadTimeout N s -> N/10 s
 FAILOVER_CODES = [500, 502, 503, 504]
-ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
+WRITE_PATHS = ["/owners/new", "/owners/*/edit", "/owners/*/pets/new", "/owners/*/pets/*/edit", "/owners/*/pets/*/visits/new"]
+SLACK = 1.0  # scheduling slack on a loaded 2-core machine, for the upper bounds of timed waits
 
 
 # -- fakes ---------------------------------------------------------------------------------------
@@ -50,6 +58,7 @@ class Origin:
         self.name = name
         self.status = 200
         self.hang = False  # accept the request, never answer (until released at teardown)
+        self.hang_only: int | None = None  # with `hang`: hang only this many more requests
         self.hits: list[Request] = []
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -66,7 +75,10 @@ class Origin:
     def _handle(self, req: Request) -> Response:
         with self._lock:
             self.hits.append(req)
-        if self.hang:
+            hang = self.hang and (self.hang_only is None or self.hang_only > 0)
+            if hang and self.hang_only is not None:
+                self.hang_only -= 1
+        if hang:
             self._release.wait(10)
         body = f"{self.name} says {self.status}".encode()
         return Response(self.status, [("Content-Type", "text/plain"), ("X-Origin", self.name), ("Via", "1.1 origin")], body)
@@ -81,6 +93,9 @@ def raw_config(
     target: str = GROUP_ID,
     codes: list[int] = FAILOVER_CODES,
     read_timeout: int = 30,
+    connection_timeout: int = 10,
+    connection_attempts: int = 3,
+    completion_timeout: int | None = None,
     enabled: bool = True,
     comment: str = "",
 ) -> dict[str, Any]:
@@ -92,11 +107,91 @@ def raw_config(
     assert (primary["Id"], secondary["Id"]) == (PRIMARY_ID, SECONDARY_ID)
     secondary["DomainName"] = SECONDARY_HOST
     primary["CustomOriginConfig"]["OriginReadTimeout"] = read_timeout
+    primary["ConnectionTimeout"] = connection_timeout
+    primary["ConnectionAttempts"] = connection_attempts
+    if completion_timeout is not None:
+        primary["ResponseCompletionTimeout"] = completion_timeout
     group = cfg["OriginGroups"]["Items"][0]
     assert group["Id"] == GROUP_ID
     group["FailoverCriteria"]["StatusCodes"] = {"Quantity": len(codes), "Items": list(codes)}
     cfg["DefaultCacheBehavior"]["TargetOriginId"] = target
     return cfg
+
+
+def with_behaviors(cfg: dict[str, Any], *behaviors: tuple[str, str, list[str]], default: str | None = None) -> dict[str, Any]:
+    """`cfg` with these ordered cache behaviors (path pattern, target, allowed methods) instead of the seed's."""
+    template = {k: v for k, v in cfg["DefaultCacheBehavior"].items() if k not in ("TargetOriginId", "AllowedMethods")}
+    items = [{**copy.deepcopy(template), "PathPattern": pattern, "TargetOriginId": target,
+              "AllowedMethods": {"Quantity": len(methods), "Items": list(methods)}} for pattern, target, methods in behaviors]
+    cfg["CacheBehaviors"] = {"Quantity": len(items), "Items": items}
+    if default is not None:
+        cfg["DefaultCacheBehavior"]["TargetOriginId"] = default
+    return cfg
+
+
+class Blackhole:
+    """A loopback address where a connection is never accepted: its one-slot accept queue is full,
+    so the kernel drops further SYNs and a connect waits out its timeout (a firewalled origin)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.filler = socket.create_connection(self.sock.getsockname(), timeout=2)  # fills the queue
+        probe = socket.socket()
+        probe.settimeout(0.2)
+        try:
+            probe.connect(self.sock.getsockname())
+            raise RuntimeError("the kernel accepted a connection beyond the backlog: no blackhole here")
+        except (socket.timeout, TimeoutError):
+            pass
+        finally:
+            probe.close()
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        host, port = self.sock.getsockname()
+        return (host, port)
+
+    def close(self) -> None:
+        self.filler.close()
+        self.sock.close()
+
+
+class Stalling:
+    """An origin that answers a status line, headers and part of the body, then stops sending."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.accepted = 0
+        self._conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        host, port = self.sock.getsockname()
+        return (host, port)
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, TimeoutError, OSError):
+                continue
+            self.accepted += 1
+            self._conns.append(conn)
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\npart of the bo")
+
+    def close(self) -> None:
+        self._stop.set()
+        for c in self._conns:
+            c.close()
+        self.sock.close()
 
 
 class Harness:
@@ -108,6 +203,7 @@ class Harness:
         self.secondary = Origin("secondary")
         self.dns: dict[str, tuple[str, int]] = {PRIMARY_HOST: self.primary.addr, SECONDARY_HOST: self.secondary.addr}
         self.edge: Edge | None = None
+        self._closers: list[Any] = []
 
     def start(self, cfg: dict[str, Any] | None = None, etag: str = "ETAG-A") -> "Harness":
         self.model.record(DIST, cfg if cfg is not None else raw_config(), etag, immediate=True)
@@ -116,6 +212,22 @@ class Harness:
 
     def refuse_primary(self) -> None:
         self.dns[PRIMARY_HOST] = ("127.0.0.1", free_port())  # nothing listens there
+
+    def blackhole_primary(self) -> None:
+        hole = Blackhole()
+        self._closers.append(hole.close)
+        self.dns[PRIMARY_HOST] = hole.addr
+
+    def stall_primary(self) -> Stalling:
+        stalling = Stalling()
+        self._closers.append(stalling.close)
+        self.dns[PRIMARY_HOST] = stalling.addr
+        return stalling
+
+    def timed(self, method: str = "GET", path: str = "/", body: bytes | None = None) -> tuple[int, dict[str, str], bytes, float]:
+        t0 = time.monotonic()
+        status, headers, payload = self.request(method, path, body)
+        return status, headers, payload, time.monotonic() - t0
 
     def request(self, method: str = "GET", path: str = "/", body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
         assert self.edge is not None
@@ -131,13 +243,15 @@ class Harness:
         return [e.detail["origin"] for e in self.events.events("serving origin")]
 
     def stop(self) -> None:
-        # serve_forever notices shutdown only every 0.5 s: stop the three servers side by side.
+        # serve_forever notices shutdown only at its next poll: stop the servers side by side.
         stops = [self.primary.stop, self.secondary.stop] + ([self.edge.stop] if self.edge else [])
         threads = [threading.Thread(target=f) for f in stops]
         for t in threads:
             t.start()
         for t in threads:
             t.join(10)
+        for close in self._closers:
+            close()
         self.events.close()
 
 
@@ -150,7 +264,7 @@ def h(tmp_path: Path) -> Iterator[Harness]:
         harness.stop()
 
 
-# -- routing -------------------------------------------------------------------------------------
+# -- origin-group failover ------------------------------------------------------------------------
 def test_healthy_primary_is_served_and_the_secondary_is_not_asked(h: Harness) -> None:
     h.start()
     status, headers, body = h.request("GET", "/owners?lastName=Davis")
@@ -181,6 +295,7 @@ def test_status_not_in_failover_criteria_is_passed_through(h: Harness, code: int
     h.primary.status = code
     status, headers, body = h.request("GET", "/owners/999")
     assert (status, headers["x-origin"], body) == (code, "primary", f"primary says {code}".encode())
+    assert headers["x-cache"] == "Error from cloudfront"  # CloudFront's word for any error status
     assert h.secondary.hits == []
 
 
@@ -197,46 +312,13 @@ def test_failover_codes_come_from_the_origin_group(h: Harness) -> None:
     assert h.secondary.methods() == ["GET"]
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-def test_non_idempotent_methods_never_fail_over(h: Harness, method: str) -> None:
-    h.start()
-    h.primary.status = 503
-    status, headers, body = h.request(method, "/owners/new", body=b"firstName=Ann")
-    assert (status, headers["x-origin"], body) == (503, "primary", b"primary says 503")
-    assert h.secondary.hits == []
-    assert h.primary.hits[0].body == b"firstName=Ann"
-
-
-def test_post_to_a_refused_primary_gets_cloudfront_502_not_the_secondary(h: Harness) -> None:
-    h.start()
-    h.refuse_primary()
-    status, headers, body = h.request("POST", "/owners/new", body=b"x=1")
-    assert status == 502 and b"502 ERROR" in body
-    assert headers["x-cache"] == "Error from cloudfront"
-    assert h.secondary.hits == []
-
-
 def test_refused_connection_on_primary_fails_over(h: Harness) -> None:
     h.start()
     h.refuse_primary()
-    t0 = time.monotonic()
-    status, headers, body = h.request()
+    status, headers, body, took = h.timed()
     assert (status, headers["x-origin"], body) == (200, "secondary", b"secondary says 200")
-    assert time.monotonic() - t0 < 1.0  # refused is immediate: no connection timeout was waited
+    assert took < 1.0  # refused is immediate: no connection timeout was waited, whatever the attempts
     assert h.primary.hits == []
-
-
-def test_primary_that_never_answers_fails_over_after_the_read_timeout(h: Harness) -> None:
-    read_timeout = 3  # OriginReadTimeout, real seconds -> 0.3 s at TIME_SCALE 10
-    h.start(raw_config(read_timeout=read_timeout))
-    h.primary.hang = True
-    t0 = time.monotonic()
-    status, headers, _ = h.request()
-    elapsed = time.monotonic() - t0
-    assert (status, headers["x-origin"]) == (200, "secondary")
-    assert read_timeout / TIME_SCALE <= elapsed < read_timeout / TIME_SCALE + 2.0
-    # A response timeout is not retried as further connection attempts on the primary.
-    assert h.primary.methods() == ["GET"]
 
 
 def test_every_request_tries_the_primary_first(h: Harness) -> None:
@@ -290,6 +372,215 @@ def test_disabled_distribution_answers_403_without_asking_origins(h: Harness) ->
     h.start(raw_config(enabled=False))
     assert h.request()[0] == 403
     assert h.primary.hits == [] and h.secondary.hits == []
+
+
+# -- cache behaviors: path patterns, allowed methods, targets --------------------------------------
+@pytest.mark.parametrize(("pattern", "path", "matches"), [
+    # The Developer Guide's own examples (*Path pattern*).
+    ("*.jpg", "/logo.jpg", True),
+    ("*.jpg", "/images/product1/logo.jpg", True),  # `*` spans directories
+    ("images/*.jpg", "/images/product1/x.jpg", True),  # the leading / is optional
+    ("/images/*.jpg", "/images/x.jpg", True),
+    ("images/*.jpg", "/other/images/x.jpg", False),  # anchored at the start of the path
+    ("a??.jpg", "/ant.jpg", True),
+    ("a??.jpg", "/an.jpg", False),  # `?` is exactly one character
+    ("*.doc*", "/report.docx", True),
+    ("*.doc*", "/report.doc", True),
+    ("*.doc?", "/report.doc", False),
+    ("*.jpg", "/LOGO.JPG", False),  # case-sensitive
+    ("/owners/*/edit", "/owners/7/edit", True),
+    ("/owners/*/edit", "/owners/7/pets/3/edit", True),
+    ("/owners/new", "/owners/new/", False),  # the whole path
+    ("/owners/new", "/owners/new?lastName=x", True),  # never the query string
+    ("/a+b.(c)", "/a+b.(c)", True),  # other characters are literal
+    ("/a+b.(c)", "/aab.(c)", False),
+])
+def test_path_patterns_follow_cloudfront_rules(pattern: str, path: str, matches: bool) -> None:
+    assert path_matches(pattern, path.split("?", 1)[0]) is matches
+    # The drill's own reading of the distribution (which behavior a path takes) agrees with the edge.
+    assert path_pattern_matches(pattern, path) is matches
+    cfg = edge_config_from_raw(with_behaviors(raw_config(), (pattern, PRIMARY_ID, READ_METHODS), default=SECONDARY_ID), "E")
+    assert select_behavior(cfg, path).path_pattern == (pattern if matches else "*")
+
+
+def test_the_first_matching_behavior_wins_and_the_default_comes_last(h: Harness) -> None:
+    h.start(with_behaviors(raw_config(), ("/img/*", SECONDARY_ID, READ_METHODS), ("/img/*.jpg", PRIMARY_ID, READ_METHODS),
+                           default=PRIMARY_ID))
+    assert h.request("GET", "/img/a.jpg")[1]["x-origin"] == "secondary"  # also matches the second: the first wins
+    assert h.request("GET", "/images/a.jpg")[1]["x-origin"] == "primary"  # no ordered match: the default
+    h.model.record(DIST, with_behaviors(raw_config(), ("/img/*.jpg", PRIMARY_ID, READ_METHODS),
+                                        ("/img/*", SECONDARY_ID, READ_METHODS), default=SECONDARY_ID), "ETAG-B", immediate=True)
+    assert h.request("GET", "/img/a.jpg")[1]["x-origin"] == "primary"  # reordered: now the .jpg one is first
+    assert h.request("GET", "/img/a.png")[1]["x-origin"] == "secondary"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_a_method_the_behavior_does_not_allow_is_403_from_the_edge(h: Harness, method: str) -> None:
+    """The seed's default behavior (GET/HEAD/OPTIONS, the origin group): writes never reach an origin."""
+    h.start()
+    status, headers, body = h.request(method, "/owners", body=b"x=1")
+    assert status == 403 and headers["x-cache"] == "Error from cloudfront"
+    assert b"not configured to allow the HTTP request method" in body
+    assert h.primary.hits == [] and h.secondary.hits == []
+
+
+def test_default_allowed_methods_are_get_and_head(h: Harness) -> None:
+    cfg = raw_config(target=PRIMARY_ID)
+    del cfg["DefaultCacheBehavior"]["AllowedMethods"]
+    h.start(cfg)
+    assert h.request("HEAD")[0] == 200 and h.request("GET")[0] == 200
+    assert h.request("OPTIONS")[0] == 403
+    assert h.primary.methods() == ["HEAD", "GET"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_a_write_follows_its_behavior_to_the_primary_and_never_fails_over(h: Harness, method: str) -> None:
+    """The seed's write paths go to the primary origin directly: while the primary fails, a write gets
+    the primary's error (here the ALB's 503), whatever the secondary could serve."""
+    h.start()
+    h.primary.status = 503
+    status, headers, body = h.request(method, "/owners/new", body=b"firstName=Ann")
+    assert (status, headers["x-origin"], body) == (503, "primary", b"primary says 503")
+    assert h.secondary.hits == []
+    assert h.primary.hits[0].body == b"firstName=Ann"
+    # The same request on a healthy primary is simply forwarded.
+    h.primary.status = 302
+    assert h.request(method, "/owners/12/pets/3/edit", body=b"name=Rex")[0] == 302
+    assert h.secondary.hits == []
+
+
+def test_a_write_paths_form_page_does_not_fail_over_either(h: Harness) -> None:
+    """A behavior is chosen by path, not method: the GET of a write path's form takes it too."""
+    h.start()
+    h.primary.status = 503
+    assert h.request("GET", "/")[1]["x-origin"] == "secondary"  # pages: maintenance
+    status, headers, _ = h.request("GET", "/owners/new")
+    assert (status, headers["x-origin"]) == (503, "primary")  # the form: the primary's error
+    assert h.secondary.methods() == ["GET"]
+
+
+def test_post_to_a_refused_primary_gets_cloudfront_502_not_the_secondary(h: Harness) -> None:
+    h.start()
+    h.refuse_primary()
+    status, headers, body = h.request("POST", "/owners/new", body=b"x=1")
+    assert status == 502 and b"502 ERROR" in body
+    assert headers["x-cache"] == "Error from cloudfront"
+    assert h.secondary.hits == []
+
+
+def test_a_group_behavior_only_ever_fails_over_read_methods(h: Harness) -> None:
+    """The API refuses write methods on an origin-group behavior; should a config slip through, the
+    edge still fails over GET/HEAD/OPTIONS only (Developer Guide, origin failover)."""
+    cfg = raw_config()
+    cfg["DefaultCacheBehavior"]["AllowedMethods"] = {"Quantity": len(ALL_METHODS), "Items": list(ALL_METHODS)}
+    h.model.record(DIST, cfg, "E-UNCHECKED", immediate=True)
+    h.edge = Edge(free_port(), DIST, h.model, h.dns.get, TIME_SCALE, h.events).start()
+    h.primary.status = 503
+    assert h.request("POST", "/owners", body=b"x")[1]["x-origin"] == "primary"
+    assert h.request("OPTIONS", "/owners")[1]["x-origin"] == "secondary"
+    assert h.secondary.methods() == ["OPTIONS"]
+
+
+# -- origin timeouts and attempts ------------------------------------------------------------------
+@pytest.mark.parametrize("attempts", [1, 3])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_response_timeout_on_get_or_head_is_retried_up_to_the_attempts_then_fails_over(
+    h: Harness, method: str, attempts: int
+) -> None:
+    """*Response timeout*: "CloudFront drops the connection ... tries again to get a complete response
+    ... up to 3 times, as determined by the value of the origin connection attempts setting"; only
+    then does the origin group fail over: attempts x response timeout before the secondary is asked."""
+    read = 2  # s -> 0.2 s per attempt
+    h.start(raw_config(read_timeout=read, connection_attempts=attempts))
+    h.primary.hang = True
+    status, headers, _, took = h.timed(method)
+    assert (status, headers["x-origin"]) == (200, "secondary")
+    assert h.primary.methods() == [method] * attempts
+    budget = attempts * read / TIME_SCALE
+    assert budget <= took < budget + SLACK
+
+
+@pytest.mark.parametrize("method", ["OPTIONS"])
+def test_a_response_timeout_on_options_is_not_retried_but_fails_over(h: Harness, method: str) -> None:
+    """OPTIONS fails over (origin failover) but is one of the methods not tried again on a response timeout."""
+    read = 3
+    h.start(raw_config(read_timeout=read, connection_attempts=3))
+    h.primary.hang = True
+    status, headers, _, took = h.timed(method)
+    assert (status, headers["x-origin"]) == (200, "secondary")
+    assert h.primary.methods() == [method]
+    assert read / TIME_SCALE <= took < read / TIME_SCALE + SLACK
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_a_response_timeout_on_a_write_is_not_retried_and_answered_504(h: Harness, method: str) -> None:
+    """"DELETE, OPTIONS, PATCH, PUT, and POST requests – ... CloudFront drops the connection and doesn't
+    try again to contact the origin": the write reached the origin once, the user gets CloudFront's 504."""
+    read = 3
+    h.start(raw_config(read_timeout=read, connection_attempts=3))
+    h.primary.hang = True
+    status, headers, body, took = h.timed(method, "/owners/new", b"x=1")
+    assert status == 504 and b"504" in body and headers["x-cache"] == "Error from cloudfront"
+    assert h.primary.methods() == [method] and h.secondary.hits == []
+    assert read / TIME_SCALE <= took < read / TIME_SCALE + SLACK
+
+
+def test_a_get_whose_retry_answers_is_served_by_the_primary(h: Harness) -> None:
+    """One response timeout, then the next attempt answers: no failover, one timeout's delay."""
+    read = 3
+    h.start(raw_config(read_timeout=read, connection_attempts=3))
+    h.primary.hang, h.primary.hang_only = True, 1
+    status, headers, _, took = h.timed()
+    assert (status, headers["x-origin"]) == (200, "primary")
+    assert len(h.primary.hits) == 2 and h.secondary.hits == []
+    assert read / TIME_SCALE <= took < read / TIME_SCALE + SLACK
+
+
+def test_a_response_that_stops_between_packets_times_out_too(h: Harness) -> None:
+    """The response timeout also bounds the wait between packets: a stalled body is retried (GET)."""
+    read = 2
+    h.start(raw_config(read_timeout=read, connection_attempts=2))
+    stalling = h.stall_primary()
+    status, headers, _, took = h.timed()
+    assert (status, headers["x-origin"]) == (200, "secondary")
+    assert stalling.accepted == 2
+    assert 2 * read / TIME_SCALE <= took < 2 * read / TIME_SCALE + SLACK
+
+
+def test_a_response_completion_timeout_caps_the_whole_wait_retries_included(h: Harness) -> None:
+    """*Response completion timeout*: the most CloudFront waits for a complete response, across
+    packets and retries. 3 attempts x 0.3 s would be 0.9 s; a 0.5 s cap cuts the second attempt."""
+    read, completion = 3, 5
+    h.start(raw_config(read_timeout=read, connection_attempts=3, completion_timeout=completion))
+    h.primary.hang = True
+    status, headers, _, took = h.timed()
+    assert (status, headers["x-origin"]) == (200, "secondary")
+    assert len(h.primary.hits) == 2
+    assert completion / TIME_SCALE <= took < completion / TIME_SCALE + SLACK
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_a_connection_timeout_is_retried_up_to_the_attempts_then_fails_over(h: Harness, attempts: int) -> None:
+    """*Connection timeout*: tried again up to ConnectionAttempts, then the secondary: by default
+    3 x 10 s = 30 s before failover (here ConnectionTimeout 2 s, scaled to 0.2 s)."""
+    connect = 2
+    h.start(raw_config(connection_timeout=connect, connection_attempts=attempts, read_timeout=30))
+    h.blackhole_primary()
+    status, headers, _, took = h.timed()
+    assert (status, headers["x-origin"]) == (200, "secondary")
+    budget = attempts * connect / TIME_SCALE
+    assert budget <= took < budget + SLACK
+
+
+def test_a_write_waits_out_every_connection_attempt_then_gets_504(h: Harness) -> None:
+    """A connection never made carries no request: every method is tried again, a write too."""
+    connect, attempts = 2, 3
+    h.start(raw_config(connection_timeout=connect, connection_attempts=attempts))
+    h.blackhole_primary()
+    status, headers, _, took = h.timed("POST", "/owners/new", b"x=1")
+    assert status == 504 and headers["x-cache"] == "Error from cloudfront" and h.secondary.hits == []
+    budget = attempts * connect / TIME_SCALE
+    assert budget <= took < budget + SLACK
 
 
 # -- deployment delay ----------------------------------------------------------------------------
@@ -377,11 +668,12 @@ def timing(o: OriginSpec) -> tuple[str, str, int, float, float]:
 
 
 def _expected_seed_shape(cfg: EdgeConfig, primary_host: str) -> None:
-    assert cfg.default_target == GROUP_ID
+    # The default behavior: reads through the origin group; the write paths, in order, to the primary.
+    assert cfg.default == BehaviorSpec("*", GROUP_ID, frozenset(READ_METHODS))
+    assert cfg.behaviors[:-1] == tuple(BehaviorSpec(p, PRIMARY_ID, frozenset(ALL_METHODS)) for p in WRITE_PATHS)
     assert cfg.origin_groups == {GROUP_ID: ((PRIMARY_ID, SECONDARY_ID), frozenset(FAILOVER_CODES))}
     assert timing(cfg.origins[PRIMARY_ID]) == (PRIMARY_ID, primary_host, 3, 10.0, 30.0)
     assert cfg.origins[SECONDARY_ID].domain_name == "bloberry01.z12.web.core.windows.net"
-    assert cfg.allowed_methods == frozenset(ALL_METHODS)
     assert cfg.enabled is True
 
 
@@ -401,7 +693,7 @@ def test_edge_config_defaults_follow_cloudfront() -> None:
     cfg = edge_config_from_raw(raw, "E")
     assert list(cfg.origins) == ["o1"] and timing(cfg.origins["o1"]) == ("o1", "o1.example", 3, 10.0, 30.0)
     assert cfg.origin_groups == {}
-    assert cfg.allowed_methods == frozenset({"GET", "HEAD"})
+    assert cfg.behaviors == (BehaviorSpec("*", "o1", frozenset({"GET", "HEAD"})),)
     assert cfg.enabled is False
 
 
@@ -410,7 +702,7 @@ def test_edge_config_from_xml_parsed_shapes() -> None:
     raw = {
         "Origins": {"Quantity": "2", "Items": {"Origin": [
             {"Id": "a", "DomainName": "a.example", "ConnectionAttempts": "1", "ConnectionTimeout": "4",
-             "CustomOriginConfig": {"OriginReadTimeout": "7"}},
+             "ResponseCompletionTimeout": "9", "CustomOriginConfig": {"OriginReadTimeout": "7"}},
             {"Id": "b", "DomainName": "b.example"},
         ]}},
         "OriginGroups": {"Quantity": "1", "Items": {"OriginGroup": {
@@ -419,13 +711,19 @@ def test_edge_config_from_xml_parsed_shapes() -> None:
             "Members": {"Quantity": "2", "Items": {"OriginGroupMember": [{"OriginId": "a"}, {"OriginId": "b"}]}},
         }}},
         "DefaultCacheBehavior": {"TargetOriginId": "g", "AllowedMethods": {"Quantity": "3", "Items": {"Method": ["get", "HEAD", "OPTIONS"]}}},
+        "CacheBehaviors": {"Quantity": "1", "Items": {"CacheBehavior": {
+            "PathPattern": "/w/*", "TargetOriginId": "a",
+            "AllowedMethods": {"Quantity": "7", "Items": {"Method": ALL_METHODS}},
+        }}},
         "Enabled": "true",
     }
     cfg = edge_config_from_raw(raw, "E")
     assert timing(cfg.origins["a"]) == ("a", "a.example", 1, 4.0, 7.0)
+    assert cfg.origins["a"].response_completion_timeout == 9.0 and cfg.origins["b"].response_completion_timeout is None
     assert timing(cfg.origins["b"]) == ("b", "b.example", 3, 10.0, 30.0)
     assert cfg.origin_groups == {"g": (("a", "b"), frozenset({502, 503}))}
-    assert cfg.allowed_methods == frozenset({"GET", "HEAD", "OPTIONS"})
+    assert cfg.behaviors == (BehaviorSpec("/w/*", "a", frozenset(ALL_METHODS)),
+                             BehaviorSpec("*", "g", frozenset({"GET", "HEAD", "OPTIONS"})))
     assert cfg.enabled is True
 
 
