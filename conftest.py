@@ -25,6 +25,12 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _attached_endpoints(config: pytest.Config) -> dict[str, Any] | None:
+    """The endpoints of a lab given with --lab-endpoints (or DRILL_LAB_ENDPOINTS), if any."""
+    attached = config.getoption("--lab-endpoints") or os.environ.get("DRILL_LAB_ENDPOINTS")
+    return json.loads(Path(attached).read_text()) if attached else None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # A drill stopped by SIGTERM (CI cancel, kill) must unwind like Ctrl-C does.
     signal.signal(signal.SIGTERM, _terminate)
@@ -36,13 +42,45 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_FAILED] = []
     target = config.getoption("--target")
     try:
-        load_target(target)  # fail before anything starts or changes
+        loaded = load_target(target)  # fail before anything starts or changes
     except ConfigError as e:
+        raise pytest.UsageError(f"invalid target: {e}") from None
+    from drill.attestation import SigningKeyError, signing_key
+
+    try:
+        signing_key(loaded.evidence)  # a drill whose evidence cannot be signed does not start
+    except SigningKeyError as e:
         raise pytest.UsageError(f"invalid target: {e}") from None
 
 
 _FAILED = pytest.StashKey[list]()
+_APPLIES_STACK = pytest.StashKey[bool]()
 PHASES = ("phase1", "phase2", "phase3")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once the drill's scenarios are chosen, before any fixture (or lab) starts.
+
+    A target with a `lab:` section whose endpoints are not the lab's is production in disguise:
+    refused here without the opt-in, before a lab is started for it (the guard checks again with
+    the real endpoints once the lab runs).
+    """
+    drill = [it for it in session.items if it.get_closest_marker("drill") is not None]
+    # Phase 2 (and 3, which continues it) apply the failover stack: it is checked before the first change.
+    session.config.stash[_APPLIES_STACK] = any((_phase(it) or 0) >= 1 for it in drill)
+    if not drill:
+        return
+    from drivers.safety import Refused, refuse_unless_lab, stand_in_endpoints
+
+    name = session.config.getoption("--target")
+    target = load_target(name)
+    if not target.wants_lab:
+        return
+    attached = _attached_endpoints(session.config)
+    try:
+        refuse_unless_lab(load_target(name, attached) if attached else target, attached or stand_in_endpoints())
+    except Refused as e:
+        pytest.exit(f"dr-drill refused to start: {e}", returncode=3)
 
 
 def _phase(item: pytest.Item) -> int | None:
@@ -97,7 +135,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.failed and item.get_closest_marker("drill") is not None:
         item.config.stash[_FAILED].append(f"{item.nodeid} ({report.when})")
+    if call.when == "call" and item.get_closest_marker("drill") is not None and _RUN in item.config.stash:
+        _record_measured(item)
     return report
+
+
+_RUN = pytest.StashKey[Any]()
+_ATTRIBUTED = pytest.StashKey[set]()
+
+
+def _record_measured(item: pytest.Item) -> None:
+    """The figures this scenario measured, as JUnit properties of its <testcase> (--junitxml)."""
+    from dataclasses import asdict
+
+    from drill.junit_properties import phase_properties, rpo_properties
+
+    run = item.config.stash[_RUN]
+    seen = item.config.stash.setdefault(_ATTRIBUTED, set())
+    for phase in run.phases:
+        if phase.name not in seen:
+            seen.add(phase.name)
+            item.user_properties.extend(phase_properties(asdict(phase)))
+    if run.rpo is not None and "rpo" not in seen:
+        seen.add("rpo")
+        item.user_properties.extend(rpo_properties(run.rpo))
 
 
 @pytest.fixture(scope="session")
@@ -113,9 +174,9 @@ def lab(pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
     """The embedded lab's endpoints (started on first use, stopped at session end)."""
     from lab.client import LabProcess
 
-    attached = pytestconfig.getoption("--lab-endpoints") or os.environ.get("DRILL_LAB_ENDPOINTS")
-    if attached:
-        yield json.loads(Path(attached).read_text())
+    attached = _attached_endpoints(pytestconfig)
+    if attached is not None:
+        yield attached
         return
     scale = float(read_raw(resolve_path("lab")).get("time_scale", 30))
     proc = LabProcess(scale)
@@ -128,7 +189,7 @@ def lab(pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Target:
     name = request.config.getoption("--target")
-    if load_target(name).is_lab:
+    if load_target(name).wants_lab:
         return load_target(name, request.getfixturevalue("lab"))
     return load_target(name)
 
@@ -140,18 +201,24 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
 
     masker = Masker(target.secret_values())
     lab_events = None
-    if target.is_lab:
-        endpoints = request.getfixturevalue("lab")
+    # The lab this run started or attached (--lab-endpoints): the guard compares every endpoint with it.
+    endpoints = request.getfixturevalue("lab") if target.wants_lab or _attached_endpoints(request.config) else None
+    if endpoints is not None:
         masker.add(str(v) for k, v in endpoints.items() if SECRET_KEY.search(k))
-        lab_events = Path(endpoints["events_path"])
-    # Before anything changes: the production guard, then one drill per target (a blob lease).
+        if target.wants_lab:
+            lab_events = Path(endpoints["events_path"])
+    # Before anything changes: the production guard, the failover stack (absent, its data tier
+    # targets sound), then one drill per target (a blob lease).
     from drill.evidence import new_run_id
     from drivers.safety import DrillLock, Refused, check_production_guard
 
     run_id = new_run_id()
     dry_run = bool(request.config.getoption("--dry-run"))
+    stack = None
     try:
-        verified = check_production_guard(target)
+        verified = check_production_guard(target, lab_endpoints=endpoints)
+        if request.config.stash.get(_APPLIES_STACK, False) and target.failover_stack is not None:
+            stack = _stack_preflight(target)
         # Would the plan work on the real clouds? Checked before the first change (and the lock).
         from steps import preflight
 
@@ -173,6 +240,8 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
     if masker.too_short_for_text():
         run.notes.append(f"{masker.too_short_for_text()} secret(s) shorter than {Masker.MIN_IN_TEXT} characters: masked "
                          "wherever they are a whole value, not inside free text (that would spell them out)")
+    if stack is not None:
+        run.adopt_terraform(*stack)
     if holder is not None:
         run.notes.append(f"drill lock held by {holder.who} since {holder.since}")
     if dry_run:
@@ -183,6 +252,8 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
     _MASK[:] = [masker]  # step attachments are masked like the evidence
     alluredir = request.config.getoption("--alluredir", None)
     run.allure_results = Path(alluredir) if alluredir else None
+    request.config.stash[_RUN] = run
+    suite_property = request.getfixturevalue("record_testsuite_property")  # --junitxml; a no-op without it
     try:
         yield run
     finally:
@@ -192,22 +263,73 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
             if lock is not None:
                 lock.release()
         request.config.stash[_SUMMARY] = (run, summary)
-        chart = run.evidence.path / "timeline.png"
-        if chart.exists():  # lands on the last scenario's Allure result
-            import allure
+        from drill.junit_properties import run_properties
 
+        for name, value in run_properties(summary):
+            suite_property(name, value)
+        chart = run.evidence.path / "timeline.png"
+        import allure
+
+        if chart.exists():  # lands on the last scenario's Allure result
             allure.attach.file(str(chart), name="timeline: what users saw", attachment_type=allure.attachment_type.PNG)
+        request.config.stash[_HISTORY] = _history(run, reports_dir)
+        if request.config.stash[_HISTORY].get("chart"):
+            allure.attach.file(request.config.stash[_HISTORY]["chart"], name=f"history: every drill of {target.name}",
+                               attachment_type=allure.attachment_type.PNG)
         r = summary["restore"]
         if r["failures"] or r["site_class"] not in (None, "aws") or summary["baseline_diff"]:
             pytest.fail(f"the drill did not put everything back: {r}", pytrace=False)
 
 
 _SUMMARY = pytest.StashKey[tuple]()
+_HISTORY = pytest.StashKey[dict]()
+
+
+def _history(run: Any, reports_dir: Path) -> dict[str, Any]:
+    """This run among every sealed drill of its target: its regressions, the staleness line, the chart
+    (reports/history/<target>.png). Never fails the drill: a problem here is a line in the summary."""
+    try:
+        from drill import history
+        from drill.history_chart import render_history
+
+        t = history.Thresholds.from_config(run.target.evidence)
+        runs = history.load(run.evidence.root, run.target.name)
+        regs = history.regressions(runs, t)
+        chart = render_history(runs, regs, reports_dir / "history" / f"{run.target.name}.png",
+                               title=f"dr-drill history: {run.target.name} ({len(runs)} runs)")
+        return {"runs": len(runs), "regressions": [g.sentence() for g in regs if g.run_id == run.run_id],
+                "staleness": history.staleness(runs, t).sentence(), "chart": str(chart)}
+    except Exception as e:  # the evidence is sealed already; the history view is a convenience
+        return {"error": f"history not drawn: {type(e).__name__}: {e}"}
 
 
 def _selected_phases(items: list[pytest.Item]) -> list[str]:
     """The drill phases this session runs (each item's own phase: its first phase mark)."""
     return sorted({PHASES[i] for i in (_phase(it) for it in items) if i is not None})
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # One report, one run: the previous session's Allure results leave --alluredir before this one
+    # writes any (an unreported drill's wait in reports/allure-pending/ for `drill report`'s Trend).
+    alluredir = session.config.getoption("--alluredir", None)
+    if alluredir:
+        from drill.allure_meta import start_session
+
+        start_session(Path(alluredir))
+
+
+def _stack_preflight(target: Target) -> tuple[Any, Any]:
+    """`terraform init`, then refuse unless the failover stack is absent and the data-tier targets
+    cover the data tier (drivers.terraform_stack.preflight). Reads only."""
+    from drivers.provisioner import ProvisionerError
+    from drivers.safety import Refused
+    from drivers.terraform_stack import StackError, preflight, stack_terraform
+
+    try:
+        tf = stack_terraform(target)
+        return tf, preflight(tf, target.failover_stack.data_tier_targets)  # type: ignore[union-attr]
+    except (StackError, ProvisionerError) as e:
+        raise Refused(str(e).strip().replace("\n", " ")) from None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -276,3 +398,11 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
     for d in diff:
         tr.write_line(f"    - {d}")
     tr.write_line(f"  evidence: {run.evidence.path}")
+    h = tr.config.stash.get(_HISTORY, {})
+    if h.get("error"):
+        tr.write_line(f"  history: {h['error']}")
+    elif h:
+        tr.write_line(f"  history: {h['runs']} sealed run(s) of {s['target']}; chart {h['chart']}")
+        for line in h["regressions"]:
+            tr.write_line(f"    REGRESSION {line}")
+        tr.write_line(f"    {h['staleness']}")

@@ -5,7 +5,8 @@
 #   - Azurite 3.35.0 (npm, into .tools/)       — the lab's Azure Blob Storage (3.36+ needs Node 22)
 #   - Allure 2.46.1 (npm allure-commandline, into .tools/; runs on the Java 17 here) — `drill report`
 #   - Chromium (apt, if the distribution has it) — only for the test that renders the HTML report
-#   - the Python package and its pinned deps   — into .venv/, this checkout's own virtual environment
+#   - the Python package and its pinned deps   — into .venv/, this checkout's own virtual environment,
+#     with the dev tools (zizmor: the workflow's static analysis, run by `pytest`)
 #
 # Each checkout gets its own .venv (editable install of *this* checkout): setting up a second clone
 # on the same machine never repoints the first one's `drill`, `pytest` plugin or dependencies.
@@ -25,6 +26,18 @@ if [ ! -x /usr/sbin/mariadbd ] && ! command -v mariadbd >/dev/null 2>&1 || ! com
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq mariadb-server mariadb-client >/dev/null
 else
   say "MariaDB present"
+fi
+
+# DRILL_TOOLS_FROM=<another checkout's .tools>: start from a copy of it instead of downloading (CI,
+# a second clone). Hard links where the file system allows: no second download, and deleting either
+# checkout leaves the other whole. The version checks below still decide what npm must add.
+if [ -n "${DRILL_TOOLS_FROM:-}" ] && [ ! -e .tools ]; then
+  if [ -d "$DRILL_TOOLS_FROM/node_modules" ]; then
+    say "copying .tools from $DRILL_TOOLS_FROM"
+    cp -al "$DRILL_TOOLS_FROM" .tools 2>/dev/null || { rm -rf .tools; cp -a "$DRILL_TOOLS_FROM" .tools; }
+  else
+    echo "note: DRILL_TOOLS_FROM=$DRILL_TOOLS_FROM has no node_modules/: installing from npm" >&2
+  fi
 fi
 
 if ! grep -qs '"version": "3.35.0"' .tools/node_modules/azurite/package.json; then
@@ -74,13 +87,14 @@ want="$(sha256sum pyproject.toml | cut -c1-16) $($PY -c 'import sys; print(sys.v
 installed_here() { (cd / && "$here/$PY" -c "import sys, drill, drivers, lab, pytest_bdd; sys.exit(0 if drill.__file__.startswith('$here/') else 1)") 2>/dev/null; }
 if [ "$(cat $VENV/pip.stamp 2>/dev/null)" != "$want" ] || ! installed_here; then
   say "installing dr-drill and its pinned Python dependencies into $VENV ($($PY --version))"
-  $PY -m pip install --quiet --disable-pip-version-check -e .
+  $PY -m pip install --quiet --disable-pip-version-check -e ".[dev]"
   echo "$want" > $VENV/pip.stamp
 else
   say "Python dependencies up to date ($VENV)"
 fi
 
-$PY -c 'import boto3, moto, pytest_bdd, allure_pytest_bdd, azure.storage.blob, kubernetes' >/dev/null
+$PY -c 'import boto3, moto, pytest_bdd, allure_pytest_bdd, azure.storage.blob, kubernetes, cryptography' >/dev/null
+$VENV/bin/zizmor --version >/dev/null
 # Locust on its own: imported after ssl it breaks (gevent), which is why the probe is a subprocess.
 $PY -m locust --version >/dev/null
 say "ready: '. $VENV/bin/activate', then 'pytest -m drill' for a drill against the lab, 'pytest' for the harness's own tests"

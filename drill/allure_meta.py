@@ -7,13 +7,22 @@ Into the results directory (`reports/allure-results`, pytest's `--alluredir`), a
 * `executor.json` — who ran it: the GitHub Actions run (from `GITHUB_*`) or the operator;
 * `categories.json` — failures sorted into RTO breach, RPO breach, infrastructure error and
   harness error, by the failure messages the steps produce (see CATEGORIES);
-* `history/` — copied from the previous report (`reports/allure-report/history`), so the trend
-  widgets (statuses, durations, categories: RTO/RPO breaches over runs) carry on from run to run.
+* `history/` — the history of every earlier run (`reports/allure-history`), so the trend widgets
+  (statuses, durations, categories: RTO/RPO breaches over runs) carry on from run to run.
+
+**One report, one run.** `reports/allure-results` holds one pytest session's results only: when a
+session starts (`start_session`, from conftest.py) the previous session's results leave it. A
+drill's results (they carry `environment.properties`) that were never reported wait in
+`reports/allure-pending/` for their trend point; anything else is dropped. `drill report`
+(`generate_report`) first folds each pending run into `reports/allure-history` (an Allure
+generation each: Allure computes history, we only carry it), then renders the current results
+with that history: the report shows the last run's tests and environment, and its Trend every run.
+Reporting the same results again gives the same Trend (the base history is kept in the results).
 
 `generate_report` runs Allure 2 (npm `allure-commandline`, installed into `.tools/` by setup.sh;
 it runs on Java) offline: `--single-file` (one portable index.html that opens from file://) and
 `--clean`. A single-file report has no `history/` folder, so the history is taken back out of the
-generated index.html (where Allure embeds it) for the next run.
+generated index.html (where Allure embeds it).
 Stdlib only; nothing here imports allure-python.
 """
 from __future__ import annotations
@@ -144,16 +153,75 @@ def executor_info(summary: dict[str, Any], environ: dict[str, str] | None = None
     }
 
 
-def copy_history(report_dir: Path, results_dir: Path) -> bool:
-    """The previous report's history into the results, so its trends continue. True if copied."""
-    src = Path(report_dir) / "history"
+HISTORY_DIR = "allure-history"  # beside the results: the history of every run folded so far
+PENDING_DIR = "allure-pending"  # beside the results: drills' results not yet folded into it
+MAX_PENDING = 20  # runs kept for the Trend while never reported (Allure's Trend shows 20)
+FOLDED = ".folded"  # in the results: `drill report` folded them; their base history is results/history
+# What Allure writes into a results directory (allure-python's file names): nothing else is touched.
+_RESULT_FILES = ("*-result.json", "*-container.json", "*-attachment*", "environment.properties", "executor.json",
+                 "categories.json", FOLDED)
+
+
+def history_source(results_dir: Path) -> Path:
+    """The history of earlier runs for `results_dir`: reports/allure-history, or (before it existed)
+    the last report's history, which was exactly that."""
+    base = Path(results_dir).parent / HISTORY_DIR
+    return base if base.is_dir() else Path(results_dir).parent / "allure-report" / "history"
+
+
+def copy_history(src: Path, results_dir: Path) -> bool:
+    """History json files from `src` into results_dir/history (replacing it). True if copied."""
+    src = Path(src)
+    if src.name != "history" and (src / "history").is_dir():
+        src = src / "history"  # a report directory
     if not src.is_dir() or not any(src.glob("*.json")):
         return False
     dst = Path(results_dir) / "history"
-    dst.mkdir(parents=True, exist_ok=True)
+    if dst.is_dir():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
     for f in src.glob("*.json"):
         shutil.copyfile(f, dst / f.name)
     return True
+
+
+def _result_entries(results_dir: Path) -> list[Path]:
+    out: set[Path] = set()
+    for pattern in _RESULT_FILES:
+        out.update(p for p in Path(results_dir).glob(pattern) if p.is_file() and not p.is_symlink())
+    history = Path(results_dir) / "history"
+    if history.is_dir() and not history.is_symlink():
+        out.add(history)
+    return sorted(out)
+
+
+def start_session(results_dir: Path) -> str:
+    """Before a pytest session writes results: the previous session's leave `results_dir`.
+
+    Returns what happened: "empty", "pending" (a drill never reported: moved to allure-pending/
+    for `drill report` to fold into the history), or "dropped" (reported already, or not a drill).
+    Only Allure's own files are moved or removed, whatever directory --alluredir names.
+    """
+    results = Path(results_dir)
+    entries = _result_entries(results) if results.is_dir() else []
+    if not any(p.name.endswith("-result.json") for p in entries):
+        for p in entries:  # metadata without results: nothing to keep
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        return "empty"
+    names = {p.name for p in entries}
+    if FOLDED not in names and "environment.properties" in names:
+        pending = results.parent / PENDING_DIR / f"{datetime.now():%Y%m%dT%H%M%S.%f}-{os.getpid()}"
+        pending.mkdir(parents=True)
+        for p in entries:
+            os.replace(p, pending / p.name)
+        # Allure's Trend shows the last 20 runs: older unreported runs would only cost generations.
+        waiting = sorted(d for d in pending.parent.iterdir() if d.is_dir())
+        for old in waiting[:-MAX_PENDING]:
+            shutil.rmtree(old)
+        return "pending"
+    for p in entries:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return "dropped"
 
 
 def write_allure_metadata(
@@ -168,8 +236,8 @@ def write_allure_metadata(
     """environment.properties, executor.json, categories.json and history/ into `results_dir`.
 
     summary: summary.json (a dict; may be partial); environment: environment.json.
-    report_dir: the previous HTML report, whose history/ is copied (default: the sibling
-    `allure-report` of `results_dir`, i.e. reports/allure-report). mask: applied to every text written.
+    report_dir: where the history of earlier runs is (default: history_source(results_dir), i.e.
+    reports/allure-history). mask: applied to every text written.
     """
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +248,7 @@ def write_allure_metadata(
     written[0].write_text("\n".join(lines) + "\n", encoding="ascii")
     written[1].write_text(m(json.dumps(executor_info(summary or {}, environ), indent=2)) + "\n", encoding="utf-8")
     written[2].write_text(json.dumps(CATEGORIES, indent=2) + "\n", encoding="utf-8")
-    if copy_history(report_dir if report_dir is not None else results_dir.parent / "allure-report", results_dir):
+    if copy_history(report_dir if report_dir is not None else history_source(results_dir), results_dir):
         written.append(results_dir / "history")
     return written
 
@@ -265,6 +333,46 @@ def _run_allure(binary: Path, results_dir: Path, out: Path, single_file: bool, t
         raise ReportError(f"allure generate failed (exit {res.returncode}): {tail}")
 
 
+def _generate(binary: Path, results_dir: Path, report_dir: Path, timeout: float) -> Path:
+    """Allure single-file report of `results_dir` (its history/ as the earlier runs); report_dir/history out."""
+    _run_allure(binary, results_dir, report_dir, single_file=True, timeout=timeout)
+    if extract_history(report_dir / "index.html", report_dir / "history") == 0:
+        # Not embedded (another Allure version): a multi-file run gives the history folder.
+        with tempfile.TemporaryDirectory(prefix="dr-drill-allure-") as tmp:
+            _run_allure(binary, results_dir, Path(tmp) / "report", single_file=False, timeout=timeout)
+            shutil.copytree(Path(tmp) / "report" / "history", report_dir / "history", dirs_exist_ok=True)
+    return report_dir / "index.html"
+
+
+def fold_pending(results_dir: Path, binary: Path, timeout: float = 300.0) -> list[str]:
+    """Each drill never reported (allure-pending/, oldest first) becomes a point of allure-history."""
+    pending_root = Path(results_dir).parent / PENDING_DIR
+    history = Path(results_dir).parent / HISTORY_DIR
+    folded = []
+    for run in sorted(p for p in pending_root.glob("*") if p.is_dir()) if pending_root.is_dir() else []:
+        if not any(run.glob("*-result.json")):
+            shutil.rmtree(run)
+            continue
+        copy_history(history_source(results_dir), run)
+        (run / "categories.json").write_text(json.dumps(CATEGORIES, indent=2) + "\n", encoding="utf-8")
+        with tempfile.TemporaryDirectory(prefix="dr-drill-fold-") as tmp:
+            _generate(binary, run, Path(tmp) / "report", timeout)
+            _replace_history(Path(tmp) / "report" / "history", history)
+        shutil.rmtree(run)
+        folded.append(run.name)
+    return folded
+
+
+def _replace_history(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp)
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+
+
 def generate_report(
     results_dir: Path,
     report_dir: Path,
@@ -275,22 +383,23 @@ def generate_report(
 ) -> Path:
     """Generate the offline single-file HTML report of `results_dir` into `report_dir`; its index.html.
 
-    Carries the history over (report_dir/history → results_dir/history before, and back out after),
-    and makes sure categories.json is there (and environment/executor from `summary`, if given and
-    missing).
+    Folds pending runs into allure-history first, renders the current results over that history,
+    then folds the current results in too (marking them `.folded`, so a later report of the same
+    results starts from the same base). Makes sure categories.json is there (and environment/executor
+    from `summary`, if given and missing).
     """
     results_dir, report_dir = Path(results_dir), Path(report_dir)
     binary = allure_binary()
     if not results_dir.is_dir() or not any(results_dir.glob("*-result.json")):
         raise ReportError(f"no Allure results in {results_dir}: run a drill first (`pytest -m drill`)")
+    fold_pending(results_dir, binary, timeout)
     (results_dir / "categories.json").write_text(json.dumps(CATEGORIES, indent=2) + "\n", encoding="utf-8")
     if summary is not None and not (results_dir / "environment.properties").exists():
-        write_allure_metadata(results_dir, summary, environment, report_dir=report_dir)
-    copy_history(report_dir, results_dir)
-    _run_allure(binary, results_dir, report_dir, single_file=True, timeout=timeout)
-    if extract_history(report_dir / "index.html", report_dir / "history") == 0:
-        # Not embedded (another Allure version): a multi-file run gives the history folder.
-        with tempfile.TemporaryDirectory(prefix="dr-drill-allure-") as tmp:
-            _run_allure(binary, results_dir, Path(tmp) / "report", single_file=False, timeout=timeout)
-            shutil.copytree(Path(tmp) / "report" / "history", report_dir / "history", dirs_exist_ok=True)
-    return report_dir / "index.html"
+        write_allure_metadata(results_dir, summary, environment, report_dir=history_source(results_dir))
+    if not (results_dir / FOLDED).exists():
+        copy_history(history_source(results_dir), results_dir)  # the earlier runs, as of this run's first report
+    index = _generate(binary, results_dir, report_dir, timeout)
+    if (report_dir / "history").is_dir():
+        _replace_history(report_dir / "history", results_dir.parent / HISTORY_DIR)
+        (results_dir / FOLDED).write_text("folded into allure-history by drill report\n", encoding="utf-8")
+    return index

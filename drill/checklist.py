@@ -187,26 +187,32 @@ def _p1_scaled_to_zero(e: Evidence) -> Check:
 def _p1_nodes_gone(e: Evidence) -> Check:
     if e.has_events and e.fault_t is not None:
         draining = {ev.get("instance") for ev in e.lab("node draining", "web-tier", e.fault_t)}
-        stopped = [ev for ev in e.lab("replica stopped", "web-tier", e.fault_t) if ev.get("instance") in draining]
-        if draining and {ev.get("instance") for ev in stopped} >= draining:
-            last = max(_ts(ev.get("t")) or 0 for ev in stopped)
-            return Check(PASSED, f"all {len(draining)} web node(s) drained and stopped, the last at {e.at(last)}",
+        gone = [ev for ev in e.lab("node terminated", "web-tier", e.fault_t) if ev.get("instance") in draining]
+        if draining and {ev.get("instance") for ev in gone} >= draining:
+            last = max(_ts(ev.get("t")) or 0 for ev in gone)
+            return Check(PASSED, f"all {len(draining)} web node(s) drained and terminated, the last at {e.at(last)}",
                          "lab-events.jsonl (web-tier)")
         if draining:
-            return Check(FAILED, f"{len(draining)} web node(s) drained but only {len({ev.get('instance') for ev in stopped})} stopped",
+            return Check(FAILED, f"{len(draining)} web node(s) drained but only {len({ev.get('instance') for ev in gone})} terminated",
                          "lab-events.jsonl (web-tier)")
     if e.phase("phase1") is not None:
-        return Check(PASSED, "step “the web node group settles at 0 nodes” passed: EKS reports the node group ACTIVE "
-                             "at desiredSize 0 (the drill measured the RTO after it)", "summary.json phases[phase1]")
+        return Check(PASSED, "step “the web node group settles at 0 nodes” passed: the EKS update Successful "
+                             "(DescribeUpdate) and no instance left in the node group's Auto Scaling group",
+                     "summary.json phases[phase1]")
     return Check(NOT_PROVEN, e.stopped_early(1), "summary.json failed_steps")
 
 
 def _p1_alb_unhealthy(e: Evidence) -> Check:
     if e.has_events and e.fault_t is not None:
-        lost = e.lab("no routable targets", "alb", e.fault_t)
+        lost = e.lab("no serving targets", "alb", e.fault_t)
         if lost:
-            return Check(PASSED, f"the ALB lost its last routable target at {e.at(_ts(lost[0].get('t')))}",
-                         "lab-events.jsonl (alb)")
+            words = (f"from {e.at(_ts(lost[0].get('t')))} no target of the ALB accepted a connection (pods evicted): "
+                     "every request got a 5xx")
+            unhealthy = e.lab("target unhealthy", "alb", e.fault_t)
+            if unhealthy:
+                words += (f"; health checks marked {len({ev.get('instance') for ev in unhealthy})} target(s) unhealthy, "
+                          f"the last at {e.at(max(_ts(ev.get('t')) or 0 for ev in unhealthy))}")
+            return Check(PASSED, words, "lab-events.jsonl (alb)")
     if e.phase("phase1") is not None:
         return Check(PASSED, "step “the ALB reports no healthy targets” passed (ELBv2 DescribeTargetHealth: no target "
                              "healthy)", "summary.json phases[phase1]")
@@ -488,9 +494,9 @@ ITEMS: tuple[Item, ...] = (
     Item(1, "1.1", "AWS Web 노드 그룹 desired=0 설정 완료", "AWS web node group set to desired=0",
          "the scale-to-0 change in the rollback ledger, applied", _p1_scaled_to_zero),
     Item(1, "1.2", "Web 노드 모두 종료 확인", "all web nodes confirmed terminated",
-         "lab: every draining node stopped; else the step “the web node group settles at 0 nodes”", _p1_nodes_gone),
+         "lab: every draining node terminated; else the step “the web node group settles at 0 nodes”", _p1_nodes_gone),
     Item(1, "1.3", "ALB Target Group unhealthy 확인", "ALB target group confirmed unhealthy",
-         "lab: the ALB's “no routable targets” event; else the step “the ALB reports no healthy targets”", _p1_alb_unhealthy),
+         "lab: the ALB's “no serving targets” event; else the step “the ALB reports no healthy targets”", _p1_alb_unhealthy),
     Item(1, "1.4", "CloudFront가 Secondary Origin(Blob Storage) 사용 확인", "CloudFront confirmed serving from the secondary origin (Blob Storage)",
          "the probe's sustained maintenance-page state; lab: the edge's origin switch", _p1_secondary_origin),
     Item(1, "1.5", "브라우저에서 정적 유지보수 페이지 표시 확인", "static maintenance page confirmed in a browser",

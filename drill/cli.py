@@ -2,7 +2,9 @@
 
   drill lab up [--time-scale N]                 start the lab alone, print its site URL; Ctrl-C stops it
   drill probe URL --duration S --out FILE       probe any site; JSON summary on the last line
-  drill verify BUNDLE_DIR                       check an evidence bundle against its manifest.json
+  drill verify BUNDLE_DIR [--key PUB]           check an evidence bundle: manifest, statement, signature
+  drill history [DIR] [--verify] [--key PUB]    every drill of a target: table, chart, regressions; the hash chain
+  drill keygen --out KEY                        a new Ed25519 signing key (KEY) and its public half (KEY.pub)
   drill report [--results DIR] [--out DIR]      the Allure HTML report, offline, one file (Allure 2, Java)
   drill unwind LEDGER [--target T]              undo what a killed drill left (its persisted ledger), release its lock
   drill unlock [--target T] [--break]           who holds a target's drill lock; break a stale one
@@ -18,7 +20,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from drill.config import Target
@@ -66,18 +68,144 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from drill.bundle import MANIFEST_NAME, load_manifest, verify
+    """Manifest (every file, every field), then the attestation: statement subjects and signature."""
+    from drill.attestation import SigningKeyError, check, keyid, load_public_key
+    from drill.bundle import MANIFEST_NAME, load_manifest, read_manifest, verify
 
     bundle = Path(args.bundle)
+    key = None
+    if args.key:
+        try:
+            key = load_public_key(Path(args.key))
+        except SigningKeyError as e:
+            print(f"drill verify: --key {e}", file=sys.stderr)
+            return 2
     problems = verify(bundle)
+    manifest, _ = read_manifest(bundle) if bundle.is_dir() else (None, [])
+    att = check(bundle, key) if manifest is not None else None
+    legacy = manifest is not None and manifest.version < 2 and att is not None and att.problems[:1] == [
+        "attestation: missing (attestation.json)"]
+    if att is not None and not (legacy and key is None):
+        problems += att.problems
     for line in problems:
         print(line)
     if problems:
-        print(f"drill verify: {bundle} is NOT intact: {len(problems)} problem(s)", file=sys.stderr)
+        failed = sorted({p.split(":", 1)[0] for p in problems})
+        print(f"drill verify: {bundle} is NOT intact: {len(problems)} problem(s) (checks failed: {', '.join(failed)})",
+              file=sys.stderr)
         return 1
     files, _ = load_manifest(bundle)
-    print(f"intact: {len(files or {})} file(s) match {bundle / MANIFEST_NAME} (sha256)")
+    if legacy:
+        print(f"intact: {len(files or {})} file(s) match {bundle / MANIFEST_NAME} (sha256)")
+        print("unsigned: sealed before signed statements (manifest version 1): digests only")
+        return 0
+    print(f"intact: {len(files or {})} file(s) match {bundle / MANIFEST_NAME} (sha256); the statement's subjects match")
+    assert att is not None
+    if att.signed == "valid":
+        print(f"signature: valid (Ed25519, key {keyid(key)})")  # type: ignore[arg-type]
+    elif att.signed == "not checked":
+        print(f"signature: present (keyid {', '.join(att.keyids)}), not checked: pass --key PUB to check it")
+    else:
+        print("unsigned: sealed without a signing key (evidence.signing_key in the target signs bundles)")
     return 0
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    """A new Ed25519 key pair: the private key 0600 (never in the repository or evidence), the public beside it."""
+    import os
+
+    from drill.attestation import generate, keyid, public_key_from_pem
+
+    out = Path(args.out)
+    pub = out.with_name(out.name + ".pub")
+    for p in (out, pub):
+        if p.exists() and not args.force:
+            print(f"drill keygen: {p} exists (--force replaces it)", file=sys.stderr)
+            return 2
+    private, public = generate()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(private)
+    os.chmod(out, 0o600)
+    pub.write_bytes(public)
+    print(f"private key: {out} (0600: keep it in a secret store; give it to drills as evidence.signing_key: ${{env:NAME}})")
+    print(f"public key:  {pub} (give it to auditors: drill verify BUNDLE --key {pub.name})")
+    print(f"keyid:       {keyid(public_key_from_pem(public, str(pub)))}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    """Every drill of each target under DIR: table (or JSON/CSV), chart, regressions, staleness; --verify: the chain."""
+    from drill import chain, history
+    from drill.attestation import SigningKeyError, check, load_public_key
+
+    root = Path(args.dir)
+    if not root.is_dir():
+        print(f"drill history: no such directory: {root}", file=sys.stderr)
+        return 2
+    key = None
+    if args.key:
+        try:
+            key = load_public_key(Path(args.key))
+        except SigningKeyError as e:
+            print(f"drill history: --key {e}", file=sys.stderr)
+            return 2
+    sig_problems: dict[str, list[str]] = {}
+    if key is not None:
+        for s in chain.discover(root, args.target, check=False):
+            found = [p for p in check(s.path, key).problems]
+            if found:
+                sig_problems[s.run_id] = found
+    status = 0
+    targets = [args.target] if args.target else sorted({s.target for s in chain.discover(root, check=False)})
+    if args.verify:
+        for rep in chain.verify_chains(root, args.target, start=args.start, signature_problems=sig_problems):
+            print(chain.describe(rep))
+            for p in rep.problems:
+                print(f"  {p}")
+            if not rep.ok:
+                status = 1
+        if not targets:
+            print(f"drill history: no sealed drill run under {root}")
+        return status
+    if not targets:
+        print(f"drill history: no sealed drill run under {root}", file=sys.stderr)
+        return 1
+    for target in targets:
+        t = _thresholds(target, args)
+        runs = history.load(root, target, sig_problems)
+        regs = history.regressions(runs, t)
+        stale = history.staleness(runs, t)
+        if args.format == "json":
+            print(history.as_json(target, runs, regs, stale, t))
+        elif args.format == "csv":
+            sys.stdout.write(history.as_csv(runs, regs))
+        else:
+            print(f"dr-drill history: target {target}, {len(runs)} run(s) in {root} (seconds are wall clock, measured/target)")
+            for line in history.table_lines(runs, regs, stale, t):
+                print(line)
+        if not args.no_chart:
+            from drill.history_chart import render_history
+
+            out = Path(args.chart.replace("{target}", target)) if args.chart else root.parent / "history" / f"{target}.png"
+            render_history(runs, regs, out, title=f"dr-drill history: {target} ({len(runs)} runs)")
+            print(f"chart: {out}", file=sys.stderr if args.format != "table" else sys.stdout)
+    return status
+
+
+def _thresholds(target: str, args: argparse.Namespace) -> "Any":
+    """Thresholds from the target file's `evidence:` section when it exists here, else the defaults."""
+    from drill.config import ConfigError, load_target
+    from drill.history import Thresholds
+
+    try:
+        t = Thresholds.from_config(load_target(target).evidence)
+    except (ConfigError, OSError):
+        t = Thresholds()
+    if args.stale_after_days is not None:
+        t = Thresholds(t.ratio, t.floor_seconds, t.window, args.stale_after_days, t.passing_phases)
+    return t
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -118,7 +246,7 @@ def _unwind(args: argparse.Namespace) -> int:
     if args.lab_endpoints:
         endpoints = json.loads(Path(args.lab_endpoints).read_text())
     target = load_target(args.target, endpoints)
-    if target.is_lab and endpoints is None:
+    if target.wants_lab and endpoints is None:
         print("drill: error: a lab target needs --lab-endpoints (the running lab's endpoints.json)", file=sys.stderr)
         return 2
     ledger = Ledger.load(ledger_path) if ledger_path.exists() else Ledger()
@@ -212,9 +340,30 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--target", default=None, help="use this target file's classification rules")
     pr.set_defaults(func=_probe)
 
-    ve = sub.add_parser("verify", help="check an evidence bundle against its manifest.json (exit 0: intact)")
+    ve = sub.add_parser("verify", help="check an evidence bundle: manifest, signed statement, signature (exit 0: intact)")
     ve.add_argument("bundle", metavar="BUNDLE_DIR", help="e.g. reports/evidence/latest")
+    ve.add_argument("--key", metavar="PUB", default=None,
+                    help="the signer's Ed25519 public key (PEM): the signature must verify with it")
     ve.set_defaults(func=_verify)
+
+    hi = sub.add_parser("history", help="every drill of a target: table, chart, regressions, days since the last pass")
+    hi.add_argument("dir", nargs="?", default="reports/evidence", help="evidence directory, or an auditor's copy (default: %(default)s)")
+    hi.add_argument("--target", default=None, help="one target (default: every target found)")
+    hi.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    hi.add_argument("--chart", default=None, help="PNG path ({target} is replaced; default: <dir>/../history/<target>.png)")
+    hi.add_argument("--no-chart", action="store_true", help="no PNG")
+    hi.add_argument("--stale-after-days", type=float, default=None, help="override the target's evidence.stale_after_days")
+    hi.add_argument("--verify", action="store_true",
+                    help="check the hash chain instead: every run intact, no run missing, no link broken (exit 1 if not)")
+    hi.add_argument("--key", metavar="PUB", default=None, help="with --verify: every run's signature must verify with this key")
+    hi.add_argument("--start", metavar="RUN_ID", default=None,
+                    help="with --verify: the first run of a partial copy (its previous run may be absent)")
+    hi.set_defaults(func=_history)
+
+    kg = sub.add_parser("keygen", help="a new Ed25519 key pair for signing evidence")
+    kg.add_argument("--out", required=True, help="private key path (PEM, 0600); the public key goes to OUT.pub")
+    kg.add_argument("--force", action="store_true", help="replace existing files")
+    kg.set_defaults(func=_keygen)
 
     rp = sub.add_parser("report", help="generate the Allure HTML report offline (one index.html)")
     rp.add_argument("--results", default="reports/allure-results", help="Allure results (default: %(default)s)")

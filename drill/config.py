@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -63,6 +63,9 @@ class DatabaseConfig(_Strict):
     secret_id: str = Field(min_length=1)
     # Canary rows (one per `canary_interval_seconds` real seconds) measure the real data-loss window.
     canary_interval_seconds: float = Field(default=1.0, gt=0)
+    # CA bundle to verify the primary's TLS certificate, host name included (RDS: global-bundle.pem
+    # from truststore.pki.rds.amazonaws.com). None = plain TCP: credentials in the clear (a preflight finding).
+    ssl_ca: str | None = Field(default=None, min_length=1)
 
 
 class StorageConfig(_Strict):
@@ -93,11 +96,39 @@ class AppGatewayConfig(_Strict):
     probe: str = "health-probe"
     # Port the gateway's listener answers on (80 on Azure; the lab's is chosen at start).
     http_port: int = Field(default=80, ge=1, le=65535)
+    # What tells users' Azure PetClinic from the AWS one: a response header the drill adds with a
+    # rewrite rule set on the gateway's routing rules (None: every rule). The probe's `azure` rule
+    # must look for it (a preflight check says so if it does not).
+    served_by_header: str = Field(default="X-Served-By", pattern=r"^[A-Za-z0-9-]+$")
+    served_by_value: str = Field(default="azure", min_length=1)
+    rewrite_rule_set: str = Field(default="dr-drill-served-by", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+    routing_rules: list[str] | None = None
 
 
 class MysqlConfig(_Strict):
     port: int = Field(default=3306, ge=1, le=65535)
+    # The failover stack's admin password: given to Terraform as TF_VAR_<failover_stack.
+    # admin_password_variable> (environment, never argv) and used by the drill to restore.
     admin_password: SecretStr
+    # CA bundle to verify Azure MySQL's certificate, host name included: Flexible Server refuses
+    # insecure transport by default (require_secure_transport=ON, ERROR 3159). Azure's roots:
+    # DigiCert Global Root CA / G2 and Microsoft RSA Root CA 2017 in one PEM file.
+    ssl_ca: str | None = Field(default=None, min_length=1)
+    # The drill's own address, for the firewall rule that lets it restore (runbook 2.2 step 4,
+    # `MY_IP=$(curl -s ifconfig.me)`): an IPv4 address, or a URL answering the caller's address
+    # (e.g. https://ifconfig.me/ip). Flexible Server firewall rules take IPv4 only.
+    client_address: str | None = None
+    client_address_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+")
+
+    @model_validator(mode="after")
+    def _one_client_address(self) -> "MysqlConfig":
+        from drill.names import ipv4_problem
+
+        if self.client_address is not None and self.client_address_url is not None:
+            raise ValueError("give client_address or client_address_url, not both")
+        if self.client_address is not None and ipv4_problem(self.client_address):
+            raise ValueError(f"client_address: {ipv4_problem(self.client_address)}")
+        return self
 
 
 class AzureConfig(_Strict):
@@ -110,23 +141,87 @@ class AzureConfig(_Strict):
     mysql: MysqlConfig
 
 
-class KubernetesConfig(_Strict):
-    """Where PetClinic runs on Azure: the AKS cluster the failover stack creates."""
+class KubeloginConfig(_Strict):
+    """Microsoft Entra-integrated clusters: the fetched kubeconfig is converted for non-interactive use
+    with `kubelogin convert-kubeconfig -l MODE` (kubelogin then gets each token itself: `spn` from
+    AAD_SERVICE_PRINCIPAL_CLIENT_ID/_SECRET, `workloadidentity` from the federated token variables,
+    `azurecli` from a logged-in `az`, `msi` from the machine's managed identity)."""
 
-    kubeconfig: str = Field(min_length=1)
+    mode: Literal["azurecli", "spn", "workloadidentity", "msi"]
+    binary: str = Field(default="kubelogin", min_length=1)
+
+
+class KubernetesConfig(_Strict):
+    """Where PetClinic runs on Azure: the AKS cluster the failover stack creates.
+
+    Its credentials are fetched from ARM after the apply (listClusterUserCredential, cluster name from
+    the stack's `aks_cluster_name` output) into the run's private work directory. `kubeconfig` (a
+    fixed file) is accepted only so that preflight can say why it cannot work: the cluster does not
+    exist before the drill creates it.
+    """
+
+    kubeconfig: str | None = Field(default=None, min_length=1)
     context: str | None = None
+    kubelogin: KubeloginConfig | None = None
     namespace: str = "petclinic"
     image: str = "springcommunity/spring-petclinic:latest"
     replicas: int = Field(default=2, ge=1)
+    # How the App Gateway reaches PetClinic: an internal LoadBalancer Service (a private IP in the
+    # VNet). "ClusterIP" is the runbook as written (2.3), which the gateway cannot reach: preflight refuses it.
+    service_type: Literal["LoadBalancer", "ClusterIP"] = "LoadBalancer"
+    # The subnet (of `virtual_network`) the internal load balancer's IP comes from; None = the cluster's own.
+    internal_lb_subnet: str | None = "snet-aks"
+    virtual_network: str = "vnet-blue"
+    # Real-world seconds to wait for the load balancer's IP (AKS: "a minute or two").
+    load_balancer_timeout_seconds: float = Field(default=600.0, gt=0)
+
+
+# The data tier, applied first so the restore can start while AKS and the App Gateway come up
+# (design: Stage 2). `-target` brings in what a target depends on, never what depends on it, so the
+# database, the firewall rule and the server parameters are named with the server (seeds' names:
+# database `petclinic`, rule `allow-aks-subnet`; TLS stays required as on Azure by default).
+DATA_TIER_TARGETS = [
+    "azurerm_mysql_flexible_server.main",
+    "azurerm_mysql_flexible_database.petclinic",
+    "azurerm_mysql_flexible_server_firewall_rule.allow_aks_subnet",
+    "azurerm_mysql_flexible_server_configuration.require_secure_transport",
+]
+TF_VARIABLE = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 
 
 class FailoverStackConfig(_Strict):
-    """The Terraform root module azure/2-failover, driven through the terraform (or tofu) CLI."""
+    """The Terraform root module azure/2-failover, driven through the terraform (or tofu) CLI.
+
+    Terraform gets the target's subscription (ARM_SUBSCRIPTION_ID, required by azurerm v4) and
+    credentials in its environment, and its variables as TF_VAR_* (never on the command line).
+    """
 
     terraform_binary: str = "terraform"
     chdir: str = Field(min_length=1)
-    # Applied first so the data restore can start while AKS and the App Gateway come up (design: Stage 2).
-    data_tier_targets: list[str] = Field(default_factory=lambda: ["azurerm_mysql_flexible_server.main"])
+    data_tier_targets: list[str] = Field(default_factory=lambda: list(DATA_TIER_TARGETS), min_length=1)
+    # The stack output CloudFront's secondary origin is set to: a DNS name, never an IP address
+    # (CloudFront refuses one). The App Gateway's public IP with a `domain_name_label` has the name
+    # <label>.<region>.cloudapp.azure.com (azurerm_public_ip.fqdn); the stack outputs it.
+    origin_output: str = Field(default="appgw_fqdn", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    # How Terraform's azurerm provider authenticates: "client_secret" (ARM_CLIENT_ID/_SECRET/
+    # _TENANT_ID from azure.credential), "oidc" (ARM_USE_OIDC, e.g. GitHub's federated token), "msi"
+    # (managed identity of the runner) or "cli" (az login). None: client_secret when
+    # azure.credential has a secret, else cli.
+    auth: Literal["client_secret", "oidc", "msi", "cli"] | None = None
+    # The input variable that takes the MySQL admin password (azure.mysql.admin_password).
+    admin_password_variable: str = Field(default="mysql_admin_password", pattern=TF_VARIABLE)
+    # Other input variables (not secret: they are written to the evidence), as TF_VAR_<name>.
+    variables: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _names(self) -> "FailoverStackConfig":
+        bad = [k for k in self.variables if not re.match(TF_VARIABLE, k)]
+        if bad:
+            raise ValueError(f"variables: {bad[0]!r} is not a Terraform variable name")
+        if self.admin_password_variable in self.variables:
+            raise ValueError(f"variables: {self.admin_password_variable} comes from azure.mysql.admin_password, "
+                             "never from this file")
+        return self
 
 
 class SiteConfig(_Strict):
@@ -240,6 +335,36 @@ class StopConfig(_Strict):
     max_error_seconds: float | None = Field(default=None, gt=0)
 
 
+class EvidenceConfig(_Strict):
+    """What a drill's evidence is signed with, and how its history is judged (drill history, readiness).
+
+    The signing key is an Ed25519 private key in PKCS#8 PEM (`drill keygen`): either the PEM itself
+    in `signing_key` — normally `${env:NAME}`, so it lives in an environment variable the target
+    names — or a file, `signing_key_file`. Never in evidence: it is a secret (masked everywhere).
+    Without one, bundles are sealed (manifest, statement, hash chain) but unsigned.
+    """
+
+    signing_key: SecretStr | None = None
+    signing_key_file: str | None = Field(default=None, min_length=1)
+    # A drill must have passed at least this often (days, calendar: never scaled). Quarterly → 90.
+    stale_after_days: float = Field(default=90.0, gt=0)
+    # A "passing drill" for staleness ran these phases (each name, or a name it starts: phase2 covers
+    # phase2-data) and passed: a Phase 1-only drill does not prove the failover.
+    passing_phases: list[str] = Field(default_factory=lambda: ["phase1", "phase2", "phase3"], min_length=1)
+    # Regression: a figure worse than the median of the previous `regression_window` runs by more
+    # than `regression_ratio` of it AND by more than `regression_floor_seconds` (real-world seconds,
+    # scaled like objectives), so jitter on small figures is not a regression (README: drill history).
+    regression_ratio: float = Field(default=0.2, gt=0)
+    regression_floor_seconds: float = Field(default=30.0, ge=0)
+    regression_window: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> "EvidenceConfig":
+        if self.signing_key is not None and self.signing_key_file is not None:
+            raise ValueError("give signing_key or signing_key_file, not both")
+        return self
+
+
 class LabConfig(_Strict):
     """Present only in a lab target: the drill starts the embedded lab and fills in `${lab:...}`."""
 
@@ -262,6 +387,7 @@ class Target(_Strict):
     probe: ProbeConfig = ProbeConfig()
     objectives: Objectives
     readiness: ReadinessConfig | None = None
+    evidence: EvidenceConfig = EvidenceConfig()
     # Seconds the drill waits for a state beyond its objective before calling it failed (real-world).
     grace_seconds: float = Field(default=60.0, ge=0)
 
@@ -269,8 +395,22 @@ class Target(_Strict):
         """A real-world duration as wall seconds on this target."""
         return real_seconds / self.time_scale
 
+    @model_validator(mode="after")
+    def _real_time_outside_the_lab(self) -> "Target":
+        # A target that asks for no lab is drilled in real time: a scale would loosen every
+        # objective by that factor (objective / time_scale).
+        if self.lab is None and self.time_scale != 1:
+            raise ValueError(f"time_scale: must be 1 for a target without a `lab:` section (got {self.time_scale:g}); "
+                             "only the lab plays time faster")
+        return self
+
     @property
-    def is_lab(self) -> bool:
+    def wants_lab(self) -> bool:
+        """The file asks for the embedded lab (a `lab:` section: start one, fill in ${lab:...}).
+
+        Never a safety decision: whether a run is against the lab is decided by its endpoints being
+        a lab's this process started or attached (drivers.safety.lab_mismatches).
+        """
         return self.lab is not None
 
     def secret_values(self) -> list[str]:
@@ -396,7 +536,7 @@ def substitute(raw: Any, lab: Mapping[str, Any] | Callable[[str], Any] | None, e
     return walk(raw, "")
 
 
-def _placeholder_value(key: str) -> Any:
+def placeholder_value(key: str) -> Any:
     """A syntactically valid stand-in for a lab endpoint, to validate before the lab runs."""
     if key.endswith(("_url", "_endpoint", "_host")):
         return "https://127.0.0.1:9/"
@@ -413,9 +553,10 @@ def validate(raw: dict[str, Any], source: str) -> Target:
     except ValidationError as e:
         problems = []
         for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{loc}: {msg}")
+            loc = ".".join(str(x) for x in err["loc"])
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            # A check across keys (a model validator) has no location of its own: its message names them.
+            problems.append(f"{loc}: {msg}" if loc else msg)
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
 
 
@@ -425,11 +566,5 @@ def load_target(name_or_file: str, lab_endpoints: Mapping[str, Any] | None = Non
     raw = read_raw(path)
     lab: Any = lab_endpoints
     if lab is None and raw.get("lab") is not None:
-        lab = _placeholder_value
+        lab = placeholder_value
     return validate(substitute(raw, lab), str(path))
-
-
-def needs_lab(name_or_file: str) -> tuple[bool, float]:
-    """Whether this target is the embedded lab, and its time scale (validated first)."""
-    t = load_target(name_or_file)
-    return t.is_lab, t.time_scale

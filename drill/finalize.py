@@ -9,11 +9,13 @@ lab-events.jsonl — any of them may be missing: an interrupted run), then write
     report.md      the runbook checklist walked item by item, with the measurements (drill.checklist)
     report.html    the same, self-contained (the PNG embedded as base64)
 
-the Allure metadata into `allure_results` (drill.allure_meta), and `manifest.json` LAST
-(drill.bundle): SHA-256 and size of every other file. Each part that fails is reported (returned,
-printed to stderr, and written into the report's notes) without stopping the others; the manifest
-is always written. Calling it again re-renders everything and re-seals the bundle — so never run
-it on a bundle you are checking: `drill verify` does that.
+the Allure metadata into `allure_results` (drill.allure_meta), and seals the bundle LAST
+(drill.seal): `manifest.json` (SHA-256 and size of every other file, and the link to the target's
+previous sealed run), then `attestation.json` (the in-toto Statement over every file, signed with
+`signing_key` if the target has one). Each part that fails is reported (returned, printed to
+stderr, and written into the report's notes) without stopping the others; the bundle is always
+sealed. Calling it again re-renders everything and re-seals the bundle, which the next run's chain
+link then shows as an edit — so never run it on a bundle you are checking: `drill verify` does that.
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from drill.allure_meta import write_allure_metadata
-from drill.bundle import MANIFEST_NAME, write_manifest
+from drill.bundle import ATTESTATION_NAME, MANIFEST_NAME
 from drill.checklist import render_html, render_markdown
+from drill.seal import seal_bundle
 from drill.timeline import Sample, parse_sample, sort_samples
 
 CHART = "timeline.png"
@@ -92,6 +95,7 @@ def finalize_bundle(
     *,
     mask: Callable[[str], str] | None = None,
     allure_report: Path | None = None,
+    signing_key: Any = None,
 ) -> list[str]:
     """Chart, reports, Allure metadata, then manifest.json last. Returns the problems met (empty: none).
 
@@ -100,6 +104,7 @@ def finalize_bundle(
     mask: the run's secret masker (drill.evidence.Masker), applied to every text written here.
     allure_report: the previous HTML report whose history/ is carried over
                    (default: `allure-report` beside `allure_results`).
+    signing_key: the target's Ed25519 private key (drill.attestation.signing_key), None: unsigned.
     """
     bundle = Path(bundle)
     m = mask or (lambda s: s)
@@ -131,7 +136,7 @@ def finalize_bundle(
     shown = dict(summary)
     shown["notes"] = list(summary.get("notes") or []) + [f"report: {p}" for p in problems]
     files = sorted({p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
-                   | {REPORT_MD, REPORT_HTML, MANIFEST_NAME} - {f".{MANIFEST_NAME}.tmp"})
+                   | {REPORT_MD, REPORT_HTML, MANIFEST_NAME, ATTESTATION_NAME} - {f".{MANIFEST_NAME}.tmp"})
     for name, render in (
         (REPORT_MD, lambda: render_markdown(shown, actions, events, chart=CHART if png else None, files=files)),
         (REPORT_HTML, lambda: render_html(shown, actions, events, png=png, files=files)),
@@ -148,7 +153,7 @@ def finalize_bundle(
         except Exception as e:
             problems.append(f"Allure metadata not written: {type(e).__name__}: {e}")
 
-    write_manifest(bundle)  # last: it seals everything above
+    seal_bundle(bundle, signing_key)  # last: it seals everything above
     for p in problems:
         print(f"dr-drill: evidence {bundle.name}: {p}", file=sys.stderr)
     return problems

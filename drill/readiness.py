@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 READINESS_SCHEMA_VERSION = 1
-AREAS = ("backups", "cdn", "aws", "azure", "credentials", "preflight")
+AREAS = ("backups", "cdn", "aws", "azure", "credentials", "preflight", "drills")
 
 
 @dataclass

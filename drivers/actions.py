@@ -34,7 +34,9 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
         from drivers.database import Database
 
         s = Secrets(aws).json(p["secret_id"])
-        return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]))
+        ssl_ca = target.database.ssl_ca if target.database is not None else None
+        return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]),
+                        ssl_ca=ssl_ca)
 
     def db_delete_rows(p: dict[str, Any]) -> None:
         if not (IDENT.match(p["table"]) and IDENT.match(p["column"])):
@@ -49,19 +51,26 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
             cur.execute(f"DROP TABLE IF EXISTS `{p['table']}`")
 
     def provisioner_destroy(p: dict[str, Any]) -> None:
-        from drivers.provisioner import ProvisionerError, execute_provisioner_action
+        from drivers.provisioner import ProvisionerError, check_created_by_run, execute_provisioner_action
+        from drivers.terraform_stack import stack_terraform
 
+        action = Action("provisioner.destroy", p, "terraform destroy")
+        check_created_by_run(action)  # before anything: only a stack this run created is destroyed
+        # Terraform needs the target's subscription, credentials and variables to destroy, as to apply.
+        cli = lambda chdir, binary: stack_terraform(target, log=log, chdir=chdir, binary=binary)  # noqa: E731
         # Another Terraform operation (an interrupted drill's apply) may still hold the state lock.
         for attempt in Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, ProvisionerError) and "state lock" in str(e)),
             wait=wait_fixed(2.0), stop=stop_after_delay(busy_timeout), reraise=True,
         ):
             with attempt:
-                execute_provisioner_action(Action("provisioner.destroy", p, "terraform destroy"), log=log)
+                execute_provisioner_action(action, log=log, cli=cli)
 
     def kube_op(action: Action) -> None:
+        from drivers.aks import ensure_kubeconfig
         from drivers.kube import execute_kube_action
 
+        ensure_kubeconfig(action.params, target, log)  # a fresh process whose kubeconfig is gone fetches it again
         execute_kube_action(action)
 
     def azure_op(action: Action) -> None:
@@ -69,6 +78,10 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
 
         if target.azure is None:
             raise RuntimeError("an Azure inverse needs the target's `azure:` section")
+        if action.op.startswith("azure.mysql."):
+            from drivers.mysql_firewall import execute_mysql_action, make_mysql_client
+
+            return execute_mysql_action(action, lambda: make_mysql_client(azure_auth(target)))
         execute_azure_action(action, lambda: make_client(azure_auth(target)))
 
     ops: dict[str, Callable[[dict[str, Any]], None]] = {

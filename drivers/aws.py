@@ -34,6 +34,42 @@ class Scaling:
 
 
 @dataclass(frozen=True)
+class NodegroupUpdate:
+    """An EKS update as DescribeUpdate gives it: status InProgress | Successful | Failed | Cancelled."""
+
+    id: str
+    status: str
+    type: str
+    params: dict[str, str]
+    errors: list[dict[str, Any]]
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> "NodegroupUpdate":
+        return cls(str(d["id"]), str(d["status"]), str(d.get("type", "")),
+                   {p["type"]: p.get("value", "") for p in d.get("params") or []}, list(d.get("errors") or []))
+
+
+@dataclass(frozen=True)
+class NodegroupInstances:
+    """A node group's nodes as EC2 Auto Scaling has them: its groups' desired capacity and instances."""
+
+    desired_capacity: int
+    lifecycle: dict[str, str]  # instance id -> LifecycleState (Pending, InService, Terminating:Wait, …)
+
+    @property
+    def in_service(self) -> int:
+        return sum(1 for s in self.lifecycle.values() if s == "InService")
+
+    def settled_at(self, count: int) -> bool:
+        """Exactly `count` instances, all InService: none still launching, draining or terminating."""
+        return len(self.lifecycle) == count == self.in_service
+
+
+class SizeChanged(AssertionError):
+    """The node group's size is no longer what the drill set: something else scales it."""
+
+
+@dataclass(frozen=True)
 class TargetHealth:
     target_id: str
     port: int | None
@@ -108,9 +144,25 @@ class Secrets:
 
 
 class NodeGroups:
+    """EKS managed node groups: scaling through UpdateNodegroupConfig, followed through DescribeUpdate
+    and the node group's Auto Scaling groups.
+
+    What "the node group has N nodes" can rest on: EKS documents an update's status (DescribeUpdate:
+    "When the status of the update is Successful, the update is complete"), not that its nodes have
+    come or gone by then — a scaling update is EKS setting the node group's Auto Scaling group's
+    sizes; the group then launches instances, or drains and terminates them (EKS drains each node
+    first). And the node group's own status is ACTIVE again with the update. So the nodes are counted
+    where they are: the instances of the Auto Scaling groups the node group names in its `resources`
+    (DescribeNodegroup), through EC2 Auto Scaling's DescribeAutoScalingGroups, in which an instance
+    stays listed (Terminating, Terminating:Wait, …) until it has terminated.
+    """
+
     def __init__(self, aws: Aws, ledger: Ledger | None = None) -> None:
+        self.aws = aws
         self.eks = aws.client("eks")
         self.ledger = ledger
+        # The last update this driver made, per (cluster, node group): what a settle wait follows.
+        self.updates: dict[tuple[str, str], str] = {}
 
     def describe(self, cluster: str, nodegroup: str) -> dict[str, Any]:
         return self.eks.describe_nodegroup(clusterName=cluster, nodegroupName=nodegroup)["nodegroup"]
@@ -134,8 +186,10 @@ class NodeGroups:
                 raise TimeoutError(f"node group {nodegroup} still {status} after {timeout:.0f}s")
             time.sleep(poll)
 
-    def apply_scaling(self, cluster: str, nodegroup: str, scaling: Scaling, busy_timeout: float = 600.0) -> None:
-        """update_nodegroup_config, waiting out an update already in progress (ResourceInUse)."""
+    def apply_scaling(self, cluster: str, nodegroup: str, scaling: Scaling, busy_timeout: float = 600.0) -> str:
+        """update_nodegroup_config, waiting out an update already in progress (ResourceInUse).
+
+        Returns the update's id (DescribeUpdate follows it)."""
         for attempt in Retrying(
             retry=retry_if_exception(lambda e: error_code(e) == "ResourceInUseException"),
             wait=wait_fixed(1.0),
@@ -143,9 +197,85 @@ class NodeGroups:
             reraise=True,
         ):
             with attempt:
-                self.eks.update_nodegroup_config(
+                r = self.eks.update_nodegroup_config(
                     clusterName=cluster, nodegroupName=nodegroup, scalingConfig=scaling.as_api()
                 )
+        update_id = str(r["update"]["id"])
+        self.updates[(cluster, nodegroup)] = update_id
+        return update_id
+
+    def describe_update(self, cluster: str, nodegroup: str, update_id: str) -> NodegroupUpdate:
+        r = self.eks.describe_update(name=cluster, updateId=update_id, nodegroupName=nodegroup)
+        return NodegroupUpdate.from_api(r["update"])
+
+    def wait_update(self, cluster: str, nodegroup: str, update_id: str, timeout: float, poll: float) -> NodegroupUpdate:
+        """Until the update is no longer InProgress; Failed or Cancelled raise, with EKS's error details.
+
+        boto3 has no EKS waiter for updates (its EKS waiters cover clusters, node groups, add-ons and
+        Fargate profiles, polling every 30 s or so): this polls DescribeUpdate every `poll` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            update = self.describe_update(cluster, nodegroup, update_id)
+            if update.status == "Successful":
+                return update
+            if update.status in ("Failed", "Cancelled"):
+                raise RuntimeError(f"node group {nodegroup} update {update_id} {update.status}: {update.errors}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"node group {nodegroup} update {update_id} still {update.status} after {timeout:.0f}s")
+            time.sleep(poll)
+
+    def auto_scaling_groups(self, cluster: str, nodegroup: str) -> list[str]:
+        resources = self.describe(cluster, nodegroup).get("resources") or {}
+        return [str(g["name"]) for g in resources.get("autoScalingGroups") or []]
+
+    def instances(self, cluster: str, nodegroup: str) -> NodegroupInstances:
+        """The node group's instances and desired capacity, summed over its Auto Scaling groups."""
+        names = self.auto_scaling_groups(cluster, nodegroup)
+        if not names:
+            raise RuntimeError(f"node group {nodegroup} names no Auto Scaling group in its resources")
+        desired, lifecycle = 0, {}
+        pages = self.aws.client("autoscaling").get_paginator("describe_auto_scaling_groups")
+        found = set()
+        for page in pages.paginate(AutoScalingGroupNames=names):
+            for g in page["AutoScalingGroups"]:
+                found.add(g["AutoScalingGroupName"])
+                desired += int(g["DesiredCapacity"])
+                lifecycle.update({i["InstanceId"]: str(i["LifecycleState"]) for i in g.get("Instances") or []})
+        missing = set(names) - found
+        if missing:
+            raise RuntimeError(f"node group {nodegroup}'s Auto Scaling group(s) {sorted(missing)} not found")
+        return NodegroupInstances(desired, lifecycle)
+
+    def check_size(self, cluster: str, nodegroup: str, desired: int) -> tuple[Scaling, NodegroupInstances]:
+        """The node group still asks for `desired` nodes, in EKS and in its Auto Scaling groups.
+
+        A Cluster Autoscaler changes the Auto Scaling group's desired capacity, and EKS reports it as
+        the node group's desiredSize ("When the Cluster Autoscaler is used, the desiredSize parameter
+        is altered by the Cluster Autoscaler", EKS API Reference, NodegroupScalingConfig): a size the
+        drill set that no longer holds means something else is scaling the node group."""
+        scaling, nodes = self.scaling(cluster, nodegroup), self.instances(cluster, nodegroup)
+        if scaling.desired_size != desired or nodes.desired_capacity != desired:
+            raise SizeChanged(
+                f"node group {nodegroup} no longer has the size the drill set ({desired}): EKS desiredSize "
+                f"{scaling.desired_size}, Auto Scaling desired capacity {nodes.desired_capacity}. Something else "
+                "scales it (a Cluster Autoscaler or Karpenter?): suspend it for the drill, or the drill proves nothing"
+            )
+        return scaling, nodes
+
+    def wait_nodes(self, cluster: str, nodegroup: str, count: int, timeout: float, poll: float) -> NodegroupInstances:
+        """Until the node group has exactly `count` instances, all InService (the others terminated).
+
+        Checks on every poll that the size still is `count` (SizeChanged otherwise): a node group
+        scaled back by something else would never settle, and a timeout would not say why."""
+        deadline = time.monotonic() + timeout
+        while True:
+            _, nodes = self.check_size(cluster, nodegroup, count)
+            if nodes.settled_at(count):
+                return nodes
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"node group {nodegroup} has {len(nodes.lifecycle)} instance(s) "
+                                   f"{sorted(nodes.lifecycle.values())}, not {count} InService, after {timeout:.0f}s")
+            time.sleep(poll)
 
     def set_desired(self, cluster: str, nodegroup: str, desired: int, busy_timeout: float = 600.0) -> Entry:
         """Scale to `desired` nodes (lowering minSize if needed), recording the way back first."""

@@ -29,6 +29,7 @@ from azure.mgmt.network import models as M
 from drill.ledger import Action, Entry, Ledger
 
 OP_CONFIGURE_BACKEND = "azure.appgw.configure_backend"
+OP_SET_RESPONSE_HEADER = "azure.appgw.set_response_header"
 
 
 @dataclass(frozen=True)
@@ -242,15 +243,86 @@ class AppGateway:
             time.sleep(poll)
 
 
+class ResponseHeaderRewrite:
+    """A response header the gateway adds to what its backends answer: a rewrite rule set attached
+    to request routing rules (App Gateway v2 "Rewrite HTTP headers"), changed as one ledgered PUT.
+
+    The drill adds `X-Served-By: azure` this way so that users' Azure PetClinic can be told from the
+    AWS one (nothing in the seeds' stack adds such a header). The gateway's own error pages are not
+    rewritten: they never passed through a backend.
+    """
+
+    def __init__(self, gateway: AppGateway) -> None:
+        self.gateway = gateway
+
+    def snapshot(self, rule_set: str, routing_rules: list[str] | None, gw: M.ApplicationGateway | None = None) -> dict[str, Any]:
+        """The rule set named `rule_set` (ARM's shape, or None) and the rule set each routing rule uses."""
+        gw = gw or self.gateway.get()
+        found = next((rs for rs in gw.rewrite_rule_sets or [] if (rs.name or "").lower() == rule_set.lower()), None)
+        rules = [r for r in gw.request_routing_rules or [] if routing_rules is None or r.name in routing_rules]
+        missing = sorted(set(routing_rules or []) - {r.name for r in rules})
+        if missing:
+            raise KeyError(f"application gateway {self.gateway.name} has no request routing rule {missing[0]!r}")
+        return {
+            "name": rule_set, "rule_set": None if found is None else found.as_dict(),
+            "routing": {r.name: _leaf(r.rewrite_rule_set.id if r.rewrite_rule_set else None) for r in rules},
+        }
+
+    def apply(self, snap: dict[str, Any]) -> M.ApplicationGateway:
+        """Make the rule set and the routing rules' references what `snap` says, in one PUT."""
+        gw = self.gateway.get()
+        kept = [rs for rs in gw.rewrite_rule_sets or [] if (rs.name or "").lower() != snap["name"].lower()]
+        if snap["rule_set"] is not None:
+            kept.append(M.ApplicationGatewayRewriteRuleSet(snap["rule_set"]))
+        gw.rewrite_rule_sets = kept
+        for rule in gw.request_routing_rules or []:
+            if rule.name in snap["routing"]:
+                leaf = snap["routing"][rule.name]
+                rule.rewrite_rule_set = M.SubResource(id=f"{gw.id}/rewriteRuleSets/{leaf}") if leaf else None
+        gw_client = self.gateway.client.application_gateways
+        return gw_client.begin_create_or_update(self.gateway.resource_group, self.gateway.name, gw).result()
+
+    def add(self, rule_set: str, header: str, value: str, routing_rules: list[str] | None = None) -> Entry:
+        """Every response through `routing_rules` (None: all) gets `header: value`; the way back first."""
+        ledger = self.gateway.ledger
+        if ledger is None:
+            raise RuntimeError("a change needs a rollback ledger")
+        before = self.snapshot(rule_set, routing_rules)
+        rewrite = M.ApplicationGatewayRewriteRuleSet(name=rule_set, rewrite_rules=[M.ApplicationGatewayRewriteRule(
+            name="served-by", rule_sequence=100, conditions=[],
+            action_set=M.ApplicationGatewayRewriteRuleActionSet(
+                request_header_configurations=[],
+                response_header_configurations=[M.ApplicationGatewayHeaderConfiguration(header_name=header, header_value=value)],
+            ),
+        )])
+        after = {"name": rule_set, "rule_set": rewrite.as_dict(), "routing": {r: rule_set for r in before["routing"]}}
+        where = {"resource_group": self.gateway.resource_group, "gateway": self.gateway.name}
+        rules = ", ".join(sorted(before["routing"])) or "(none)"
+        entry = ledger.record(
+            Action(OP_SET_RESPONSE_HEADER, {**where, **after},
+                   f"add response header {header}: {value} on {self.gateway.name} (rewrite rule set {rule_set} on {rules})"),
+            Action(OP_SET_RESPONSE_HEADER, {**where, **before},
+                   f"remove rewrite rule set {rule_set} from {self.gateway.name}"
+                   + ("" if before["rule_set"] is None else " (restore its previous version)")),
+        )
+        if not entry.planned:
+            self.apply(after)
+            ledger.applied(entry)
+        return entry
+
+
 def _address_dict_value(a: dict[str, str]) -> str:
     return a.get("ipAddress") or a.get("fqdn") or "?"
 
 
 def execute_azure_action(action: Action, client_factory: Callable[[], NetworkManagementClient]) -> None:
     """Carry out an Azure ledger action (an inverse, usually) from its data alone."""
+    p = action.params
+    if action.op == OP_SET_RESPONSE_HEADER:
+        ResponseHeaderRewrite(AppGateway(client_factory(), p["resource_group"], p["gateway"])).apply(p)
+        return
     if action.op != OP_CONFIGURE_BACKEND:
         raise ValueError(f"no executor for operation {action.op!r}")
-    p = action.params
     AppGateway(client_factory(), p["resource_group"], p["gateway"]).apply(
         {"pool": p["pool"], "http_settings": p["http_settings"], "probe": p["probe"]}
     )

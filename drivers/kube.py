@@ -1,7 +1,9 @@
 """Kubernetes driver for the drill's Phase 2 (runbook 2.3): PetClinic onto the DR AKS cluster.
 
 Works the same against the lab's emulated AKS and a real cluster: it only needs a kubeconfig
-(and optionally a context), and talks through the official `kubernetes` client.
+(and optionally a context), and talks through the official `kubernetes` client. For the failover
+stack's cluster that kubeconfig is fetched after the apply (drivers/aks.py); ledger entries then also
+name the cluster (`aks`), so an unwind in a fresh process can fetch it again.
 
 Every change goes through the rollback ledger first: `ledger.record(change, inverse)` before the
 call, `ledger.applied(entry)` after. Inverses are data (`kube.delete`, `kube.delete_namespace`,
@@ -65,9 +67,10 @@ def _api_error(e: ApiException, what: str, mask: Iterable[str] = ()) -> KubeErro
 class Kube:
     """One cluster, reached through a kubeconfig (the lab's or `az aks get-credentials`')."""
 
-    def __init__(self, kubeconfig: str | Path, context: str | None = None) -> None:
+    def __init__(self, kubeconfig: str | Path, context: str | None = None, cluster: dict[str, str] | None = None) -> None:
         self.kubeconfig = str(Path(kubeconfig).expanduser().resolve())
         self.context = context
+        self.cluster = cluster  # drivers.aks.cluster_ref of an AKS cluster: how to fetch this kubeconfig again
         # persist_config=False: never write refreshed credentials back into the operator's file.
         self.api_client = config.new_client_from_config(config_file=self.kubeconfig, context=context, persist_config=False)
         self.core = client.CoreV1Api(self.api_client)
@@ -149,7 +152,7 @@ class Kube:
     # -- ledgered changes --------------------------------------------------------------------------------
 
     def _ref(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
-        return {"kubeconfig": self.kubeconfig, "context": self.context, "kind": kind, "namespace": namespace, "name": name}
+        return {**_where(self.kubeconfig, self.context, self.cluster), "kind": kind, "namespace": namespace, "name": name}
 
     def _apply(self, kind: str, namespace: str, name: str, body: dict[str, Any], ledger: Ledger,
                summary: dict[str, Any], mask: Iterable[str] = ()) -> str:
@@ -194,7 +197,7 @@ class Kube:
             current = None
         if current is not None:
             return False
-        entry = ledger.record(*_namespace_actions(self.kubeconfig, self.context, name, wait_timeout))
+        entry = ledger.record(*_namespace_actions(_where(self.kubeconfig, self.context, self.cluster), name, wait_timeout))
         self._change(entry, ledger, lambda: self._create("Namespace", None, {
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}), f"create namespace {name}")
         return True
@@ -268,6 +271,31 @@ class Kube:
         if not ip or ip == "None":
             raise KubeError(f"Service {ns}/{name} has no cluster IP (clusterIP={ip!r})")
         return str(ip)
+
+    def wait_load_balancer_ip(self, ns: str, name: str, timeout: float, poll: float | None = None) -> tuple[str, float]:
+        """(IP, seconds waited) once the LoadBalancer Service has its address in
+        `status.loadBalancer.ingress[0].ip` (`<pending>` until the cloud has made the load balancer).
+        TimeoutError after `timeout`, naming what to check."""
+        poll = poll if poll is not None else max(0.1, min(2.0, timeout / 100))
+        start = time.monotonic()
+        while True:
+            svc = self.get("Service", ns, name)
+            if svc is None:
+                raise KubeError(f"Service {ns}/{name} not found", 404, "NotFound")
+            spec = svc.get("spec") or {}
+            if spec.get("type") != "LoadBalancer":
+                raise KubeError(f"Service {ns}/{name} is of type {spec.get('type')!r}, not LoadBalancer: it gets no "
+                                f"load balancer address")
+            ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+            ip = next((i.get("ip") for i in ingress if i.get("ip")), None)
+            if ip:
+                return str(ip), time.monotonic() - start
+            if time.monotonic() - start >= timeout:
+                raise TimeoutError(
+                    f"Service {ns}/{name} has no load balancer IP after {timeout:.0f}s (EXTERNAL-IP <pending>): check the "
+                    f"Service's events (`kubectl describe svc -n {ns} {name}`): the cluster identity needs Network "
+                    f"Contributor on the subnet, and the internal-subnet annotation must name a subnet of the cluster's VNet")
+            time.sleep(min(poll, max(0.05, timeout - (time.monotonic() - start))))
 
     def wait_rollout(self, ns: str, name: str, timeout: float) -> float:
         """Seconds until the Deployment's current generation is fully rolled out (all replicas
@@ -390,23 +418,29 @@ def _create_actions(ref: dict[str, Any], summary: dict[str, Any]) -> tuple[Actio
             Action("kube.delete", ref, f"delete {what} (created by the drill)"))
 
 
-def _namespace_actions(kubeconfig: str, context: str | None, name: str, wait_timeout: float) -> tuple[Action, Action]:
-    params = {"kubeconfig": kubeconfig, "context": context, "namespace": name}
+def _where(kubeconfig: str, context: str | None, cluster: dict[str, str] | None) -> dict[str, Any]:
+    """Where a kube ledger entry's object lives: the kubeconfig (and context), and the AKS cluster if known."""
+    return {"kubeconfig": kubeconfig, "context": context, **({"aks": dict(cluster)} if cluster else {})}
+
+
+def _namespace_actions(where: dict[str, Any], name: str, wait_timeout: float) -> tuple[Action, Action]:
+    params = {**where, "namespace": name}
     return (Action("kube.create_namespace", params, f"create namespace {name}"),
             Action("kube.delete_namespace", {**params, "wait_timeout": wait_timeout},
                    f"delete namespace {name} (created by the drill) and everything in it"))
 
 
 def plan_on_new_cluster(kubeconfig: str | Path, context: str | None, ns: str,
-                        objects: list[tuple[str, str, dict[str, Any]]], ledger: Ledger) -> list[Entry]:
+                        objects: list[tuple[str, str, dict[str, Any]]], ledger: Ledger,
+                        cluster: dict[str, str] | None = None) -> list[Entry]:
     """A dry run's plan on a cluster the failover stack has yet to create: nothing can be read
     there, and everything is a creation. `objects` are (kind, name, summary) in apply order."""
     if not ledger.dry_run:
         raise RuntimeError("plan_on_new_cluster is for dry runs: a real run applies through Kube")
-    config = str(Path(kubeconfig).expanduser().resolve())
-    entries = [ledger.record(*_namespace_actions(config, context, ns, NAMESPACE_DELETE_TIMEOUT))]
+    where = _where(str(Path(kubeconfig).expanduser().resolve()), context, cluster)
+    entries = [ledger.record(*_namespace_actions(where, ns, NAMESPACE_DELETE_TIMEOUT))]
     for kind, name, summary in objects:
-        ref = {"kubeconfig": config, "context": context, "kind": kind, "namespace": ns, "name": name}
+        ref = {**where, "kind": kind, "namespace": ns, "name": name}
         entries.append(ledger.record(*_create_actions(ref, summary)))
     return entries
 
@@ -457,8 +491,22 @@ def execute_kube_action(action: Action) -> None:
             k.restore_secret(p["namespace"], p["name"], p["backup"])
 
 
-def petclinic_manifests(image: str, replicas: int, namespace: str = "petclinic") -> tuple[dict[str, Any], dict[str, Any]]:
-    """The runbook's (2.3 steps 4 and 5) PetClinic Deployment and Service, as dicts."""
+INTERNAL_LB = "service.beta.kubernetes.io/azure-load-balancer-internal"
+INTERNAL_LB_SUBNET = "service.beta.kubernetes.io/azure-load-balancer-internal-subnet"
+
+
+def petclinic_manifests(image: str, replicas: int, namespace: str = "petclinic", service_type: str = "ClusterIP",
+                        lb_subnet: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The runbook's (2.3 steps 4 and 5) PetClinic Deployment and Service, as dicts.
+
+    `service_type="ClusterIP"` is the runbook as written. `"LoadBalancer"` is what an App Gateway can
+    reach: an Azure *internal* load balancer (annotation `azure-load-balancer-internal: "true"`),
+    whose private IP comes from the cluster's subnet, or from `lb_subnet` (annotation
+    `azure-load-balancer-internal-subnet`) — "Use an internal load balancer with AKS".
+    """
+    if service_type not in ("ClusterIP", "LoadBalancer"):
+        raise ValueError(f"service_type {service_type!r}: ClusterIP (the runbook's) or LoadBalancer (internal)")
+
     def from_config(name: str, key: str) -> dict[str, Any]:
         return {"name": name, "valueFrom": {"configMapKeyRef": {"name": "petclinic-config", "key": key}}}
 
@@ -493,10 +541,15 @@ def petclinic_manifests(image: str, replicas: int, namespace: str = "petclinic")
             },
         },
     }
-    service = {
+    service: dict[str, Any] = {
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "petclinic", "namespace": namespace},
-        "spec": {"type": "ClusterIP", "selector": {"app": "petclinic"},
+        "spec": {"type": service_type, "selector": {"app": "petclinic"},
                  "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]},
     }
+    if service_type == "LoadBalancer":
+        annotations = {INTERNAL_LB: "true"}
+        if lb_subnet:
+            annotations[INTERNAL_LB_SUBNET] = lb_subnet
+        service["metadata"]["annotations"] = annotations
     return deployment, service

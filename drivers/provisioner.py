@@ -3,8 +3,11 @@
 The drill shells out to the CLI the operator already uses, exactly as the runbook does
 (`terraform apply -auto-approve`, `terraform output`), so its state and backend are the team's own.
 Global options such as `-chdir` must come before the subcommand (Terraform rejects them after it).
-stdout is streamed line by line to a log callback with known secrets masked; `output -json` is
-never logged, since it carries sensitive outputs in clear text.
+`init` runs once before the first other command (a remote backend fails every command before it).
+Credentials and variables travel in the environment only (drivers.terraform_stack builds it from
+the target); argv holds no secret. stdout is streamed line by line to a log callback with known
+secrets masked; `output -json` is never logged, since it carries sensitive outputs in clear text,
+and each sensitive output's value is handed to `on_secret` (the run's masker) as soon as it is read.
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from typing import Any, Callable, Iterable, Sequence
 from drill.ledger import Action
 
 DESTROY_OP = "provisioner.destroy"
+# Shown instead of a sensitive output's value, as Terraform itself prints it.
+SENSITIVE = "(sensitive)"
 STDERR_TAIL_LINES = 20
 # Terraform stops cleanly on SIGINT (finishes in-flight calls, writes state, releases the lock);
 # killing it outright can lose state of resources it just created. Give it this long first.
@@ -65,17 +70,27 @@ class TerraformCli:
         log: Callable[[str], None] | None = None,
         *,
         secrets: Iterable[str] = (),
+        drop_inherited: Sequence[str] = (),
+        drop_inherited_prefixes: Sequence[str] = (),
+        on_secret: Callable[[Iterable[str]], None] | None = None,
     ) -> None:
-        """`env` is added to this process's environment (ARM_* credentials, TF_VAR_*); values of
-        secret-looking names there, and `secrets`, are masked in the log from the start."""
+        """`env` is added to this process's environment (ARM_* credentials, TF_VAR_*) after dropping
+        the inherited names in `drop_inherited` and with `drop_inherited_prefixes`; values of
+        secret-looking names there, and `secrets`, are masked in the log from the start.
+        `on_secret` receives every sensitive output value once `output` has read it."""
         self.chdir = Path(chdir)
         self.binary = resolve_binary(binary)  # fail before the drill changes anything
         self.timeout = timeout
         self.log = log
+        self.on_secret = on_secret
+        inherited = {k: v for k, v in os.environ.items()
+                     if k not in drop_inherited and not k.startswith(tuple(drop_inherited_prefixes))}
         # TF_IN_AUTOMATION trims "next steps" prose; checkpoint is Terraform's phone-home version check.
-        self.env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", **(env or {})}
+        self.env = {**inherited, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", **(env or {})}
         self.sensitive_outputs: set[str] = set()
         self._mask: set[str] = set()
+        self._initialized = False
+        self._init_lock = threading.Lock()
         for k, v in (env or {}).items():
             if _SECRET_ENV.search(k):
                 self._add_mask(v)
@@ -88,15 +103,21 @@ class TerraformCli:
     # -- commands ----------------------------------------------------------------------------------
 
     def init(self) -> None:
-        self._run(["init", "-input=false", "-no-color"])
+        """`terraform init` (once per object: the other commands call it first if nobody has)."""
+        with self._init_lock:
+            if not self._initialized:
+                self._run(["init", "-input=false", "-no-color"])
+                self._initialized = True
 
     def apply(self, targets: Sequence[str] = ()) -> dict[str, Any]:
         """Apply (optionally only `targets`, Terraform's -target) and return the outputs."""
+        self.init()
         self._run(["apply", "-auto-approve", "-input=false", "-no-color", *(f"-target={t}" for t in targets)])
         return self.output()
 
     def output(self) -> dict[str, Any]:
         """All root outputs as plain values (sensitive ones included; their names in sensitive_outputs)."""
+        self.init()
         res = self._run(["output", "-json", "-no-color"], stream=False)
         try:
             raw = json.loads(res.stdout or "{}")
@@ -111,19 +132,31 @@ class TerraformCli:
                 if spec.get("sensitive"):
                     self.sensitive_outputs.add(name)
                     self._add_mask(spec["value"])
+                    if self.on_secret is not None:
+                        self.on_secret([s if isinstance(s, str) else json.dumps(s) for s in _leaves(spec["value"])])
             else:  # not the documented shape: keep it, but don't guess at sensitivity
                 values[name] = spec
         return values
 
+    def shown(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """Outputs as they may be shown (Allure, evidence): sensitive values replaced, as Terraform does."""
+        return {k: SENSITIVE if k in self.sensitive_outputs else v for k, v in outputs.items()}
+
     def destroy(self, targets: Sequence[str] = ()) -> None:
+        self.init()
         self._run(["destroy", "-auto-approve", "-input=false", "-no-color", *(f"-target={t}" for t in targets)])
 
     def plan_is_clean(self) -> bool:
         """True if there is nothing to change (exit 0), False if changes are pending (exit 2)."""
+        self.init()
         res = self._run(["plan", "-detailed-exitcode", "-input=false", "-no-color"], ok_codes=(0, 2))
         return res.returncode == 0
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def secret_values(self) -> list[str]:
+        """Every value this CLI masks (credentials, variables, sensitive outputs read so far)."""
+        return sorted(self._mask)
 
     def mask(self, text: str) -> str:
         for s in sorted(self._mask, key=len, reverse=True):
@@ -216,21 +249,44 @@ def _leaves(value: Any) -> Iterable[Any]:
         yield value
 
 
-def destroy_action(chdir: Path | str, binary: str = "terraform") -> Action:
-    """The inverse of applying the stack, as ledger data.
+class NotCreatedByThisRun(ProvisionerError):
+    """A destroy without proof that the drill created the stack: refused, the stack is left alone."""
 
-    Record it only when the drill creates the stack (plan_is_clean() was False / no outputs before):
-    unwinding must not destroy a stack that was already there.
+
+def destroy_action(chdir: Path | str, binary: str, created_by_run: str, preflight: dict[str, Any]) -> Action:
+    """The inverse of applying the stack, as ledger data, carrying the proof that this run creates it.
+
+    Record it only when the drill creates the stack: `preflight` is what showed the stack absent
+    before the first change (no outputs, a plan of creations only). An unwind refuses a destroy
+    without that proof (a ledger written before the rule, or by hand): the stack stays.
     """
     return Action(
         op=DESTROY_OP,
-        params={"chdir": str(chdir), "binary": binary},
-        description=f"destroy the failover stack in {chdir}",
+        params={"chdir": str(chdir), "binary": binary, "created_by_run": created_by_run, "absent_before": preflight},
+        description=f"destroy the failover stack in {chdir} (created by run {created_by_run})",
     )
 
 
-def execute_provisioner_action(action: Action, log: Callable[[str], None] | None = None, env: dict[str, str] | None = None) -> None:
-    """Carry out a provisioner Action (e.g. from a persisted ledger, in a fresh process)."""
+def check_created_by_run(action: Action) -> None:
+    """Refuse a destroy that does not prove the drill created the stack (NotCreatedByThisRun)."""
+    p = action.params
+    if not p.get("created_by_run") or not isinstance(p.get("absent_before"), dict):
+        raise NotCreatedByThisRun(
+            f"not destroying the failover stack in {p.get('chdir')}: nothing in the ledger shows that this run created it "
+            "(no created_by_run and absent_before proof). A stack the drill did not create may be a real failover or a "
+            "warm standby; if it is the drill's, destroy it with terraform yourself")
+
+
+def execute_provisioner_action(action: Action, log: Callable[[str], None] | None = None,
+                               cli: Callable[[Path, str], TerraformCli] | None = None) -> None:
+    """Carry out a provisioner Action (e.g. from a persisted ledger, in a fresh process).
+
+    `cli(chdir, binary)` makes the Terraform CLI with the target's environment (credentials,
+    variables: a destroy needs them as much as an apply); the default has only this process's.
+    """
     if action.op != DESTROY_OP:
         raise ValueError(f"not a provisioner operation: {action.op!r}")
-    TerraformCli(Path(action.params["chdir"]), action.params.get("binary", "terraform"), env=env, log=log).destroy()
+    check_created_by_run(action)
+    chdir, binary = Path(action.params["chdir"]), action.params.get("binary", "terraform")
+    tf = cli(chdir, binary) if cli is not None else TerraformCli(chdir, binary, log=log)
+    tf.destroy()

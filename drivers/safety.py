@@ -2,11 +2,16 @@
 
 These are the production guard (live identities) and the drill lock (a blob lease).
 
-Production guard: a target that is not the lab runs only with an explicit opt-in
-(`DRILL_ALLOW_PRODUCTION=1`) and only if the live AWS account (STS) and Azure subscription match the
-target's `guard:` allowlist. Drill lock: one drill per target at a time, held as a lease on a blob in
-the target's own storage account (as Terraform locks its state), naming its holder; a stale lock
-(a killed drill) is broken explicitly with `drill unlock --break`.
+Is this the lab? Only when every endpoint the drill would reach is an endpoint of a lab this
+process started, or of the one given with --lab-endpoints (`lab_mismatches`). A `lab:` section
+in the file only asks for a lab; it never exempts a target from the guard.
+
+Production guard: a target that is not the lab runs only in real time (`time_scale: 1`), with an
+explicit opt-in (`DRILL_ALLOW_PRODUCTION=1`), and only if the live AWS account (STS) and the Azure
+subscription — the SDK's and the one Terraform applies to — match the target's `guard:` allowlist.
+Drill lock: one drill per target at a time, held as a lease on a blob in the target's own storage
+account (as Terraform locks its state), naming its holder; a stale lock (a killed drill) is broken
+explicitly with `drill unlock --break`.
 """
 from __future__ import annotations
 
@@ -15,9 +20,9 @@ import os
 import platform
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
-from drill.config import Target
+from drill.config import Target, placeholder_value
 
 OPT_IN = "DRILL_ALLOW_PRODUCTION"
 LOCK_CONTAINER = "dr-drill"
@@ -27,11 +32,70 @@ class Refused(Exception):
     """The drill must not start; the message says why, in one line."""
 
 
-def check_production_guard(target: Target, environ: dict[str, str] | None = None) -> list[str]:
-    """Refuse a non-lab target without opt-in or with unlisted identities; return what was verified."""
-    if target.is_lab:
-        return ["lab target: no production guard"]
+# Each endpoint a drill reaches, and the lab endpoint it must be for the run to count as the lab.
+LAB_ENDPOINTS: tuple[tuple[str, str], ...] = (
+    ("aws.endpoint_url", "aws_endpoint"),
+    ("azure.subscription_id", "azure_subscription_id"),
+    ("azure.arm_endpoint", "arm_endpoint"),
+    ("azure.credential.authority_host", "azure_authority_host"),
+    ("azure.storage.account_url", "blob_endpoint"),
+    ("kubernetes.kubeconfig", "aks_kubeconfig"),
+    ("failover_stack.terraform_binary", "terraform_binary"),
+    ("failover_stack.chdir", "failover_stack_dir"),
+    ("site.url", "site_url"),
+)
+
+
+def stand_in_endpoints() -> dict[str, Any]:
+    """What `${lab:KEY}` resolves to before a lab runs: a `lab:` target's own placeholders match it."""
+    return {key: placeholder_value(key) for _, key in LAB_ENDPOINTS}
+
+
+def lab_mismatches(target: Target, endpoints: Mapping[str, Any]) -> list[str]:
+    """Every endpoint of `target` that is not the lab's in `endpoints` (empty: the run is the lab).
+
+    Unset endpoints are the real services' (no endpoint_url = AWS itself), so they do not match.
+    """
+    out: list[str] = []
+    for path, key in LAB_ENDPOINTS:
+        section, *rest = path.split(".")
+        value: Any = getattr(target, section)
+        if value is None:
+            continue  # the target does not reach that service at all
+        for attr in rest:
+            value = getattr(value, attr)
+        want = endpoints.get(key)
+        if value is None and path == "kubernetes.kubeconfig":
+            continue  # fetched from the cluster's ARM (the lab's, checked above) after the apply
+        if value is None or want is None or str(value) != str(want):
+            out.append(f"{path} is {value if value is not None else '(unset: the real service)'}")
+    return out
+
+
+def refuse_unless_lab(target: Target, endpoints: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> None:
+    """A `lab:` target whose endpoints are not the lab's is production: refused without the opt-in."""
     env = os.environ if environ is None else environ
+    wrong = lab_mismatches(target, endpoints)
+    if wrong and env.get(OPT_IN) != "1":
+        raise Refused(
+            f"target {target.name!r} has a `lab:` section, but it is not the lab: {'; '.join(wrong)}. A target is the "
+            "lab only when every endpoint is a lab's this run started or attached (--lab-endpoints); anything else is "
+            f"drilled as production: {OPT_IN}=1, time_scale 1 and a guard: allowlist")
+
+
+def check_production_guard(
+    target: Target, environ: Mapping[str, str] | None = None, lab_endpoints: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Refuse a target that is not the lab without opt-in, outside real time, or with unlisted
+    identities; return what was verified. `lab_endpoints`: the lab this run started or attached."""
+    env = os.environ if environ is None else environ
+    if lab_endpoints is not None and not lab_mismatches(target, lab_endpoints):
+        return ["lab: every endpoint is the lab's this run started or attached: no production guard"]
+    if target.wants_lab:
+        refuse_unless_lab(target, lab_endpoints or {}, env)
+    if target.time_scale != 1:
+        raise Refused(f"target {target.name!r} is not the lab, so it plays real time: time_scale must be 1, not "
+                      f"{target.time_scale:g} (it would divide every objective by {target.time_scale:g})")
     if env.get(OPT_IN) != "1":
         raise Refused(f"target {target.name!r} is not the lab: set {OPT_IN}=1 to drill it (a drill injects real faults)")
     guard = target.guard
@@ -57,7 +121,31 @@ def check_production_guard(target: Target, environ: dict[str, str] | None = None
         except Exception as e:
             raise Refused(f"the Azure credentials cannot read subscription {sub}: {type(e).__name__}") from None
         verified.append(f"Azure subscription {sub} allowed and reachable")
+    if target.failover_stack is not None:
+        verified.append(_terraform_subscription(target, guard.azure_subscription_ids))
     return verified
+
+
+def _terraform_subscription(target: Target, allowed: list[str]) -> str:
+    """The subscription Terraform will apply to and destroy in: ARM_SUBSCRIPTION_ID, unless the root
+    module's provider block sets one (which wins). Both must be allowed."""
+    from drivers.terraform_stack import StackError, provider_subscriptions, terraform_env
+
+    try:
+        sub = terraform_env(target)[0]["ARM_SUBSCRIPTION_ID"]
+    except StackError as e:
+        raise Refused(str(e)) from None
+    if sub not in allowed:
+        raise Refused(f"Terraform would apply the failover stack to subscription {sub}, which is not in "
+                      f"target {target.name!r}'s guard.azure_subscription_ids")
+    chdir = target.failover_stack.chdir  # type: ignore[union-attr]
+    for file, expr in provider_subscriptions(chdir):
+        literal = expr.strip().strip('"')
+        if literal not in allowed:
+            raise Refused(f"{chdir}/{file}: the azurerm provider block sets subscription_id = {expr}, which wins over "
+                          f"ARM_SUBSCRIPTION_ID and is not in guard.azure_subscription_ids: remove it (the drill passes "
+                          "the guarded subscription to Terraform)")
+    return f"Terraform applies to subscription {sub} (ARM_SUBSCRIPTION_ID; no provider block overrides it)"
 
 
 @dataclass
@@ -112,6 +200,11 @@ class DrillLock:
             self._svc.create_container(LOCK_CONTAINER)
         except ResourceExistsError:
             pass
+        except HttpResponseError as e:
+            # A role scoped to the lock container alone (least privilege, README "Drilling production")
+            # may not create containers: the container then exists already, made by the operators.
+            if e.status_code != 403:
+                raise
         try:
             self._blob.upload_blob(b"", overwrite=False)
         except (ResourceExistsError, HttpResponseError):

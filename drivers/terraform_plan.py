@@ -7,6 +7,7 @@ output (-no-color) is returned for drill.readiness.parse_plan; it is not streame
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from drivers.provisioner import TerraformCli
 
@@ -18,9 +19,12 @@ class PlanRun:
 
 
 class PlanningTerraform(TerraformCli):
-    def plan(self) -> PlanRun:
+    def plan(self, targets: Sequence[str] = ()) -> PlanRun:
+        """The plan (of `targets` and their dependencies only, with -target)."""
+        self.init()
         res = self._run(
-            ["plan", "-detailed-exitcode", "-input=false", "-no-color", "-lock=false"], stream=False, ok_codes=(0, 2),
+            ["plan", "-detailed-exitcode", "-input=false", "-no-color", "-lock=false", *(f"-target={t}" for t in targets)],
+            stream=False, ok_codes=(0, 2),
         )
         return PlanRun(res.returncode, self.mask(res.stdout))
 

@@ -16,6 +16,7 @@ Feature: Phase 2 — a long outage: PetClinic is brought up on Azure from the la
     And Azure MySQL holds the restored data within the data-restore RTO
     When PetClinic is deployed on AKS
     And the App Gateway's backend pool is pointed at the PetClinic service
+    And the App Gateway marks its responses as served from Azure
     Then the App Gateway serves PetClinic from Azure
     When CloudFront's secondary origin is switched to the App Gateway
     And the CloudFront change is deployed and the cache invalidated

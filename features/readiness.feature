@@ -76,3 +76,10 @@ Feature: DR readiness — is disaster recovery actually ready today?
     client without a TLS CA, no way to get credentials for a cluster the drill creates. The same
     checks run in a dry run, and before a real drill's first change.
     Then no preflight check finds what the real clouds would refuse in the drill's plan
+
+  Scenario: Drills — the last passing drill is recent enough
+    An untested DR plan is not a plan: a drill that ran every phase (evidence.passing_phases) must
+    have passed within `evidence.stale_after_days` calendar days (quarterly drills: 90). Read from the
+    sealed bundles in the evidence directory; an edited bundle (or, where the target signs its
+    evidence, one whose signature does not verify) does not count.
+    Then a drill covering every phase passed within the staleness limit

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from lab.failover_stack import FailoverStack
+from lab.failover_stack import FailoverStack, StackRefused
 from lab.httpfwd import Request, Response, Server
 from lab.ports import free_port
 
@@ -37,11 +37,17 @@ class ControlServer:
         body: dict[str, Any] = json.loads(req.body or b"{}") if req.body else {}
         if req.method == "GET" and path == "/stacks/2-failover":
             return _json(200, self.stack.snapshot())
+        if req.method == "POST" and path == "/stacks/2-failover/plan":
+            try:
+                return _json(200, {"create": self.stack.plan(list(body.get("targets") or []), body.get("subscription_id"))})
+            except StackRefused as e:
+                return _json(400, {"error": str(e)})
         m = re.fullmatch(r"/stacks/2-failover/(apply|destroy)", path)
         if req.method == "POST" and m:
             try:
-                op = self.stack.start(m.group(1), list(body.get("targets") or []))
-            except (ValueError, RuntimeError) as e:
+                op = self.stack.start(m.group(1), list(body.get("targets") or []), body.get("subscription_id"),
+                                      dict(body.get("variables") or {}))
+            except (StackRefused, RuntimeError) as e:
                 return _json(409 if isinstance(e, RuntimeError) else 400, {"error": str(e)})
             return _json(202, {"operation": op.id})
         if req.method == "POST" and path in ("/backups/pause", "/backups/resume") and self.backups is not None:

@@ -34,7 +34,6 @@ Timeouts are divided by the lab's time scale.
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 import threading
 import time
@@ -77,18 +76,6 @@ def select_behavior(cfg: EdgeConfig, path: str) -> BehaviorSpec:
         if path_matches(behavior.path_pattern, path):
             return behavior
     return cfg.default
-
-
-def _loopback_literal(origin: OriginSpec) -> tuple[str, int] | None:
-    """An origin given as a loopback IP (the lab's App Gateway "public IP") on its HTTP port.
-
-    Only loopback: the lab never sends traffic anywhere else.
-    """
-    try:
-        ip = ipaddress.ip_address(origin.domain_name)
-    except ValueError:
-        return None
-    return (origin.domain_name, origin.http_port) if ip.is_loopback else None
 
 
 def _at_most(seconds: float, left: float | None) -> float:
@@ -167,7 +154,7 @@ class Edge:
 
     def _fetch(self, origin: OriginSpec, req: Request) -> Response:
         """One origin, with its connection attempts and timeouts (the rules in the module docstring)."""
-        addr = self.resolve(origin.domain_name) or _loopback_literal(origin)
+        addr = self.resolve(origin.domain_name)
         if addr is None:
             raise UpstreamError("dns", f"cannot resolve {origin.domain_name}")
         last: UpstreamError | None = None

@@ -2,8 +2,14 @@
 
 Resources come up (and go) after their documented times scaled by the lab's time scale, in
 parallel as Terraform creates independent resources: MySQL Flexible Server 8-10 min, AKS and the
-App Gateway within the runbook's 15-20 min for the whole stack. A targeted apply (Terraform's
-`-target`) creates only what it names, which is how the drill restores data while the rest comes up.
+App Gateway within the runbook's 15-20 min for the whole stack. The server's database, firewall rule
+and parameter are resources of their own that depend on it, as in azurerm.
+
+As Terraform (docs, "Resource targeting"): an apply with `-target` creates what it names and what
+those depend on, never what depends on them; a destroy with `-target` also destroys the dependents;
+an address that is not in the configuration is ignored without a word (hashicorp/terraform#30434).
+Like azurerm v4, every operation needs the subscription id (and it must be the lab's), and the
+stack's required variable (the MySQL admin password) must be given: the server really uses it.
 The lab's `terraform` shim (lab/terraform_shim.py) drives this through lab/control.py, so the
 drill's production Terraform driver runs unchanged against the lab.
 """
@@ -20,12 +26,33 @@ from typing import Any, Callable
 from lab.events import EventLog
 
 MYSQL = "azurerm_mysql_flexible_server.main"
+DATABASE = "azurerm_mysql_flexible_database.petclinic"
+FIREWALL = "azurerm_mysql_flexible_server_firewall_rule.allow_aks_subnet"
+PARAMETER = "azurerm_mysql_flexible_server_configuration.require_secure_transport"
 AKS = "azurerm_kubernetes_cluster.main"
 APPGW = "azurerm_application_gateway.main"
 
 # Real-world seconds (shared/notes/real-mechanisms.md; multicloud-infra-design.md stages 2-3).
-CREATE_SECONDS = {MYSQL: 540.0, AKS: 720.0, APPGW: 1050.0}
-DESTROY_SECONDS = {MYSQL: 300.0, AKS: 600.0, APPGW: 900.0}
+CREATE_SECONDS = {MYSQL: 540.0, DATABASE: 20.0, FIREWALL: 60.0, PARAMETER: 20.0, AKS: 720.0, APPGW: 1050.0}
+DESTROY_SECONDS = {MYSQL: 300.0, DATABASE: 20.0, FIREWALL: 60.0, PARAMETER: 20.0, AKS: 600.0, APPGW: 900.0}
+DEPENDS_ON = {DATABASE: [MYSQL], FIREWALL: [MYSQL], PARAMETER: [MYSQL]}
+# The stack's input variables without a default: Terraform refuses to plan, apply or destroy without them.
+REQUIRED_VARIABLES = ("mysql_admin_password",)
+
+
+def with_dependencies(targets: list[str]) -> list[str]:
+    """Targets and what they depend on (apply -target), in configuration order."""
+    chosen = set(targets)
+    for t in targets:
+        chosen.update(DEPENDS_ON.get(t, []))
+    return [a for a in CREATE_SECONDS if a in chosen]
+
+
+def with_dependents(targets: list[str]) -> list[str]:
+    """Targets and what depends on them (destroy -target), in configuration order."""
+    chosen = set(targets)
+    chosen.update(a for a, deps in DEPENDS_ON.items() if chosen & set(deps))
+    return [a for a in CREATE_SECONDS if a in chosen]
 
 
 @dataclass
@@ -44,22 +71,34 @@ class Operation:
     log: list[str] = field(default_factory=list)
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
+    variables: dict[str, str] = field(default_factory=dict, repr=False)  # the admin password: never in a repr
 
 
 @dataclass
 class StackParts:
-    """How the lab creates and removes each resource; set up by lab.runtime."""
+    """How the lab creates and removes each resource; set up by lab.runtime.
 
-    create: dict[str, Callable[[], None]]
+    `create` callables get the operation's input variables (name -> value)."""
+
+    create: dict[str, Callable[[dict[str, str]], None]]
     destroy: dict[str, Callable[[], None]]
     outputs: Callable[[set[str]], dict[str, Any]]
+    # The lab's own start-up work for a resource (starting a server process), begun when its modeled
+    # creation begins and out of sight until `create` exposes it at the modeled instant: the lab's
+    # process start-up must not add to the cloud's documented creation time.
+    prepare: dict[str, Callable[[dict[str, str]], None]] = field(default_factory=dict)
+
+
+class StackRefused(ValueError):
+    """What Terraform would refuse before it changes anything (a 400 from the control endpoint)."""
 
 
 class FailoverStack:
-    def __init__(self, parts: StackParts, time_scale: float, events: EventLog) -> None:
+    def __init__(self, parts: StackParts, time_scale: float, events: EventLog, subscription_id: str) -> None:
         self.parts = parts
         self.time_scale = time_scale
         self.events = events
+        self.subscription_id = subscription_id
         self.resources = {a: Resource(a) for a in CREATE_SECONDS}
         self.operations: dict[str, Operation] = {}
         self._lock = threading.Lock()  # Terraform's state lock: one operation at a time
@@ -68,29 +107,54 @@ class FailoverStack:
         return {a for a, r in self.resources.items() if r.state == "present"}
 
     def outputs(self) -> dict[str, Any]:
-        return self.parts.outputs(self.present())
+        """Outputs in the state: none before the first apply nor after a destroy, as in Terraform."""
+        present = self.present()
+        return self.parts.outputs(present) if present else {}
 
     def snapshot(self) -> dict[str, Any]:
         return {"resources": {a: r.state for a, r in self.resources.items()}, "outputs": self.outputs()}
 
-    def start(self, kind: str, targets: list[str]) -> Operation:
-        unknown = [t for t in targets if t not in self.resources]
-        if unknown:
-            raise ValueError(f"no resource {unknown[0]!r} in this configuration")
+    def check(self, subscription_id: str | None, variables: dict[str, str] | None = None) -> None:
+        """What the provider and Terraform check before an operation (StackRefused)."""
+        if not subscription_id:  # azurerm v4: "Specifying Subscription ID is now Mandatory"
+            raise StackRefused("building account: unable to configure ResourceManagerAccount: subscription ID could "
+                               "not be determined and was not specified")
+        if subscription_id != self.subscription_id:
+            raise StackRefused(f"SubscriptionNotFound: The subscription '{subscription_id}' could not be found.")
+        if variables is not None:
+            for name in REQUIRED_VARIABLES:
+                if not variables.get(name):
+                    raise StackRefused(f"No value for required variable: the root module input variable {name!r} is not set, "
+                                       "and has no default value")
+
+    def plan(self, targets: list[str], subscription_id: str | None) -> list[str]:
+        """What an apply (with these -target addresses) would create."""
+        self.check(subscription_id)
+        chosen = with_dependencies([t for t in targets if t in self.resources]) if targets else list(self.resources)
+        return [a for a in chosen if self.resources[a].state != "present"]
+
+    def start(self, kind: str, targets: list[str], subscription_id: str | None = None,
+              variables: dict[str, str] | None = None) -> Operation:
+        self.check(subscription_id, variables or {})
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("Error acquiring the state lock: another operation is running")
         op = Operation(uuid.uuid4().hex[:12], kind, targets)
+        op.variables = dict(variables or {})
         self.operations[op.id] = op
         threading.Thread(target=self._run, args=(op,), name=f"stack-{kind}", daemon=True).start()
         return op
 
     def _run(self, op: Operation) -> None:
         try:
-            chosen = op.targets or list(self.resources)
+            known = [t for t in op.targets if t in self.resources]  # unknown -target addresses: ignored
             if op.kind == "apply":
+                chosen = with_dependencies(known) if op.targets else list(self.resources)
                 todo = [a for a in chosen if self.resources[a].state != "present"]
-                self._parallel(op, todo, "creating", "present", CREATE_SECONDS, self.parts.create)
+                create = {a: (lambda f=f: f(op.variables)) for a, f in self.parts.create.items()}
+                prepare = {a: (lambda f=f: f(op.variables)) for a, f in self.parts.prepare.items()}
+                self._parallel(op, todo, "creating", "present", CREATE_SECONDS, create, prepare)
             else:
+                chosen = with_dependents(known) if op.targets else list(self.resources)
                 todo = [a for a in chosen if self.resources[a].state != "absent"]
                 self._parallel(op, todo, "destroying", "absent", DESTROY_SECONDS, self.parts.destroy)
             failed = [a for a in todo if self.resources[a].state == "failed"]
@@ -108,18 +172,42 @@ class FailoverStack:
     def _parallel(
         self, op: Operation, todo: list[str], during: str, after: str,
         seconds: dict[str, float], actions: dict[str, Callable[[], None]],
+        prepare: dict[str, Callable[[], None]] | None = None,
     ) -> None:
         def one(addr: str) -> None:
             res = self.resources[addr]
+            # Terraform orders by dependency: a dependent is created after, and destroyed before, what it needs.
+            waits = (DEPENDS_ON.get(addr, []) if during == "creating"
+                     else [a for a, deps in DEPENDS_ON.items() if addr in deps and a in todo])
+            if not self._wait_for(waits, after):
+                res.state, res.error = "failed", f"a dependency of {addr} did not become {after}"
+                op.log.append(f"{addr}: failed: {res.error}")
+                return
             res.state, res.error = during, None
             op.log.append(f"{addr}: {'Creating' if during == 'creating' else 'Destroying'}...")
             self.events.record("stack", f"{addr} {during}")
             t0 = time.monotonic()
+            prepared: list[BaseException | None] = []
+            preparing = None
+            if prepare and addr in prepare:
+                def run_prepare() -> None:
+                    try:
+                        prepare[addr]()
+                        prepared.append(None)
+                    except BaseException as e:  # reported as this resource's failure below
+                        prepared.append(e)
+
+                preparing = threading.Thread(target=run_prepare, name=f"prepare {addr}", daemon=True)
+                preparing.start()
             # Destroy removes the thing first and then waits out the API; create does the reverse.
             try:
                 if during == "destroying":
                     actions[addr]()
                 time.sleep(max(0.0, seconds[addr] / self.time_scale - (time.monotonic() - t0)))
+                if preparing is not None:
+                    preparing.join()  # slower than the model: the lab cannot be faster than its own processes
+                    if prepared and prepared[0] is not None:
+                        raise prepared[0]
                 if during == "creating":
                     actions[addr]()
             except Exception as e:
@@ -137,6 +225,15 @@ class FailoverStack:
         for t in threads:
             t.join()
 
+    def _wait_for(self, addresses: list[str], state: str) -> bool:
+        while True:
+            states = [self.resources[a].state for a in addresses]
+            if all(s == state for s in states):
+                return True
+            if "failed" in states:
+                return False
+            time.sleep(0.05)
+
 
 def write_stack_dir(stack_dir: Path, control_url: str, token: str) -> None:
     """The root module directory the shim is pointed at with -chdir (like codes/azure/2-failover)."""
@@ -145,10 +242,14 @@ def write_stack_dir(stack_dir: Path, control_url: str, token: str) -> None:
     stack_dir.mkdir(parents=True, exist_ok=True)
     cfg = stack_dir / "lab-stack.json"
     cfg.touch(mode=0o600)
-    cfg.write_text(json.dumps({"control_url": control_url, "token": token, "stack": "2-failover"}))
+    cfg.write_text(json.dumps({"control_url": control_url, "token": token, "stack": "2-failover",
+                               "variables": list(REQUIRED_VARIABLES)}))
     (stack_dir / "main.tf").write_text(
         "# Stand-in for codes/azure/2-failover: the lab provisions these resources.\n"
-        + "".join(f'# resource "{a.split(".")[0]}" "{a.split(".")[1]}"\n' for a in CREATE_SECONDS)
+        + "".join(f'variable "{v}" {{\n  type      = string\n  sensitive = true\n}}\n' for v in REQUIRED_VARIABLES)
+        + "".join(f'# resource "{a.split(".")[0]}" "{a.split(".")[1]}"'
+                  + (f"  # depends on {', '.join(DEPENDS_ON[a])}" if a in DEPENDS_ON else "") + "\n"
+                  for a in CREATE_SECONDS)
     )
 
 

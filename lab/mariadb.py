@@ -2,7 +2,8 @@
 
 Each instance owns workdir/name: its own cnf, datadir, socket, pid file and log, so several can run
 side by side without systemd. Clients always use TCP on 127.0.0.1 (like they would against a cloud
-database); the root password is generated per instance and never written to logs or reprs.
+database); the root password is generated per instance and never written to logs or reprs. With a
+`ServerTls` the server offers TLS with a certificate from the lab's CA (and may require it).
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
@@ -39,11 +42,41 @@ class MariaDBError(RuntimeError):
     """A MariaDB instance could not be installed, started or scripted."""
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """A server certificate (PEM files) for MariaDB's TLS, and whether plaintext clients are refused.
+
+    Clients verify it with the CA that issued it, host name included (the certificate's SANs).
+    """
+
+    ca: Path
+    cert: Path
+    key: Path
+    require_secure_transport: bool = False
+
+    def cnf(self) -> str:
+        return (f"ssl_ca={self.ca}\nssl_cert={self.cert}\nssl_key={self.key}\n"
+                f"require_secure_transport={'ON' if self.require_secure_transport else 'OFF'}\n")
+
+
+def issue_server_tls(ca: Any, directory: Path, names: tuple[str, ...], require_secure_transport: bool = False) -> ServerTls:
+    """A server certificate for `names` (host names and IP addresses) from `ca` (a trustme.CA), as files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert = ca.issue_cert(*names)
+    paths = ServerTls(directory / "ca.pem", directory / "server-cert.pem", directory / "server-key.pem", require_secure_transport)
+    ca.cert_pem.write_to_path(str(paths.ca))
+    cert.cert_chain_pems[0].write_to_path(str(paths.cert))
+    paths.key.touch(mode=0o600)
+    cert.private_key_pem.write_to_path(str(paths.key))
+    return paths
+
+
 class MariaDB:
     """A MariaDB server under workdir/name, listening on 127.0.0.1 on a port chosen at start."""
 
-    def __init__(self, workdir: Path, name: str, port: int | None = None) -> None:
-        """`port`: one reserved in advance (a target file names it before the server exists)."""
+    def __init__(self, workdir: Path, name: str, port: int | None = None, tls: "ServerTls | None" = None) -> None:
+        """`port`: one reserved in advance (a target file names it before the server exists).
+        `tls`: the server certificate to offer TLS with (and whether to require it)."""
         if not _IDENT.match(name):
             raise ValueError(f"instance name must match {_IDENT.pattern}: {name!r}")
         self.name = name
@@ -58,6 +91,7 @@ class MariaDB:
             self._socket_tmpdir = Path(tempfile.mkdtemp(prefix=f"mariadb-{name}-"))
             self.socket_path = self._socket_tmpdir / "mariadbd.sock"
         self.root_password: str | None = None
+        self.tls = tls
         self._port: int | None = port
         self._proc: ManagedProcess | None = None
         self._installed = False  # this object ran install-db (root may still be password-less)
@@ -237,6 +271,7 @@ class MariaDB:
             "performance_schema=OFF\n"
             "character-set-server=utf8mb4\n"
             "collation-server=utf8mb4_general_ci\n"
+            + (self.tls.cnf() if self.tls is not None else "")
         )
 
     def _install_db(self) -> None:

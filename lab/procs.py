@@ -76,6 +76,11 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def terminate(self) -> None:
+        """SIGTERM to the process group, without waiting (a pod's containers on eviction)."""
+        if self.proc is not None and self.proc.poll() is None:
+            _signal_group(self.proc.pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 5.0, sig: int = signal.SIGTERM) -> int | None:
         """Signal the process group, wait, then SIGKILL what is left. Idempotent."""
         if self.proc is None:

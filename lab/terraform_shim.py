@@ -1,15 +1,19 @@
 """The lab's `terraform`: the CLI surface the drill's Terraform driver uses, for the lab's stack.
 
-  terraform -chdir=DIR init | apply -auto-approve [-target=ADDR]... | destroy -auto-approve |
-            output -json | plan -detailed-exitcode
+  terraform -chdir=DIR init | apply -auto-approve [-target=ADDR]... | destroy -auto-approve [-target=ADDR]... |
+            output -json | plan -detailed-exitcode [-target=ADDR]... | version
 
-DIR holds lab-stack.json (control URL and token) written by the lab. Like Terraform, `-chdir`
-must come before the subcommand, apply/destroy refuse to run without -auto-approve when there is
-no terminal, and plan's -detailed-exitcode exits 2 when changes are pending.
+DIR holds lab-stack.json (control URL, token, the stack's required variables) written by the lab.
+Like Terraform, `-chdir` must come before the subcommand, apply/destroy refuse to run without
+-auto-approve when there is no terminal, and plan's -detailed-exitcode exits 2 when changes are
+pending. Like the azurerm v4 provider, plan/apply/destroy need ARM_SUBSCRIPTION_ID (the provider
+is configured for them; init and output read no cloud), and the root module's variables come from
+TF_VAR_<name> in the environment (a required one missing is an error, as with -input=false).
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -35,8 +39,34 @@ def _call(cfg: dict[str, str], method: str, path: str, body: Any = None) -> Any:
         raise RuntimeError(str(detail)) from None
 
 
-def _run_operation(cfg: dict[str, str], kind: str, targets: list[str]) -> int:
-    op = _call(cfg, "POST", f"/stacks/2-failover/{kind}", {"targets": targets})["operation"]
+def _variables(cfg: dict[str, Any]) -> dict[str, str]:
+    """The root module's variables from TF_VAR_<name>; Terraform's error for a required one unset."""
+    values: dict[str, str] = {}
+    for name in cfg.get("variables", []):
+        value = os.environ.get(f"TF_VAR_{name}")
+        if value is None:
+            raise RuntimeError(
+                "No value for required variable\n\n  on main.tf line 1:\n   1: variable \"%s\" {\n\nThe root module input "
+                "variable \"%s\" is not set, and has no default value. Use a -var or -var-file command line argument "
+                "or set a TF_VAR_ environment variable to provide a value for this variable." % (name, name))
+        values[name] = value
+    return values
+
+
+def _subscription() -> str:
+    """azurerm v4: the subscription id is mandatory (provider block or ARM_SUBSCRIPTION_ID)."""
+    sub = os.environ.get("ARM_SUBSCRIPTION_ID", "")
+    if not sub:
+        raise RuntimeError(
+            "building account: unable to configure ResourceManagerAccount: subscription ID could not be determined "
+            "and was not specified\n\n  with provider[\"registry.terraform.io/hashicorp/azurerm\"],\n"
+            "  on main.tf line 1, in provider \"azurerm\"")
+    return sub
+
+
+def _run_operation(cfg: dict[str, Any], kind: str, targets: list[str]) -> int:
+    body = {"targets": targets, "subscription_id": _subscription(), "variables": _variables(cfg)}
+    op = _call(cfg, "POST", f"/stacks/2-failover/{kind}", body)["operation"]
     printed = 0
     t0 = time.monotonic()
     next_note = 10.0  # Terraform says "Still creating..." every 10 s
@@ -90,11 +120,14 @@ def main(argv: list[str]) -> int:
                 print(f'{k} = "{v}"')
         return 0
     if cmd == "plan":
-        snap = _call(cfg, "GET", "/stacks/2-failover")
-        pending = [a for a, s in snap["resources"].items() if s != "present"]
+        sub = _subscription()
+        _variables(cfg)
+        pending = _call(cfg, "POST", "/stacks/2-failover/plan", {"targets": targets, "subscription_id": sub})["create"]
         for a in pending:
             print(f"  # {a} will be created")
         print(f"Plan: {len(pending)} to add, 0 to change, 0 to destroy." if pending else "No changes. Your infrastructure matches the configuration.")
+        if targets:
+            print("Warning: Resource targeting is in effect")
         return 2 if pending and "-detailed-exitcode" in rest else 0
     if cmd == "version":
         print("Terraform v1.14.0 (dr-drill lab shim)")

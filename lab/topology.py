@@ -38,4 +38,9 @@ AZURE_VNET = "vnet-blue"
 AZURE_MYSQL_SERVER = "mysql-dr-blue"
 AZURE_MYSQL_ADMIN = "mysqladmin"
 AKS_CLUSTER = "aks-dr-blue"
+AKS_SUBNET = "snet-aks"
 APPGW_NAME = "appgw-blue"
+APPGW_PUBLIC_IP = "pip-appgw-blue"
+# The DNS name label the failover stack gives the gateway's public IP (domain_name_label), so that
+# the stack can output a name CloudFront accepts as an origin: <label>.koreacentral.cloudapp.azure.com.
+APPGW_DNS_LABEL = "appgw-blue-dr"

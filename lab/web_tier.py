@@ -1,36 +1,48 @@
-"""The AWS web tier: PetClinic replicas on the `web` node group's nodes, behind the ALB.
+"""The AWS web tier: the `web` node group's nodes (its Auto Scaling group's instances), each running
+a PetClinic replica, registered as instance targets of the ALB's target group.
 
-The node group's desiredSize (as stored in moto) drives real PetClinic processes after the modeled
-drain and boot delays; each node is an instance target of the ALB's target group, whose health
-follows real HTTP health checks; and the ALB's own address routes to healthy targets, fails open
-when all are unhealthy, and answers 503 with none registered, as a real ALB does.
+The node group's Auto Scaling group (in moto) drives real PetClinic processes. EKS applies a
+node group's scaling to that group (lab.aws.eks); the lab then keeps the group's instances in step
+with the nodes, as EC2 Auto Scaling and EKS do:
+- scale-in: a surplus instance goes `Terminating:Wait` (the lifecycle hook through which EKS drains
+  the node: "Before each instance is terminated, Amazon EKS sends a signal to drain that node …
+  sends SIGTERM signals to the containers, then waits for the terminationGracePeriodSeconds", EKS
+  User Guide, *Delete a managed node group*). Its pod is evicted near the start of the drain: from
+  then on the node refuses connections on the traffic port (kube-proxy rejects a NodePort without
+  endpoints), so the ALB gets a TCP RST (502) and failed health checks. The instance stays a
+  registered target until it terminates at the end of the drain; then it is deregistered (the ALB
+  drains it for the target group's deregistration delay) and leaves the Auto Scaling group.
+- scale-out: a new instance is `Pending` while the node boots, then `InService` with its replica
+  started and registered; the ALB sends it traffic once it passes its first health check.
 """
 from __future__ import annotations
 
-import itertools
 import os
-import secrets
+import socket
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from lab.alb import Alb
 from lab.aws import eks as lab_eks
 from lab.aws.elbv2 import TargetHealthRegistry
 from lab.events import EventLog
-from lab.httpfwd import Request, Response, Server, UpstreamError, forward
 from lab.ports import free_port, wait_for_port
 from lab.procs import ManagedProcess
 from lab.timing import Timings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# How long before a booting node is due the lab starts its replica process (wall seconds).
+PRELAUNCH_SECONDS = 1.5
 
-ALB_503 = b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n"
-ALB_502 = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
-ALB_504 = b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n"
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.05)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass
@@ -56,192 +68,179 @@ def start_petclinic(name: str, port: int, app: AppEnv, log_dir: Path) -> Managed
 
 @dataclass
 class Node:
-    instance_id: str
-    state: str  # booting | running | terminating
-    due: float
+    instance: Any  # moto's autoscaling InstanceState (its .instance is the EC2 instance)
+    state: str  # booting | running | draining
+    due: float  # booting: ready at; draining: instance terminated at
     port: int = 0
     proc: ManagedProcess | None = None
-    ok_streak: int = 0
-    fail_streak: int = 0
+    serving: bool = False  # the pod is an endpoint: the node's traffic port accepts connections
+    evict_at: float | None = None
+    kill_at: float | None = None
+
+    @property
+    def instance_id(self) -> str:
+        return str(self.instance.instance.id)
 
 
 class WebTier:
-    """Nodes of one node group, their ALB targets, health checks and the ALB data plane."""
+    """Nodes of one node group's Auto Scaling group, their replicas, and the ALB in front."""
 
     def __init__(
         self,
         *,
         nodegroup: Any,
         cluster: str,
+        auto_scaling_group: Any,
         target_group: Any,
         registry: TargetHealthRegistry,
         timings: Timings,
+        time_scale: float,
         app: AppEnv,
         events: EventLog,
         log_dir: Path,
     ) -> None:
         self.nodegroup = nodegroup  # moto's nodegroup object (in-process)
         self.cluster = cluster
+        self.asg = auto_scaling_group  # moto's FakeAutoScalingGroup
         self.tg = target_group  # moto's FakeTargetGroup
-        self.registry = registry
         self.timings = timings
         self.app = app
         self.events = events
         self.log_dir = log_dir
-        self.nodes: list[Node] = []
-        self._draining: dict[str, float] = {}  # instance id -> when deregistration completes
+        self.nodes: dict[str, Node] = {}
+        self._terminated: set[str] = set()
         self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._rr = itertools.count()
-        self._routable_before: int | None = None
-        self.alb_port = free_port()
-        self.alb = Server(self.alb_port, self._route)
-        self._threads = [
-            threading.Thread(target=self._lifecycle_loop, name="web-tier", daemon=True),
-            threading.Thread(target=self._health_loop, name="alb-health", daemon=True),
-        ]
+        self.alb = Alb(target_group=target_group, registry=registry, time_scale=time_scale, resolve=self.resolve,
+                       events=events, idle_timeout_seconds=timings.alb_idle_timeout_seconds)
+        self.alb_port = self.alb.port
+        self._thread = threading.Thread(target=self._lifecycle_loop, name="web-tier", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        """Boot the node group at its current desiredSize, healthy, as the lab's steady state."""
-        want = int(self.nodegroup.scaling_config["desiredSize"])
-        nodes = [self._new_node("running", 0.0) for _ in range(want)]
+        """Run a replica on each InService instance, registered and healthy: the lab's steady state."""
+        lab_eks.manage(self.asg)
+        nodes = [Node(s, "running", 0.0) for s in list(self.asg.instance_states) if s.lifecycle_state == "InService"]
         for n in nodes:
             self._launch(n)
         for n in nodes:
             wait_for_port(n.port, timeout=20)
-            self._register(n, "healthy")
-        self.nodes = nodes
-        self._note_routable()
-        self.alb.start()
-        for t in self._threads:
-            t.start()
+            n.serving = True
+            self.tg.register([{"Id": n.instance_id, "Port": n.port}])
+            self.nodes[n.instance_id] = n
+        self.alb.start(healthy=set(self.nodes))
+        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        for t in self._threads:
-            t.join(timeout=5)
+        self._thread.join(timeout=5)
         self.alb.stop()
         with self._lock:
-            for n in self.nodes:
+            for n in self.nodes.values():
                 if n.proc:
                     n.proc.stop()
-            self.nodes = []
-        lab_eks.set_busy(self.cluster, self.nodegroup.nodegroup_name, False)
+            self.nodes = {}
 
-    def _new_node(self, state: str, due: float) -> Node:
-        return Node(instance_id="i-0" + secrets.token_hex(8), state=state, due=due)
+    def resolve(self, target_id: str, port: int) -> tuple[str, int] | None:
+        """Where the ALB's connection to a target lands; None: refused. Lock-free (the ALB calls it)."""
+        n = self.nodes.get(target_id)
+        if n is None:
+            if target_id in self._terminated:
+                return None  # no instance there any more
+            return ("127.0.0.1", port)  # a target registered by someone else: its own address
+        return ("127.0.0.1", n.port) if n.serving else None
 
     def _launch(self, n: Node) -> None:
         n.port = free_port()
         n.proc = start_petclinic(f"web-{n.instance_id}", n.port, self.app, self.log_dir)
         self.events.record("web-tier", "replica started", instance=n.instance_id, port=n.port)
 
-    def _register(self, n: Node, state: str) -> None:
-        self.tg.register([{"Id": n.instance_id, "Port": n.port}])
-        self.registry.set(self.tg.arn, n.instance_id, n.port, state)
-
     def _lifecycle_loop(self) -> None:
-        while not self._stop.wait(0.05):
+        while not self._stop.wait(0.02):
             try:
-                self._converge(time.monotonic())
+                if self._converge(time.monotonic()):
+                    self.alb.refresh()
             except Exception as e:  # keep the lab alive; the event log says what went wrong
                 self.events.record("web-tier", "lifecycle error", error=repr(e))
 
-    def _converge(self, now: float) -> None:
-        desired = int(self.nodegroup.scaling_config["desiredSize"])
+    def _converge(self, now: float) -> bool:
+        """One step towards the Auto Scaling group's desired capacity; True if what serves changed."""
+        t = self.timings
+        changed = False
+        desired = int(self.asg.desired_capacity or 0)
         with self._lock:
-            live = [n for n in self.nodes if n.state in ("booting", "running")]
+            live = [n for n in self.nodes.values() if n.state in ("booting", "running")]
             if len(live) > desired:
-                # AWS removes nodes still booting first, then the newest.
+                # Instances still launching go first, then the newest. (EC2 Auto Scaling's default
+                # policy balances AZs, then prefers the oldest launch template: which node goes does
+                # not change what the drill measures.)
                 surplus = sorted(live, key=lambda n: (n.state != "booting", -n.due))[: len(live) - desired]
                 for n in surplus:
-                    n.state, n.due = "terminating", now + self.timings.node_drain_seconds
+                    had_pod = n.state == "running"
+                    n.state, n.due = "draining", now + t.node_drain_seconds
+                    n.evict_at = now + t.pod_eviction_seconds if had_pod else None
+                    n.instance.lifecycle_state = "Terminating:Wait"
                     self.events.record("web-tier", "node draining", instance=n.instance_id)
             elif len(live) < desired:
                 for _ in range(desired - len(live)):
-                    n = self._new_node("booting", now + self.timings.node_boot_seconds)
-                    self.nodes.append(n)
+                    state = self._new_instance()
+                    n = Node(state, "booting", now + t.node_boot_seconds)
+                    self.nodes[n.instance_id] = n
                     self.events.record("web-tier", "node booting", instance=n.instance_id)
-            for n in list(self.nodes):
+            for n in list(self.nodes.values()):
+                if n.evict_at is not None and n.evict_at <= now:
+                    # Evicted: out of the Service's endpoints (the NodePort refuses) and SIGTERM.
+                    n.evict_at, n.serving = None, False
+                    n.kill_at = now + t.pod_termination_grace_seconds
+                    if n.proc:
+                        n.proc.terminate()
+                    self.events.record("web-tier", "pod evicted", instance=n.instance_id)
+                    changed = True
+                if n.kill_at is not None and n.kill_at <= now:
+                    n.kill_at = None  # terminationGracePeriodSeconds over: the kubelet kills what is left
+                    if n.proc:
+                        n.proc.stop(timeout=0)
+                if n.state == "booting" and n.proc is None and n.due - now <= PRELAUNCH_SECONDS:
+                    # The replica process starts ahead so that its own start-up (a harness cost,
+                    # not part of the modeled boot) is over when the node is due to be ready.
+                    self._launch(n)
                 if n.due > now:
                     continue
                 if n.state == "booting":
-                    self._launch(n)
-                    wait_for_port(n.port, timeout=20)
-                    self._register(n, "initial")
-                    n.state = "running"
+                    if not port_open(n.port):
+                        if n.proc is not None and not n.proc.alive():
+                            self.events.record("web-tier", "replica exited before ready", instance=n.instance_id,
+                                               log=n.proc.tail(5))
+                            self._launch(n)
+                        continue  # still starting: ready on a later step
+                    n.state, n.serving = "running", True
+                    n.instance.lifecycle_state = "InService"
+                    self.tg.register([{"Id": n.instance_id, "Port": n.port}])
                     self.events.record("web-tier", "node ready", instance=n.instance_id)
-                elif n.state == "terminating":
-                    # The ingress controller deregisters the pod before its node goes away.
-                    self.tg.deregister([{"Id": n.instance_id}])
-                    self.registry.set(self.tg.arn, n.instance_id, n.port, "draining")
-                    self._draining[n.instance_id] = now + self.timings.alb_deregistration_delay_seconds
-                    self._note_routable()
+                    changed = True
+                elif n.state == "draining":
                     if n.proc:
-                        n.proc.stop()
-                    self.nodes.remove(n)
-                    self.events.record("web-tier", "replica stopped", instance=n.instance_id)
-            for iid, until in list(self._draining.items()):
-                if until <= now:
-                    self.registry.forget(self.tg.arn, iid)
-                    del self._draining[iid]
-            busy = any(n.state in ("booting", "terminating") for n in self.nodes)
-            self.nodegroup.status = "UPDATING" if busy else "ACTIVE"
-            lab_eks.set_busy(self.cluster, self.nodegroup.nodegroup_name, busy)
+                        n.proc.stop(timeout=0)
+                    n.serving = False
+                    self._terminated.add(n.instance_id)
+                    if n.instance_id in self.tg.targets:
+                        self.tg.deregister([{"Id": n.instance_id}])
+                    self._terminate_instance(n)
+                    del self.nodes[n.instance_id]
+                    self.events.record("web-tier", "node terminated", instance=n.instance_id)
+                    changed = True
+        return changed
 
-    # -- health checks ---------------------------------------------------------------------
-    def _health_loop(self) -> None:
-        while not self._stop.wait(self.timings.alb_health_interval_seconds):
-            with self._lock:
-                nodes = [n for n in self.nodes if n.state in ("running", "terminating") and n.port]
-            for n in nodes:
-                self._check(n)
-            self._note_routable()
+    # -- the Auto Scaling group's instances (moto, in-process) ------------------------------
+    def _new_instance(self) -> Any:
+        """Launch one instance into the group, `Pending` until its node is ready."""
+        before = {id(s) for s in self.asg.instance_states}
+        self.asg.replace_autoscaling_group_instances(1, self.asg.get_propagated_tags())
+        (state,) = [s for s in self.asg.instance_states if id(s) not in before]
+        state.lifecycle_state = "Pending"
+        return state
 
-    def _check(self, n: Node) -> None:
-        url = f"http://127.0.0.1:{n.port}/actuator/health"
-        try:
-            with urllib.request.urlopen(url, timeout=self.timings.alb_health_timeout_seconds) as r:
-                ok = r.status == 200
-        except Exception:
-            ok = False
-        st = self.registry.get(self.tg.arn, n.instance_id)
-        if st is None or st.state == "draining":
-            return
-        n.ok_streak, n.fail_streak = (n.ok_streak + 1, 0) if ok else (0, n.fail_streak + 1)
-        new = st.state
-        if st.state in ("initial", "unhealthy") and n.ok_streak >= self.timings.alb_healthy_threshold:
-            new = "healthy"
-        elif st.state in ("initial", "healthy") and n.fail_streak >= self.timings.alb_unhealthy_threshold:
-            new = "unhealthy"
-        if new != st.state:
-            self.registry.set(self.tg.arn, n.instance_id, n.port, new)
-            self.events.record("alb", f"target {new}", instance=n.instance_id)
-
-    # -- data plane --------------------------------------------------------------------------
-    def routable(self) -> list[int]:
-        """Ports the ALB would send a request to now."""
-        states = [s for s in self.registry.states(self.tg.arn) if s.state != "draining"]
-        healthy = [s.port for s in states if s.state == "healthy"]
-        return healthy or [s.port for s in states]  # all unhealthy: the ALB fails open
-
-    def _note_routable(self) -> None:
-        n = len(self.routable())
-        if (self._routable_before or 0) > 0 and n == 0:
-            self.events.record("alb", "no routable targets")
-        elif self._routable_before == 0 and n > 0:
-            self.events.record("alb", "routable targets", count=n)
-        self._routable_before = n
-
-    def _route(self, req: Request) -> Response:
-        ports = self.routable()
-        if not ports:
-            return Response(503, [("Content-Type", "text/html"), ("Server", "awselb/2.0")], ALB_503)
-        port = ports[next(self._rr) % len(ports)]
-        try:
-            resp = forward("127.0.0.1", port, req, connect_timeout=1.0, read_timeout=self.timings.alb_idle_timeout_seconds)
-        except UpstreamError as e:
-            body, code = (ALB_504, 504) if e.timed_out else (ALB_502, 502)
-            return Response(code, [("Content-Type", "text/html"), ("Server", "awselb/2.0")], body)
-        return resp
+    def _terminate_instance(self, n: Node) -> None:
+        # A new list, not an in-place removal: moto's API threads may be iterating the old one.
+        self.asg.instance_states = [s for s in self.asg.instance_states if s is not n.instance]
+        self.asg.ec2_backend.terminate_instances([n.instance_id])

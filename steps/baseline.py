@@ -17,7 +17,10 @@ def capture(run: Any) -> dict[str, Any]:
     snap: dict[str, Any] = {}
     eks = t.aws.eks
     ng = run.nodegroups.describe(eks.cluster, eks.web_nodegroup)
-    snap["eks"] = {"web_nodegroup": {"scaling": ng["scalingConfig"], "status": ng["status"]}}
+    nodes = run.nodegroups.instances(eks.cluster, eks.web_nodegroup)
+    # The nodes themselves, not only the size asked for: back means back InService.
+    snap["eks"] = {"web_nodegroup": {"scaling": ng["scalingConfig"], "status": ng["status"],
+                                     "instances_in_service": nodes.in_service, "instances": len(nodes.lifecycle)}}
     cfg, _ = run.cloudfront.config(t.aws.cloudfront.distribution_id)
     snap["cloudfront"] = {
         "origins": {o["Id"]: o for o in cfg["Origins"]["Items"]},

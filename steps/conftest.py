@@ -66,7 +66,8 @@ def alb_healthy(drill_run: DrillRun) -> None:
 
 @then("the ALB reports healthy targets")
 def alb_becomes_healthy(drill_run: DrillRun) -> None:
-    # After a restore: nodes boot (3-5 min) and pass the target group's health checks first.
+    # After a restore: EKS updates the Auto Scaling group, nodes boot (3-5 min), then each new target
+    # must pass one health check (HealthCheckIntervalSeconds after registration) to be healthy.
     tg = drill_run.target.aws.alb.target_group_arn
     failback = drill_run.target.objectives.failback_rto_seconds
     assert failback is not None, "the target sets no objectives.failback_rto_seconds"

@@ -36,3 +36,108 @@ def gather(target: Target) -> dict[str, Any]:
 
 def run(target: Target, phases: Iterable[str] = preflight.PHASES) -> list[preflight.Finding]:
     return preflight.run(target, gather(target), phases)
+
+
+# -- facts: AKS --
+
+@fact("aks.permissions")
+def _aks_permissions(target: Target) -> list[dict[str, Any]]:
+    """What the drill's Azure identity may do in the resource group of the failover stack."""
+    from drivers.actions import azure_auth
+    from drivers.aks import caller_permissions, make_client
+
+    if target.azure is None or target.kubernetes is None:
+        raise LookupError("no azure/kubernetes section")
+    auth = azure_auth(target)
+    return caller_permissions(make_client(auth), auth.subscription_id, target.azure.resource_group)
+
+
+@fact("aks.subnets")
+def _aks_subnets(target: Target) -> list[str]:
+    """The subnets of the VNet the cluster (and its internal load balancer) lives in."""
+    from drivers.actions import azure_auth
+    from drivers.azure_network import make_client
+
+    if target.azure is None or target.kubernetes is None:
+        raise LookupError("no azure/kubernetes section")
+    net = make_client(azure_auth(target))
+    return [str(s.name) for s in net.subnets.list(target.azure.resource_group, target.kubernetes.virtual_network)]
+
+
+@fact("aks.kubelogin")
+def _aks_kubelogin(target: Target) -> str | None:
+    """Why kubelogin could not get a token on this machine (no binary, variables unset), or None."""
+    from drivers.aks import Kubelogin, kubelogin_problem
+
+    k = target.kubernetes
+    if k is None or k.kubelogin is None:
+        return None
+    return kubelogin_problem(Kubelogin(k.kubelogin.mode, k.kubelogin.binary))
+
+
+# -- facts: App Gateway, MySQL, CloudFront ----------------------------------------------------------------
+@fact("failover_stack.origin_output")
+def _stack_origin_output(target: Target) -> dict[str, Any]:
+    """The failover stack's output names now, and the value of the one CloudFront's origin is set to
+    (`terraform output -json`: a read of the state; nothing before an apply). Other values are dropped:
+    some outputs are sensitive."""
+    from drivers.terraform_stack import stack_terraform
+
+    fs = target.failover_stack
+    if fs is None:
+        return {}
+    tf = stack_terraform(target)  # the target's identity and variables, as the drill's own Terraform
+    tf.init()  # a remote backend answers nothing before init
+    outputs = tf.output()
+    return {"names": sorted(outputs), "value": outputs.get(fs.origin_output)}
+
+
+@fact("tls.primary")
+def _primary_tls(target: Target) -> dict[str, Any]:
+    """The primary's CA bundle, and whether a verified TLS connection with it works (a read: SELECT 1)."""
+    if target.database is None or target.database.ssl_ca is None:
+        return {"path": None}
+    from drivers.aws import Aws, Secrets
+    from drivers.database import Database
+    from drivers.tls_ca import inspect_ca_bundle
+
+    out = inspect_ca_bundle(target.database.ssl_ca)
+    if "error" in out:
+        return out
+    s = Secrets(Aws(target.aws)).json(target.database.secret_id)
+    db = Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]),
+                  ssl_ca=target.database.ssl_ca)
+    try:
+        with db.connect(read_timeout=10) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        out["handshake"] = None
+    except Exception as e:  # the password never appears in pymysql's messages
+        out["handshake"] = f"{type(e).__name__}: {e}"
+    return out
+
+
+@fact("tls.azure_mysql")
+def _azure_mysql_tls(target: Target) -> dict[str, Any]:
+    """Azure MySQL's CA bundle (the server itself exists only after the apply)."""
+    if target.azure is None or target.azure.mysql.ssl_ca is None:
+        return {"path": None}
+    from drivers.tls_ca import inspect_ca_bundle
+
+    return inspect_ca_bundle(target.azure.mysql.ssl_ca)
+
+
+@fact("mysql.client_address")
+def _client_address(target: Target) -> dict[str, Any]:
+    """The address the drill would allow through Azure MySQL's firewall (asks the echo URL: a read)."""
+    if target.azure is None:
+        return {}
+    m = target.azure.mysql
+    if m.client_address is None and m.client_address_url is None:
+        return {"configured": False}
+    from drivers.mysql_firewall import EgressError, egress_address
+
+    try:
+        return {"configured": True, "address": egress_address(m.client_address, m.client_address_url,
+                                                              timeout=target.probe.timeout_seconds * 5)}
+    except EgressError as e:
+        return {"configured": True, "error": str(e)}

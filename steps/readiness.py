@@ -8,7 +8,8 @@ empties again; it is refused if it is the primary.
 Each `check_*` method measures one thing and returns a drill.readiness.Verdict (also kept in
 `verdicts`); a measurement that raises becomes a failed verdict naming the error, never a pass.
 At the end `finish()` writes reports/evidence/<run-id>/readiness.json and readiness.md (secrets
-masked), target.json, environment.json and a manifest, and points `readiness-latest` at the run.
+masked), target.json, environment.json, seals them (manifest and statement, signed when the target
+has a key), and points `readiness-latest` at the run.
 No pytest imports here: the step module attaches the verdicts to Allure and fails the scenarios.
 """
 from __future__ import annotations
@@ -152,7 +153,8 @@ class ReadinessRun:
     def primary_db(self) -> Any:
         """The primary, from the Secrets Manager secret the backup job uses (as the drill reaches it)."""
         if "primary" not in self._cache:
-            self._cache["primary"] = self._db_from_secret(self._section("database").secret_id)
+            db = self._section("database")
+            self._cache["primary"] = self._db_from_secret(db.secret_id, ssl_ca=db.ssl_ca)
         return self._cache["primary"]
 
     def scratch_db(self) -> Any:
@@ -171,11 +173,11 @@ class ReadinessRun:
         return self._cache["scratch"]
 
     def terraform(self) -> Any:
-        from drivers.terraform_plan import PlanningTerraform
+        """The failover stack's Terraform with the target's subscription, credentials and variables."""
+        from drivers.terraform_stack import stack_terraform
 
-        fs = self._section("failover_stack")
-        return PlanningTerraform(Path(fs.chdir), binary=fs.terraform_binary, timeout=self.scaled(1800) + 120,
-                                 log=self._log)
+        self._section("failover_stack")
+        return stack_terraform(self.target, log=self._log, timeout=self.scaled(1800) + 120, on_secret=self.evidence.mask.add)
 
     def _log(self, line: str) -> None:
         with open(self.work / "drivers.log", "a", encoding="utf-8") as f:
@@ -625,6 +627,9 @@ class ReadinessRun:
              lambda: "as " + str(self.aws.client("sts").get_caller_identity()["Arn"])),
             ("credentials.aws.eks", f"eks:DescribeCluster {aws.eks.cluster}",
              lambda: str(self.aws.client("eks").describe_cluster(name=aws.eks.cluster)["cluster"]["status"])),
+            # The drill counts the web node group's nodes in its Auto Scaling group (drivers.aws.NodeGroups).
+            ("credentials.aws.autoscaling", f"autoscaling:DescribeAutoScalingGroups of {aws.eks.web_nodegroup}",
+             lambda: f"{len(self.nodegroups.instances(aws.eks.cluster, aws.eks.web_nodegroup).lifecycle)} instances"),
             ("credentials.aws.elbv2", "elasticloadbalancing:DescribeTargetHealth",
              lambda: f"{len(self.elb.target_health(aws.alb.target_group_arn))} targets"),
             ("credentials.aws.cloudfront", f"cloudfront:GetDistribution {aws.cloudfront.distribution_id}",
@@ -647,6 +652,8 @@ class ReadinessRun:
                  lambda: f"{len(list(self.network_client().virtual_networks.list(az.resource_group)))} vnets"),
                 ("credentials.azure.app_gateways", f"Microsoft.Network/applicationGateways/read in {az.resource_group}",
                  lambda: f"{len(list(self.network_client().application_gateways.list(az.resource_group)))} gateways"),
+                ("credentials.azure.mysql", f"Microsoft.DBforMySQL/flexibleServers/read in {az.resource_group}",
+                 lambda: f"{len(list(self._mysql_client().servers.list_by_resource_group(az.resource_group)))} servers"),
                 ("credentials.azure.storage_management", "Microsoft.Storage/storageAccounts/read",
                  lambda: str(self.storage_account().properties().get("name"))),
                 ("credentials.azure.blob", "Blob: list containers",
@@ -667,6 +674,13 @@ class ReadinessRun:
             out.append(self.measure(check, run))
         return out
 
+    def _mysql_client(self) -> Any:
+        """azure-mgmt-mysqlflexibleservers: the drill creates Azure MySQL's firewall rule through it."""
+        from drivers.actions import azure_auth
+        from drivers.mysql_firewall import make_mysql_client
+
+        return make_mysql_client(azure_auth(self.target))
+
     # -- preflight -----------------------------------------------------------------------------------------
     def check_preflight(self) -> list[Verdict]:
         """One verdict per preflight check that applies to this target (drill/preflight.py): would the
@@ -686,6 +700,37 @@ class ReadinessRun:
 
             out.append(self.measure(check, run))
         return out
+
+    # -- the record of drills ----------------------------------------------------------------------------------
+    def check_last_passing_drill(self) -> Verdict:
+        """Days since the last passing drill of this target (drill.history): stale beyond the target's
+        `evidence.stale_after_days` (quarterly → 90), or with no passing drill on record. Only sealed
+        bundles that verify count (and, when the target signs its evidence, whose signature verifies)."""
+        check = "drills.last_passing"
+
+        def run() -> Verdict:
+            from drill import chain, history
+            from drill.attestation import check as check_attestation, signing_key
+
+            t = history.Thresholds.from_config(self.target.evidence)
+            key = signing_key(self.target.evidence)
+            extra: dict[str, list[str]] = {}
+            if key is not None:
+                for s in chain.discover(self.evidence.root, self.target.name, check=False):
+                    found = check_attestation(s.path, key.public_key()).problems
+                    if found:
+                        extra[s.run_id] = found
+            runs = history.load(self.evidence.root, self.target.name, extra)
+            st = history.staleness(runs, t)
+            data = {"evidence": str(self.evidence.root), "runs_on_record": len(runs),
+                    "edited_runs": [r.run_id for r in runs if not r.intact], "phases": list(t.passing_phases)}
+            measured = None if st.days is None else round(st.days, 2)
+            if st.last is not None:
+                data["last_passing_run"] = st.last.run_id
+            return Verdict(check, not st.stale, measured, t.stale_after_days, sentence(check, st.sentence()),
+                           unit="days", data=data)
+
+        return self.measure(check, run)
 
     # -- end of run ------------------------------------------------------------------------------------------
     def clean_up(self) -> list[str]:
@@ -725,7 +770,8 @@ class ReadinessRun:
 
     def finish(self, failed_tests: list[str]) -> dict[str, Any]:
         """Empty the scratch database, write the evidence; the summary (readiness.json's content)."""
-        from drill.bundle import write_manifest
+        from drill.attestation import signing_key
+        from drill.seal import seal_bundle
 
         notes = self.clean_up()
         summary = self.summary(failed_tests, notes)
@@ -737,7 +783,7 @@ class ReadinessRun:
             "python": sys.version.split()[0], "platform": platform.platform(), "host": platform.node(),
             "operator": summary["operator"], "git_revision": summary["git_revision"], "harness_version": __version__,
         })
-        write_manifest(ev.path)
+        seal_bundle(ev.path, signing_key(self.target.evidence))  # manifest, then the (signed) statement
         _point(ev.root, LATEST_LINK, self.run_id)
         return summary
 

@@ -65,6 +65,21 @@ def operator() -> str:
         return "unknown"
 
 
+def kubeconfig_secrets(path: Path) -> list[str]:
+    """The credentials in a kubeconfig (tokens, client keys and certificates), to mask them everywhere."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    out = []
+    for u in cfg.get("users") or []:
+        user = (u or {}).get("user") or {}
+        out += [str(user[k]) for k in ("token", "client-key-data", "client-certificate-data", "password") if user.get(k)]
+    return out
+
+
 def wait_until(check: Callable[[], Any], timeout: float, poll: float = 0.2) -> Any:
     """Poll `check` until it returns something truthy; return it, or the last falsy value on timeout."""
     deadline = time.monotonic() + timeout
@@ -254,7 +269,8 @@ class DrillRun:
             raise RuntimeError(f"target {self.target.name!r} has no `database:` section")
         s = Secrets(self.aws).json(self.target.database.secret_id)
         self.evidence.mask.add([str(s.get("password", ""))])
-        return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]))
+        return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]),
+                        ssl_ca=self.target.database.ssl_ca)
 
     def ensure_baseline(self) -> None:
         """Snapshot what the drill may touch, before its first change (once per run)."""
@@ -420,28 +436,47 @@ class DrillRun:
         return make_credential(self.azure_auth())
 
     def terraform(self) -> Any:
-        from drivers.terraform_plan import PlanningTerraform  # the Terraform driver, plus plan
+        """The failover stack's Terraform (the target's subscription, credentials and variables).
 
-        fs = self.target.failover_stack
+        Sensitive outputs join the run's masker as soon as Terraform prints them, so no attachment,
+        log or evidence file can carry them.
+        """
+        from drivers.terraform_stack import stack_terraform
+
         if "terraform" not in self.state:
-            self.state["terraform"] = PlanningTerraform(Path(fs.chdir), binary=fs.terraform_binary, log=self._log)
+            self.state["terraform"] = stack_terraform(self.target, log=self._log, on_secret=self.evidence.mask.add)
         return self.state["terraform"]
+
+    def adopt_terraform(self, tf: Any, preflight: Any) -> None:
+        """Take over the Terraform CLI the pre-start check used (initialised), and what it found."""
+        tf.log, tf.on_secret = self._log, self.evidence.mask.add
+        self.evidence.mask.add(tf.secret_values())
+        self.state["terraform"] = tf
+        self.state["stack_preflight"] = preflight
+        self.notes.append(f"failover stack absent before the first change: no outputs; plan: {preflight.plan}")
 
     def record_stack_destroy(self, plan: str | None = None) -> None:
         """Before the first apply: the way back is `terraform destroy` of the whole failover stack.
 
+        Only for a stack this run creates: the pre-start check (no outputs, a plan of creations only)
+        must have passed, and its findings go into the inverse as the proof an unwind checks.
         `plan` is `terraform plan`'s one-line summary, which a dry run shows instead of applying.
         """
         from drill.ledger import Action
+        from drivers.provisioner import destroy_action
 
         fs = self.target.failover_stack
         if self._entry("provisioner.apply"):
             return
+        found = self.state.get("stack_preflight")
+        if found is None:
+            raise AssertionError("the failover stack was not checked absent before the first change: "
+                                 "refusing to apply it (its destroy could remove a stack the drill did not create)")
         params = {"chdir": fs.chdir, "binary": fs.terraform_binary}
         entry = self.ledger.record(
             Action("provisioner.apply", params,
                    "terraform apply of the Azure failover stack" + (f" (plan: {plan})" if plan else "")),
-            Action("provisioner.destroy", params, "terraform destroy of the Azure failover stack"),
+            destroy_action(fs.chdir, fs.terraform_binary, self.run_id, found.as_dict()),
         )
         self.ledger.applied(entry)  # applied from here on: a partial apply must be destroyed too
 
@@ -462,14 +497,40 @@ class DrillRun:
         out = self.state["stack_outputs"]
         az = self.target.azure
         return Database(out["mysql_fqdn"], az.mysql.port, out["mysql_admin_username"],
-                        az.mysql.admin_password.get_secret_value(), out["mysql_database_name"])
+                        az.mysql.admin_password.get_secret_value(), out["mysql_database_name"], ssl_ca=az.mysql.ssl_ca)
+
+    def kubeconfig_path(self) -> Path:
+        """Where the failover stack's AKS credentials are (to be) written: the run's private work dir
+        (never a file the target names: that one is the operator's, and preflight refuses it anyway)."""
+        return self.work / "kubeconfig"
+
+    def fetch_kubeconfig(self, outputs: dict[str, Any]) -> Path:
+        """After the apply, as runbook 2.3 step 1 (`az aks get-credentials`): the new cluster's user
+        kubeconfig from ARM, 0600 in the work dir; its credentials are masked wherever the run writes."""
+        from drivers.aks import AksCredentials, Kubelogin, cluster_ref, make_client
+
+        k = self.target.kubernetes
+        name = outputs.get("aks_cluster_name")
+        if not name:
+            raise AssertionError(f"the failover stack's apply gave no aks_cluster_name output (outputs: {sorted(outputs)}): "
+                                 "the drill cannot tell which AKS cluster to fetch credentials for")
+        rg = str(outputs.get("resource_group_name") or self.target.azure.resource_group)
+        self.state["aks_cluster"] = cluster_ref(rg, str(name))
+        creds = AksCredentials(make_client(self.azure_auth()), Kubelogin(k.kubelogin.mode, k.kubelogin.binary)
+                               if k.kubelogin else None, log=self._log)
+        path = creds.fetch(rg, str(name), self.kubeconfig_path())
+        self.evidence.mask.add(kubeconfig_secrets(path))
+        self.state["kubeconfig"] = path
+        self.state.pop("kube", None)  # a client made before the fetch would hold nothing valid
+        return path
 
     def kube(self) -> Any:
         from drivers.kube import Kube
 
         if "kube" not in self.state:
             k = self.target.kubernetes
-            self.state["kube"] = Kube(Path(k.kubeconfig).expanduser(), context=k.context)
+            path = self.state.get("kubeconfig") or (Path(k.kubeconfig).expanduser() if k.kubeconfig else self.kubeconfig_path())
+            self.state["kube"] = Kube(path, context=k.context, cluster=self.state.get("aks_cluster"))
         return self.state["kube"]
 
     def app_gateway(self) -> Any:
@@ -575,6 +636,9 @@ class DrillRun:
             restored["failures"] = [f"{e.inverse.description}: {err}" for e, err in failures]
         if self.canary is not None:
             self.canary.stop()
+        if not self.ledger.outstanding():
+            # Everything is undone and the cluster gone with the stack: its credentials need not linger.
+            self.kubeconfig_path().unlink(missing_ok=True)
         # Put back is not instantly back: nodes boot and must pass the ALB's health checks again,
         # within the failback objective (required whenever a drill phase runs: drill.config).
         failback = self.target.objectives.failback_rto_seconds
@@ -753,8 +817,9 @@ class DrillRun:
         )
         if self.lab_events is not None:
             ev.copy_text(self.lab_events, "lab-events.jsonl")
+        from drill.attestation import signing_key
         from drill.finalize import finalize_bundle
 
-        # timeline.png, report.md, report.html, Allure metadata, then manifest.json last.
-        finalize_bundle(ev.path, self.allure_results, mask=ev.mask)
+        # timeline.png, report.md, report.html, Allure metadata, then the seal (manifest, signed statement) last.
+        finalize_bundle(ev.path, self.allure_results, mask=ev.mask, signing_key=signing_key(self.target.evidence))
         ev.point_latest()

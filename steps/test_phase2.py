@@ -5,6 +5,7 @@ restored into Azure MySQL while Terraform brings up AKS and the App Gateway (RTO
 """
 from __future__ import annotations
 
+import copy
 import tempfile
 import threading
 import time
@@ -18,6 +19,7 @@ from drill.classify import classify, parse_rules
 from drill.config import ReadinessConfig
 from drill.evidence import iso
 from drivers.backups import NAME_RESOLUTION_SECONDS
+from steps.config_needs import missing
 from steps.conftest import attach_json, dry_run_skips, observe_site_write
 from steps.runtime import DrillRun, Instant, wait_until
 
@@ -36,10 +38,8 @@ def _need(drill_run: DrillRun, key: str, what: str) -> Any:
 @given("the site serves the maintenance page after Phase 1")
 def maintenance_after_phase1(drill_run: DrillRun) -> None:
     drill_run.begin_phase("phase2")
-    for section in ("database", "azure", "kubernetes", "failover_stack"):
-        assert getattr(drill_run.target, section) is not None, (
-            f"target {drill_run.target.name!r} has no `{section}:` section, which Phase 2 needs"
-        )
+    lacking = missing(drill_run.target, "phase2")
+    assert not lacking, f"target {drill_run.target.name!r} does not set {', '.join(lacking)}, which Phase 2 needs"
     assert "phase1.fault" in drill_run.instants, (
         "Phase 2 continues Phase 1 of the same run: run `pytest -m \"drill and phase2\"` (it includes Phase 1)"
     )
@@ -88,31 +88,31 @@ def backup_before_fault(drill_run: DrillRun) -> None:
 
 @when("the data tier of the Azure failover stack is provisioned")
 def provision_data_tier(drill_run: DrillRun) -> None:
+    from drivers.terraform_stack import DATA_TIER_OUTPUTS, require_outputs
+
+    # `terraform init`, the check that the stack is absent and the data-tier targets were validated
+    # (plan -target) before the drill's first change: conftest.py, drivers/terraform_stack.preflight.
     tf = drill_run.terraform()
-    tf.init()
     if drill_run.dry_run:
-        _plan_stack(drill_run, tf)
+        _plan_stack(drill_run)
         return
     drill_run.record_stack_destroy()
     t0 = time.monotonic()
     outputs = tf.apply(targets=drill_run.target.failover_stack.data_tier_targets)
     drill_run.state["stack_outputs"] = outputs
-    attach_json("terraform outputs (data tier)", {**outputs, "seconds": round(time.monotonic() - t0, 2)})
-    assert outputs.get("mysql_fqdn"), f"the data tier apply gave no mysql_fqdn: {sorted(outputs)}"
+    attach_json("terraform outputs (data tier)", {**tf.shown(outputs), "seconds": round(time.monotonic() - t0, 2)})
+    require_outputs(outputs, DATA_TIER_OUTPUTS, "terraform apply of the data tier")
 
 
-def _plan_stack(drill_run: DrillRun, tf: Any) -> None:
-    """A dry run: `terraform plan` (a read) in place of the apply; the stack's outputs stay unknown."""
-    from drill.readiness import parse_plan
-
-    t0 = time.monotonic()
-    plan = tf.plan()
-    summary = parse_plan(plan.stdout)
-    counts = ", ".join(f"{n} to {kind}" for kind, n in sorted(summary.counts.items())) or "no changes"
-    drill_run.record_stack_destroy(plan=counts)
+def _plan_stack(drill_run: DrillRun) -> None:
+    """A dry run: the pre-start plans (full, and -target of the data tier) stand in for the apply."""
+    found = drill_run.state.get("stack_preflight")
+    assert found is not None, "the failover stack was not planned before the first change"
+    drill_run.record_stack_destroy(plan=found.plan)
     drill_run.state["stack_outputs"] = {}
-    attach_json("terraform plan (dry run)", {"exit_code": plan.exit_code, "summary": counts,
-                                             "actions": summary.actions, "seconds": round(time.monotonic() - t0, 2)})
+    attach_json("terraform plan (dry run)", {"summary": found.plan, "creations": found.creations,
+                                             "data_tier_targets": drill_run.target.failover_stack.data_tier_targets,
+                                             "data_tier_plan": found.data_tier})
 
 
 @when("the newest backup is restored into Azure MySQL while the rest of the stack is provisioned")
@@ -132,10 +132,12 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
     applying = threading.Thread(target=apply_rest, name="terraform-apply", daemon=True)
     applying.start()
     drill_run.state["stack_apply"] = (applying, result)
+    _allow_drill_client(drill_run)
 
     started = Instant.now()
     store = drill_run.backup_store()
     newest = _need(drill_run, "restore_backup", "the newest backup completed before the fault")
+    _runbook_2_2_backup(drill_run, newest.name)
     with tempfile.TemporaryDirectory(prefix="dr-drill-restore-") as tmp:
         sql = store.download(newest, Path(tmp) / "backup.sql")
         azure_db = drill_run.azure_db()
@@ -154,17 +156,90 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
                             "seconds": round(done.mono - started.mono, 3)})
 
 
+def _runbook_2_2_backup(drill_run: DrillRun, backup: str) -> None:
+    """Where runbook 2.2 would not find or could not restore the backup the design's job writes."""
+    st = drill_run.target.azure.storage
+    design = "multicloud-infra-design.md: the backup job writes mysql-backups/backups/backup-YYYYMMDD-HHMMSS.sql.gz"
+    if st.backup_container != "backups" or not st.backup_prefix.startswith("petclinic-"):
+        drill_run.runbook_deviation(
+            "2.2", "lists the newest backup with `az storage blob list --container-name backups --prefix petclinic-`",
+            f"finds none: the backup job writes `{st.backup_container}/{st.backup_prefix}backup-YYYYMMDD-HHMMSS.sql.gz`, "
+            f"so there is no container `backups` (ContainerNotFound) and no blob named `petclinic-*`",
+            f"listed `{st.backup_container}/{st.backup_prefix}` (azure.storage.backup_container and backup_prefix) "
+            f"and took the newest by the time in its name ({backup})", design,
+        )
+    if backup.endswith(".gz"):
+        drill_run.runbook_deviation(
+            "2.2", "downloads the backup to /tmp/petclinic-backup.sql and pipes it into `mysql` as it is",
+            "fails: the backups are gzip-compressed (`mysqldump | gzip`, .sql.gz) and the mysql client reads SQL text, "
+            "not gzip data",
+            "decompressed the dump, checking its gzip CRC and mysqldump's completion trailer, before restoring it", design,
+        )
+
+
+def _allow_drill_client(drill_run: DrillRun) -> None:
+    """Runbook 2.2 step 4: a firewall rule for the drill's own address, then wait until it lets us in.
+
+    Flexible Server with public access refuses every address no rule allows, and a rule "might take as
+    much as five minutes" to take effect (Public Network Access for Flexible Server). The rule lives
+    in the server: the stack's destroy removes it with the server.
+    """
+    from drivers.mysql_firewall import wait_for_access
+
+    address, firewall = _drill_firewall(drill_run)
+    rule = f"dr-drill-{drill_run.run_id}"
+    t0 = time.monotonic()
+    with drill_run.ledger.inside(drill_run.stack_entry()):
+        entry = firewall.allow(rule, address)
+    created = time.monotonic() - t0
+    # Short connection attempts while waiting: a firewall that drops packets makes a long one sit
+    # out its SYN retransmissions even after the rule is in effect.
+    probe = copy.copy(drill_run.azure_db())
+    probe.connect_timeout = min(5.0, max(0.5, drill_run.target.scaled(5)))
+    bound = drill_run.target.scaled(300) + 10
+    try:
+        waited = wait_for_access(probe.connect, bound, poll=min(1.0, max(0.1, drill_run.target.scaled(5))))
+    except Exception as e:
+        raise AssertionError(f"Azure MySQL did not let the drill ({address}) in within {bound:.0f}s of firewall rule "
+                             f"{rule}: {type(e).__name__}: {e}") from None
+    attach_json("firewall rule for the drill (with inverse)", {
+        "change": entry.change.__dict__, "inverse": entry.inverse.__dict__,
+        "created_seconds": round(created, 2), "in_effect_after_seconds": round(waited, 2)})
+
+
+def _drill_firewall(drill_run: DrillRun) -> tuple[str, Any]:
+    """The drill's egress address (validated IPv4) and the firewall of the stack's MySQL server."""
+    from drivers.actions import azure_auth
+    from drivers.mysql_firewall import MysqlFirewall, egress_address, make_mysql_client
+
+    az = drill_run.target.azure
+    address = egress_address(az.mysql.client_address, az.mysql.client_address_url,
+                             timeout=drill_run.target.probe.timeout_seconds * 5)
+    outputs = drill_run.state.get("stack_outputs") or {}
+    server = _mysql_server_name(outputs) if outputs else f"the stack's MySQL server {AFTER_APPLY}"
+    return address, MysqlFirewall(make_mysql_client(azure_auth(drill_run.target)), az.resource_group, server, drill_run.ledger)
+
+
+def _mysql_server_name(outputs: dict[str, Any]) -> str:
+    """The flexible server's name, for its firewall rules (a required output of the data tier)."""
+    return str(outputs["mysql_server_name"])
+
+
 def _plan_restore(drill_run: DrillRun) -> None:
     """A dry run fetches the backup a drill would restore (a read: it must exist and download) and plans its restore."""
     from drill.ledger import NOTHING, Action
 
     store = drill_run.backup_store()
     newest = _need(drill_run, "restore_backup", "the newest backup completed before the fault")
+    _runbook_2_2_backup(drill_run, newest.name)
     with tempfile.TemporaryDirectory(prefix="dr-drill-dry-run-") as tmp:
         sql = store.download(newest, Path(tmp) / "backup.sql")
         size = sql.stat().st_size
     assert size > 0, f"the newest backup {newest.name} is empty"
     destroy = drill_run.stack_entry()
+    address, firewall = _drill_firewall(drill_run)  # learning the address is a read
+    with drill_run.ledger.inside(destroy):
+        firewall.allow(f"dr-drill-{drill_run.run_id}", address)
     drill_run.ledger.record(
         Action("db.restore", {"backup": newest.name}, f"restore backup {newest.name} into Azure MySQL {AFTER_APPLY}"),
         Action(NOTHING, {}, f"nothing of its own: Azure MySQL goes with the failover stack (#{destroy.id})"),
@@ -229,6 +304,41 @@ def data_restore_rto(drill_run: DrillRun) -> None:
     assert result.passed, f"data restored {result.rto_seconds:.2f}s after the fault, target {result.rto_target_seconds:.2f}s"
 
 
+# Runbook corrections of 2.3 and 2.4: the App Gateway must reach PetClinic at an address of its VNet.
+RUNBOOK_23 = dict(
+    step="2.3",
+    as_written="step 5 creates the PetClinic Service with `type: ClusterIP`",
+    refused_because=("exposes PetClinic only on a ClusterIP, a virtual address that kube-proxy translates on the "
+                     "cluster's own nodes: the App Gateway in its own subnet cannot reach it (backend Unhealthy, users get 502)"),
+    source="AKS: Use an internal load balancer with AKS; Kubernetes: Virtual IPs and Service Proxies",
+)
+RUNBOOK_24 = dict(
+    step="2.4",
+    as_written="`--servers $PETCLINIC_IP` and the probe's `--host $PETCLINIC_IP`, PETCLINIC_IP being `.spec.clusterIP`",
+    refused_because=("points the App Gateway's backend pool and probe at the ClusterIP, which nothing in the virtual "
+                     "network answers: backend health Unhealthy, users get 502"),
+    source="AKS: Use an internal load balancer with AKS (status.loadBalancer.ingress[0].ip)",
+)
+
+
+def _record_service_correction(drill_run: DrillRun) -> None:
+    k8s = drill_run.target.kubernetes
+    if k8s.service_type != "LoadBalancer":
+        return  # the runbook as written: preflight names it (aks.backend_reachable)
+    subnet = f" from subnet {k8s.internal_lb_subnet}" if k8s.internal_lb_subnet else " from the cluster's subnet"
+    drill_run.runbook_deviation(**RUNBOOK_23, drill_did=(
+        "deployed it as `type: LoadBalancer` with `service.beta.kubernetes.io/azure-load-balancer-internal: \"true\"`: "
+        f"an Azure internal load balancer with a private IP{subnet} of {k8s.virtual_network}, which the gateway reaches"))
+
+
+def _manifests(drill_run: DrillRun) -> tuple[dict[str, Any], dict[str, Any]]:
+    from drivers.kube import petclinic_manifests
+
+    k8s = drill_run.target.kubernetes
+    return petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace, k8s.service_type,
+                               k8s.internal_lb_subnet if k8s.service_type == "LoadBalancer" else None)
+
+
 @when("PetClinic is deployed on AKS")
 def deploy_petclinic(drill_run: DrillRun) -> None:
     if drill_run.dry_run:
@@ -241,10 +351,21 @@ def deploy_petclinic(drill_run: DrillRun) -> None:
         raise AssertionError(f"terraform apply of the failover stack failed: {result['error']}")
     outputs = result["outputs"]
     drill_run.state["stack_outputs"] = outputs
+    from drivers.terraform_stack import STACK_OUTPUTS, require_outputs
+
+    attach_json("terraform outputs (stack)", drill_run.terraform().shown(outputs))
+    require_outputs(outputs, STACK_OUTPUTS, "terraform apply of the failover stack")
     k8s = drill_run.target.kubernetes
     azure = drill_run.target.azure
+    # Runbook 2.3 step 1 (`az aks get-credentials`): the cluster exists only now.
+    t0 = time.monotonic()
+    kubeconfig = drill_run.fetch_kubeconfig(outputs)
+    attach_json("AKS credentials", {"cluster": drill_run.state["aks_cluster"], "kubeconfig": str(kubeconfig), "mode": "0600",
+                                    "kubelogin": k8s.kubelogin.mode if k8s.kubelogin else None,
+                                    "seconds": round(time.monotonic() - t0, 2)})
     kube = drill_run.kube()
-    from drivers.kube import petclinic_manifests
+    deployment, service = _manifests(drill_run)
+    _record_service_correction(drill_run)
 
     # The cluster is part of the failover stack: destroying the stack removes all of this too.
     with drill_run.ledger.inside(drill_run.stack_entry()):
@@ -256,27 +377,32 @@ def deploy_petclinic(drill_run: DrillRun) -> None:
         kube.apply_secret(k8s.namespace, "petclinic-secret", {
             "MYSQL_USER": outputs["mysql_admin_username"], "MYSQL_PASSWORD": azure.mysql.admin_password.get_secret_value(),
         }, drill_run.ledger)
-        deployment, service = petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace)
         kube.apply_deployment(k8s.namespace, deployment, drill_run.ledger)
         kube.apply_service(k8s.namespace, service, drill_run.ledger)
     waited = kube.wait_rollout(k8s.namespace, "petclinic", timeout=drill_run.target.scaled(900) + 30)
-    attach_json("rollout", {"namespace": k8s.namespace, "replicas": k8s.replicas, "seconds": round(waited, 2)})
+    attach_json("rollout", {"namespace": k8s.namespace, "replicas": k8s.replicas, "seconds": round(waited, 2),
+                            "service_type": k8s.service_type})
 
 
 def _plan_deploy(drill_run: DrillRun) -> None:
     """A dry run: the cluster is made by the apply, so nothing there can be read; plan creations."""
-    from drivers.kube import petclinic_manifests, plan_on_new_cluster
+    from drivers.kube import plan_on_new_cluster
 
     k8s = drill_run.target.kubernetes
-    deployment, service = petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace)
+    deployment, service = _manifests(drill_run)
+    _record_service_correction(drill_run)
+    kubeconfig = drill_run.kubeconfig_path()
     with drill_run.ledger.inside(drill_run.stack_entry()):
-        entries = plan_on_new_cluster(k8s.kubeconfig, k8s.context, k8s.namespace, [
+        entries = plan_on_new_cluster(kubeconfig, k8s.context, k8s.namespace, [
             ("ConfigMap", "petclinic-config", {"keys": ["MYSQL_DATABASE", "MYSQL_HOST", "MYSQL_PORT"]}),
             ("Secret", "petclinic-secret", {"keys": ["MYSQL_PASSWORD", "MYSQL_USER"]}),
             ("Deployment", deployment["metadata"]["name"], {"manifest": deployment}),
             ("Service", service["metadata"]["name"], {"manifest": service}),
         ], drill_run.ledger)
-    attach_json("planned changes on AKS (dry run)", [e.change.description for e in entries])
+    attach_json("planned changes on AKS (dry run)", {
+        "credentials": f"fetched from ARM after the apply (listClusterUserCredential of the stack's aks_cluster_name "
+                       f"{AFTER_APPLY}) into {kubeconfig} (0600)",
+        "changes": [e.change.description for e in entries]})
 
 
 @when("the App Gateway's backend pool is pointed at the PetClinic service")
@@ -286,12 +412,22 @@ def point_app_gateway(drill_run: DrillRun) -> None:
         return
     k8s = drill_run.target.kubernetes
     gw = drill_run.target.azure.app_gateway
-    cluster_ip = drill_run.kube().service_cluster_ip(k8s.namespace, "petclinic")
+    kube = drill_run.kube()
+    if k8s.service_type == "LoadBalancer":
+        # The internal load balancer's private IP, once Azure has made it ("a minute or two").
+        address, waited = kube.wait_load_balancer_ip(
+            k8s.namespace, "petclinic", timeout=drill_run.target.scaled(k8s.load_balancer_timeout_seconds) + 10)
+        drill_run.runbook_deviation(**RUNBOOK_24, drill_did=(
+            f"pointed the backend pool and the probe's host at the internal load balancer's private IP {address} "
+            "(`status.loadBalancer.ingress[0].ip`), in one App Gateway update"))
+    else:  # the runbook as written; preflight refuses it before a real drill (aks.backend_reachable)
+        address, waited = kube.service_cluster_ip(k8s.namespace, "petclinic"), 0.0
     with drill_run.ledger.inside(drill_run.stack_entry()):  # the gateway is part of the failover stack
         entry = drill_run.app_gateway().point_at(
-            gw.backend_pool, cluster_ip, gw.http_settings, 80, "Http", gw.probe, probe_host=cluster_ip, probe_path="/",
+            gw.backend_pool, address, gw.http_settings, 80, "Http", gw.probe, probe_host=address, probe_path="/",
         )
-    attach_json("change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+    attach_json("change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__,
+                                          "backend_address": address, "waited_for_address_seconds": round(waited, 2)})
 
 
 def _plan_app_gateway(drill_run: DrillRun) -> None:
@@ -302,8 +438,15 @@ def _plan_app_gateway(drill_run: DrillRun) -> None:
     from drill.ledger import NOTHING, Action
     from drivers.azure_network import OP_CONFIGURE_BACKEND
 
+    k8s = drill_run.target.kubernetes
     gw = drill_run.target.azure.app_gateway
-    address = f"PetClinic's ClusterIP {AFTER_APPLY}"
+    if k8s.service_type == "LoadBalancer":
+        address = f"PetClinic's internal load balancer IP {AFTER_APPLY}"
+        drill_run.runbook_deviation(**RUNBOOK_24, drill_did=(
+            "will point the backend pool and the probe's host at the internal load balancer's private IP "
+            "(`status.loadBalancer.ingress[0].ip`, known once Azure has made it), in one App Gateway update"))
+    else:
+        address = f"PetClinic's ClusterIP {AFTER_APPLY}"
     try:
         entry = drill_run.app_gateway().point_at(gw.backend_pool, address, gw.http_settings, 80, "Http", gw.probe,
                                                  probe_host=address, probe_path="/")
@@ -315,6 +458,37 @@ def _plan_app_gateway(drill_run: DrillRun) -> None:
             Action(NOTHING, {}, f"nothing of its own: the gateway goes with the failover stack (#{destroy.id})"),
         )
     attach_json("planned change (with inverse)", {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+
+
+@when("the App Gateway marks its responses as served from Azure")
+def mark_served_from_azure(drill_run: DrillRun) -> None:
+    """What tells users' Azure PetClinic apart: a response header added by a rewrite rule set.
+
+    Nothing in the seeds adds one, and the same PetClinic answers on both clouds, so the drill adds
+    it, inside the failover stack (the gateway goes with the stack's destroy).
+    """
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from drill.ledger import NOTHING, Action
+    from drivers.azure_network import OP_SET_RESPONSE_HEADER, ResponseHeaderRewrite
+
+    gw = drill_run.target.azure.app_gateway
+    with drill_run.ledger.inside(drill_run.stack_entry()):
+        try:
+            entry = ResponseHeaderRewrite(drill_run.app_gateway()).add(
+                gw.rewrite_rule_set, gw.served_by_header, gw.served_by_value, gw.routing_rules)
+        except ResourceNotFoundError:
+            if not drill_run.dry_run:
+                raise
+            destroy = drill_run.stack_entry()  # a dry run: the gateway is created by the apply
+            entry = drill_run.ledger.record(
+                Action(OP_SET_RESPONSE_HEADER, {"gateway": gw.name, "rule_set": gw.rewrite_rule_set},
+                       f"add response header {gw.served_by_header}: {gw.served_by_value} on {gw.name} "
+                       f"(rewrite rule set {gw.rewrite_rule_set}; the gateway is created by the apply)"),
+                Action(NOTHING, {}, f"nothing of its own: the gateway goes with the failover stack (#{destroy.id})"),
+            )
+    attach_json("planned change (with inverse)" if entry.planned else "change (with inverse)",
+                {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
 
 
 @then("the App Gateway serves PetClinic from Azure")
@@ -344,8 +518,19 @@ def app_gateway_serves_petclinic(drill_run: DrillRun) -> None:
 @when("CloudFront's secondary origin is switched to the App Gateway")
 def switch_secondary_origin(drill_run: DrillRun) -> None:
     cf = drill_run.target.aws.cloudfront
-    outputs = drill_run.state["stack_outputs"]
-    address = f"the App Gateway's public IP {AFTER_APPLY}" if drill_run.dry_run else outputs["appgw_public_ip"]
+    output = drill_run.target.failover_stack.origin_output
+    if drill_run.dry_run:
+        address = f"the App Gateway's DNS name (output {output}) {AFTER_APPLY}"
+    else:
+        address = _origin_domain(drill_run.state["stack_outputs"], output)
+    # Runbook 2.6 sets the origin to the gateway's public IP, which CloudFront refuses.
+    drill_run.runbook_deviation(
+        "2.6", "sets the secondary origin's DomainName to `terraform output -raw appgw_public_ip`",
+        "is refused by CloudFront (400 InvalidArgument: the origin name cannot be an IP address; an origin "
+        "domain must be a publicly resolvable DNS name)",
+        f"set it to the stack's `{output}` output, the DNS name of the gateway's public IP ({address})",
+        "CloudFront Developer Guide, Origin settings: Origin domain",
+    )
     entry = drill_run.cloudfront.set_origin(
         cf.distribution_id, cf.secondary_origin_id, address, "http-only",
         http_port=drill_run.target.azure.app_gateway.http_port,
@@ -353,6 +538,20 @@ def switch_secondary_origin(drill_run: DrillRun) -> None:
     drill_run.instants["phase2.origin_switched"] = Instant.now()
     attach_json("planned change (with inverse)" if entry.planned else "change (with inverse)",
                 {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
+
+
+def _origin_domain(outputs: dict[str, Any], output: str) -> str:
+    """The stack output CloudFront's origin is set to, checked to be a DNS name before CloudFront is called."""
+    from drill.names import origin_domain_problem
+
+    if output not in outputs:
+        raise AssertionError(f"the failover stack has no output {output!r} (failover_stack.origin_output); "
+                             f"its outputs: {sorted(outputs)}")
+    problem = origin_domain_problem(outputs[output])
+    if problem:
+        raise AssertionError(f"the failover stack's output {output!r} cannot be CloudFront's origin: {problem}; "
+                             f"output the DNS name of the App Gateway's public IP (domain_name_label -> fqdn)")
+    return str(outputs[output]).rstrip(".")
 
 
 @when("the CloudFront change is deployed and the cache invalidated")

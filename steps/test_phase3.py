@@ -12,6 +12,7 @@ from typing import Any
 from pytest_bdd import given, scenarios, then, when
 
 from drill.ledger import Entry
+from steps.config_needs import missing
 from steps.conftest import attach_json, dry_run_skips, observe_site_write
 from steps.runtime import DrillRun, Instant
 
@@ -25,6 +26,8 @@ def _entries(drill_run: DrillRun, op: str) -> list[Entry]:
 @given("PetClinic is served from Azure after Phase 2")
 def azure_after_phase2(drill_run: DrillRun) -> None:
     drill_run.begin_phase("phase3")
+    lacking = missing(drill_run.target, "phase3")
+    assert not lacking, f"target {drill_run.target.name!r} does not set {', '.join(lacking)}, which Phase 3 needs"
     assert "phase2.origin_switched" in drill_run.instants, (
         "Phase 3 continues Phase 2 of the same run: run `pytest -m drill` (all phases) or "
         "`pytest -m \"drill and phase3\"`"

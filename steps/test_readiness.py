@@ -60,7 +60,7 @@ class _Reporter:
 @pytest.fixture(scope="session")
 def readiness_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path) -> Iterator[ReadinessRun]:
     masker = Masker(target.secret_values())
-    if target.is_lab:
+    if target.wants_lab:
         endpoints = request.getfixturevalue("lab")
         masker.add(str(v) for k, v in endpoints.items() if SECRET_KEY.search(k))
     run = ReadinessRun(target, reports_dir, masker)
@@ -193,6 +193,12 @@ def credentials(readiness_run: ReadinessRun) -> None:
 @then("no preflight check finds what the real clouds would refuse in the drill's plan")
 def preflight(readiness_run: ReadinessRun) -> None:
     report_all(readiness_run.check_preflight())
+
+
+# -- the record of drills ------------------------------------------------------------------------------
+@then("a drill covering every phase passed within the staleness limit")
+def last_passing_drill(readiness_run: ReadinessRun) -> None:
+    report(readiness_run.check_last_passing_drill())
 
 
 def report_all(verdicts: list[Verdict]) -> None:

@@ -13,6 +13,7 @@ delay, as it does on real CloudFront.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import threading
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,24 @@ class PreconditionFailed(CloudFrontException):
             "PreconditionFailed",
             "The If-Match version is missing or not valid for the resource.",
         )
+
+
+class OriginIsAnIpAddress(CloudFrontException):
+    """AWS answers 400 InvalidArgument to an origin whose DomainName is an IP address: "Your origin
+    domain must have a publicly resolvable DNS name" (CloudFront Developer Guide, Origin settings)."""
+
+    def __init__(self) -> None:
+        super().__init__("InvalidArgument", "The parameter origin name cannot be an IP address.")
+
+
+def refuse_ip_origins(config: dict[str, Any]) -> None:
+    """Create/UpdateDistribution: refuse a distribution config with an IP address as an origin domain."""
+    for origin in _items(config.get("Origins")):
+        try:
+            ipaddress.ip_address(str(origin.get("DomainName") or "").strip("[]"))
+        except ValueError:
+            continue
+        raise OriginIsAnIpAddress()
 
 
 @dataclass(frozen=True)
@@ -274,6 +293,7 @@ def install(model: CloudFrontModel) -> None:
     cf_models.Distribution.status = property(status, lambda self, v: None)  # type: ignore[assignment]
 
     def create_with_tags(self: Any, distribution_config: dict[str, Any], tags: list[dict[str, str]]) -> Any:
+        refuse_ip_origins(distribution_config)
         raw = copy.deepcopy(distribution_config)
         dist, location, etag = orig_create(self, distribution_config, tags)
         dist.last_modified_time = _iso_now()
@@ -288,6 +308,7 @@ def install(model: CloudFrontModel) -> None:
         dist = self.distributions.get(_id)
         if dist is not None and if_match and if_match != dist.etag:
             raise PreconditionFailed()
+        refuse_ip_origins(dist_config)
         raw = copy.deepcopy(dist_config)
         dist, location, _ = orig_update(self, dist_config, _id, if_match)
         dist.etag = cf_models.random_id()
@@ -334,5 +355,5 @@ def _iso_now() -> Any:
 
 __all__ = [
     "BehaviorSpec", "CloudFrontModel", "EdgeConfig", "InvalidArgument", "InvalidOriginReadTimeout", "OriginDoesNotExist",
-    "OriginSpec", "PreconditionFailed", "install", "validate_config",
+    "OriginIsAnIpAddress", "OriginSpec", "PreconditionFailed", "install", "refuse_ip_origins", "validate_config",
 ]

@@ -1,8 +1,8 @@
 """ALB target health in the lab: what describe_target_health reports follows the lab's health checks.
 
-moto reports every registered target `healthy`, forever. Here the lab's web tier registers its
-replicas' nodes as targets and its health checker sets their state (initial, healthy, unhealthy,
-draining), which moto then reports exactly as the ELBv2 API shapes it.
+moto reports every registered target `healthy`, forever. Here the lab's ALB (lab.alb) health-checks
+whatever is registered in the target group and sets each target's state (initial, healthy,
+unhealthy, draining) and reason code, which moto then reports exactly as the ELBv2 API shapes it.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any
 
 from moto.elbv2 import models as elb_models
 
-REASONS = {
+# Default reason code and description per state (ELB User Guide, "Health check reason codes").
+REASONS: dict[str, tuple[str | None, str | None]] = {
     "initial": ("Elb.RegistrationInProgress", "Target registration is in progress"),
     "unhealthy": ("Target.FailedHealthChecks", "Health checks failed"),
     "draining": ("Target.DeregistrationInProgress", "Target deregistration is in progress"),
@@ -25,6 +26,8 @@ class TargetState:
     target_id: str
     port: int
     state: str
+    reason: str | None = None
+    description: str | None = None
 
 
 class TargetHealthRegistry:
@@ -34,11 +37,17 @@ class TargetHealthRegistry:
         self._lock = threading.Lock()
         self._groups: dict[str, dict[str, TargetState]] = {}
 
-    def set(self, tg_arn: str, target_id: str, port: int, state: str) -> None:
+    def set(
+        self, tg_arn: str, target_id: str, port: int, state: str,
+        reason: str | None = None, description: str | None = None,
+    ) -> None:
+        """Set a target's state; reason and description default to the state's usual ones."""
         if state not in REASONS:
             raise ValueError(f"unknown target state {state!r}")
+        if reason is None:
+            reason, description = REASONS[state]
         with self._lock:
-            self._groups.setdefault(tg_arn, {})[target_id] = TargetState(target_id, port, state)
+            self._groups.setdefault(tg_arn, {})[target_id] = TargetState(target_id, port, state, reason, description)
 
     def forget(self, tg_arn: str, target_id: str) -> None:
         with self._lock:
@@ -70,9 +79,8 @@ def install(registry: TargetHealthRegistry) -> None:
         st = _registry.get(self.arn, target["Id"]) if _registry else None
         if st is None:
             return orig_health_for(self, target, ec2_backend)
-        reason, description = REASONS[st.state]
         return elb_models.FakeHealthStatus(
-            st.target_id, str(st.port), self.health_check_port, st.state, reason, description
+            st.target_id, str(st.port), self.health_check_port, st.state, st.reason, st.description
         )
 
     elb_models.FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]

@@ -14,6 +14,10 @@ READ_METHODS = ["GET", "HEAD", "OPTIONS"]
 ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 
 
+# An Amazon EKS optimized AMI id's shape; moto launches instances from any id.
+EKS_NODE_AMI = "ami-0e2b6f1b4c9a7d3e5"
+
+
 @dataclass(frozen=True)
 class AwsSeed:
     distribution_id: str
@@ -42,11 +46,27 @@ def seed(endpoint: str, key: str, secret: str, db_secret: dict[str, Any]) -> Aws
     eks = client("eks", endpoint, key, secret)
     role = f"arn:aws:iam::{T.ACCOUNT_ID}:role/blue-eks-role"
     eks.create_cluster(name=T.CLUSTER, roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
+    autoscaling = client("autoscaling", endpoint, key, secret)
     for ng, label in ((T.WEB_NODEGROUP, "web"), (T.WAS_NODEGROUP, "was")):
-        eks.create_nodegroup(
+        created = eks.create_nodegroup(
             clusterName=T.CLUSTER, nodegroupName=ng, scalingConfig=dict(T.NODEGROUP_SCALING),
             subnets=subnets, nodeRole=f"arn:aws:iam::{T.ACCOUNT_ID}:role/blue-node-role",
             labels={"role": label}, instanceTypes=["t3.medium"],
+        )["nodegroup"]
+        # EKS makes each managed node group an Auto Scaling group (named in its `resources`) from a
+        # launch template of its own; the group's instances are the nodes.
+        template = f"eks-{ng}"
+        ec2.create_launch_template(LaunchTemplateName=template, LaunchTemplateData={
+            "ImageId": EKS_NODE_AMI, "InstanceType": "t3.medium",
+        })
+        (group,) = created["resources"]["autoScalingGroups"]
+        scaling = T.NODEGROUP_SCALING
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=group["name"], LaunchTemplate={"LaunchTemplateName": template, "Version": "$Latest"},
+            MinSize=scaling["minSize"], MaxSize=scaling["maxSize"], DesiredCapacity=scaling["desiredSize"],
+            VPCZoneIdentifier=",".join(subnets),
+            Tags=[{"Key": "eks:nodegroup-name", "Value": ng, "PropagateAtLaunch": True},
+                  {"Key": "eks:cluster-name", "Value": T.CLUSTER, "PropagateAtLaunch": True}],
         )
 
     elb = client("elbv2", endpoint, key, secret)

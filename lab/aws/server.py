@@ -20,6 +20,8 @@ from lab.timing import Timings
 
 class AwsControlPlane:
     def __init__(self, timings: Timings, events: EventLog) -> None:
+        self.timings = timings
+        self.events = events
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         # moto takes any credentials; fresh ones per lab keep the secret-masking path honest.
@@ -38,7 +40,7 @@ class AwsControlPlane:
     def start(self, db_secret: dict[str, Any]) -> AwsSeed:
         lab_cf.install(self.cloudfront)
         lab_elb.install(self.target_health)
-        lab_eks.install()
+        lab_eks.install(self.timings.nodegroup_update_seconds, self.events)
         self._server.start()
         self.seed = seed(self.endpoint, self.access_key, self.secret_key, db_secret)
         # The distribution exists before the drill: its first deployment is long finished.
@@ -62,10 +64,18 @@ class AwsControlPlane:
         assert self.seed
         self._client("eks").describe_nodegroup(clusterName=T.CLUSTER, nodegroupName=T.WEB_NODEGROUP)
         self._client("elbv2").describe_target_health(TargetGroupArn=self.seed.target_group_arn)
+        self._client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[])
+        self._client("eks").list_updates(name=T.CLUSTER, nodegroupName=T.WEB_NODEGROUP)
         self._client("secretsmanager").describe_secret(SecretId=T.DB_SECRET_NAME)
 
     def nodegroup(self, cluster: str, name: str) -> Any:
         return get_backend("eks")[T.ACCOUNT_ID][T.REGION].clusters[cluster].nodegroups[name]
+
+    def auto_scaling_group(self, nodegroup: Any) -> Any:
+        group = lab_eks.auto_scaling_group(nodegroup)
+        if group is None:
+            raise RuntimeError(f"node group {nodegroup.nodegroup_name} has no Auto Scaling group in moto")
+        return group
 
     def target_group(self, arn: str) -> Any:
         return get_backend("elbv2")[T.ACCOUNT_ID][T.REGION].target_groups[arn]

@@ -5,7 +5,8 @@ finished provisioning), so a change made through the SDK takes effect when Azure
 Per request: listener (frontend port, host names) -> rule (lowest priority; Basic or path-based) ->
 backend pool + HTTP settings -> a backend the probes have not marked Down (round robin) -> its
 concrete (host, port) via `resolve(address, port)` (the lab maps the Blob FQDN to its static-website
-server and a Service ClusterIP to the AKS pods' ports; an address that resolves to nothing is Down).
+server and, in the VNet, an AKS internal load balancer IP to its pods' ports — never a ClusterIP —
+see lab/azure/gateway_network.py; an address that resolves to nothing is Down).
 Response headers are rewritten by the rule's rewrite rule set (e.g. `X-Served-By: azure`); the
 gateway's own 502 page is not (it never passed through a backend).
 

@@ -14,12 +14,18 @@ random strings; ARM accepts only unexpired tokens issued for the ARM audience.
 Routes (api-version required and accepted as given):
   GET/PUT  /subscriptions/{s}/resourceGroups/{rg}                      GET /subscriptions/{s}/resourcegroups
   GET      .../providers/Microsoft.Network/virtualNetworks[/{v}[/subnets[/{s}]]]   PUT/DELETE .../subnets/{s}
+  GET      .../providers/Microsoft.Network/publicIPAddresses[/{name}]     (created in-process by the lab's stack)
   GET      .../providers/Microsoft.Storage/storageAccounts/{a}
   GET/PUT/DELETE .../storageAccounts/{a}/managementPolicies/default   (the account's lifecycle rules)
   GET      .../providers/Microsoft.Network/applicationGateways          (list in rg; also per subscription)
   GET/PUT/DELETE .../applicationGateways/{name}                        POST .../{name}/backendhealth
   GET      /subscriptions/{s}/providers/Microsoft.Network/locations/{loc}/operations/{id}        (Azure-AsyncOperation)
   GET      /subscriptions/{s}/providers/Microsoft.Network/locations/{loc}/operationResults/{id}  (Location)
+  GET      .../providers/Microsoft.ContainerService/managedClusters[/{name}]   POST .../{name}/listClusterUserCredential
+  GET      .../resourceGroups/{rg}/providers/Microsoft.Authorization/permissions     (managed_clusters.py)
+  GET      .../providers/Microsoft.DBforMySQL/flexibleServers[/{s}]   (created in-process by the lab's stack)
+  GET/PUT/DELETE .../flexibleServers/{s}/firewallRules[/{rule}]      (PUT/DELETE: 202, long-running)
+  GET      /subscriptions/{s}/providers/Microsoft.DBforMySQL/locations/{loc}/(azureAsyncOperation|operationResults)/{id}
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
@@ -41,6 +47,7 @@ import trustme
 from lab.azure.arm_state import (
     DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID, ArmError, ArmState, ArmTimings, Operation, seed_app_gateway, seed_virtual_network,
 )
+from lab.azure.managed_clusters import ManagedClusters
 from lab.events import EventLog
 from lab.httpfwd import Request, Response, Server
 from lab.ports import free_port
@@ -110,11 +117,25 @@ class ArmEmulator:
         self.ca_path = self.workdir / "azure-arm-ca.pem"
         self.token_lifetime_seconds = token_lifetime_seconds
         self.state = ArmState(self.subscription_id, location, time_scale, events, timings)
+        self.clusters = ManagedClusters(self.subscription_id, location, self.client_id)  # AKS + caller permissions
         self._tokens: dict[str, _Token] = {}
         self._tokens_lock = threading.Lock()
         self._server: Server | None = None
         # (method, path without query, status) of recent requests: lets tests count LRO polls.
         self.requests: deque[tuple[str, str, int]] = deque(maxlen=2000)
+        # Routes by resource provider namespace (lower case), one handler per family of resources:
+        # .../resourceGroups/{rg}/providers/{namespace}/... and /subscriptions/{s}/providers/{namespace}/...
+        self._providers: dict[str, Callable[[Request, str, list[str], list[str], str], Response]] = {
+            "microsoft.network": self._network,
+            "microsoft.storage": self._storage_provider,
+            "microsoft.dbformysql": self._mysql,
+            "microsoft.containerservice": self._clusters_provider("microsoft.containerservice"),
+            "microsoft.authorization": self._clusters_provider("microsoft.authorization"),
+        }
+        self._subscription_providers: dict[str, Callable[[Request, list[str], list[str], str], Response]] = {
+            "microsoft.network": self._network_subscription,
+            "microsoft.dbformysql": self._mysql_subscription,
+        }
 
     def __repr__(self) -> str:  # reprs reach Allure step parameters and logs: never the secret
         return f"ArmEmulator(url={self.url!r}, tenant_id={self.tenant_id!r}, subscription_id={self.subscription_id!r})"
@@ -304,14 +325,12 @@ class ArmEmulator:
             raise ArmError(404, "SubscriptionNotFound", f"The subscription '{segs[1]}' could not be found.")
         st, m = self.state, req.method
         rest, lrest = segs[2:], low[2:]
-        # /subscriptions/{s}/providers/Microsoft.Network/...
-        if lrest[:2] == ["providers", "microsoft.network"]:
-            tail, ltail = rest[2:], lrest[2:]
-            if ltail == ["applicationgateways"] and m == "GET":
-                return _json(200, {"value": st.list_app_gateways()})
-            if len(ltail) == 4 and ltail[0] == "locations" and ltail[2] in ("operations", "operationresults"):
-                return self._operation(tail[3], ltail[2] == "operations", api)
-            raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(tail)}' could not be found.")
+        # /subscriptions/{s}/providers/{namespace}/...
+        if len(lrest) >= 2 and lrest[0] == "providers":
+            handler = self._subscription_providers.get(lrest[1])
+            if handler is None:
+                raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(rest[2:])}' could not be found.")
+            return handler(req, rest[2:], lrest[2:], api)
         if lrest == ["resourcegroups"] and m == "GET":
             return _json(200, {"value": st.list_resource_groups()})
         if len(lrest) < 2 or lrest[0] != "resourcegroups":
@@ -328,17 +347,103 @@ class ArmEmulator:
                 body = json.loads(req.body or b"{}")
                 return _json(200 if existed else 201, st.create_resource_group(rg, body.get("location"), body.get("tags")))
             raise self._method(m)
-        if lafter[:2] == ["providers", "microsoft.storage"] and len(lafter) >= 4 and lafter[2] == "storageaccounts":
-            return self._storage(req, rg, after[3:], lafter[3:])
-        if lafter[:2] != ["providers", "microsoft.network"] or len(lafter) < 3:
+        # /subscriptions/{s}/resourceGroups/{rg}/providers/{namespace}/{type}/...
+        handler = self._providers.get(lafter[1]) if len(lafter) >= 3 and lafter[0] == "providers" else None
+        if handler is None:
             raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(after)}' could not be found.")
-        rtype, names, lnames = lafter[2], after[3:], lafter[3:]
+        return handler(req, rg, after[2:], lafter[2:], api)
+
+    # -- Microsoft.Network --------------------------------------------------------------------------------
+    def _network_subscription(self, req: Request, tail: list[str], ltail: list[str], api: str) -> Response:
+        """/subscriptions/{s}/providers/Microsoft.Network/...: gateways of the subscription, operations."""
+        if ltail == ["applicationgateways"] and req.method == "GET":
+            return _json(200, {"value": self.state.list_app_gateways()})
+        if len(ltail) == 4 and ltail[0] == "locations" and ltail[2] in ("operations", "operationresults"):
+            return self._operation(tail[3], ltail[2] == "operations", api)
+        raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(tail)}' could not be found.")
+
+    def _network(self, req: Request, rg: str, after: list[str], lafter: list[str], api: str) -> Response:
+        """.../resourceGroups/{rg}/providers/Microsoft.Network/{type}/..."""
+        rtype, names, lnames = lafter[0], after[1:], lafter[1:]
         if rtype == "virtualnetworks":
-            return self._vnets(m, rg, names, lnames, req)
+            return self._vnets(req.method, rg, names, lnames, req)
         if rtype == "applicationgateways":
             return self._gateways(req, rg, names, lnames, api)
+        if rtype == "publicipaddresses":
+            return self._public_ips(req.method, rg, names)
         raise ArmError(404, "InvalidResourceType",
-                       f"The resource type '{after[2]}' could not be found in the namespace 'Microsoft.Network' for api version '{api}'.")
+                       f"The resource type '{after[0]}' could not be found in the namespace 'Microsoft.Network' for api version '{api}'.")
+
+    def _public_ips(self, m: str, rg: str, names: list[str]) -> Response:
+        if len(names) > 1:
+            raise ArmError(404, "InvalidResourceType", "The resource type could not be found.")
+        if m != "GET":
+            raise self._method(m)
+        st = self.state
+        return _json(200, st.get_public_ip(rg, names[0]) if names else {"value": st.list_public_ips(rg)})
+
+    # -- Microsoft.DBforMySQL -----------------------------------------------------------------------------
+    def _mysql_subscription(self, req: Request, tail: list[str], ltail: list[str], api: str) -> Response:
+        """/subscriptions/{s}/providers/Microsoft.DBforMySQL/locations/{loc}/(azureAsyncOperation|operationResults)/{id}"""
+        if len(ltail) == 4 and ltail[0] == "locations" and ltail[2] in ("azureasyncoperation", "operationresults"):
+            return self._operation(tail[3], ltail[2] == "azureasyncoperation", api)
+        raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(tail)}' could not be found.")
+
+    def _mysql(self, req: Request, rg: str, after: list[str], lafter: list[str], api: str) -> Response:
+        """.../resourceGroups/{rg}/providers/Microsoft.DBforMySQL/flexibleServers/{s}[/firewallRules[/{r}]]"""
+        st, m = self.state, req.method
+        if lafter == ["flexibleservers"] and m == "GET":
+            return _json(200, {"value": st.list_mysql_flexible_servers(rg)})
+        if len(lafter) < 2 or lafter[0] != "flexibleservers" or (len(lafter) > 2 and lafter[2] != "firewallrules") \
+                or len(lafter) > 4:
+            raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(after)}' could not be found.")
+        server = after[1]
+        if len(lafter) == 2:
+            if m != "GET":
+                raise self._method(m)
+            return _json(200, st.get_mysql_flexible_server(rg, server))
+        if len(lafter) == 3:
+            if m != "GET":
+                raise self._method(m)
+            return _json(200, {"value": st.list_firewall_rules(rg, server)})
+        rule = after[3]
+        if m == "GET":
+            return _json(200, st.get_firewall_rule(rg, server, rule))
+        if m == "PUT":
+            try:
+                body = json.loads(req.body or b"{}")
+            except json.JSONDecodeError as e:
+                raise ArmError(400, "InvalidRequestFormat", f"Cannot parse the request: {e.msg}.") from None
+            op = st.put_firewall_rule(rg, server, rule, body)
+        elif m == "DELETE":
+            op = st.delete_firewall_rule(rg, server, rule)
+            if op is None:
+                return _json(204, None)
+        else:
+            raise self._method(m)
+        # As Microsoft.DBforMySQL answers: 202 Accepted, the status in Azure-AsyncOperation and the
+        # result at Location (the SDK's LRO option final-state-via: location).
+        return _json(202, None, [
+            ("Azure-AsyncOperation", self._op_url(op, api)),
+            ("Location", self._op_url(op, api, result=True)), ("Retry-After", RETRY_AFTER),
+        ])
+
+    # -- Microsoft.Storage --------------------------------------------------------------------------------
+    def _storage_provider(self, req: Request, rg: str, after: list[str], lafter: list[str], api: str) -> Response:
+        """.../resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/..."""
+        if len(lafter) >= 2 and lafter[0] == "storageaccounts":
+            return self._storage(req, rg, after[1:], lafter[1:])
+        raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(after)}' could not be found.")
+
+    def _clusters_provider(self, namespace: str) -> Callable[[Request, str, list[str], list[str], str], Response]:
+        """.../resourceGroups/{rg}/providers/Microsoft.ContainerService|Microsoft.Authorization/... (managed_clusters.py)"""
+        def handle(req: Request, rg: str, after: list[str], lafter: list[str], api: str) -> Response:
+            found = self.state.get_resource_group(rg)
+            if found is None:
+                raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+            return _json(*self.clusters.handle(req.method, found["name"], namespace, after))
+
+        return handle
 
     def _method(self, m: str) -> ArmError:
         return ArmError(405, "MethodNotAllowed", f"The requested resource does not support http method '{m}'.")
@@ -443,6 +548,6 @@ class ArmEmulator:
             return _json(202, None, [("Location", self._op_url(op, api, result=True)), ("Retry-After", RETRY_AFTER)])
         if op.error is not None:
             return _json(op.error.status, op.error.body())
-        if op.kind == "backendhealth":
+        if op.result is not None:  # backend health, or the resource a PUT made (final-state-via: location)
             return _json(200, op.result)
         return _json(204, None)

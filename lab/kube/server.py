@@ -19,7 +19,6 @@ import select
 import socket
 import ssl
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,14 @@ import yaml
 
 from lab.events import EventLog
 from lab.kube.controller import ContainerRunner, Controller
+from lab.kube.errors import ApiError, bad_request
+from lab.kube.network import ClusterNetwork
+from lab.kube.patches import PATCH_TYPES, json_patch, merge_patch, strategic_merge
+from lab.kube.protobuf import PROTOBUF, decode_protobuf
+from lab.kube.resources import RESOURCES, Resource
+from lab.kube.state import Store
+from lab.kube.tables import TABLES, selector_text, table as make_table
 from lab.ports import free_port
-from lab.kube.state import (
-    PATCH_TYPES, RESOURCES, ApiError, Resource, Store, bad_request, json_patch, merge_patch, parse_rfc3339, strategic_merge,
-)
 
 KUBE_VERSION = {
     "major": "1", "minor": "32", "gitVersion": "v1.32.6", "gitCommit": "7b0ab2e4b6b4d0a4a4d3f6b3c1c0ef5c1f1e2b1a",
@@ -66,222 +69,6 @@ def _discovery(group: str) -> dict[str, Any]:
             out.append({"name": "deployments/scale", "singularName": "", "namespaced": True, "group": "autoscaling",
                         "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/v1" if group else "v1", "resources": out}
-
-
-# -- tables (kubectl get) -------------------------------------------------------------------------
-
-
-def _age(ts: str | None) -> str:
-    """kubectl's HumanDuration."""
-    if not ts:
-        return "<unknown>"
-    s = int(time.time() - parse_rfc3339(ts))
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    m = s // 60
-    if m < 10:
-        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
-    if m < 180:
-        return f"{m}m"
-    h = m // 60
-    if h < 8:
-        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
-    if h < 48:
-        return f"{h}h"
-    return f"{h // 24}d"
-
-
-def _pod_cells(p: dict[str, Any]) -> list[Any]:
-    st = p.get("status") or {}
-    cs = st.get("containerStatuses") or []
-    total = len(p["spec"].get("containers") or [])
-    ready = sum(1 for c in cs if c.get("ready"))
-    restarts = sum(int(c.get("restartCount", 0)) for c in cs)
-    reason = st.get("reason") or st.get("phase") or "Pending"
-    for c in cs:
-        state = c.get("state") or {}
-        if state.get("waiting", {}).get("reason") and state["waiting"]["reason"] != "ContainerCreating" or \
-                (state.get("waiting") and reason == "Pending"):
-            reason = state["waiting"].get("reason") or reason
-        elif state.get("terminated"):
-            reason = state["terminated"].get("reason") or reason
-    if p["metadata"].get("deletionTimestamp"):
-        reason = "Terminating"
-    return [p["metadata"]["name"], f"{ready}/{total}", reason, restarts, _age(p["metadata"].get("creationTimestamp")),
-            st.get("podIP") or "<none>", p["spec"].get("nodeName") or "<none>", "<none>", "<none>"]
-
-
-def _selector_text(sel: dict[str, Any] | None) -> str:
-    return ",".join(f"{k}={v}" for k, v in ((sel or {}).get("matchLabels") or sel or {}).items()
-                    if isinstance(v, str)) or "<none>"
-
-
-def _deploy_cells(d: dict[str, Any]) -> list[Any]:
-    st, spec = d.get("status") or {}, d["spec"]
-    cs = spec["template"]["spec"].get("containers") or []
-    return [d["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}", st.get("updatedReplicas", 0),
-            st.get("availableReplicas", 0), _age(d["metadata"].get("creationTimestamp")),
-            ",".join(c["name"] for c in cs), ",".join(c["image"] for c in cs), _selector_text(spec.get("selector"))]
-
-
-def _svc_cells(s: dict[str, Any]) -> list[Any]:
-    spec = s["spec"]
-    ports = ",".join(f"{p['port']}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
-                     for p in spec.get("ports") or []) or "<none>"
-    ext = ",".join(i.get("ip", "") for i in (s.get("status") or {}).get("loadBalancer", {}).get("ingress") or []) or \
-        ("<pending>" if spec.get("type") == "LoadBalancer" else "<none>")
-    return [s["metadata"]["name"], spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"), ext, ports,
-            _age(s["metadata"].get("creationTimestamp")), _selector_text(spec.get("selector"))]
-
-
-def _node_cells(n: dict[str, Any]) -> list[Any]:
-    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
-    ip = next((a["address"] for a in n["status"].get("addresses", []) if a["type"] == "InternalIP"), "<none>")
-    return [n["metadata"]["name"], "Ready" if ready else "NotReady", "<none>", _age(n["metadata"].get("creationTimestamp")),
-            n["status"]["nodeInfo"]["kubeletVersion"], ip]
-
-
-def _col(name: str, priority: int = 0, type_: str = "string", fmt: str = "") -> dict[str, Any]:
-    return {"name": name, "type": type_, "format": fmt, "description": name, "priority": priority}
-
-
-TABLES: dict[str, tuple[list[dict[str, Any]], Any]] = {
-    "pods": ([_col("Name", fmt="name"), _col("Ready"), _col("Status"), _col("Restarts", type_="string"), _col("Age"),
-              _col("IP", 1), _col("Node", 1), _col("Nominated Node", 1), _col("Readiness Gates", 1)], _pod_cells),
-    "deployments": ([_col("Name", fmt="name"), _col("Ready"), _col("Up-to-date", type_="integer"), _col("Available", type_="integer"),
-                     _col("Age"), _col("Containers", 1), _col("Images", 1), _col("Selector", 1)], _deploy_cells),
-    "services": ([_col("Name", fmt="name"), _col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"), _col("Age"),
-                  _col("Selector", 1)], _svc_cells),
-    "namespaces": ([_col("Name", fmt="name"), _col("Status"), _col("Age")],
-                   lambda o: [o["metadata"]["name"], o.get("status", {}).get("phase", "Active"), _age(o["metadata"].get("creationTimestamp"))]),
-    "configmaps": ([_col("Name", fmt="name"), _col("Data", type_="integer"), _col("Age")],
-                   lambda o: [o["metadata"]["name"], len(o.get("data") or {}) + len(o.get("binaryData") or {}), _age(o["metadata"].get("creationTimestamp"))]),
-    "secrets": ([_col("Name", fmt="name"), _col("Type"), _col("Data", type_="integer"), _col("Age")],
-                lambda o: [o["metadata"]["name"], o.get("type", "Opaque"), len(o.get("data") or {}), _age(o["metadata"].get("creationTimestamp"))]),
-    "nodes": ([_col("Name", fmt="name"), _col("Status"), _col("Roles"), _col("Age"), _col("Version"), _col("Internal-IP", 1)], _node_cells),
-}
-
-
-def _table(plural: str, items: list[dict[str, Any]], rv: str, include: str) -> dict[str, Any]:
-    cols, cells = TABLES[plural]
-    rows = []
-    for o in items:
-        row: dict[str, Any] = {"cells": cells(o)}
-        if include == "Object":
-            row["object"] = o
-        elif include != "None":
-            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]}
-        rows.append(row)
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "columnDefinitions": cols, "rows": rows}
-
-
-# -- protobuf (kubectl's typed `create` sends it) ------------------------------------------------------
-
-PROTOBUF = "application/vnd.kubernetes.protobuf"
-
-
-def _pb_fields(buf: bytes) -> list[tuple[int, Any]]:
-    """(field number, value) of a protobuf message: varints as int, length-delimited as bytes."""
-    out: list[tuple[int, Any]] = []
-    i = 0
-
-    def varint() -> int:
-        nonlocal i
-        shift = result = 0
-        while True:
-            b = buf[i]
-            i += 1
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-
-    while i < len(buf):
-        key = varint()
-        num, wire = key >> 3, key & 7
-        if wire == 0:
-            out.append((num, varint()))
-        elif wire == 2:
-            n = varint()
-            out.append((num, buf[i:i + n]))
-            i += n
-        elif wire == 1:
-            out.append((num, buf[i:i + 8]))
-            i += 8
-        elif wire == 5:
-            out.append((num, buf[i:i + 4]))
-            i += 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-    return out
-
-
-def _pb_map(entries: list[bytes], binary: bool = False) -> dict[str, str]:
-    out = {}
-    for e in entries:
-        f = dict(_pb_fields(e))
-        v = f.get(2, b"")
-        out[f.get(1, b"").decode()] = base64.b64encode(v).decode() if binary else v.decode()
-    return out
-
-
-def _pb_meta(buf: bytes) -> dict[str, Any]:
-    f = _pb_fields(buf)
-    meta: dict[str, Any] = {}
-    for num, key in ((1, "name"), (2, "generateName"), (3, "namespace")):
-        vals = [v for n, v in f if n == num]
-        if vals and vals[-1]:  # gogo-protobuf writes empty optional strings: empty means unset
-            meta[key] = vals[-1].decode()
-    for num, key in ((11, "labels"), (12, "annotations")):
-        entries = [v for n, v in f if n == num]
-        if entries:
-            meta[key] = _pb_map(entries)
-    fin = [v.decode() for n, v in f if n == 14]
-    if fin:
-        meta["finalizers"] = fin
-    return meta
-
-
-def decode_protobuf(raw: bytes) -> dict[str, Any]:
-    """The k8s protobuf envelope (magic + runtime.Unknown) for Namespace, ConfigMap and Secret: what
-    `kubectl create namespace|configmap|secret` send. Other kinds get 415 (use kubectl apply)."""
-    if not raw.startswith(b"k8s\x00"):
-        raise bad_request("protobuf body without the k8s envelope")
-    unknown = dict(_pb_fields(raw[4:]))
-    tm = dict(_pb_fields(unknown.get(1, b"")))
-    api_version, kind = tm.get(1, b"").decode(), tm.get(2, b"").decode()
-    f = _pb_fields(unknown.get(2, b""))
-    obj: dict[str, Any] = {"apiVersion": api_version, "kind": kind}
-    meta = [v for n, v in f if n == 1]
-    obj["metadata"] = _pb_meta(meta[-1]) if meta else {}
-    if (api_version, kind) == ("v1", "Namespace"):
-        spec = [v for n, v in f if n == 2]
-        fin = [v.decode() for n, v in _pb_fields(spec[-1])] if spec else []
-        if fin:
-            obj["spec"] = {"finalizers": fin}
-    elif (api_version, kind) == ("v1", "ConfigMap"):
-        for num, key, binary in ((2, "data", False), (3, "binaryData", True)):
-            entries = [v for n, v in f if n == num]
-            if entries:
-                obj[key] = _pb_map(entries, binary)
-        if any(n == 4 and v for n, v in f):
-            obj["immutable"] = True
-    elif (api_version, kind) == ("v1", "Secret"):
-        for num, key, binary in ((2, "data", True), (4, "stringData", False)):
-            entries = [v for n, v in f if n == num]
-            if entries:
-                obj[key] = _pb_map(entries, binary)
-        types = [v.decode() for n, v in f if n == 3 and v]
-        if types:
-            obj["type"] = types[-1]
-        if any(n == 5 and v for n, v in f):
-            obj["immutable"] = True
-    else:
-        raise ApiError(415, "UnsupportedMediaType",
-                       f"the lab API server decodes protobuf only for Namespace, ConfigMap and Secret, not {api_version}/{kind}: use kubectl apply")
-    return obj
 
 
 # -- HTTP -------------------------------------------------------------------------------------------
@@ -490,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
             meta["remainingItemCount"] = len(items) - start - limit
         accept = self.headers.get("Accept", "")
         if "as=Table" in accept and res.plural in TABLES:
-            table = _table(res.plural, page, rv, q.get("includeObject", "Metadata"))
+            table = make_table(res.plural, page, rv, q.get("includeObject", "Metadata"))
             table["metadata"].update({k: v for k, v in meta.items() if k != "resourceVersion"})
             return self._send_json(200, table)
         for o in page:
@@ -572,7 +359,7 @@ def _scale(d: dict[str, Any]) -> dict[str, Any]:
         "kind": "Scale", "apiVersion": "autoscaling/v1",
         "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in m},
         "spec": {"replicas": d["spec"].get("replicas", 1)},
-        "status": {"replicas": (d.get("status") or {}).get("replicas", 0), "selector": _selector_text(d["spec"].get("selector"))},
+        "status": {"replicas": (d.get("status") or {}).get("replicas", 0), "selector": selector_text(d["spec"].get("selector"))},
     }
 
 
@@ -583,14 +370,17 @@ class KubeApiServer:
     """The lab's AKS API endpoint: state + controllers + HTTPS, with a kubeconfig to reach it."""
 
     def __init__(self, workdir: Path, runner: ContainerRunner, time_scale: float = 1.0, events: EventLog | None = None,
-                 cluster_name: str = "aks-dr-blue") -> None:
+                 cluster_name: str = "aks-dr-blue", network: ClusterNetwork | None = None) -> None:
         self.workdir = Path(workdir)
         self.dir = self.workdir / "kube" / cluster_name
         self.cluster_name = cluster_name
         self.time_scale = time_scale
         self.events = events
+        # Fresh per cluster, as AKS makes a new cluster CA and new credentials for every cluster it
+        # creates: a kubeconfig of an earlier cluster of the same name is refused (TLS, then 401).
         self.token = secrets.token_urlsafe(32)
-        self.state = Store(cluster_name)
+        self.ca_pem = b""
+        self.state = Store(cluster_name, network=network)
         self.controller = Controller(self.state, runner, time_scale, events)
         self.ca_path = self.dir / "ca.pem"
         self.kubeconfig_path = self.dir / "kubeconfig"
@@ -613,6 +403,7 @@ class KubeApiServer:
         cert.configure_cert(ctx)
         ctx.set_alpn_protocols(["http/1.1"])  # no h2: kubectl then speaks HTTP/1.1, which this server does
         ca.cert_pem.write_to_path(str(self.ca_path))
+        self.ca_pem = ca.cert_pem.bytes()
         handler = type("KubeHandler", (_Handler,), {"api": self})
         last: OSError | None = None
         for _ in range(5):
@@ -672,9 +463,26 @@ class KubeApiServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # Data-plane lookups, for the lab's App Gateway.
+    def client_kubeconfig(self, user: str | None = None) -> str:
+        """A self-contained kubeconfig (CA and token inline), shaped as AKS's listClusterUserCredential
+        returns it: what the lab's ARM hands out for this cluster."""
+        user = user or f"clusterUser_{self.cluster_name}"
+        cfg = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": self.cluster_name, "cluster": {
+                "certificate-authority-data": base64.b64encode(self.ca_pem).decode(), "server": self.url}}],
+            "contexts": [{"name": self.cluster_name, "context": {"cluster": self.cluster_name, "user": user}}],
+            "current-context": self.cluster_name,
+            "users": [{"name": user, "user": {"token": self.token}}],
+        }
+        return yaml.safe_dump(cfg, sort_keys=False)
+
+    # Data-plane lookups: in-cluster (a ClusterIP, through kube-proxy) and from the VNet (the lab's App Gateway).
     def service_endpoints(self, cluster_ip: str, port: int) -> list[tuple[str, int]]:
         return self.controller.service_endpoints(cluster_ip, port)
+
+    def vnet_endpoints(self, address: str, port: int) -> list[tuple[str, int]] | None:
+        return self.controller.vnet_endpoints(address, port)
 
     def namespace_exists(self, name: str) -> bool:
         return self.controller.namespace_exists(name)

@@ -7,7 +7,7 @@ never by the product's conftest, so an ordinary drill cannot be interrupted by i
   DRILL_ABORT_MARKER=<file>                            JSON: where the signal was sent (or why not)
   DRILL_ABORT_STEPLOG=<file>                           optional: one JSON line per step start/end
 
-Steps are numbered 1..29 across the whole drill, the three features in phase order (`drill_steps()`),
+Steps are numbered 1..30 across the whole drill, the three features in phase order (`drill_steps()`),
 so the number names a step whatever happened before it. The signal is sent from
 `pytest_bdd_before_step_call`: the step's fixtures are set up (at step 1 the drill run exists and
 holds the drill lock) and its function is about to run, so the system is exactly as steps 1..N-1

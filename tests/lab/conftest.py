@@ -73,7 +73,7 @@ class DrillOutput:
         for k, v in self.endpoints.items():
             if SECRET_KEY.search(k) and isinstance(v, str) and len(v) >= 6 and not v.startswith("/"):
                 out[f"lab:{k}"] = v
-        for kubeconfig in self.root.glob("dr-drill-lab-*/aks/kubeconfig"):
+        for kubeconfig in self.root.glob("dr-drill-lab-*/aks/**/kubeconfig"):
             for token in re.findall(r"token:\s*['\"]?([^\s'\"]+)", kubeconfig.read_text(errors="replace")):
                 out["lab:aks_token"] = token
         return out

@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 CI_CELLS = [
     Cell(15, "SIGKILL", delay=10.0),
-    Cell(19, "SIGTERM", delay=5.0),
-    Cell(26, "SIGINT"),
+    Cell(20, "SIGTERM", delay=5.0),
+    Cell(27, "SIGINT"),
 ]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from drill.allure_meta import ALLURE_BIN, generate_report
+from drill.allure_meta import ALLURE_BIN, FOLDED, MAX_PENDING, generate_report, start_session
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -79,10 +79,10 @@ def test_drill_report_renders_the_drill_offline_and_carries_history(phase1_drill
     else:
         pytest.skip("no /usr/bin/chromium (setup.sh installs it where apt has it): the render check did not run")
 
-    # A second report continues the first one's trends (history copied into the results first).
+    # Reporting the same run again is the same report: one run, one point of the Trend.
     again = drill_report(phase1_drill.allure_results, out, "--evidence", str(phase1_drill.bundle))
     assert again.returncode == 0, again.stderr
-    assert len(json.loads((out / "history" / "history-trend.json").read_text())) == 2
+    assert len(json.loads((out / "history" / "history-trend.json").read_text())) == 1
 
 
 @needs_allure
@@ -121,6 +121,60 @@ def test_failures_land_in_exactly_one_category_with_allure_itself(tmp_path: Path
     for cat in embedded(out / "index.html")["data/categories.json"]["children"]:
         leaves(cat, cat["name"])
     assert got == {name: [category] for name, (_, _, category) in cases.items()}
+
+
+def _fake_drill(results: Path, run_id: str, verdict: str, scenarios: list[str]) -> None:
+    """Allure results as a drill session leaves them: one result per scenario, the run's environment."""
+    results.mkdir(parents=True, exist_ok=True)
+    now = int(time.time() * 1000)
+    for name in scenarios:
+        u = str(uuid.uuid4())
+        (results / f"{u}-result.json").write_text(json.dumps({
+            "uuid": u, "historyId": name, "testCaseId": name, "name": name, "fullName": name, "status": "passed",
+            "start": now, "stop": now + 1000, "labels": []}))
+    (results / "environment.properties").write_text(f"run_id={run_id}\nverdict={verdict}\n")
+
+
+@needs_allure
+def test_two_runs_then_drill_report_shows_the_last_run_and_a_trend_of_both(tmp_path: Path) -> None:
+    """The issue's mix-up: a drill, then a dry run, then `drill report` showed verdict dry-run over the
+    drill's phases, with an empty Trend. Now each session's results are its own (start_session, as
+    conftest.py calls it when a session starts) and the Trend carries every run."""
+    results, out = tmp_path / "reports" / "allure-results", tmp_path / "reports" / "allure-report"
+    _fake_drill(results, "run-1", "passed", ["phase 1 drill", "phase 2 drill"])
+    assert start_session(results) == "pending"  # the next session starts: run 1 was never reported
+    _fake_drill(results, "run-2", "dry-run", ["phase 1 dry run"])
+    res = drill_report(results, out)
+    assert res.returncode == 0, res.stderr
+    data = embedded(out / "index.html")
+    cases = [v["name"] for k, v in data.items() if k.startswith("data/test-cases/")]
+    assert cases == ["phase 1 dry run"]
+    env = {e["name"]: e["values"] for e in data["widgets/environment.json"]}
+    assert env["run_id"] == ["run-2"] and env["verdict"] == ["dry-run"]
+    trend = json.loads((out / "history" / "history-trend.json").read_text())
+    assert [t["data"]["total"] for t in trend] == [1, 2]  # newest first: run 2 (1 test), run 1 (2 tests)
+    assert not (tmp_path / "reports" / "allure-pending").exists() or not any((tmp_path / "reports" / "allure-pending").iterdir())
+    # Reported again: the same report. Then a third run: three points.
+    assert drill_report(results, out).returncode == 0
+    assert len(json.loads((out / "history" / "history-trend.json").read_text())) == 2
+    assert (results / FOLDED).exists() and start_session(results) == "dropped"
+    _fake_drill(results, "run-3", "passed", ["phase 1 drill"])
+    assert drill_report(results, out).returncode == 0
+    assert len(json.loads((out / "history" / "history-trend.json").read_text())) == 3
+
+
+def test_a_session_start_touches_only_allures_own_files(tmp_path: Path) -> None:
+    d = tmp_path / "odd-alluredir"
+    _fake_drill(d, "r", "passed", ["x"])
+    (d / "mine.txt").write_text("not Allure's")
+    (d / "notes").mkdir()
+    assert start_session(d) == "pending"
+    assert sorted(p.name for p in d.iterdir()) == ["mine.txt", "notes"]
+    assert start_session(tmp_path / "missing") == "empty"
+    for n in range(25):  # never reported: only the newest MAX_PENDING wait
+        _fake_drill(d, f"r{n}", "passed", ["x"])
+        assert start_session(d) == "pending"
+    assert len(list((tmp_path / "allure-pending").iterdir())) == MAX_PENDING
 
 
 def test_drill_report_without_allure_says_how_to_get_it(tmp_path: Path) -> None:

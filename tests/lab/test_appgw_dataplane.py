@@ -97,7 +97,8 @@ def plane(emu: ArmEmulator) -> Iterator[Callable[[str, dict[str, Any] | None, Ro
 
     def make(name: str, body: dict[str, Any] | None, routes: Routes) -> AppGatewayDataPlane:
         if body is not None or emu.state.get_app_gateway("rg-blue", name) is None:
-            emu.state.create_app_gateway("rg-blue", name, body or seed_app_gateway("rg-blue", name, subscription_id=emu.subscription_id))
+            emu.state.create_app_gateway("rg-blue", name, body or seed_app_gateway("rg-blue", name, subscription_id=emu.subscription_id,
+                                                                                    served_by="azure"))
         dp = AppGatewayDataPlane(emu.state, "rg-blue", name, lambda a, p: list(routes.get((a.lower(), p), [])),
                                  SCALE, emu.events).start()
         made.append(dp)
@@ -111,7 +112,7 @@ def plane(emu: ArmEmulator) -> Iterator[Callable[[str, dict[str, Any] | None, Ro
 def gateway_body(emu: ArmEmulator, name: str, addresses: list[str], probe: dict[str, Any] | None = None,
                  settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """The seed gateway with an IP pool on Http 80 and a custom probe (overrides applied)."""
-    body = copy.deepcopy(seed_app_gateway("rg-blue", name, subscription_id=emu.subscription_id))
+    body = copy.deepcopy(seed_app_gateway("rg-blue", name, subscription_id=emu.subscription_id, served_by="azure"))
     p = body["properties"]
     p["backendAddressPools"][0]["properties"]["backendAddresses"] = [{"ipAddress": a} for a in addresses]
     p["backendHttpSettingsCollection"][0]["properties"].update(
@@ -145,7 +146,8 @@ def all_up(dp: AppGatewayDataPlane) -> bool:
 # -- routing --------------------------------------------------------------------------------------------
 def test_seeded_gateway_serves_blob_with_rewrite_header(emu: ArmEmulator, plane: Any, backends: Any) -> None:
     blob = backends("blob")
-    dp = plane("appgw-blue", None, {(BLOB, 443): [("127.0.0.1", blob.port)]})
+    body = seed_app_gateway("rg-blue", "appgw-blue", subscription_id=emu.subscription_id, served_by="azure")
+    dp = plane("appgw-blue", body, {(BLOB, 443): [("127.0.0.1", blob.port)]})
     wait_for(lambda: all_up(dp), 2, "blob backend Up")
     r = httpx.get(dp.url + "/index.html?x=1", headers={"Host": "blueisthenewblack.store"})
     assert (r.status_code, r.text, r.headers["X-Served-By"]) == (200, "backend blob", "azure")

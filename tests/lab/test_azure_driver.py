@@ -8,15 +8,20 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+import httpx
 import pytest
 
 from drill.ledger import Action, Entry, Ledger
 from drivers.azure_network import (
-    OP_CONFIGURE_BACKEND, AppGateway, AzureAuth, execute_azure_action, make_client, make_credential,
+    OP_CONFIGURE_BACKEND, OP_SET_RESPONSE_HEADER, AppGateway, AzureAuth, ResponseHeaderRewrite, execute_azure_action,
+    make_client, make_credential,
 )
+from lab.azure.appgw_dataplane import AppGatewayDataPlane
 from lab.azure.arm_server import ArmEmulator
 from lab.azure.arm_state import ArmTimings, seed_app_gateway
 from lab.events import EventLog
+from lab.httpfwd import Response, Server
+from lab.ports import free_port
 
 pytestmark = pytest.mark.lab
 
@@ -114,6 +119,39 @@ def test_point_at_ledgers_inverse_first_and_unwind_restores_exactly(
     assert children(emu, gateway) == original
     assert [e.state for e in Ledger.load(tmp_path / "ledger.json").entries] == ["undone"]
     assert later.unwind(lambda a: execute_azure_action(a, lambda: make_client(auth))) == []  # nothing left
+
+
+def test_response_header_rewrite_is_ledgered_applied_by_the_data_plane_and_unwound(
+    emu: ArmEmulator, auth: AzureAuth, gateway: str, tmp_path: Path
+) -> None:
+    # What tells users' Azure PetClinic apart: a rewrite rule set the drill adds on the routing rule.
+    backend = Server(free_port(), lambda r: Response(200, [("Content-Type", "text/plain")], b"petclinic")).start()
+    plane = AppGatewayDataPlane(emu.state, "rg-blue", gateway,
+                                lambda a, p: [("127.0.0.1", backend.port)] if a.lower() == BLOB else [], SCALE).start()
+    try:
+        assert "X-Served-By" not in httpx.get(plane.url + "/", timeout=5).headers  # as the seeds' stack has it
+        ledger = Ledger(tmp_path / "ledger.json")
+        entry = ResponseHeaderRewrite(AppGateway(make_client(auth), "rg-blue", gateway, ledger)).add(
+            "dr-drill-served-by", "X-Served-By", "azure")
+        assert entry.state == "applied" and entry.inverse.op == OP_SET_RESPONSE_HEADER
+        gw = make_client(auth).application_gateways.get("rg-blue", gateway)
+        [rule] = gw.request_routing_rules
+        assert rule.rewrite_rule_set.id == f"{gw.id}/rewriteRuleSets/dr-drill-served-by"
+        [hdr] = gw.rewrite_rule_sets[0].rewrite_rules[0].action_set.response_header_configurations
+        assert (hdr.header_name, hdr.header_value) == ("X-Served-By", "azure")
+        assert httpx.get(plane.url + "/", timeout=5).headers["X-Served-By"] == "azure"
+
+        failures = Ledger.load(tmp_path / "ledger.json").unwind(lambda a: execute_azure_action(a, lambda: make_client(auth)))
+        assert failures == []
+        gw = make_client(auth).application_gateways.get("rg-blue", gateway)
+        assert gw.request_routing_rules[0].rewrite_rule_set is None and not gw.rewrite_rule_sets
+        assert "X-Served-By" not in httpx.get(plane.url + "/", timeout=5).headers
+        with pytest.raises(KeyError, match="no request routing rule"):
+            ResponseHeaderRewrite(AppGateway(make_client(auth), "rg-blue", gateway, Ledger())).add(
+                "x", "X-Served-By", "azure", ["no-such-rule"])
+    finally:
+        plane.stop()
+        backend.stop()
 
 
 def test_secrets_absent_from_ledger_and_reprs(emu: ArmEmulator, auth: AzureAuth, gateway: str, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ Each runs a real drill in a subprocess against its own lab, as an operator would
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -21,12 +22,12 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def drill(tmp_path: Path, *args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], dict]:
+def drill(tmp_path: Path, *args: str, timeout: float = 600, **env: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     reports = tmp_path / "reports"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--reports-dir={reports}",
          f"--alluredir={reports / 'allure-results'}", *args],
-        cwd=REPO, env=dict(os.environ, TMPDIR=str(tmp_path)), capture_output=True, text=True, timeout=timeout,
+        cwd=REPO, env=dict(os.environ, TMPDIR=str(tmp_path), **env), capture_output=True, text=True, timeout=timeout,
     )
     summary = json.loads(((reports / "evidence" / "latest").resolve() / "summary.json").read_text())
     return proc, summary
@@ -48,7 +49,8 @@ def test_phase2_failing_half_way_leaves_nothing_behind(tmp_path: Path) -> None:
     path = tmp_path / "lab-broken-image.yaml"
     path.write_text(yaml.safe_dump(target, allow_unicode=True))
     # `--target=FILE`: pytest picks its rootdir from path-like tokens before any plugin loads.
-    proc, summary = drill(tmp_path, "-m", "drill and phase2", f"--target={path}")
+    # DRILL_KEEP_LAB: the lab's own copy of the AKS credentials stays, to look for them in the outputs.
+    proc, summary = drill(tmp_path, "-m", "drill and phase2", f"--target={path}", DRILL_KEEP_LAB="1")
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "ErrImagePull" in proc.stdout or "ImagePull" in proc.stdout or "rollout" in proc.stdout.lower()
     assert summary["verdict"] == "failed"
@@ -60,6 +62,28 @@ def test_phase2_failing_half_way_leaves_nothing_behind(tmp_path: Path) -> None:
     ops = {a["change"]["op"] for a in actions}
     assert {"provisioner.apply", "aws.eks.set_scaling"} <= ops
     assert all(a["state"] == "undone" for a in actions), [(a["change"]["op"], a["state"]) for a in actions]
+    _aks_credentials_stayed_private(tmp_path, summary["run_id"])
+
+
+def _aks_credentials_stayed_private(tmp_path: Path, run_id: str) -> None:
+    """The AKS kubeconfig the drill fetched after the apply is nowhere in what it hands out (the
+    verified evidence bundle, Allure's results), and once all was undone it is gone from its work dir."""
+    (server_kubeconfig,) = tmp_path.glob("dr-drill-lab-*/aks/kube/*/kubeconfig")
+    cfg = yaml.safe_load(server_kubeconfig.read_text())
+    token = cfg["users"][0]["user"]["token"]
+    ca_data = base64.b64encode((server_kubeconfig.parent / "ca.pem").read_bytes()).decode()
+    needles = {"token": token, "CA data": ca_data, "kubeconfig key": "certificate-authority-data",
+               "base64 kubeconfig": base64.b64encode(b"apiVersion: v1\nkind: Config\n").decode()[:32]}
+    bundle = (tmp_path / "reports" / "evidence" / "latest").resolve()
+    verify = subprocess.run([sys.executable, "-m", "drill.cli", "verify", str(bundle)], cwd=REPO, capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    files = [f for d in (bundle, tmp_path / "reports" / "allure-results") for f in d.rglob("*") if f.is_file()]
+    assert files and any(f.name == "summary.json" for f in files)
+    leaks = [(f.name, what) for f in files for what, v in needles.items() if v in f.read_text(errors="replace")]
+    assert leaks == [], leaks
+    work = tmp_path / "reports" / "work" / run_id
+    assert work.is_dir() and not (work / "kubeconfig").exists()
+    assert "kubeconfig of AKS cluster rg-blue/aks-dr-blue written to" in (work / "drivers.log").read_text()
 
 
 def test_phase2_will_not_fail_over_onto_a_stale_backup(tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import yaml
 
-from drill.config import Target, load_target
+from drill.config import Target, load_target, read_raw, resolve_path
 from drivers.aws import Aws, Secrets
 from drivers.database import Database
 from drivers.safety import DrillLock
@@ -26,7 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 # The kinds of change a full drill makes: the plan must name each with its inverse.
 DRILL_OPS = {"db.create_table", "db.insert_marker", "aws.eks.set_scaling", "provisioner.apply", "db.restore",
              "kube.create_namespace", "kube.create", "azure.appgw.configure_backend", "aws.cloudfront.set_origin",
-             "aws.cloudfront.invalidate", "site.write_owner"}
+             "aws.cloudfront.invalidate", "site.write_owner", "azure.mysql.create_firewall_rule",
+             "azure.appgw.set_response_header"}
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +85,8 @@ def test_dry_run_reads_plans_and_changes_nothing(running_lab: tuple[Target, Path
     assert summary["baseline_diff"] == [] and summary["restore"]["unwound"] == 0
     assert [t["class"] for t in summary["transitions"]] == ["aws"], "users saw something other than AWS"
     assert summary["downtime_seconds"] == 0 and summary["phases"] == []
+    assert summary["preflight"] == []  # a healthy lab: no preflight finding
+    assert {"2.2", "2.6"} <= {d["step"] for d in summary["runbook_deviations"]}
     assert any("(run someone-elses-drill)" in n for n in summary["notes"]), summary["notes"]
     plan = summary["plan"]
     assert {p["op"] for p in plan} == DRILL_OPS
@@ -97,7 +101,62 @@ def test_dry_run_reads_plans_and_changes_nothing(running_lab: tuple[Target, Path
     for n, p in enumerate(plan):
         assert lines[start + 1 + 2 * n].strip() == f"{p['id']}. {p['change']}"
         assert lines[start + 2 + 2 * n].strip() == f"undo: {p['inverse']}"
+    # A healthy lab: no preflight finding; the runbook's 2.3/2.4 (ClusterIP) are reported as corrected.
+    assert "preflight: no finding" in log and summary["preflight"] == []
+    assert [d["step"] for d in summary["runbook_deviations"] if d["step"] in ("2.3", "2.4")] == ["2.3", "2.4"]
+    service = next(p for p in plan if p["op"] == "kube.create" and "Service" in p["change"])
+    assert "internal load balancer IP (known after apply)" in next(p["change"] for p in plan if p["op"] == "azure.appgw.configure_backend")
+    assert "create Service petclinic/petclinic" in service["change"]
     report = (bundle / "report.md").read_text()
     assert "Plan (dry run: nothing was changed)" in report and "✅" not in report
+    assert "Where the runbook is wrong" in report and "`type: LoadBalancer`" in report
     verify = subprocess.run([sys.executable, "-m", "drill.cli", "verify", str(bundle)], cwd=REPO, capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_drill_whose_plan_the_real_clouds_would_refuse_is_refused_before_any_change(
+    running_lab: tuple[Target, Path], tmp_path: Path,
+) -> None:
+    """The runbook's own Service (a ClusterIP for the App Gateway) and its CloudFront origin (the gateway's
+    public IP): each a preflight finding, and the drill refuses to start (exit 3), changing nothing.
+    (The runbook's fixed kubeconfig is a finding too — test_aks_lab/test_aks_parts — but a lab target naming
+    a kubeconfig the lab did not write is not the lab: the production guard refuses it first.)"""
+    target, endpoints_file = running_lab
+    before = control_plane(target)
+    raw = yaml.safe_load((REPO / "targets" / "lab.yaml").read_text())
+    raw["kubernetes"].update(service_type="ClusterIP")
+    raw["failover_stack"].update(origin_output="appgw_public_ip")
+    broken = tmp_path / "lab-as-the-runbook-says.yaml"
+    broken.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    reports = tmp_path / "reports"
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "drill", "-p", "no:cacheprovider", f"--reports-dir={reports}",
+         f"--target={broken}", f"--lab-endpoints={endpoints_file}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    log = out.stdout + out.stderr
+    assert out.returncode == 3, log[-3000:]
+    assert "preflight found what the real clouds would refuse" in log
+    assert "preflight.aks.backend_reachable: the PetClinic Service the drill would deploy exposes only a ClusterIP" in log
+    assert "preflight.cloudfront_origin_dns_name: failover_stack.origin_output is 'appgw_public_ip', an IP address output" in log
+    assert control_plane(target) == before and not (reports / "evidence").exists()
+
+
+def test_a_dry_run_prints_a_preflight_finding_and_fails(running_lab: tuple[Target, Path], tmp_path: Path) -> None:
+    # Break one part (the primary's CA bundle is gone from the target): the dry run names the finding.
+    _, endpoints_file = running_lab
+    raw = read_raw(resolve_path("lab"))
+    del raw["database"]["ssl_ca"]
+    broken = tmp_path / "no-primary-ca.yaml"
+    broken.write_text(yaml.safe_dump(raw))
+    reports = tmp_path / "reports"
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "phase1", "--dry-run", "-p", "no:cacheprovider", f"--reports-dir={reports}",
+         f"--target={broken}", f"--lab-endpoints={endpoints_file}", "steps/test_phase1.py"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    log = out.stdout + out.stderr
+    assert "preflight: 1 finding(s): the plan would fail on the real clouds" in log, log[-3000:]
+    assert "- preflight.primary_database_tls: database.ssl_ca is not set" in log
+    summary = json.loads(((reports / "evidence" / "latest").resolve() / "summary.json").read_text())
+    assert summary["verdict"] == "failed" and [f["check"] for f in summary["preflight"]] == ["preflight.primary_database_tls"]

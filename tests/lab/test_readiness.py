@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -114,8 +114,26 @@ def ready_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         proc.stop()
 
 
-def readiness(lab: Lab, tmp_path: Path, *extra: str) -> Readiness:
+def seed_passing_drill(evidence: Path, days_ago: float = 7.0) -> Path:
+    """A sealed bundle of a passing full drill `days_ago` (drills.last_passing reads the record of drills)."""
+    from drill.seal import seal_bundle
+
+    started = datetime.now(timezone.utc) - timedelta(days=days_ago)
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-5eed00"
+    b = evidence / run_id
+    b.mkdir(parents=True)
+    phases = [{"name": n, "rto_seconds": 1.0, "rto_target_seconds": 10.0, "passed": True} for n in ("phase1", "phase2", "phase3")]
+    (b / "summary.json").write_text(json.dumps({
+        "run_id": run_id, "target": "lab", "time_scale": 30.0, "dry_run": False, "verdict": "passed", "phases": phases,
+        "started_at": started.isoformat(), "finished_at": (started + timedelta(minutes=3)).isoformat()}))
+    seal_bundle(b)
+    return b
+
+
+def readiness(lab: Lab, tmp_path: Path, *extra: str, seed: bool = True) -> Readiness:
     reports = tmp_path / "reports"
+    if seed and not (reports / "evidence").exists():
+        seed_passing_drill(reports / "evidence")
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-m", "readiness", "steps/test_readiness.py", "-p", "no:cacheprovider",
@@ -179,7 +197,7 @@ def test_healthy_lab_is_ready_and_readiness_changes_nothing(ready_lab: Lab, tmp_
         "cdn.failover_criteria", "cdn.secondary_origin", "cdn.maintenance_page",
         "aws.nodegroups", "aws.alb_targets", "aws.site",
         "azure.storage_account", "azure.containers", "azure.network", "azure.failover_plan",
-        "credentials.aws.sts", "credentials.azure.token", "credentials.terraform",
+        "credentials.aws.sts", "credentials.azure.token", "credentials.azure.mysql", "credentials.terraform", "drills.last_passing",
     } <= checks, sorted(checks)
     for c in r.summary["checks"]:
         assert {"check", "passed", "measured", "threshold", "detail"} <= set(c) and c["detail"].startswith(c["check"] + ": ")
@@ -257,7 +275,9 @@ def test_missing_subnet(ready_lab: Lab, tmp_path: Path) -> None:
     try:
         r = readiness(ready_lab, tmp_path)
         assert_not_ready(r, "azure.network", "snet-aks")
-        assert r.failed == {"azure.network"}, r.explain()
+        # The internal load balancer PetClinic would get takes its IP from snet-aks: preflight sees it too.
+        assert_not_ready(r, "preflight.aks.backend_reachable", "'snet-aks' is not a subnet of vnet-blue")
+        assert r.failed == {"azure.network", "preflight.aks.backend_reachable"}, r.explain()
     finally:
         net.subnets.begin_create_or_update(RG, VNET, "snet-aks", NM.Subnet(address_prefix=prefix)).result()
 
@@ -282,7 +302,8 @@ def test_missing_azure_credential(ready_lab: Lab, tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(target, allow_unicode=True))
     r = readiness(ready_lab, tmp_path, f"--target={path}")
     assert_not_ready(r, "credentials.azure.token", "ClientAuthenticationError", "AADSTS7000215")
-    assert {"credentials.azure.network", "credentials.azure.app_gateways", "credentials.azure.storage_management"} <= r.failed
+    assert {"credentials.azure.network", "credentials.azure.app_gateways", "credentials.azure.mysql",
+            "credentials.azure.storage_management"} <= r.failed
     assert not any(c.startswith("credentials.aws") for c in r.failed), r.explain()
 
 

@@ -1,7 +1,9 @@
 """`pytest -m drill --target=FILE` with a bad target: one clear line, exit non-zero, nothing started.
 
-Each case mutates targets/lab.yaml one way. No lab may start (no lab work directory appears) and
-so no change can be made: validation happens in pytest_configure, before any fixture runs.
+Each case mutates targets/lab.yaml (or targets/production.example.yaml, its secrets given as
+placeholder environment values) one way. No lab may start (no lab work directory appears) and so
+no change can be made: validation happens in pytest_configure, and the refusal of a `lab:` target
+whose endpoints are not the lab's once the drill's scenarios are chosen, before any fixture runs.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
+INVALID, REFUSED = "invalid target", "dr-drill refused to start"
 CASES: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("missing key", lambda r: r.pop("objectives"), "objectives: Field required"),
     ("missing nested key", lambda r: r["aws"]["eks"].pop("cluster"), "aws.eks.cluster: Field required"),
@@ -37,24 +40,48 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
      "objectives.data_restore_rto_seconds is required when phase2 runs"),
     ("no failback objective", lambda r: r["objectives"].pop("failback_rto_seconds"),
      "objectives.failback_rto_seconds is required when phase1 runs"),
+    ("unknown Terraform auth", lambda r: r["failover_stack"].update(auth="password"), "failover_stack.auth"),
+    ("admin password as a plain variable", lambda r: r["failover_stack"].update(variables={"mysql_admin_password": "x"}),
+     "mysql_admin_password comes from azure.mysql.admin_password"),
+    ("bad Terraform variable name", lambda r: r["failover_stack"].update(variables={"no spaces": "x"}), "not a Terraform variable name"),
+    ("empty data-tier targets", lambda r: r["failover_stack"].update(data_tier_targets=[]), "failover_stack.data_tier_targets"),
+    ("unknown kubelogin mode", lambda r: r["kubernetes"].update(kubelogin="password"), "kubernetes.kubelogin"),
 ]
+# Production-shaped targets (no `lab:` section).
+PRODUCTION_CASES: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
+    ("time scale outside the lab", lambda r: r.update(time_scale=30),
+     "time_scale: must be 1 for a target without a `lab:` section (got 30)"),
+]
+# A `lab:` section does not make a target the lab: its endpoints must be the lab's (refused, exit 3).
+LAB_IMPOSTOR_CASES: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
+    ("lab section, real AWS", lambda r: r["aws"].pop("endpoint_url"), "aws.endpoint_url is (unset: the real service)"),
+    ("lab section, real ARM", lambda r: r["azure"].update(arm_endpoint="https://management.azure.com"),
+     "azure.arm_endpoint is https://management.azure.com"),
+    ("lab section, a real Terraform stack", lambda r: r["failover_stack"].update(
+        terraform_binary="terraform", chdir="/home/ubuntu/3tier-terraform/codes/azure/2-failover"),
+     "failover_stack.terraform_binary is terraform; failover_stack.chdir is /home/ubuntu/3tier-terraform/codes/azure/2-failover"),
+]
+TABLE = ([(k, "lab", m, e, INVALID) for k, m, e in CASES] + [(k, "production.example", m, e, INVALID) for k, m, e in PRODUCTION_CASES]
+         + [(k, "lab", m, e, REFUSED) for k, m, e in LAB_IMPOSTOR_CASES])
 
 
-@pytest.mark.parametrize(("kind", "mutate", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_bad_target_is_refused_before_anything_starts(tmp_path: Path, kind: str, mutate: Callable[[dict[str, Any]], Any], expected: str) -> None:
-    raw = yaml.safe_load((REPO / "targets" / "lab.yaml").read_text())
+@pytest.mark.parametrize(("kind", "base", "mutate", "expected", "marker"), TABLE, ids=[c[0] for c in TABLE])
+def test_bad_target_is_refused_before_anything_starts(tmp_path: Path, kind: str, base: str, mutate: Callable[[dict[str, Any]], Any],
+                                                      expected: str, marker: str) -> None:
+    raw = yaml.safe_load((REPO / "targets" / f"{base}.yaml").read_text())
     mutate(raw)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True))
-    env = {k: v for k, v in os.environ.items() if k != "DRILL_NO_SUCH_VAR"}
-    env["TMPDIR"] = str(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("DRILL_NO_SUCH_VAR", "DRILL_ALLOW_PRODUCTION", "DRILL_LAB_ENDPOINTS")}
+    env.update(TMPDIR=str(tmp_path), AZURE_CLIENT_SECRET="placeholder", AZURE_MYSQL_ADMIN_PASSWORD="placeholder",
+               DRILL_SIGNING_KEY="placeholder")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-m", "drill", f"--target={path}", "-p", "no:cacheprovider",
          f"--reports-dir={tmp_path / 'reports'}", f"--alluredir={tmp_path / 'allure'}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode != 0
-    errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "invalid target" in line]
+    assert proc.returncode == (3 if marker == REFUSED else 4), proc.stdout[-2000:] + proc.stderr[-2000:]
+    errors = [line for line in (proc.stdout + proc.stderr).splitlines() if marker in line]
     assert len(errors) == 1 and expected in errors[0], proc.stdout[-2000:] + proc.stderr[-2000:]
     assert not list(tmp_path.glob("dr-drill-lab-*")), "a lab was started for an invalid target"
     assert not (tmp_path / "reports" / "evidence").exists(), "a drill run began for an invalid target"

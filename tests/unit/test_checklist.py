@@ -101,9 +101,12 @@ def full_drill() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, A
     events = [
         ev(T0 - 3, "web-tier", "replica started", instance="i-a", port=1), ev(T0 - 3, "web-tier", "replica started", instance="i-b", port=2),
         ev(fault + 0.1, "web-tier", "node draining", instance="i-a"), ev(fault + 0.1, "web-tier", "node draining", instance="i-b"),
-        ev(fault + 5.1, "web-tier", "replica stopped", instance="i-a"), ev(fault + 5.2, "alb", "no routable targets"),
-        ev(fault + 5.25, "edge", "serving origin", origin="secondary-azure", domain="blob.example"),
-        ev(fault + 5.3, "web-tier", "replica stopped", instance="i-b"),
+        ev(fault + 0.3, "web-tier", "pod evicted", instance="i-a"), ev(fault + 0.3, "web-tier", "pod evicted", instance="i-b"),
+        ev(fault + 0.35, "alb", "no serving targets"),
+        ev(fault + 0.4, "edge", "serving origin", origin="secondary-azure", domain="blob.example"),
+        ev(fault + 2.1, "alb", "target unhealthy", instance="i-a"), ev(fault + 2.2, "alb", "target unhealthy", instance="i-b"),
+        ev(fault + 5.1, "web-tier", "node terminated", instance="i-a"), ev(fault + 5.2, "alb", "no routable targets"),
+        ev(fault + 5.3, "web-tier", "node terminated", instance="i-b"),
         ev(fault + 12, "stack", "apply succeeded", targets=["azurerm_mysql_flexible_server.main"], error=None),
         ev(fault + 19, "stack", "apply succeeded", targets=[], error=None),
         ev(fault + 24, "kube", "pod ready", pod="petclinic-1", namespace="petclinic"),
@@ -140,7 +143,8 @@ def test_a_complete_lab_drill_proves_every_item() -> None:
     by = {i.number: c for i, c in results}
     assert "5.30 s" in by["1.5"].evidence and "target 6.00 s" in by["1.5"].evidence and "≈ 159 s / 180 s" in by["1.5"].evidence
     assert "ledger #3" in by["1.1"].evidence and "desiredSize 2" in by["1.1"].evidence
-    assert "fault +5.20 s" in by["1.3"].evidence
+    assert "fault +0.35 s" in by["1.3"].evidence and "2 target(s) unhealthy" in by["1.3"].evidence
+    assert "2 web node(s) drained and terminated" in by["1.2"].evidence and "fault +5.30 s" in by["1.2"].evidence
     assert "RPO 4.20 s / target 10.00 s PASS" in by["2.2"].evidence
     assert "indirect" in by["3.4"].evidence
     assert "desiredSize 2" in by["3.1"].evidence

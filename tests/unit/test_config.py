@@ -27,6 +27,9 @@ LAB_ENDPOINTS = {
     "appgw_http_port": 18080,
     "azure_mysql_port": 13306,
     "azure_mysql_password": "mysql-admin-password-for-tests",
+    "azure_mysql_ca_bundle": "/tmp/db-ca.pem",
+    "rds_ca_bundle": "/tmp/db-ca.pem",
+    "egress_echo_url": "http://127.0.0.1:18081/",
     "aks_kubeconfig": "/tmp/kubeconfig",
     "terraform_binary": "/tmp/terraform",
     "failover_stack_dir": "/tmp/stack",
@@ -51,7 +54,7 @@ def lab_raw() -> dict:
 
 def test_lab_target_resolves_placeholders_and_scales_objectives() -> None:
     t = load_target("lab", LAB_ENDPOINTS)
-    assert t.is_lab and t.time_scale == 30
+    assert t.wants_lab and t.time_scale == 30
     assert t.aws.endpoint_url == "http://127.0.0.1:5555"
     assert t.site.url == "http://127.0.0.1:8080/"
     assert t.scaled(t.objectives.maintenance_rto_seconds) == pytest.approx(6.0)
@@ -62,9 +65,13 @@ def test_lab_target_validates_before_the_lab_runs() -> None:
     assert t.aws.eks.web_nodegroup == "blue-web-ng"
 
 
-def test_production_example_is_valid_and_real_time() -> None:
+def test_production_example_is_valid_and_real_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRILL_SIGNING_KEY", "-----BEGIN PRIVATE KEY-----")  # a secret it names, from the environment
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "placeholder-client-secret")
+    monkeypatch.setenv("AZURE_MYSQL_ADMIN_PASSWORD", "placeholder-admin-password")
     t = load_target("targets/production.example.yaml")
-    assert t.time_scale == 1 and not t.is_lab
+    assert t.time_scale == 1 and not t.wants_lab
+    assert t.evidence.signing_key is not None and t.masked_dict()["evidence"]["signing_key"] == "***"
     assert [r.name for r in t.probe.rules] == ["azure", "aws", "maintenance"]
 
 
@@ -130,3 +137,14 @@ def test_secrets_are_masked_everywhere_they_leave() -> None:
     assert "s3cr3t-value-for-tests" not in repr(t)
     assert "s3cr3t-value-for-tests" not in str(t.masked_dict())
     assert t.masked_dict()["aws"]["secret_access_key"] == "***"
+
+
+def test_only_a_lab_target_may_play_time_faster(tmp_path: Path) -> None:
+    raw = substitute(lab_raw(), LAB_ENDPOINTS)
+    raw.pop("lab")
+    with pytest.raises(ConfigError) as e:
+        load_target(write(tmp_path, raw))
+    assert "time_scale: must be 1 for a target without a `lab:` section (got 30)" in str(e.value)
+    assert "\n" not in str(e.value)
+    raw["time_scale"] = 1
+    assert load_target(write(tmp_path, raw)).time_scale == 1

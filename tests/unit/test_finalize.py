@@ -20,7 +20,7 @@ SECRET = "sekrit-Value-0123456789"
 
 
 def write_bundle(root: Path, summary: Any, actions: Any, events: list[dict[str, Any]], samples: list[Sample]) -> Path:
-    b = root / "evidence" / "20270115T080000Z-a1b2c3"
+    b = root / "evidence" / "20260115T080000Z-a1b2c3"
     b.mkdir(parents=True)
     if summary is not None:
         (b / "summary.json").write_text(json.dumps(summary))

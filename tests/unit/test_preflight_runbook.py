@@ -13,8 +13,10 @@ from drill.runbook import Deviation, Deviations, from_summary
 
 @pytest.fixture()
 def registry() -> Iterator[dict[str, Any]]:
-    """A private copy of the registry: checks registered in a test vanish after it."""
+    """A private, empty registry: only the test's own checks run (the real ones need their facts);
+    checks registered in a test vanish after it."""
     saved = dict(preflight._CHECKS)
+    preflight._CHECKS.clear()
     yield preflight._CHECKS
     preflight._CHECKS.clear()
     preflight._CHECKS.update(saved)

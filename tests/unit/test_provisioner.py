@@ -1,4 +1,6 @@
-"""TerraformCli against a fake `terraform` that records its argv and checks Terraform's argument rules."""
+"""TerraformCli against a fake `terraform` that records its argv and environment and checks Terraform's rules:
+global options before the subcommand, `init` before anything that reads the state or configures the
+provider, and azurerm v4's mandatory subscription id for plan/apply/destroy."""
 from __future__ import annotations
 
 import json
@@ -20,102 +22,7 @@ from drivers.provisioner import (
     resolve_binary,
 )
 
-SECRET = "Sup3r-Secret-Admin-Pw!"
-ENV_SECRET = "arm-client-secret-0xDEADBEEF"
-
-FAKE = r'''#!{python}
-import json, os, sys, time
-
-args = sys.argv[1:]
-with open(os.environ["FAKE_TF_ARGV_LOG"], "a") as f:
-    f.write(json.dumps(args) + "\n")
-# Terraform's rule: global options (-chdir) before the subcommand.
-if not args or not args[0].startswith("-chdir="):
-    print("Error: -chdir must be given before the subcommand (got %r)" % args[:1], file=sys.stderr)
-    sys.exit(64)
-chdir, cmd, rest = args[0].split("=", 1)[1], args[1], args[2:]
-if any(a.startswith("-chdir") for a in rest):
-    print("flag provided but not defined: -chdir", file=sys.stderr)
-    sys.exit(64)
-if not os.path.isdir(chdir):
-    print("Error: chdir %s: no such directory" % chdir, file=sys.stderr)
-    sys.exit(1)
-if os.environ.get("FAKE_TF_FAIL") == cmd:
-    for i in range(30):
-        print("stderr line %d" % i, file=sys.stderr)
-    print("Error: creating Flexible Server: admin password %s rejected" % os.environ.get("FAKE_TF_LEAK", ""), file=sys.stderr)
-    sys.exit(int(os.environ.get("FAKE_TF_FAIL_CODE", "1")))
-if cmd in ("apply", "destroy") and ("-auto-approve" not in rest or "-input=false" not in rest):
-    print("Error: No value for required variable: approval", file=sys.stderr)
-    sys.exit(1)
-if cmd == "init":
-    print("Terraform has been successfully initialized!")
-elif cmd == "apply":
-    time.sleep(float(os.environ.get("FAKE_TF_SLEEP", "0")))
-    print("azurerm_mysql_flexible_server.main: Creating...", flush=True)
-    if os.environ.get("FAKE_TF_LEAK"):
-        print("provider debug: password=%s" % os.environ["FAKE_TF_LEAK"], flush=True)
-    print("azurerm_mysql_flexible_server.main: Creation complete after 8m3s [id=/subscriptions/x]")
-    print("")
-    print("Apply complete! Resources: 4 added, 0 changed, 0 destroyed.")
-    print("Outputs:")
-    print("mysql_admin_password = <sensitive>")
-    print('mysql_fqdn = "mysql-dr-blue.mysql.database.azure.com"')
-elif cmd == "output":
-    if "-json" not in rest:
-        sys.exit(1)
-    print(json.dumps({{
-        "mysql_fqdn": {{"sensitive": False, "type": "string", "value": "mysql-dr-blue.mysql.database.azure.com"}},
-        "mysql_admin_username": {{"sensitive": False, "type": "string", "value": "mysqladmin"}},
-        "mysql_admin_password": {{"sensitive": True, "type": "string", "value": "{secret}"}},
-        "mysql_database_name": {{"sensitive": False, "type": "string", "value": "petclinic"}},
-        "aks_cluster_name": {{"sensitive": False, "type": "string", "value": "aks-dr-blue"}},
-        "appgw_name": {{"sensitive": False, "type": "string", "value": "appgw-blue"}},
-        "appgw_public_ip": {{"sensitive": False, "type": "string", "value": "20.0.0.10"}},
-        "node_counts": {{"sensitive": False, "type": ["map", "number"], "value": {{"system": 2}}}},
-    }}, indent=2))
-elif cmd == "plan":
-    print("Plan: 0 to add, 0 to change, 0 to destroy.")
-    sys.exit(int(os.environ.get("FAKE_TF_PLAN_EXIT", "0")) if "-detailed-exitcode" in rest else 0)
-elif cmd == "destroy":
-    print("Destroy complete! Resources: 4 destroyed.")
-else:
-    print("Terraform has no command named %r." % cmd, file=sys.stderr)
-    sys.exit(1)
-'''
-
-
-def make_fake(path: Path) -> Path:
-    path.write_text(FAKE.format(python=sys.executable, secret=SECRET))
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
-
-
-@pytest.fixture
-def argv_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    log = tmp_path / "argv.jsonl"
-    monkeypatch.setenv("FAKE_TF_ARGV_LOG", str(log))
-    for var in ("FAKE_TF_FAIL", "FAKE_TF_LEAK", "FAKE_TF_SLEEP", "FAKE_TF_PLAN_EXIT"):
-        monkeypatch.delenv(var, raising=False)
-    return log
-
-
-@pytest.fixture
-def fake(tmp_path: Path, argv_log: Path) -> Path:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    return make_fake(bindir / "terraform")
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Path:
-    d = tmp_path / "codes" / "azure" / "2-failover"
-    d.mkdir(parents=True)
-    return d
-
-
-def calls(log: Path) -> list[list[str]]:
-    return [json.loads(line) for line in log.read_text().splitlines()]
+from fake_terraform import INIT, ENV_SECRET, SECRET, argv_log, calls, fake, make_fake, stack  # noqa: F401  (tests/unit is on sys.path)
 
 
 def test_apply_streams_log_and_returns_plain_outputs(fake: Path, stack: Path, argv_log: Path) -> None:
@@ -129,6 +36,7 @@ def test_apply_streams_log_and_returns_plain_outputs(fake: Path, stack: Path, ar
     assert {"aks_cluster_name", "appgw_name", "appgw_public_ip", "mysql_database_name"} <= outputs.keys()
     assert tf.sensitive_outputs == {"mysql_admin_password"}
     assert calls(argv_log) == [
+        [f"-chdir={stack}", *INIT],  # once, before anything else
         [f"-chdir={stack}", "apply", "-auto-approve", "-input=false", "-no-color"],
         [f"-chdir={stack}", "output", "-json", "-no-color"],
     ]
@@ -144,7 +52,8 @@ def test_targets_init_destroy_arguments(fake: Path, stack: Path, argv_log: Path)
     tf.destroy()
     argvs = calls(argv_log)
     assert all(a[0] == f"-chdir={stack}" for a in argvs)
-    assert argvs[0] == [f"-chdir={stack}", "init", "-input=false", "-no-color"]
+    assert argvs[0] == [f"-chdir={stack}", *INIT]
+    assert [a[1] for a in argvs].count("init") == 1  # init once per CLI object
     assert argvs[1][1:] == ["apply", "-auto-approve", "-input=false", "-no-color", "-target=azurerm_mysql_flexible_server.main"]
     assert argvs[3] == [f"-chdir={stack}", "destroy", "-auto-approve", "-input=false", "-no-color"]
 
@@ -153,7 +62,7 @@ def test_targets_init_destroy_arguments(fake: Path, stack: Path, argv_log: Path)
 def test_plan_is_clean(fake: Path, stack: Path, argv_log: Path, monkeypatch: pytest.MonkeyPatch, code: str, clean: bool) -> None:
     monkeypatch.setenv("FAKE_TF_PLAN_EXIT", code)
     assert TerraformCli(stack, binary=str(fake)).plan_is_clean() is clean
-    assert calls(argv_log) == [[f"-chdir={stack}", "plan", "-detailed-exitcode", "-input=false", "-no-color"]]
+    assert calls(argv_log) == [[f"-chdir={stack}", *INIT], [f"-chdir={stack}", "plan", "-detailed-exitcode", "-input=false", "-no-color"]]
 
 
 def test_plan_error_raises(fake: Path, stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,16 +144,37 @@ def test_missing_binary_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_destroy_action_survives_the_ledger_file(fake: Path, stack: Path, argv_log: Path, tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.json")
+    proof = {"outputs": [], "plan": "3 to add", "creations": ["azurerm_mysql_flexible_server.main"], "data_tier": []}
     entry = ledger.record(
-        Action("provisioner.apply", {"chdir": str(stack)}, "apply the failover stack"), destroy_action(stack, str(fake))
+        Action("provisioner.apply", {"chdir": str(stack)}, "apply the failover stack"),
+        destroy_action(stack, str(fake), "20261122T053232Z-336311", proof),
     )
     ledger.applied(entry)
     loaded = Ledger.load(tmp_path / "ledger.json")
     assert loaded.entries[0].inverse.op == DESTROY_OP
+    assert loaded.entries[0].inverse.params["created_by_run"] == "20261122T053232Z-336311"
     assert loaded.unwind(execute_provisioner_action) == []
-    assert calls(argv_log) == [[f"-chdir={stack}", "destroy", "-auto-approve", "-input=false", "-no-color"]]
+    # A fresh process (drill unwind) runs init first: a remote backend needs it before destroy.
+    assert calls(argv_log) == [[f"-chdir={stack}", *INIT], [f"-chdir={stack}", "destroy", "-auto-approve", "-input=false", "-no-color"]]
     with pytest.raises(ValueError, match="not a provisioner operation"):
         execute_provisioner_action(Action("aws.eks.set_scaling", {}, "x"))
+
+
+@pytest.mark.parametrize("params", [
+    {},  # written before the rule: the destroy was recorded whether or not the drill created the stack
+    {"created_by_run": "20261122T053232Z-336311"},  # no record of the stack being absent first
+    {"absent_before": {"outputs": []}},
+], ids=["no proof", "run but no absence", "absence but no run"])
+def test_a_destroy_without_proof_of_creation_is_refused(fake: Path, stack: Path, argv_log: Path, tmp_path: Path,
+                                                        params: dict) -> None:
+    ledger = Ledger(tmp_path / "ledger.json")
+    entry = ledger.record(Action("provisioner.apply", {"chdir": str(stack)}, "apply"),
+                          Action(DESTROY_OP, {"chdir": str(stack), "binary": str(fake), **params}, "terraform destroy"))
+    ledger.applied(entry)
+    failures = Ledger.load(tmp_path / "ledger.json").unwind(execute_provisioner_action)
+    assert len(failures) == 1 and "not destroying the failover stack" in failures[0][1], failures
+    assert "NotCreatedByThisRun" in failures[0][1]
+    assert not argv_log.exists() or calls(argv_log) == []  # terraform never ran
 
 
 def test_repr_has_no_secrets(fake: Path, stack: Path) -> None:

@@ -1,0 +1,107 @@
+"""What each part of a drill reads from the target: the production contract, declared next to the code
+that reads it.
+
+Only keys a valid target may leave out are listed (a section that may be omitted, a value that
+may be null); the schema (drill/config.py) already requires the rest. `needs`: what the part
+cannot run without — targets/production.example.yaml must set them all, and a phase's first step
+refuses, naming them, when they are missing. `optional`: what it reads when set and does without
+otherwise. Phases build on each other (Phase 2 runs after Phase 1 in the same run), so a later
+phase may need what an earlier one reads: Phase 2's RPO needs the canary rows Phase 1 writes into
+the primary (`database`). `outputs`: what the part reads of the failover stack's Terraform outputs.
+
+tests/unit/test_config_needs.py keeps this honest both ways: every key the code reads (found from
+its syntax, following calls from the step definitions each feature binds) is listed here, every
+key listed here is read, and the production example sets every need.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.terraform_stack import STACK_OUTPUTS
+
+
+@dataclass(frozen=True)
+class Needs:
+    needs: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+
+# Azure credentials: a service principal's, or DefaultAzureCredential / Terraform's OIDC, MSI or CLI.
+AZURE_AUTH = (
+    "azure.arm_endpoint", "azure.credential.tenant_id", "azure.credential.client_id", "azure.credential.client_secret",
+    "azure.credential.authority_host", "azure.credential.ca_bundle",
+)
+# AWS credentials: a profile or keys (the lab's); unset in production, where the default chain
+# (the runner's role, or OIDC in CI) applies.
+AWS_AUTH = ("aws.profile", "aws.access_key_id", "aws.secret_access_key")
+# How users' experience is judged and when a drill stops itself (defaults when unset).
+PROBE = ("probe.rules", "probe.max_gap_seconds")
+STOP = ("stop.max_phase_seconds", "stop.max_error_seconds")
+
+NEEDS: dict[str, Needs] = {
+    # The run itself, whatever its phases: the guard (production), the failover stack's check before
+    # the first change, the drill lock, the baseline and the end-of-run unwind.
+    "run": Needs(
+        needs=("guard",),
+        # `kubernetes`: an unwind of what was made on the new cluster fetches its credentials again.
+        # `database.ssl_ca`: without it the primary is reached in plain TCP (preflight names that).
+        optional=(*AWS_AUTH, "database", "database.ssl_ca", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
+                  "kubernetes", "kubernetes.kubelogin",
+                  "objectives.failback_rto_seconds", *PROBE, *STOP),
+    ),
+    # The web tier down, users on the maintenance page. The canary writer and the marker owner need
+    # the primary (`database`); the baseline snapshot includes the failover stack when there is one.
+    # The backups listed just before the fault (Phase 2 restores only those) are read from Blob.
+    "phase1": Needs(
+        optional=("database", "database.ssl_ca", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
+                  *PROBE, *STOP),
+    ),
+    # Azure from the newest backup. `kubernetes.kubeconfig` is optional: without it the cluster's
+    # credentials come from ARM after the apply (issue #12). `readiness` lends its backup-in-flight
+    # allowance to the backup gate.
+    "phase2": Needs(
+        # `azure.mysql.ssl_ca`: Azure MySQL refuses insecure transport; the drill's address for its
+        # firewall rule is client_address or client_address_url (preflight: one of them).
+        needs=("database", "azure", "azure.mysql.ssl_ca", "kubernetes", "failover_stack", "objectives.data_restore_rto_seconds",
+               "objectives.full_service_rto_seconds", "objectives.rpo_seconds"),
+        optional=("azure.storage.account_key", *AZURE_AUTH, "kubernetes.kubeconfig", "kubernetes.context",
+                  "kubernetes.kubelogin", "kubernetes.internal_lb_subnet", "readiness",
+                  "database.ssl_ca", "azure.mysql.client_address", "azure.mysql.client_address_url",
+                  "azure.app_gateway.routing_rules",
+                  *PROBE, *STOP),
+        outputs=STACK_OUTPUTS,
+    ),
+    # Failback: the node group restored, the origin reverted, the stack destroyed. A user's write
+    # after failback is looked up in the primary (`database`) when there is one.
+    "phase3": Needs(
+        needs=("objectives.failback_rto_seconds",),
+        optional=("database", "database.ssl_ca", "azure", "azure.mysql.ssl_ca", *AZURE_AUTH, "failover_stack", *PROBE, *STOP),
+        outputs=("mysql_fqdn", "mysql_admin_username", "mysql_database_name"),
+    ),
+    # `pytest -m readiness`: read-only checks of everything above, and a restore into a scratch database.
+    "readiness": Needs(
+        needs=("readiness", "readiness.scratch_database", "database", "azure", "failover_stack", "objectives.rpo_seconds"),
+        optional=(*AWS_AUTH, "database.ssl_ca", "azure.storage.account_key", *AZURE_AUTH, "readiness.scratch_database.secret_id",
+                  "readiness.scratch_database.host", "readiness.scratch_database.user",
+                  "readiness.scratch_database.password", "readiness.scratch_database.database",
+                  "readiness.scratch_database.ssl_ca", "probe.rules"),
+    ),
+}
+DRILL_PHASES = ("phase1", "phase2", "phase3")
+
+
+def value_at(target: Any, path: str) -> Any:
+    """The target's value at a dotted path (None where a section on the way is absent)."""
+    value = target
+    for attr in path.split("."):
+        value = getattr(value, attr, None)
+        if value is None:
+            return None
+    return value
+
+
+def missing(target: Any, part: str) -> list[str]:
+    """The needs of `part` the target leaves unset."""
+    return [p for p in NEEDS[part].needs if value_at(target, p) is None]
