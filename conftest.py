@@ -59,9 +59,10 @@ PHASES = ("phase1", "phase2", "phase3")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Once the drill's scenarios are chosen, before any fixture (or lab) starts.
+    """Once the drill's scenarios are chosen (after -m), before any fixture (or lab) starts.
 
-    A target with a `lab:` section whose endpoints are not the lab's is production in disguise:
+    Every objective a selected phase compares must be set in the target, or nothing starts (the
+    target itself was validated in pytest_configure): no silent defaults. A target with a `lab:` section whose endpoints are not the lab's is production in disguise:
     refused here without the opt-in, before a lab is started for it (the guard checks again with
     the real endpoints once the lab runs).
     """
@@ -74,6 +75,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     name = session.config.getoption("--target")
     target = load_target(name)
+    phases = {PHASES[i] for it in drill if (i := _phase(it)) is not None}
+    try:
+        require_objectives(target, sorted(phases))
+    except ConfigError as e:
+        raise pytest.UsageError(f"invalid target: {e}") from None
     if not target.wants_lab:
         return
     attached = _attached_endpoints(session.config)
@@ -106,19 +112,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Stable sort: drill phases in phase order, everything else where it was.
     order = {id(it): (_phase(it) if _phase(it) is not None else -1, n) for n, it in enumerate(items)}
     items.sort(key=lambda it: (0, order[id(it)][1]) if order[id(it)][0] < 0 else (1, order[id(it)][0], order[id(it)][1]))
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Once the selection is known (after -m): every objective a selected phase compares must be
-    set in the target, or nothing starts (the target itself was validated in pytest_configure)."""
-    phases = {PHASES[i] for it in session.items if it.get_closest_marker("drill") is not None
-              and (i := _phase(it)) is not None}
-    if not phases:
-        return
-    try:
-        require_objectives(load_target(session.config.getoption("--target")), sorted(phases))
-    except ConfigError as e:
-        raise pytest.UsageError(f"invalid target: {e}") from None
 
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
