@@ -15,8 +15,10 @@ Feature: Phase 2 — a long outage: PetClinic is brought up on Azure from the la
     Then owners written before the backup are found in Azure MySQL
     And Azure MySQL holds the restored data within the data-restore RTO
     When PetClinic is deployed on AKS
-    And the App Gateway's backend pool is pointed at the PetClinic service
+    # The header first: that gateway update runs while Azure still makes the internal load balancer
+    # the backend update waits for (one gateway update off the critical path).
     And the App Gateway marks its responses as served from Azure
+    And the App Gateway's backend pool is pointed at the PetClinic service
     Then the App Gateway serves PetClinic from Azure
     When CloudFront's secondary origin is switched to the App Gateway
     And the CloudFront change is deployed and the cache invalidated

@@ -9,10 +9,14 @@ verification) and real process start-up. This module finds, in lab-events.jsonl,
 modeled operations each phase had to wait for, in order:
 
   phase1       EKS drain until the primary stops serving (no replica left, or no routable target)
-  phase2-data  the drain (the runbook finishes Phase 1 first) → MySQL Flexible Server created
-  phase2       … → the rest of the stack (AKS, App Gateway) created → PetClinic rolled out on AKS
-               (readiness probe delays) → App Gateway backend updated → CloudFront deployed
-  phase3       a web node boots → the ALB's health check finds its target healthy
+  phase2-data  the drain (the runbook finishes Phase 1 first) → MySQL Flexible Server created →
+               its dependents in the data tier's apply (database, parameter, firewall rule) → the
+               drill's own firewall rule created (ARM) → that rule in effect
+  phase2       the drain → MySQL → its dependents → the rest of the stack (AKS, App Gateway) created
+               → PetClinic on AKS (rollout with readiness delays, and its internal load balancer's
+               IP) → each App Gateway update (backend, rewrite rule) → CloudFront deployed
+  phase3       EKS updates the node group → a web node boots → the ALB's health check finds its
+               target healthy
 
 Each segment is [the event that starts the modeled operation, the event that ends it], searched
 after the previous segment, clipped to the phase's window. `modeled_seconds` is their total; the
@@ -111,30 +115,85 @@ def _cloudfront_deploy(events: Sequence[Event], after: float, deploy_seconds: fl
     return Segment("CloudFront deploys the change to the edges", update["mono"], end)
 
 
+def _data_tier(events: Sequence[Event], after: float) -> Segment:
+    """MySQL present → the data tier's targeted apply done (what depends on the server: its
+    database, parameters and firewall rule, created after it as Terraform orders them)."""
+    end = _first(events, lambda e: e.get("source") == "stack" and e.get("event") == "apply succeeded" and bool(e.get("targets")),
+                 after, "the data tier's apply")
+    return Segment("Terraform creates what depends on the server (database, parameters, firewall rule)", after, end["mono"])
+
+
+def _aks_service(events: Sequence[Event], after: float) -> Segment:
+    """PetClinic on AKS: its rollout (readiness delays) and, in parallel, the internal load balancer
+    Azure gives its Service (the App Gateway's backend); the later of the two ends it."""
+    pod = _first(events, _is("kube", "pod started"), after, "PetClinic rollout on AKS")
+    available = _first(events, _is("kube", "deployment available"), pod["mono"], "PetClinic rollout on AKS")
+    start, end = pod["mono"], available["mono"]
+    try:
+        lb = _first(events, _is("kube", "load balancer assigned"), after, "the internal load balancer")
+        start, end = min(start, lb["mono"] - float(lb.get("seconds") or 0.0)), max(end, lb["mono"])
+    except Missing:
+        pass  # a ClusterIP/NodePort Service: no load balancer to wait for
+    return Segment("PetClinic on AKS: rollout (readiness probe delays) and its internal load balancer IP", max(start, after), end)
+
+
+def _gateway_updates(events: Sequence[Event], after: float, until: float) -> list[Segment]:
+    """The App Gateway updates the phase still waited for between `after` (PetClinic's Service has
+    its address) and `until` (CloudFront's change): the backend update, and the part of any earlier
+    one (the rewrite rule, run while the load balancer was being made) that outlasted `after`."""
+    out: list[Segment] = []
+    at = after
+    for e in events:
+        if not (e.get("source") == "azure-arm" and e.get("event") == "gateway update started") or e["mono"] >= until:
+            continue
+        end = _first(events, _is("azure-arm", "gateway provisioned"), e["mono"], "an App Gateway update")["mono"]
+        if end > at:
+            out.append(Segment(f"an App Gateway update ({len(out) + 1})", max(e["mono"], at), end))
+            at = end
+    if not out:
+        raise Missing("the App Gateway's backend update: not in the lab's event log")
+    return out
+
+
 def chain(phase: str, events: Sequence[Event], start: float, time_scale: float) -> list[Segment]:
     """The modeled operations `phase` waited for, in order, from `start` (monotonic). Raises Missing."""
     ev = sorted(events, key=lambda e: e["mono"])
     if phase == "phase1":
         return [_drain(ev, start, until_all_gone=False)]
     if phase == "phase3":
-        boot = _between(ev, "a web node boots", _is("web-tier", "node booting"), _is("web-tier", "node ready"), start)
+        out: list[Segment] = []
+        boot_after = start
+        try:  # the node group update (DescribeUpdate Successful) before a node is asked for
+            upd = _first(ev, _is("eks", "nodegroup update successful"), start, "EKS node group update")
+            nxt = _first(ev, _is("web-tier", "node booting"), start, "a web node boots")
+            if upd["mono"] <= nxt["mono"]:
+                out.append(Segment("EKS updates the node group (its Auto Scaling group set)", start, upd["mono"]))
+                boot_after = upd["mono"]
+        except Missing:
+            pass
+        boot = _between(ev, "a web node boots", _is("web-tier", "node booting"), _is("web-tier", "node ready"), boot_after)
         check = _between(ev, "the ALB's health check finds the new target healthy", _is("web-tier", "node ready"),
                          _is("alb", "target healthy"), boot.end)
-        return [boot, check]
+        return [*out, boot, check]
     if phase not in ("phase2", "phase2-data"):
         raise Missing(f"no modeled chain is known for {phase}")
     out = [_drain(ev, start, until_all_gone=True)]
     out.append(_between(ev, "Terraform creates MySQL Flexible Server", _is("stack", f"{MYSQL} creating"),
                         _is("stack", f"{MYSQL} present"), out[-1].end))
+    out.append(_data_tier(ev, out[-1].end))
     if phase == "phase2-data":
-        return out
+        rule = _between(ev, "the drill's firewall rule created (ARM)", _is("azure-arm", "mysql firewall rule update started"),
+                        _is("azure-arm", "mysql firewall rule created"), out[-1].end)
+        effect = Segment("the drill's firewall rule takes effect", rule.end,
+                         _first(ev, _is("azure-mysql", "firewall opened"), rule.end, "the firewall rule in effect")["mono"])
+        return [*out, rule, effect]
     out.append(_between(ev, "Terraform creates the rest of the stack (AKS, App Gateway)",
                         lambda e: e.get("source") == "stack" and str(e.get("event", "")).endswith(" creating"),
-                        _is("stack", "apply succeeded"), out[-1].end))
-    out.append(_between(ev, "PetClinic rolls out on AKS (readiness probe delays)", _is("kube", "pod started"),
-                        _is("kube", "deployment available"), out[-1].end))
-    out.append(_between(ev, "the App Gateway's backend update", _is("azure-arm", "gateway update started"),
-                        _is("azure-arm", "gateway provisioned"), out[-1].end))
+                        lambda e: e.get("source") == "stack" and e.get("event") == "apply succeeded" and not e.get("targets"),
+                        out[-1].end))
+    out.append(_aks_service(ev, out[-1].end))
+    update = _first(ev, _is("cloudfront", "distribution updated"), out[-1].end, "CloudFront deployment")["mono"]
+    out.extend(_gateway_updates(ev, out[-1].end, update))
     out.append(_cloudfront_deploy(ev, out[-1].end, Timings().scaled(time_scale).cloudfront_deploy_seconds))
     return out
 
