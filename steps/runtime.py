@@ -785,6 +785,12 @@ class DrillRun:
                 continue
             reached = tl.first_sustained_sample(samples, cls, fault.mono, p.sustain_seconds, p.min_samples, self.max_gap)
             after = self._probe_result(name, before.title, fault, cls, objective_real, reached)
+            # What the phase's own step added (the Route 53 system's detection / DNS TTL split) stays,
+            # its TTL part following the final RTO (detection ends at the answer change, not at users).
+            detail = {**before.detail, **after.detail}
+            if after.rto_seconds is not None and "detection_seconds" in detail:
+                detail["dns_ttl_seconds"] = round(after.rto_seconds - detail["detection_seconds"], 3)
+            self._set_phase(replace(after, detail=detail))
             if after.rto_seconds != before.rto_seconds:
                 self.notes.append(f"{name}: RTO {before.rto_seconds}s as judged during the run is {after.rto_seconds}s "
                                   "on the complete timeline (a request in flight then changed the sustained run)")
@@ -817,7 +823,7 @@ class DrillRun:
                 from lab.critical_path import split
 
                 start = self._phase_start[ph.name]
-                got = split(ph.name, events, start, start + ph.rto_seconds, scale)
+                got = split(ph.name, events, start, start + ph.rto_seconds, scale, self.target.system)
                 if "unknown" in got:
                     detail["real_world_unknown"] = got["unknown"]
                 else:
