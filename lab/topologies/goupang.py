@@ -14,7 +14,7 @@ the ARM emulator. Parts of its own: the Route 53 health checkers and the zone's 
 and the VM each answer on their own 127.x.y.z at the site's port), Redis for Spring-Session-like
 sessions (lab.redis_server), the VM (lab.azure.virtual_machines, lab.vm_host), and the daily snapshot
 (the seeds' RDS snapshot → S3 → AzCopy to Blob at 03:00 KST: here a dump to Blob every 24 h scaled,
-the first at lab start).
+the first standing for the latest daily slot before the lab started).
 
 Departures, stated: the seeds put CloudFront (and an App Gateway) in front of the VM for `dr.`; here
 `dr.` resolves to the VM's address directly (nginx on the VM is the reverse proxy users reach). A
@@ -234,7 +234,10 @@ class GoupangLab:
         # The daily snapshot copied to Blob (seeds: RDS snapshot → S3 → AzCopy at 03:00 KST).
         backups = BackupJob("127.0.0.1", rds.port, T.DB_USER, rds_password, T.DB_NAME, azurite.connection_string,
                             BACKUP_CONTAINER, SNAPSHOT_INTERVAL_SECONDS / self.scale, self.events)
-        backups.start()
+        # The first dump stands for the schedule's latest slot (lab/backups.py: the database has not
+        # changed since then), so the newest snapshot is as old as it would be at a random moment of
+        # the day, not taken the instant the drill starts.
+        backups.start(first_as_of=backups.last_slot())
         self._up(backups)
         return {
             "azure_subscription_id": arm.subscription_id,

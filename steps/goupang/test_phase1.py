@@ -83,12 +83,9 @@ def maintenance_within_rto(drill_run: DrillRun) -> None:
         detection = change.mono - fault.mono
         first = drill_run.first_sustained("maintenance", fault.mono)
         served = sorted({s.address for s in drill_run.samples() if s.mono >= fault.mono and s.cls == "maintenance" and s.address})
-        ts = drill_run.target.time_scale
         result.detail.update({
             "detection_seconds": round(detection, 3),
             "dns_ttl_seconds": round(result.rto_seconds - detection, 3),
-            "detection_real_equivalent_seconds": round(detection * ts, 1),
-            "dns_ttl_real_equivalent_seconds": round((result.rto_seconds - detection) * ts, 1),
             "detection": "fault → Route 53's answer changed (health checkers: FailureThreshold × RequestInterval)",
             "dns_ttl": "answer changed → users' resolvers dropped the cached primary (≤ the record's TTL)",
             "secondary_address": change.address, "maintenance_served_from": served,
