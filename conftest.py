@@ -10,12 +10,13 @@ import json
 import os
 import re
 import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from drill.config import ConfigError, Target, load_target, resolve_path, read_raw
+from drill.config import ConfigError, Target, load_target, read_raw, resolve_path
 from drill.evidence import Masker
 
 SECRET_KEY = re.compile(r"password|secret|key|token|connection_string", re.I)
@@ -335,7 +336,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
     tr.write_sep("=", f"dr-drill {s['run_id']} on {s['target']}: {s['verdict'].upper()}")
     if s.get("dry_run"):
-        tr.write_line(f"  DRY RUN: nothing was changed. The plan, in order, each change with its inverse:")
+        tr.write_line("  DRY RUN: nothing was changed. The plan, in order, each change with its inverse:")
         for p in s.get("plan") or []:
             tr.write_line(f"  {p['id']:>3}. {p['change']}")
             tr.write_line(f"       undo: {p['inverse']}")

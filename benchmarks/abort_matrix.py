@@ -27,8 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests" / "lab"), str(REPO)]
 
-from abort_matrix_lib import format_matrix, parse_cells, run_matrix  # noqa: E402
 from abort_at import drill_steps  # noqa: E402
+from abort_matrix_lib import format_matrix, parse_cells, run_matrix  # noqa: E402
 
 
 def _stop(signum: int, frame: object) -> None:

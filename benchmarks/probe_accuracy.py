@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drill.classify import PETCLINIC_TITLE  # noqa: E402
-from drivers.probe import run_standalone  # noqa: E402
+from drill.classify import PETCLINIC_TITLE
+from drivers.probe import run_standalone
 
 PETCLINIC = f"<html><head><title>{PETCLINIC_TITLE}</title></head><body>Welcome</body></html>".encode()
 MAINTENANCE = "<html><body><h1>점검 중 - under maintenance</h1></body></html>".encode()
@@ -58,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: OutageServer
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         status, body = self.server.respond()
         self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8")

@@ -21,14 +21,23 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from drill.bundle import (
-    HEX64, MANIFEST_NAME, RUN_ID, BundleError, Manifest, manifest_digest, read_manifest, read_regular, verify,
+    HEX64,
+    MANIFEST_NAME,
+    RUN_ID,
+    BundleError,
+    Manifest,
+    manifest_digest,
+    read_manifest,
+    read_regular,
+    verify,
 )
 
 HEAD_DIR = "chain"

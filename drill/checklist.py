@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from drill.runbook import RUNBOOK, from_summary
 
@@ -50,7 +51,7 @@ class Item:
     ko: str  # the runbook's text, verbatim
     en: str  # English gloss
     how: str  # how the drill proves it, in words
-    prove: Callable[["Evidence"], Check]
+    prove: Callable[[Evidence], Check]
 
 
 # -- the evidence, with the questions every proof asks ---------------------------------------------
@@ -69,7 +70,7 @@ def _ts(value: Any) -> float | None:
 def _clock(t: float | None) -> str:
     if t is None:
         return "?"
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _secs(x: Any) -> str:

@@ -194,7 +194,7 @@ def _history(args: argparse.Namespace) -> int:
     return status
 
 
-def _thresholds(target: str, args: argparse.Namespace) -> "Any":
+def _thresholds(target: str, args: argparse.Namespace) -> Any:
     """Thresholds from the target file's `evidence:` section when it exists here, else the defaults."""
     from drill.config import ConfigError, load_target
     from drill.history import Thresholds

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from drill.allure_meta import write_allure_metadata
 from drill.bundle import ATTESTATION_NAME, MANIFEST_NAME

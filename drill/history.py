@@ -23,10 +23,11 @@ import csv
 import io
 import json
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from drill import chain
 
@@ -42,7 +43,7 @@ class Thresholds:
     passing_phases: tuple[str, ...] = ("phase1", "phase2", "phase3")
 
     @classmethod
-    def from_config(cls, evidence: Any) -> "Thresholds":
+    def from_config(cls, evidence: Any) -> Thresholds:
         return cls(evidence.regression_ratio, evidence.regression_floor_seconds, evidence.regression_window,
                    evidence.stale_after_days, tuple(evidence.passing_phases))
 
@@ -92,7 +93,7 @@ def _time(value: Any) -> datetime | None:
     except ValueError:
         return None
     if t is not None and t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
+        t = t.replace(tzinfo=UTC)
     return t
 
 
@@ -126,7 +127,7 @@ def load(root: Path, target: str | None = None, extra_problems: dict[str, list[s
     the run EDITED like a changed file does.
     """
     runs = [run_from(s, (extra_problems or {}).get(s.run_id, ())) for s in chain.discover(root, target)]
-    return sorted(runs, key=lambda r: (r.started_at or datetime.min.replace(tzinfo=timezone.utc), r.run_id))
+    return sorted(runs, key=lambda r: (r.started_at or datetime.min.replace(tzinfo=UTC), r.run_id))
 
 
 # -- regressions -------------------------------------------------------------------------------------
@@ -187,7 +188,7 @@ class Staleness:
 
 
 def staleness(runs: Sequence[Run], t: Thresholds = Thresholds(), now: datetime | None = None) -> Staleness:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     passing = [r for r in runs if r.counts and r.verdict == "passed" and r.covers(t.passing_phases)
                and (r.finished_at or r.started_at)]
     if not passing:

@@ -10,8 +10,8 @@ matplotlib through its object API and the Agg canvas only, imported lazily (as d
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from drill.history import Regression, Run, phase_names
 

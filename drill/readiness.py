@@ -13,8 +13,9 @@ actions, and the comparison of a restored backup with the primary.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 READINESS_SCHEMA_VERSION = 1
 AREAS = ("backups", "cdn", "aws", "azure", "credentials", "preflight", "drills")

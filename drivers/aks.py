@@ -23,9 +23,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from azure.core.credentials import TokenCredential
 from azure.mgmt.containerservice import ContainerServiceClient

@@ -13,7 +13,7 @@ import re
 import tempfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ def parse_name_time(name: str) -> datetime | None:
     if not m:
         return None
     try:
-        return datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+        return datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -56,7 +56,7 @@ def _parse_iso(s: str | None) -> datetime | None:
         d = datetime.fromisoformat(s)
     except ValueError:
         return None
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -103,13 +103,13 @@ class BackupStore:
     @classmethod
     def from_connection_string(
         cls, connection_string: str, container: str = DEFAULT_CONTAINER, prefix: str = DEFAULT_PREFIX
-    ) -> "BackupStore":
+    ) -> BackupStore:
         return cls(ContainerClient.from_connection_string(connection_string, container), prefix)
 
     @classmethod
     def from_account(
         cls, account_url: str, credential: Any, container: str = DEFAULT_CONTAINER, prefix: str = DEFAULT_PREFIX
-    ) -> "BackupStore":
+    ) -> BackupStore:
         """`credential`: an account key, {"account_name", "account_key"}, a SAS or a TokenCredential."""
         return cls(BlobServiceClient(account_url, credential=credential).get_container_client(container), prefix)
 
@@ -119,7 +119,7 @@ class BackupStore:
         for b in self.container.list_blobs(name_starts_with=self.prefix if prefix is None else prefix, include=["metadata"]):
             if b.name.endswith("/"):  # folder placeholder (HNS accounts)
                 continue
-            lm = b.last_modified if b.last_modified.tzinfo else b.last_modified.replace(tzinfo=timezone.utc)
+            lm = b.last_modified if b.last_modified.tzinfo else b.last_modified.replace(tzinfo=UTC)
             out.append(Backup(b.name, lm, int(b.size or 0), parse_name_time(b.name) or lm, dict(b.metadata or {})))
         out.sort(key=_order)
         return out

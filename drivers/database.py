@@ -12,8 +12,9 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pymysql
 
@@ -239,7 +240,7 @@ class CanaryWriter:
     def __repr__(self) -> str:
         return f"CanaryWriter(db={self.db!r}, interval={self.interval}, table={self.table!r}, writes={self.writes})"
 
-    def start(self) -> "CanaryWriter":
+    def start(self) -> CanaryWriter:
         """Create the table if needed (errors surface here, not in the thread) and start writing."""
         if self._thread is not None:
             return self

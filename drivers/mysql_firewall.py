@@ -11,7 +11,8 @@ connection until the server lets the drill in.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 from azure.core.credentials import TokenCredential

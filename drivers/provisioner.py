@@ -19,8 +19,9 @@ import signal
 import subprocess
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from drill.ledger import Action
 

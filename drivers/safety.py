@@ -19,8 +19,9 @@ import getpass
 import os
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from drill.config import Target, placeholder_value
 
@@ -155,7 +156,7 @@ class Holder:
     run_id: str
 
     @classmethod
-    def me(cls, run_id: str) -> "Holder":
+    def me(cls, run_id: str) -> Holder:
         try:
             user = getpass.getuser()
         except Exception:
@@ -164,7 +165,7 @@ class Holder:
         return cls(who, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), run_id)
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, str] | None) -> "Holder | None":
+    def from_metadata(cls, meta: dict[str, str] | None) -> Holder | None:
         """The holder the lock blob's metadata names; None when it names nobody."""
         return cls(meta.get("who", "unknown"), meta.get("since", "unknown"), meta.get("run_id", "unknown")) if meta else None
 

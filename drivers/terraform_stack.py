@@ -27,9 +27,10 @@ Before the first change of a drill that will apply the stack (`preflight`):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from drill.config import Target
 from drivers.terraform_plan import PlanningTerraform

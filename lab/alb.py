@@ -25,8 +25,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from lab.aws.elbv2 import TargetHealthRegistry
 from lab.events import EventLog
@@ -69,7 +70,7 @@ class HealthCheckSettings:
     deregistration_delay_seconds: float
 
     @classmethod
-    def of(cls, tg: Any, time_scale: float) -> "HealthCheckSettings":
+    def of(cls, tg: Any, time_scale: float) -> HealthCheckSettings:
         """Read from moto's FakeTargetGroup (its values may be strings, as the API's query form gives)."""
         attrs = getattr(tg, "attributes", {}) or {}
         return cls(
@@ -143,7 +144,7 @@ class Alb:
         self._thread = threading.Thread(target=self._loop, name="alb-health", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self, healthy: set[str] | None = None) -> "Alb":
+    def start(self, healthy: set[str] | None = None) -> Alb:
         """Adopt what is registered now; targets in `healthy` start healthy (the lab's steady state)."""
         now = time.monotonic()
         settings = self.settings()

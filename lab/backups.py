@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO
 
 from azure.core.exceptions import AzureError
@@ -37,11 +37,11 @@ class BackupError(RuntimeError):
 
 
 def blob_name(started: float, prefix: str = PREFIX) -> str:
-    return f"{prefix}backup-{datetime.fromtimestamp(started, timezone.utc):%Y%m%d-%H%M%S}.sql.gz"
+    return f"{prefix}backup-{datetime.fromtimestamp(started, UTC):%Y%m%d-%H%M%S}.sql.gz"
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds")
 
 
 def mysqldump_executable() -> str:
@@ -93,7 +93,7 @@ class BackupJob:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self, require_first: bool = True) -> "BackupJob":
+    def start(self, require_first: bool = True) -> BackupJob:
         """Take a first backup now (so the lab always has one), then one per interval.
 
         `require_first`: raise if that first backup fails (a lab without a backup can't drill a

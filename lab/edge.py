@@ -37,8 +37,8 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 from lab.aws.cloudfront import BehaviorSpec, CloudFrontModel, EdgeConfig, OriginSpec
 from lab.events import EventLog
@@ -105,7 +105,7 @@ class Edge:
         self._lock = threading.Lock()
         self.server = Server(port, self.handle)
 
-    def start(self) -> "Edge":
+    def start(self) -> Edge:
         self.server.start()
         return self
 

@@ -74,7 +74,7 @@ def issue_server_tls(ca: Any, directory: Path, names: tuple[str, ...], require_s
 class MariaDB:
     """A MariaDB server under workdir/name, listening on 127.0.0.1 on a port chosen at start."""
 
-    def __init__(self, workdir: Path, name: str, port: int | None = None, tls: "ServerTls | None" = None) -> None:
+    def __init__(self, workdir: Path, name: str, port: int | None = None, tls: ServerTls | None = None) -> None:
         """`port`: one reserved in advance (a target file names it before the server exists).
         `tls`: the server certificate to offer TLS with (and whether to require it)."""
         if not _IDENT.match(name):
@@ -171,7 +171,7 @@ class MariaDB:
         if self._socket_tmpdir is not None:
             shutil.rmtree(self._socket_tmpdir, ignore_errors=True)
 
-    def __enter__(self) -> "MariaDB":
+    def __enter__(self) -> MariaDB:
         self.start()
         return self
 

@@ -25,8 +25,18 @@ from lab.azurite import Azurite
 from lab.control import ControlServer
 from lab.edge import Edge
 from lab.egress import EgressEcho
-from lab.failover_stack import AKS, APPGW, DATABASE, FIREWALL, MYSQL, PARAMETER, FailoverStack, StackParts, write_stack_dir
 from lab.events import EventLog
+from lab.failover_stack import (
+    AKS,
+    APPGW,
+    DATABASE,
+    FIREWALL,
+    MYSQL,
+    PARAMETER,
+    FailoverStack,
+    StackParts,
+    write_stack_dir,
+)
 from lab.mariadb import MariaDB, issue_server_tls
 from lab.ports import free_port
 from lab.static_site import StaticWebsite

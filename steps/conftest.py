@@ -9,7 +9,6 @@ from pytest_bdd import given, parsers, then
 
 from steps.runtime import DrillRun, wait_until
 
-
 _MASK: list = []  # the run's Masker, once a drill run exists
 
 

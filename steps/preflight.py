@@ -6,7 +6,8 @@ registered where the knowledge lives: importing this module imports every module
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from drill import preflight
 from drill.config import Target

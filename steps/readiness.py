@@ -20,15 +20,24 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from drill import __version__
 from drill.config import ReadinessConfig, Target
 from drill.evidence import EvidenceDir, Masker, iso, new_run_id
 from drill.readiness import (
-    READINESS_SCHEMA_VERSION, BackupTime, Verdict, backup_spacing, compare_restore, lifecycle_delete_days, overall,
-    parse_plan, render_markdown, sentence,
+    READINESS_SCHEMA_VERSION,
+    BackupTime,
+    Verdict,
+    backup_spacing,
+    compare_restore,
+    lifecycle_delete_days,
+    overall,
+    parse_plan,
+    render_markdown,
+    sentence,
 )
 from drivers.aws import Aws, CloudFront, LoadBalancing, NodeGroups, error_code
 from steps.runtime import git_revision, operator
@@ -710,7 +719,8 @@ class ReadinessRun:
 
         def run() -> Verdict:
             from drill import chain, history
-            from drill.attestation import check as check_attestation, signing_key
+            from drill.attestation import check as check_attestation
+            from drill.attestation import signing_key
 
             t = history.Thresholds.from_config(self.target.evidence)
             key = signing_key(self.target.evidence)

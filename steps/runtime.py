@@ -14,9 +14,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from drill import __version__
 from drill import timeline as tl
@@ -42,7 +43,7 @@ class Instant:
     mono: float  # monotonic, comparable with the probe's samples
 
     @classmethod
-    def now(cls) -> "Instant":
+    def now(cls) -> Instant:
         return cls(time.time(), time.monotonic())
 
 
@@ -352,9 +353,8 @@ class DrillRun:
         """Start writing canary rows (RPO) into the primary, once, before the first fault."""
         if self.canary is not None or self.target.database is None or self.instants or self._entry("db.create_table"):
             return
-        from drivers.database import CanaryWriter
-
         from drill.ledger import Action
+        from drivers.database import CanaryWriter
 
         db = self.primary_db()
         where = {"secret_id": self.target.database.secret_id, "table": "dr_canary"}

@@ -16,14 +16,14 @@ import copy
 import ipaddress
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from moto.cloudfront import models as cf_models
 from moto.cloudfront.exceptions import CloudFrontException, OriginDoesNotExist
 
 from lab.events import EventLog
-
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # What the real API answers (HTTP 400 InvalidArgument) for a write method on an origin-group behavior:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from lab.azure.arm_base import DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID, NETWORK, ArmError, Operation, _etag, _key
 from lab.azure.networks import VNET_TYPE, VirtualNetworks

@@ -26,8 +26,9 @@ import itertools
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from lab.events import EventLog
 from lab.httpfwd import Request, Response, Server, UpstreamError, forward
@@ -302,7 +303,7 @@ class AppGatewayDataPlane:
         return f"AppGatewayDataPlane({self.resource_group}/{self.name}, url={self.url!r})"
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "AppGatewayDataPlane":
+    def start(self) -> AppGatewayDataPlane:
         self.state.register_backend_health(self.resource_group, self.name, self.backend_health)
         server = Server(self.port, self.handle)
         # The stdlib handler adds `Server: BaseHTTP/... Python/...` to every response; App Gateway

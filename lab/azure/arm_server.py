@@ -31,21 +31,29 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections import deque
 import ssl
 import threading
 import time
 import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
 from lab.azure.arm_state import (
-    DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID, ArmError, ArmState, ArmTimings, Operation, seed_app_gateway, seed_virtual_network,
+    DEFAULT_LOCATION,
+    DEFAULT_SUBSCRIPTION_ID,
+    ArmError,
+    ArmState,
+    ArmTimings,
+    Operation,
+    seed_app_gateway,
+    seed_virtual_network,
 )
 from lab.azure.managed_clusters import ManagedClusters
 from lab.events import EventLog
@@ -88,7 +96,7 @@ def _header(req: Request, name: str) -> str | None:
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
 class ArmEmulator:
@@ -141,7 +149,7 @@ class ArmEmulator:
         return f"ArmEmulator(url={self.url!r}, tenant_id={self.tenant_id!r}, subscription_id={self.subscription_id!r})"
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> "ArmEmulator":
+    def start(self) -> ArmEmulator:
         ca = trustme.CA(organization_name="dr-drill lab")
         cert = ca.issue_cert("127.0.0.1", "localhost")
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from lab.kube.selectors import Selector
 from lab.kube.service_lb import ServiceLoadBalancers
 from lab.kube.state import Store
 
-__all__ = ["Controller", "ContainerRunner", "ImagePullError", "NamespaceController", "PetClinicRunner", "RunningContainer"]
+__all__ = ["ContainerRunner", "Controller", "ImagePullError", "NamespaceController", "PetClinicRunner", "RunningContainer"]
 
 
 class NamespaceController:

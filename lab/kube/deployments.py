@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.kube.errors import ApiError
-from lab.kube.resources import POD_TEMPLATE_HASH, now_rfc3339, parse_rfc3339, pod_ready, random_suffix, replicaset_uid, template_hash
+from lab.kube.resources import (
+    POD_TEMPLATE_HASH,
+    now_rfc3339,
+    parse_rfc3339,
+    pod_ready,
+    random_suffix,
+    replicaset_uid,
+    template_hash,
+)
 from lab.kube.state import Store
 from lab.kube.validation import int_or_percent
 

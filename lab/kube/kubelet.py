@@ -217,7 +217,7 @@ class _Container:
 class _PodWorker:
     """One pod's life on its node: start containers, probe them, report status, stop them."""
 
-    def __init__(self, kubelet: "Kubelet", pod: dict[str, Any]) -> None:
+    def __init__(self, kubelet: Kubelet, pod: dict[str, Any]) -> None:
         self.k = kubelet
         self.ns, self.name, self.uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
         self.node = pod["spec"].get("nodeName", "")

@@ -20,8 +20,8 @@ Controller add-on, which routes to pod IPs, on Overlay clusters).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from lab.kube.resources import SERVICE_CIDR
 

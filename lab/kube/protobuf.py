@@ -6,7 +6,6 @@ from typing import Any
 
 from lab.kube.errors import ApiError, bad_request
 
-
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lab.kube.network import AZURE_RESERVED_LOW, ClusterNetwork
 from lab.kube.state import Store

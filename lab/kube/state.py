@@ -20,17 +20,36 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Generator
+from typing import Any
 
 from lab.kube.errors import (
-    ApiError, already_exists, bad_request, conflict, details, invalid, method_not_allowed, not_found,
+    ApiError,
+    already_exists,
+    bad_request,
+    conflict,
+    details,
+    invalid,
+    method_not_allowed,
+    not_found,
 )
 from lab.kube.network import ClusterNetwork
 from lab.kube.patches import PATCH_TYPES, json_patch, merge_patch, strategic_merge
 from lab.kube.resources import (
-    DNS_SERVICE_IP, KUBERNETES_SERVICE_IP, NODE_PORT_RANGE, POD_TEMPLATE_HASH, RESOURCES, SERVICE_CIDR,
-    SYSTEM_NAMESPACES, UNDELETABLE_NAMESPACES, WATCH_HISTORY, Resource, now_rfc3339, random_suffix, replicaset_uid,
+    DNS_SERVICE_IP,
+    KUBERNETES_SERVICE_IP,
+    NODE_PORT_RANGE,
+    POD_TEMPLATE_HASH,
+    RESOURCES,
+    SERVICE_CIDR,
+    SYSTEM_NAMESPACES,
+    UNDELETABLE_NAMESPACES,
+    WATCH_HISTORY,
+    Resource,
+    now_rfc3339,
+    random_suffix,
+    replicaset_uid,
 )
 from lab.kube.selectors import FieldSelector, Selector
 from lab.kube.validation import PREPARERS, check_labels, check_name

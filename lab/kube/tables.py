@@ -38,7 +38,7 @@ def _pod_cells(p: dict[str, Any]) -> list[Any]:
     reason = st.get("reason") or st.get("phase") or "Pending"
     for c in cs:
         state = c.get("state") or {}
-        if state.get("waiting", {}).get("reason") and state["waiting"]["reason"] != "ContainerCreating" or \
+        if (state.get("waiting", {}).get("reason") and state["waiting"]["reason"] != "ContainerCreating") or \
                 (state.get("waiting") and reason == "Pending"):
             reason = state["waiting"].get("reason") or reason
         elif state.get("terminated"):

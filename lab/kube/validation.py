@@ -12,7 +12,8 @@ import copy
 import ipaddress
 import json
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from lab.kube.errors import bad_request
 from lab.kube.resources import SERVICE_CIDR, Resource
@@ -66,7 +67,7 @@ def int_or_percent(value: Any, total: int, round_up: bool) -> int:
 # -- defaulting and validation per kind -------------------------------------------------------------
 
 
-def _prep_namespace(store: "Store", obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _prep_namespace(store: Store, obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
     name = obj["metadata"]["name"]
     obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
     obj["spec"] = {"finalizers": ["kubernetes"]}
@@ -74,7 +75,7 @@ def _prep_namespace(store: "Store", obj: dict[str, Any], old: dict[str, Any] | N
     return []
 
 
-def _prep_configmap(store: "Store", obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _prep_configmap(store: Store, obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
     errs = []
     for field in ("data", "binaryData"):
         for k, v in (obj.get(field) or {}).items():
@@ -87,7 +88,7 @@ def _prep_configmap(store: "Store", obj: dict[str, Any], old: dict[str, Any] | N
     return errs
 
 
-def _prep_secret(store: "Store", obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _prep_secret(store: Store, obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
     data = obj.get("data") or {}
     for k, v in data.items():
         try:
@@ -111,7 +112,7 @@ def _prep_secret(store: "Store", obj: dict[str, Any], old: dict[str, Any] | None
     return errs
 
 
-def _prep_service(store: "Store", obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _prep_service(store: Store, obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
     spec = obj.setdefault("spec", {})
     errs: list[tuple[str, str]] = []
     stype = spec.setdefault("type", "ClusterIP")
@@ -234,7 +235,7 @@ def _check_pod_spec(spec: Any, field: str) -> list[tuple[str, str]]:
     return errs
 
 
-def _prep_deployment(store: "Store", obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _prep_deployment(store: Store, obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return [("spec", "Required value")]
@@ -270,7 +271,7 @@ def _prep_deployment(store: "Store", obj: dict[str, Any], old: dict[str, Any] | 
     return errs
 
 
-PREPARERS: dict[str, Callable[["Store", dict[str, Any], dict[str, Any] | None], list[tuple[str, str]]]] = {
+PREPARERS: dict[str, Callable[[Store, dict[str, Any], dict[str, Any] | None], list[tuple[str, str]]]] = {
     "namespaces": _prep_namespace,
     "configmaps": _prep_configmap,
     "secrets": _prep_secret,

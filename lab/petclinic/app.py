@@ -22,10 +22,11 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import pymysql
 import pymysql.cursors
@@ -516,12 +517,12 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "PetClinic"
     sys_version = ""
     app: PetClinic  # set on the subclass made in serve()
-    tracker: "InFlight"
+    tracker: InFlight
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per request is noise in the lab logs
 
-    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_error(self, format: str, *args: Any) -> None:
         log(format % args)
 
     def do_GET(self) -> None:

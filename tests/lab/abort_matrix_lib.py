@@ -31,9 +31,10 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from abort_at import SIGNALS, DrillStep, drill_steps
 
@@ -122,7 +123,7 @@ class SharedLab:
         self.stop()
         self.start()
 
-    def __enter__(self) -> "SharedLab":
+    def __enter__(self) -> SharedLab:
         self.start()
         return self
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest

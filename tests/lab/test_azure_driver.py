@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from drill.ledger import Action, Entry, Ledger
 from drivers.azure_network import (
-    OP_CONFIGURE_BACKEND, OP_SET_RESPONSE_HEADER, AppGateway, AzureAuth, ResponseHeaderRewrite, execute_azure_action,
-    make_client, make_credential,
+    OP_CONFIGURE_BACKEND,
+    OP_SET_RESPONSE_HEADER,
+    AppGateway,
+    AzureAuth,
+    ResponseHeaderRewrite,
+    execute_azure_action,
+    make_client,
+    make_credential,
 )
 from lab.azure.appgw_dataplane import AppGatewayDataPlane
 from lab.azure.arm_server import ArmEmulator

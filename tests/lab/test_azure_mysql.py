@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pymysql
 import pytest
@@ -28,7 +28,12 @@ from drill.ledger import Ledger
 from drivers.azure_network import AzureAuth
 from drivers.database import Database
 from drivers.mysql_firewall import (
-    EgressError, MysqlFirewall, egress_address, execute_mysql_action, make_mysql_client, wait_for_access,
+    EgressError,
+    MysqlFirewall,
+    egress_address,
+    execute_mysql_action,
+    make_mysql_client,
+    wait_for_access,
 )
 from lab.azure.arm_server import ArmEmulator
 from lab.azure.arm_state import ArmTimings

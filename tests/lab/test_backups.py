@@ -6,9 +6,10 @@ import itertools
 import re
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
@@ -277,7 +278,7 @@ def test_latest_is_chosen_by_name_timestamp_not_upload_order(azurite: Azurite, c
     assert by_name["backups/backup-20251227-025500.sql.gz"].last_modified > by_name["backups/backup-20251227-030500.sql.gz"].last_modified
     latest = store.latest()
     assert latest.name == "backups/backup-20251227-030500.sql.gz"
-    assert latest.taken_at == datetime(2025, 12, 27, 3, 5, tzinfo=timezone.utc)
+    assert latest.taken_at == datetime(2025, 12, 27, 3, 5, tzinfo=UTC)
     assert not latest.precise  # no metadata, as the seeds' EC2 job uploads them
 
     # A name without a timestamp falls back to Last-Modified.
@@ -315,7 +316,7 @@ def test_corrupt_backups_are_refused(azurite: Azurite, container: ContainerClien
 
 def test_gaps_finds_a_missing_interval(azurite: Azurite, container: ContainerClient) -> None:
     gz = gzip.compress(fake_dump())
-    t0 = datetime(2025, 12, 27, 3, 0, tzinfo=timezone.utc)
+    t0 = datetime(2025, 12, 27, 3, 0, tzinfo=UTC)
     for k in range(7):
         if k == 3:  # 03:15 never happened
             continue

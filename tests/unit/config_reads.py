@@ -17,9 +17,10 @@ from __future__ import annotations
 import ast
 import re
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel
 from pytest_bdd import parsers
@@ -55,7 +56,7 @@ class Reads:
     paths: set[tuple[str, ...]] = field(default_factory=set)
     outputs: set[str] = field(default_factory=set)
 
-    def update(self, other: "Reads") -> None:
+    def update(self, other: Reads) -> None:
         self.paths |= other.paths
         self.outputs |= other.outputs
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from synthetic_runs import T0, make_run
 
 from drill import attestation as att
 from drill.bundle import ATTESTATION_NAME, MANIFEST_NAME, write_manifest
 from drill.config import EvidenceConfig
 from drill.finalize import finalize_bundle
 from drill.seal import seal_bundle
-from synthetic_runs import T0, make_run
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -204,7 +204,7 @@ def test_an_extra_key_in_a_file_entry_is_malformed(bundle: Path) -> None:
 
 
 def test_created_at_a_little_ahead_of_the_clock_is_tolerated(bundle: Path) -> None:
-    ahead = (datetime.now(timezone.utc) + timedelta(minutes=2)).isoformat(timespec="milliseconds")
+    ahead = (datetime.now(UTC) + timedelta(minutes=2)).isoformat(timespec="milliseconds")
     _edit_manifest(bundle, created_at=ahead)
     assert verify(bundle) == []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
 def samples(plan: list[tuple[float, float, str]], rate: float = 10.0) -> list[Sample]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import copy
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ RUNBOOK = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "dr-failove
 
 
 def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
 def phase(name: str, fault: float, reached: float | None, target: float, title: str = "") -> dict[str, Any]:

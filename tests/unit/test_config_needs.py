@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
+from config_reads import Analyzer, Code, dotted, is_field, iter_parts, longest_nullable_prefix, nullable
 from pydantic import BaseModel, SecretStr
 
-from config_reads import Analyzer, Code, dotted, is_field, iter_parts, longest_nullable_prefix, nullable
 from drill.config import PLACEHOLDER, Target, load_target, substitute, validate
 from drivers.terraform_stack import DATA_TIER_OUTPUTS, STACK_OUTPUTS
 from steps.config_needs import DRILL_PHASES, NEEDS, missing

@@ -19,8 +19,9 @@ import http.client
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -143,7 +144,7 @@ class Blackhole:
         try:
             probe.connect(self.sock.getsockname())
             raise RuntimeError("the kernel accepted a connection beyond the backlog: no blackhole here")
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             pass
         finally:
             probe.close()
@@ -180,7 +181,7 @@ class Stalling:
         while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except (socket.timeout, TimeoutError, OSError):
+            except (TimeoutError, OSError):
                 continue
             self.accepted += 1
             self._conns.append(conn)
@@ -205,7 +206,7 @@ class Harness:
         self.edge: Edge | None = None
         self._closers: list[Any] = []
 
-    def start(self, cfg: dict[str, Any] | None = None, etag: str = "ETAG-A") -> "Harness":
+    def start(self, cfg: dict[str, Any] | None = None, etag: str = "ETAG-A") -> Harness:
         self.model.record(DIST, cfg if cfg is not None else raw_config(), etag, immediate=True)
         self.edge = Edge(free_port(), DIST, self.model, self.dns.get, TIME_SCALE, self.events).start()
         return self

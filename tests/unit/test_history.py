@@ -7,16 +7,16 @@ import json
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from synthetic_runs import T0, make_run
 
 from drill import chain, history
 from drill.attestation import generate, private_key_from_pem
 from drill.bundle import MANIFEST_NAME
 from drill.finalize import finalize_bundle
-from synthetic_runs import T0, make_run
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = timedelta(days=1)
@@ -220,7 +220,7 @@ def _readiness(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_readiness_reports_a_stale_record_of_drills_as_a_finding(tmp_path: Path) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     evidence = tmp_path / "reports" / "evidence"
     none = _readiness(tmp_path).check_last_passing_drill()
     assert not none.passed and none.detail.startswith("drills.last_passing: no passing drill covering phase1, phase2, phase3")

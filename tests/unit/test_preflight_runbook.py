@@ -1,7 +1,8 @@
 """The preflight registry and the runbook-correction record: what they promise the checks that use them."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
