@@ -284,7 +284,7 @@ def _history(run: Any, reports_dir: Path) -> dict[str, Any]:
                                title=f"dr-drill history: {run.target.name} ({len(runs)} runs)")
         return {"runs": len(runs), "regressions": [g.sentence() for g in regs if g.run_id == run.run_id],
                 "staleness": history.staleness(runs, t).sentence(), "chart": str(chart)}
-    except Exception as e:  # the evidence is sealed already; the history view is a convenience
+    except Exception as e:  # noqa: BLE001 — the evidence is sealed already; the history view is a convenience
         return {"error": f"history not drawn: {type(e).__name__}: {e}"}
 
 

@@ -292,7 +292,7 @@ def _release_lock_of(target: Target, run_id: str, unwound: bool) -> None:
                       f"once it is, drill unlock --target {name} --break")
             return
         found, holder = lock.release_if_held_by(run_id)
-    except Exception as e:  # the unwind's outcome stands; the lock can still be broken by hand
+    except Exception as e:  # noqa: BLE001 — the unwind's outcome stands; the lock can still be broken by hand
         print(f"drill lock: could not be checked ({type(e).__name__}: {e}); see drill unlock --target {name}")
         return
     if found == "released":
@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except Exception as e:  # one clear line for operators; tracebacks are for tests
+    except Exception as e:  # noqa: BLE001 — one clear line for operators; tracebacks are for tests
         print(f"drill: error: {e}", file=sys.stderr)
         return 2
 

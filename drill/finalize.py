@@ -130,7 +130,7 @@ def finalize_bundle(
 
         render_timeline(summary, samples, bundle / CHART, actions=actions, max_gap=_max_gap(target))
         png = (bundle / CHART).read_bytes()
-    except Exception as e:  # no chart is no reason to lose the report and the manifest
+    except Exception as e:  # noqa: BLE001 — no chart is no reason to lose the report and the manifest
         problems.append(f"timeline chart not rendered: {type(e).__name__}: {e}")
         (bundle / CHART).unlink(missing_ok=True)
 
@@ -144,14 +144,14 @@ def finalize_bundle(
     ):
         try:
             (bundle / name).write_text(m(render()), encoding="utf-8")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — a report that cannot be written is a problem listed in the bundle, not a reason to leave it unsealed
             problems.append(f"{name} not written: {type(e).__name__}: {e}")
 
     if allure_results is not None:
         try:
             write_allure_metadata(Path(allure_results), summary, environment if isinstance(environment, dict) else None,
                                   report_dir=allure_report, mask=m)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — Allure metadata is a convenience: its failure is listed, the bundle is still sealed
             problems.append(f"Allure metadata not written: {type(e).__name__}: {e}")
 
     seal_bundle(bundle, signing_key)  # last: it seals everything above

@@ -134,7 +134,7 @@ class Ledger:
                 continue
             try:
                 execute(entry.inverse)
-            except Exception as e:  # one failing inverse must not strand the others
+            except Exception as e:  # noqa: BLE001 — one failing inverse must not strand the others
                 with self._lock:
                     entry.state, entry.error = "undo_failed", f"{type(e).__name__}: {e}"
                     self._persist()

@@ -88,7 +88,7 @@ def run(target: Target, facts: Mapping[str, Any], phases: Iterable[str] = PHASES
         name = f"preflight.{c.name}"
         try:
             problem = c.fn(target, facts)
-        except Exception as e:  # a check that cannot decide must not read as a pass
+        except Exception as e:  # noqa: BLE001 — a check that cannot decide must not read as a pass
             problem = f"could not be checked: {type(e).__name__}: {e}"
         if problem:
             out.append(Finding(name, c.phase, f"{name}: {problem}", c.runbook_step))

@@ -282,7 +282,7 @@ class CanaryWriter:
         while not self._stop.is_set():
             try:
                 self.write_once()
-            except Exception as e:  # the primary may be down: count it, reconnect next slot
+            except Exception as e:  # noqa: BLE001 — the primary may be down: count it, reconnect next slot
                 self.failures += 1
                 self.last_error = f"{type(e).__name__}: {e}"
                 self._close()
@@ -297,5 +297,5 @@ class CanaryWriter:
         if conn is not None:
             try:
                 conn.close()
-            except Exception:
+            except pymysql.err.Error:  # PyMySQL's close() raises only 'Already closed'
                 pass

@@ -119,7 +119,7 @@ def check_production_guard(
         # Reading the resource group's networks proves the credentials reach that subscription.
         try:
             list(make_client(azure_auth(target)).virtual_networks.list(target.azure.resource_group))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — whatever the SDK, the credential chain or the network raises, the drill must refuse
             raise Refused(f"the Azure credentials cannot read subscription {sub}: {type(e).__name__}") from None
         verified.append(f"Azure subscription {sub} allowed and reachable")
     if target.failover_stack is not None:
@@ -159,7 +159,7 @@ class Holder:
     def me(cls, run_id: str) -> Holder:
         try:
             user = getpass.getuser()
-        except Exception:
+        except (KeyError, OSError):  # no passwd entry for this uid (containers), or no login name
             user = "unknown"
         who = os.environ.get("DRILL_OPERATOR") or f"{user}@{platform.node()} pid {os.getpid()}"
         return cls(who, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), run_id)

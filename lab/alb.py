@@ -173,7 +173,7 @@ class Alb:
         while not self._stop.wait(self.tick):
             try:
                 self._step(time.monotonic())
-            except Exception as e:  # keep the lab alive; the event log says what went wrong
+            except Exception as e:  # noqa: BLE001 — keep the lab alive; the event log says what went wrong
                 self.events.record("alb", "health checker error", error=repr(e))
 
     def _step(self, now: float) -> None:

@@ -127,7 +127,7 @@ class BackupJob:
                 self.run_once()
             except BackupError:
                 pass  # recorded by run_once; the next interval is the retry
-            except Exception as e:  # never let the schedule die silently
+            except Exception as e:  # noqa: BLE001 — never let the schedule die silently
                 self._record_failure(None, f"{type(e).__name__}: {e}")
             next_due += self.interval
             now = time.monotonic()

@@ -164,7 +164,7 @@ class FailoverStack:
             op.log.append(f"{'Apply' if op.kind == 'apply' else 'Destroy'} complete! Resources: {len(todo)} "
                           f"{'added' if op.kind == 'apply' else 'destroyed'}.")
             op.state = "succeeded"
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — any failure of the modelled apply is the operation's error, as Terraform reports it
             op.state, op.error = "failed", str(e)
         finally:
             self.events.record("stack", f"{op.kind} {op.state}", targets=op.targets, error=op.error)
@@ -195,7 +195,7 @@ class FailoverStack:
                     try:
                         prepare[addr]()
                         prepared.append(None)
-                    except BaseException as e:  # reported as this resource's failure below
+                    except BaseException as e:  # noqa: BLE001 — reported as this resource's failure below
                         prepared.append(e)
 
                 preparing = threading.Thread(target=run_prepare, name=f"prepare {addr}", daemon=True)
@@ -211,7 +211,7 @@ class FailoverStack:
                         raise prepared[0]
                 if during == "creating":
                     actions[addr]()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 — any failure while creating a resource is that resource's error, as Terraform reports it
                 res.state, res.error = "failed", f"{type(e).__name__}: {e}"
                 op.log.append(f"{addr}: failed: {res.error}")
                 return

@@ -113,7 +113,7 @@ class _QuietHandler(BaseHTTPRequestHandler):
         req = Request(self.command, self.path, {k: v for k, v in self.headers.items()}, body)
         try:
             resp = type(self).app(req)
-        except Exception as e:  # a bug in a lab proxy must look like a server error, not a hang
+        except Exception as e:  # noqa: BLE001 — a bug in a lab proxy must look like a server error, not a hang
             resp = Response(500, [("Content-Type", "text/plain")], f"lab proxy error: {e}".encode())
         self.send_response(resp.status)
         for k, v in resp.headers:

@@ -103,7 +103,7 @@ class ReadinessRun:
         at, t0 = time.time(), time.monotonic()
         try:
             v = fn()
-        except Exception as e:  # a check that cannot measure is a check that fails
+        except Exception as e:  # noqa: BLE001 — a check that cannot measure is a check that fails
             v = Verdict(check, False, None, None, sentence(check, f"could not be measured: {_describe(e)}"))
         v.at, v.seconds = iso(at), round(time.monotonic() - t0, 3)
         v.detail = self.evidence.mask(v.detail)
@@ -675,7 +675,7 @@ class ReadinessRun:
             def run(check: str = check, api: str = api, call: Callable[[], str] = call) -> Verdict:
                 try:
                     answer = call()
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 — any failure of the call is this check's failed verdict, named
                     return Verdict(check, False, _error_code(e), "answers", sentence(check, f"{api} failed: {_describe(e)}"),
                                    data={"api": api})
                 return Verdict(check, True, "answers", "answers", sentence(check, f"{api} answers: {answer}"), data={"api": api})
@@ -752,7 +752,7 @@ class ReadinessRun:
         try:
             scratch.empty(self.scratch_db())
             return []
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — a cleanup failure is reported in the summary, never raised over the verdicts
             return [self.evidence.mask(f"could not empty the scratch database: {_describe(e)}")]
 
     def summary(self, failed_tests: list[str], notes: list[str]) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def operator() -> str:
         return f"ci:{os.environ['GITHUB_ACTOR']}"
     try:
         return getpass.getuser()
-    except Exception:
+    except (KeyError, OSError):  # no passwd entry for this uid (containers), or no login name
         return "unknown"
 
 
@@ -606,7 +606,7 @@ class DrillRun:
             def differences() -> list[str]:
                 try:
                     return diff(self.baseline, capture(self))
-                except Exception as e:  # an unreadable state is a difference, not a pass
+                except Exception as e:  # noqa: BLE001 — an unreadable state is a difference, not a pass
                     return [f"(could not read the state after the drill: {type(e).__name__}: {e})"]
 
             deadline = time.monotonic() + settle

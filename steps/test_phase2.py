@@ -115,7 +115,7 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
     def apply_rest() -> None:
         try:
             result["outputs"] = tf.apply()
-        except Exception as e:  # reported by the step that needs the stack
+        except Exception as e:  # noqa: BLE001 — reported by the step that needs the stack
             result["error"] = e
 
     applying = threading.Thread(target=apply_rest, name="terraform-apply", daemon=True)
@@ -188,7 +188,7 @@ def _allow_drill_client(drill_run: DrillRun) -> None:
     bound = drill_run.target.scaled(300) + 10
     try:
         waited = wait_for_access(probe.connect, bound, poll=min(1.0, max(0.1, drill_run.target.scaled(5))))
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 — any failure to get in becomes the step's assertion, naming it
         raise AssertionError(f"Azure MySQL did not let the drill ({address}) in within {bound:.0f}s of firewall rule "
                              f"{rule}: {type(e).__name__}: {e}") from None
     attach_json("firewall rule for the drill (with inverse)", {

@@ -94,7 +94,7 @@ def revert_and_destroy(drill_run: DrillRun) -> None:
     def destroy() -> None:
         try:
             drill_run.terraform().destroy()
-        except BaseException as e:  # reported below
+        except BaseException as e:  # noqa: BLE001 — reported below: even an interrupt inside the destroy thread must reach the step
             errors.append(e)
             return
         # Settled here, not in the step: an interrupt after the destroy must not undo it again

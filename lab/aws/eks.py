@@ -119,7 +119,7 @@ def _finish(update_id: str) -> None:
                     group.min_size, group.max_size = nodegroup.scaling_config["minSize"], nodegroup.scaling_config["maxSize"]
                     group.set_desired_capacity(nodegroup.scaling_config["desiredSize"])
             update["status"] = "Successful"
-        except Exception as e:  # the update fails, saying why, as DescribeUpdate's errors do
+        except Exception as e:  # noqa: BLE001 — the update fails, saying why, as DescribeUpdate's errors do
             update["status"] = "Failed"
             update["errors"] = [{"errorCode": "Unknown", "errorMessage": repr(e), "resourceIds": [ng_name]}]
         nodegroup.status = "ACTIVE"

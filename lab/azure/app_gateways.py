@@ -80,7 +80,7 @@ class AppGateways(VirtualNetworks):
             active = gw.active if gw is not None else None
         try:
             pools = fn() if fn is not None else _unknown_health(active)
-        except Exception as e:  # a failing data plane shows as a failed operation, as ARM would
+        except Exception as e:  # noqa: BLE001 — a failing data plane shows as a failed operation, as ARM would
             with self._lock:
                 op.status, op.error = "Failed", ArmError(500, "InternalServerError", f"backend health: {e!r}")
             return

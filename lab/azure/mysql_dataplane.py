@@ -131,7 +131,7 @@ class FlexibleServerEndpoint:
         while not self._stop.is_set():
             try:
                 allowed = bool(self.allowed(LOOPBACK))
-            except Exception as e:  # a model error must show, and must not open the firewall
+            except Exception as e:  # noqa: BLE001 — a model error must show, and must not open the firewall
                 self._record("firewall check failed", error=repr(e))
                 allowed = False
             if allowed != self._open:

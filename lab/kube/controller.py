@@ -94,7 +94,7 @@ class Controller:
                 self.deployments.sync()
                 self.load_balancers.sync()
                 self.kubelet.sync()
-            except Exception as e:  # a controller bug must show in the event log, not end the loop
+            except Exception as e:  # noqa: BLE001 — a controller bug must show in the event log, not end the loop
                 self._record("controller error", error=repr(e))
             seen = self.store.wait_for_change(seen if seen >= 0 else self.store.resource_version, TICK * 2)
 

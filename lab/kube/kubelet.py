@@ -258,7 +258,7 @@ class _PodWorker:
                         self._probe(c, now)
                 self._publish(pod)
                 self.stop_event.wait(TICK)
-        except Exception as e:  # a kubelet bug must not leave processes behind or kill the lab
+        except Exception as e:  # noqa: BLE001 — a kubelet bug must not leave processes behind or kill the lab
             self.k.record("kubelet error", pod=self.name, namespace=self.ns, error=repr(e))
         finally:
             self._kill_all()

@@ -196,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(e.code, e.status())
         except (TimeoutError, BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
-        except Exception as e:  # an emulator bug must look like a 500 from the API server, not a hang
+        except Exception as e:  # noqa: BLE001 — an emulator bug must look like a 500 from the API server, not a hang
             self._send_json(500, ApiError(500, "InternalError", f"Internal error occurred: {type(e).__name__}: {e}").status())
 
     # -- routing -----------------------------------------------------------------------------------------

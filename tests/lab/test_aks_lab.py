@@ -45,6 +45,7 @@ from drivers.azure_network import AppGateway
 from drivers.azure_network import make_client as network_client
 from drivers.kube import Kube, petclinic_manifests
 from lab.azure.appgw_dataplane import AppGatewayDataPlane
+from lab.azure.arm_base import ArmError
 from lab.azure.arm_server import ArmEmulator
 from lab.azure.gateway_network import GatewayNetwork
 from lab.events import EventLog
@@ -69,7 +70,7 @@ def _cluster(work: Path, emu: ArmEmulator, events: EventLog) -> KubeApiServer:
     def other(name: str) -> ipaddress.IPv4Network | None:
         try:
             return ipaddress.ip_network(emu.state.get_subnet(RG, VNET, name)["properties"]["addressPrefix"])
-        except Exception:
+        except (ArmError, KeyError, ValueError):  # ARM's 404 (no such subnet); no single or no valid addressPrefix
             return None
 
     net = ClusterNetwork(node_subnet=ipaddress.ip_network(subnet["properties"]["addressPrefix"]), subnet_name=SUBNET,

@@ -261,7 +261,7 @@ def test_missing_maintenance_container(ready_lab: Lab, tmp_path: Path) -> None:
         def recreate() -> bool:
             try:
                 web = svc.create_container("$web")
-            except Exception:  # the deletion may still be settling
+            except Exception:  # noqa: BLE001 — the deletion may still be settling
                 return False
             web.upload_blob("index.html", (REPO / "lab" / "static" / "maintenance.html").read_bytes(), overwrite=True,
                             content_settings=ContentSettings(content_type="text/html; charset=utf-8"))
