@@ -20,6 +20,7 @@ backend switch, no display): callers import this module lazily, the core does no
 """
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
@@ -122,7 +123,7 @@ def render_timeline(
     # mono → wall: each sample carries both; the offset is the same for all (same process).
     offset = statistics.median(s.t - s.mono for s in samples) if samples else 0.0
     if max_gap is None:
-        spacing = statistics.median(b.seen - a.seen for a, b in zip(samples, samples[1:])) if len(samples) > 2 else 0.1
+        spacing = statistics.median(b.seen - a.seen for a, b in itertools.pairwise(samples)) if len(samples) > 2 else 0.1
         max_gap = max(1.0, 2.0 + 2 * spacing)
 
     present = {s.cls for s in samples}

@@ -234,7 +234,7 @@ def table_lines(runs: Sequence[Run], regs: Sequence[Regression], stale: Stalenes
         cells.append("; ".join(flags))
         rows.append(cells)
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.append("")
     lines.append(f"regressions (worse than the median of the previous {t.window} runs by > {t.ratio * 100:g}% "
                  f"and > {t.floor_seconds:g}s real-world): {len(regs) or 'none'}")

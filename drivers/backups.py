@@ -8,6 +8,7 @@ stored `dump_started_at` metadata (the lab's job does), that sub-second time ref
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 import re
 import tempfile
@@ -168,7 +169,7 @@ class BackupStore:
         """
         backups = [b for b in self.list(prefix) if b.name_has_time or b.precise]
         out = []
-        for a, b in zip(backups, backups[1:]):
+        for a, b in itertools.pairwise(backups):
             dt = (b.started_at - a.started_at).total_seconds()
             slack = 0.0 if (a.precise and b.precise) else NAME_RESOLUTION_SECONDS
             if dt > interval_seconds * 1.5 + slack:

@@ -54,7 +54,7 @@ class ManagedProcess:
 
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 — closed in finally once the child holds its copy
         try:
             self.proc = _spawn(
                 args=self.argv,

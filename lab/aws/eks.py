@@ -110,7 +110,7 @@ def _nodegroup_of(group: Any) -> Any | None:
 def _finish(update_id: str) -> None:
     """EKS has applied the update: the Auto Scaling group has the new sizes; the update is Successful."""
     with _lock:
-        cluster, ng_name, update = _updates[update_id]
+        _cluster, ng_name, update = _updates[update_id]
         nodegroup, scaling = update.pop("_apply")
         try:
             if scaling:

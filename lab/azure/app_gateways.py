@@ -323,11 +323,8 @@ class AppGateways(VirtualNetworks):
                             self._check_reference(gid, ref, pr["id"], index)
 
     def _check_reference(self, gid: str, ref: str, referrer: str, index: dict[str, str]) -> None:
-        missing = False
-        if ref.lower().startswith(gid.lower() + "/"):
-            missing = ref.lower() not in index
-        else:
-            missing = self._subnet_exists(ref) is False
+        in_gateway = ref.lower().startswith(gid.lower() + "/")
+        missing = ref.lower() not in index if in_gateway else self._subnet_exists(ref) is False
         if missing:
             raise ArmError(
                 400, "InvalidResourceReference",

@@ -50,9 +50,8 @@ class NamespaceController:
                         self.store.delete(plural, name, obj["metadata"]["name"])
                     except ApiError:
                         pass
-            if not self.store.list("pods", name)[0]:
-                if self.store.finalize("namespaces", "", name, ns["metadata"]["uid"]):
-                    self.record("namespace deleted", namespace=name)
+            if not self.store.list("pods", name)[0] and self.store.finalize("namespaces", "", name, ns["metadata"]["uid"]):
+                self.record("namespace deleted", namespace=name)
 
 
 # -- the facade ------------------------------------------------------------------------------------

@@ -338,7 +338,7 @@ def test_an_entra_cluster_needs_kubelogin_and_gets_it(world: World, tmp_path: Pa
         world.emu.clusters.register(RG, "aks-entra", srv.client_kubeconfig, aad=True)
         from drivers.aks import AksCredentialsError
 
-        with pytest.raises(AksCredentialsError, match="Entra-integrated.*kubernetes.kubelogin.mode"):
+        with pytest.raises(AksCredentialsError, match=r"Entra-integrated.*kubernetes\.kubelogin\.mode"):
             AksCredentials(make_client(world.auth)).fetch(RG, "aks-entra", tmp_path / "a" / "kubeconfig")
         fake = fake_kubelogin(tmp_path / "bin")
         dest = tmp_path / "b" / "kubeconfig"

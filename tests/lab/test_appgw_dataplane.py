@@ -7,6 +7,7 @@ Every test builds its own gateway (in-process, from the seed) and data plane, so
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -208,7 +209,7 @@ def test_probe_interval_timeout_and_threshold_are_scaled(emu: ArmEmulator, plane
     time.sleep(2.0)
     window = [p for p in be.probes() if p[0] >= t0]
     assert 3 <= len(window) <= 5, len(window)  # 2 s / 0.5 s
-    gaps = [y[0] - x[0] for x, y in zip(window, window[1:])]
+    gaps = [y[0] - x[0] for x, y in itertools.pairwise(window)]
     assert all(INTERVAL - 0.05 <= g <= INTERVAL + 0.15 for g in gaps), gaps
     assert {(p[1].path, p[1].headers["Host"]) for p in window} == {("/healthz", "probe.example")}
     be.status = 500

@@ -12,6 +12,7 @@ group puts it back and waits until it has settled again (try/finally), whatever 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import secrets
 import time
@@ -633,7 +634,7 @@ def test_alb_health_checks_follow_the_target_groups_settings(
         assert t.streak_before(became("healthy", t_ok)) == (200, 2)
         # …and the checks came HealthCheckIntervalSeconds (5 s) apart.
         times = [m for m, _ in t.checks if m > t_fail + 60 / scale]
-        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        gaps = sorted(b - a for a, b in itertools.pairwise(times))
         assert gaps and gaps[len(gaps) // 2] == pytest.approx(5 / scale, rel=0.4), gaps
 
         # Deregistered: draining for the delay set (30 s: 1 s here), no new requests, then gone.

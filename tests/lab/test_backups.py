@@ -226,7 +226,7 @@ def test_periodic_job_produces_backups_without_gaps(
     assert names == job.uploaded
     assert store_for(azurite, container).gaps(interval) == []
     assert len(events.events("backup uploaded")) == len(backups) and not events.events("backup failed")
-    spacing = [(b.started_at - a.started_at).total_seconds() for a, b in zip(backups, backups[1:])]
+    spacing = [(b.started_at - a.started_at).total_seconds() for a, b in itertools.pairwise(backups)]
     assert all(0.5 < s < 1.5 for s in spacing), spacing
 
 
@@ -365,7 +365,7 @@ def test_canary_rows_measure_what_a_restore_loses(
     # One row per interval, each acknowledged write counted.
     assert len(rows) == writer.writes and writer.failures == 0
     assert abs(writer.writes - (elapsed / interval + 1)) <= 2, (writer.writes, elapsed)
-    spacing = [b[1] - a[1] for a, b in zip(rows, rows[1:])]
+    spacing = [b[1] - a[1] for a, b in itertools.pairwise(rows)]
     # Fixed-rate: a late write is followed by an early one, so the mean holds even on a busy machine.
     assert sum(spacing) / len(spacing) == pytest.approx(interval, rel=0.25) and max(spacing) < 2.5 * interval, spacing
     assert writer.last_written() == pytest.approx(float(rows[-1][0]))

@@ -291,7 +291,7 @@ class _Walker(ast.NodeVisitor):
         params = [a.arg for a in callee.node.args.args]
         if bound.get("self") is not None and params and params[0] == "self":
             params = params[1:]
-        for p, v in zip(params, args):
+        for p, v in zip(params, args, strict=False):  # params may have defaults that args do not fill
             if v is not None:
                 bound[p] = v
         for k, v in kwargs.items():

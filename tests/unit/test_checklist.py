@@ -233,7 +233,7 @@ def test_markdown_carries_every_item_with_its_evidence_and_escapes_cells() -> No
     summary["notes"] = ["a | pipe\nand a newline <b>"]
     md = render_markdown(summary, actions, events, files=["summary.json", "timeline.png"])
     results = evaluate(summary, actions, events)
-    for item, check in results:
+    for item, _check in results:
         row = next(line for line in md.splitlines() if line.startswith(f"| {item.number} |"))
         assert item.ko in row and item.en in row and "✅ passed" in row
         assert row.count(" | ") == 5  # six cells: no stray pipe from the evidence

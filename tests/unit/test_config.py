@@ -102,7 +102,7 @@ def test_bad_targets_name_the_key_and_problem(tmp_path: Path, mutate, expected: 
 
 
 def test_unknown_target_name_lists_known_ones() -> None:
-    with pytest.raises(ConfigError, match="known: .*lab"):
+    with pytest.raises(ConfigError, match=r"known: .*lab"):
         resolve_path("nonexistent")
 
 

@@ -127,9 +127,9 @@ def test_the_production_examples_secrets_are_environment_references_only() -> No
             if field is None:
                 continue
             ann = field.annotation
-            if SecretStr in (ann, *getattr(ann, "__args__", ())):
-                if not (isinstance(value, str) and re.fullmatch(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}", value)):
-                    out.append(f"{where}{key}")
+            if SecretStr in (ann, *getattr(ann, "__args__", ())) and not (
+                    isinstance(value, str) and re.fullmatch(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}", value)):
+                out.append(f"{where}{key}")
             inner = [a for a in (*getattr(ann, "__args__", ()), ann) if isinstance(a, type) and issubclass(a, BaseModel)]
             if inner:
                 out += walk(inner[0], value, f"{where}{key}.")

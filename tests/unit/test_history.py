@@ -36,7 +36,7 @@ def test_each_run_links_to_the_previous_sealed_run_of_its_target(three: list[Pat
     root = three[0].parent
     links = [json.loads((b / MANIFEST_NAME).read_text())["previous"] for b in three]
     assert links[0] is None
-    for prev, link in zip(three, links[1:]):
+    for prev, link in zip(three, links[1:], strict=False):  # each run but the last, and its successor's link
         assert link == {"run_id": prev.name, "manifest_sha256": chain.manifest_digest(prev)}
     head = chain.read_head(root, "lab")
     assert head is not None and head["run_id"] == three[2].name and head["manifest_sha256"] == chain.manifest_digest(three[2])

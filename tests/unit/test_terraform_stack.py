@@ -177,7 +177,7 @@ def test_a_provider_block_subscription_is_seen_and_must_be_allowed(stack: Path, 
         'provider "aws" {\n  subscription_id = "not-azurerm"\n}\n')
     assert provider_subscriptions(stack) == [("providers.tf", '"22222222-2222-2222-2222-222222222222"')]
     t = target(fake, stack)
-    with pytest.raises(Refused, match="sets subscription_id = .*22222222.* wins over ARM_SUBSCRIPTION_ID"):
+    with pytest.raises(Refused, match=r"sets subscription_id = .*22222222.* wins over ARM_SUBSCRIPTION_ID"):
         _terraform_subscription(t, [SUBSCRIPTION])
     with pytest.raises(Refused, match=f"Terraform would apply the failover stack to subscription {SUBSCRIPTION}"):
         _terraform_subscription(t, ["22222222-2222-2222-2222-222222222222"])
