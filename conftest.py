@@ -358,7 +358,8 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
     tr.write_line(f"  downtime (errors) {s['downtime_seconds']:.2f}s over {s['requests']} probe requests")
     if s.get("rpo_seconds") is not None:
         tr.write_line(f"  RPO {s['rpo_seconds']:.2f}s / target {s['rpo_target_seconds']:.2f}s; backup age {s['backup_age_seconds']:.2f}s")
-    tr.write_line(f"  degraded (maintenance) {s['degraded_seconds']:.2f}s; on Azure {s['azure_seconds']:.2f}s; drill took {s['duration_seconds']:.1f}s")
+    tr.write_line(f"  degraded (maintenance) {s['degraded_seconds']:.2f}s; on Azure {s['azure_seconds']:.2f}s; "
+                  f"drill took {s['duration_seconds']:.1f}s")
     if s.get("outage_write"):
         writes = "; ".join(f"{phase} ({w.get('users_saw')}) {w.get('status')} {'saved' if w.get('accepted') else 'refused'}"
                            for phase, w in s["outage_write"].items())

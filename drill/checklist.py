@@ -420,7 +420,8 @@ def _p3_alb_direct(e: Evidence) -> Check:
     p3 = e.phase("phase3")
     if p3 is None:
         return Check(NOT_PROVEN, e.stopped_early(3), "summary.json failed_steps")
-    edge = e.lab("serving origin", "edge", _ts(p3.get("fault_at")), lambda ev: "primary" in str(ev.get("origin", "")) and _default_behavior(ev))
+    edge = e.lab("serving origin", "edge", _ts(p3.get("fault_at")),
+                 lambda ev: "primary" in str(ev.get("origin", "")) and _default_behavior(ev))
     if p3.get("rto_seconds") is None:
         return Check(FAILED, "users never got PetClinic from AWS again through CloudFront's primary origin (the ALB)",
                      "summary.json phases[phase3]")
@@ -490,7 +491,8 @@ ITEMS: tuple[Item, ...] = (
          "lab: every draining node terminated; else the step “the web node group settles at 0 nodes”", _p1_nodes_gone),
     Item(1, "1.3", "ALB Target Group unhealthy 확인", "ALB target group confirmed unhealthy",
          "lab: the ALB's “no serving targets” event; else the step “the ALB reports no healthy targets”", _p1_alb_unhealthy),
-    Item(1, "1.4", "CloudFront가 Secondary Origin(Blob Storage) 사용 확인", "CloudFront confirmed serving from the secondary origin (Blob Storage)",
+    Item(1, "1.4", "CloudFront가 Secondary Origin(Blob Storage) 사용 확인",
+         "CloudFront confirmed serving from the secondary origin (Blob Storage)",
          "the probe's sustained maintenance-page state; lab: the edge's origin switch", _p1_secondary_origin),
     Item(1, "1.5", "브라우저에서 정적 유지보수 페이지 표시 확인", "static maintenance page confirmed in a browser",
          "measured RTO: fault → maintenance page sustained, vs the maintenance RTO", _p1_maintenance_page),
@@ -518,7 +520,8 @@ ITEMS: tuple[Item, ...] = (
          "the step “the ALB reports healthy targets”; lab: routable targets", _p3_alb_healthy),
     Item(3, "3.4", "AWS ALB 직접 접속 테스트 성공", "direct access to the AWS ALB succeeded",
          "indirect: users got PetClinic from AWS through CloudFront's primary origin, the ALB", _p3_alb_direct),
-    Item(3, "3.5", "CloudFront가 Primary Origin(AWS ALB) 자동 복구 확인", "CloudFront confirmed back on the primary origin (AWS ALB) automatically",
+    Item(3, "3.5", "CloudFront가 Primary Origin(AWS ALB) 자동 복구 확인",
+         "CloudFront confirmed back on the primary origin (AWS ALB) automatically",
          "measured RTO: restore → PetClinic from AWS sustained, vs the failback RTO", _p3_primary_back),
     Item(3, "3.6", "CloudFront Secondary Origin을 Blob Storage로 원복", "CloudFront secondary origin reverted to Blob Storage",
          "the step comparing the origin with the snapshot before the drill; no baseline difference", _p3_origin_reverted),
@@ -573,9 +576,11 @@ def _objectives(s: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         ))
     rpo = s.get("rpo") if isinstance(s.get("rpo"), dict) else None
     if rpo:
-        rows.append(("RPO — newest restored write before the fault", _secs(rpo.get("rpo_seconds")) if rpo.get("rpo_seconds") is not None else "not measured",
+        rows.append(("RPO — newest restored write before the fault",
+                     _secs(rpo.get("rpo_seconds")) if rpo.get("rpo_seconds") is not None else "not measured",
                      _secs(rpo.get("rpo_target_seconds")),
-                     f"— / {rpo['rpo_target_real_seconds']:g} s" if scaled and isinstance(rpo.get("rpo_target_real_seconds"), (int, float)) else "—",
+                     f"— / {rpo['rpo_target_real_seconds']:g} s"
+                     if scaled and isinstance(rpo.get("rpo_target_real_seconds"), (int, float)) else "—",
                      "PASS" if rpo.get("passed") else "FAIL"))
     return rows
 
@@ -720,9 +725,11 @@ def render_markdown(summary: dict[str, Any] | None, actions: Sequence[dict[str, 
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans KR","Malgun Gothic",sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans KR","Malgun Gothic",sans-serif;
+margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}h3{font-size:1.05em;margin-bottom:.2em}
-table{border-collapse:collapse;width:100%;margin:.4em 0 1em}th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;font-size:.9em;text-align:left}
+table{border-collapse:collapse;width:100%;margin:.4em 0 1em}
+th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;font-size:.9em;text-align:left}
 th{background:#f5f5f5}.passed{background:#e8f5e9}.failed{background:#ffebee}.not-proven{background:#fff8e1}.not-run{background:#eceff1;color:#555}.dry-run{background:#e3f2fd}
 .verdict-passed{color:#1b5e20}.verdict-failed{color:#b71c1c}.en{color:#555;font-style:italic}img{max-width:100%;border:1px solid #ddd}
 code{background:#f5f5f5;padding:0 3px}.muted{color:#666}

@@ -310,7 +310,8 @@ class Kube:
             if state == "done":
                 return time.monotonic() - start
             if state == "failed":
-                raise RolloutFailed(self._rollout_report(ns, name, dep, f"exceeded its progress deadline after {time.monotonic() - start:.1f}s"))
+                raise RolloutFailed(self._rollout_report(
+                    ns, name, dep, f"exceeded its progress deadline after {time.monotonic() - start:.1f}s"))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(self._rollout_report(ns, name, dep, f"not rolled out after {timeout:.0f}s"))

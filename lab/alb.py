@@ -34,9 +34,12 @@ from lab.events import EventLog
 from lab.httpfwd import Request, Response, Server, UpstreamError, forward
 from lab.ports import free_port
 
-ALB_503 = b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n"
-ALB_502 = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
-ALB_504 = b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n"
+ALB_503 = (b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
+           b"<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n")
+ALB_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+           b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n")
+ALB_504 = (b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n"
+           b"<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n")
 ALB_HEADERS = [("Content-Type", "text/html"), ("Server", "awselb/2.0")]
 
 # Where a target's traffic goes: (host, port), or None when a connection to it is refused.

@@ -125,7 +125,8 @@ def main(argv: list[str]) -> int:
         pending = _call(cfg, "POST", "/stacks/2-failover/plan", {"targets": targets, "subscription_id": sub})["create"]
         for a in pending:
             print(f"  # {a} will be created")
-        print(f"Plan: {len(pending)} to add, 0 to change, 0 to destroy." if pending else "No changes. Your infrastructure matches the configuration.")
+        print(f"Plan: {len(pending)} to add, 0 to change, 0 to destroy." if pending
+              else "No changes. Your infrastructure matches the configuration.")
         if targets:
             print("Warning: Resource targeting is in effect")
         return 2 if pending and "-detailed-exitcode" in rest else 0

@@ -565,7 +565,8 @@ class ReadinessRun:
             want = list(self.cfg.containers)
             missing = [c for c in want if c not in have]
             text = (f"containers {', '.join(want)} are present" if not missing
-                    else f"container(s) {', '.join(missing)} missing from {self.cfg.storage_account} (present: {', '.join(have) or 'none'})")
+                    else f"container(s) {', '.join(missing)} missing from {self.cfg.storage_account} "
+                         f"(present: {', '.join(have) or 'none'})")
             return Verdict(check, not missing, have, want, sentence(check, text))
 
         return self.measure(check, run)

@@ -176,7 +176,8 @@ class DrillRun:
                 errors = self._trailing_errors()
                 limit = self.target.scaled(stop.max_error_seconds)
                 if errors > limit:
-                    reason = f"stop condition: users got errors for {errors:.1f}s at a stretch, beyond the budget {limit:.1f}s (stop.max_error_seconds)"
+                    reason = (f"stop condition: users got errors for {errors:.1f}s at a stretch, beyond the budget "
+                              f"{limit:.1f}s (stop.max_error_seconds)")
             if reason is not None and self._watching.is_set():
                 self.stopped_by = reason
                 self.notes.append(reason)
@@ -301,7 +302,8 @@ class DrillRun:
         where = {"secret_id": self.target.database.secret_id, "table": "owners", "column": "address", "value": key}
         url = self.target.site.url.rstrip("/") + SITE_WRITE_PATH
         entry = self.ledger.record(
-            Action("site.write_owner", {"url": url, "address": key}, f"a user adds owner {SITE_WRITE_LAST_NAME} ({phase}) through the site"),
+            Action("site.write_owner", {"url": url, "address": key},
+                   f"a user adds owner {SITE_WRITE_LAST_NAME} ({phase}) through the site"),
             Action("db.delete_rows", where, f"delete the owner a user added through the site in {phase} from the primary, if it landed"),
         )
         if entry.planned:

@@ -316,7 +316,9 @@ class _PodWorker:
         # The kubelet restarts at once the first time, then backs off 10s, 20s, ... up to 5 min.
         delay = 0.0 if c.restarts == 1 else min(300.0, 10.0 * 2 ** (c.restarts - 2))
         c.next_start = time.monotonic() + delay / self.k.time_scale
-        c.waiting = ("CrashLoopBackOff", f"back-off {delay:.0f}s restarting failed container={c.name} pod={self.name}_{self.ns}({self.uid})") if delay else ("ContainerCreating", "")
+        c.waiting = (("CrashLoopBackOff",
+                      f"back-off {delay:.0f}s restarting failed container={c.name} pod={self.name}_{self.ns}({self.uid})")
+                     if delay else ("ContainerCreating", ""))
         self.k.record("container restarted", pod=self.name, namespace=self.ns, container=c.name, reason=reason, restarts=c.restarts)
 
     def _probe(self, c: _Container, now: float) -> None:

@@ -134,7 +134,8 @@ class FieldSelector:
         allowed = ("metadata.name", "metadata.namespace") + FIELD_SELECTORS.get(res.plural, ())
         for term in split_terms(text or ""):
             neg = "!=" in term
-            k, v = term.split("!=", 1) if neg else (term.split("==", 1) if "==" in term else term.split("=", 1) if "=" in term else (term, None))
+            k, v = (term.split("!=", 1) if neg else
+                    term.split("==", 1) if "==" in term else term.split("=", 1) if "=" in term else (term, None))
             if v is None:
                 raise bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
             k = k.strip()

@@ -174,7 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return json.loads(raw)
         except (ValueError, IndexError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise bad_request(f"the body of the request could not be decoded: {e}") from None
-        raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+        raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media "
+                       "types include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
 
     def _handle(self, method: str) -> None:
         try:
@@ -208,7 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
             "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [{
                 "name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
                 "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}]},
-            "/apis/apps": {"kind": "APIGroup", "apiVersion": "v1", "name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+            "/apis/apps": {"kind": "APIGroup", "apiVersion": "v1", "name": "apps",
+                           "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
                            "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}},
             "/api/v1": _discovery(""),
             "/apis/apps/v1": _discovery("apps"),

@@ -165,7 +165,8 @@ class Store:
         if creating and nsobj["metadata"].get("deletionTimestamp"):
             msg = f'{res.qualified} "{name}" is forbidden: unable to create new content in namespace {ns} because it is being terminated'
             det = details(res, name)
-            det["causes"] = [{"reason": "NamespaceTerminating", "message": f"namespace {ns} is being terminated", "field": "metadata.namespace"}]
+            det["causes"] = [{"reason": "NamespaceTerminating", "message": f"namespace {ns} is being terminated",
+                              "field": "metadata.namespace"}]
             raise ApiError(403, "Forbidden", msg, det)
 
     def _check_body(self, res: Resource, ns: str, body: Any) -> dict[str, Any]:
@@ -174,7 +175,8 @@ class Store:
         if body.get("kind") not in (None, "", res.kind):
             raise bad_request(f'the object provided is unrecognized (must be of type {res.kind}): kind {body.get("kind")!r}')
         if body.get("apiVersion") not in (None, "", res.api_version):
-            raise bad_request(f'the API version in the data ({body.get("apiVersion")}) does not match the expected API version ({res.api_version})')
+            raise bad_request(f'the API version in the data ({body.get("apiVersion")}) does not match the expected '
+                              f'API version ({res.api_version})')
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -324,7 +326,8 @@ class Store:
         res = self.resource(plural)
         ptype = PATCH_TYPES.get(content_type.split(";")[0].strip().lower())
         if ptype is None:
-            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: {', '.join(PATCH_TYPES)}")
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
+                           f"media types include: {', '.join(PATCH_TYPES)}")
         if "patch" not in res.verbs:
             raise method_not_allowed(res, "patch")
         if ptype == "apply" and not field_manager:
@@ -373,12 +376,15 @@ class Store:
                 raise not_found(res, name)
             pre = options.get("preconditions") or {}
             if pre.get("uid") and pre["uid"] != obj["metadata"]["uid"]:
-                raise conflict(res, name, f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {obj['metadata']['uid']}")
+                raise conflict(res, name, f"Precondition failed: UID in precondition: {pre['uid']}, "
+                                          f"UID in object meta: {obj['metadata']['uid']}")
             if pre.get("resourceVersion") and pre["resourceVersion"] != obj["metadata"]["resourceVersion"]:
-                raise conflict(res, name, f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, ResourceVersion in object meta: {obj['metadata']['resourceVersion']}")
+                raise conflict(res, name, f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                                          f"ResourceVersion in object meta: {obj['metadata']['resourceVersion']}")
             if plural == "namespaces":
                 if name in UNDELETABLE_NAMESPACES:
-                    raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be deleted', details(res, name))
+                    raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                                   details(res, name))
                 if obj["metadata"].get("deletionTimestamp") or dry_run:
                     return copy.deepcopy(obj)
                 new = copy.deepcopy(obj)
@@ -459,7 +465,8 @@ class Store:
     # -- watch ----------------------------------------------------------------------------------------
 
     def watch(self, plural: str, ns: str | None, resource_version: str | None, label_selector: str | None,
-              field_selector: str | None, timeout: float, stop: threading.Event | None = None) -> Generator[dict[str, Any] | None, None, None]:
+              field_selector: str | None, timeout: float,
+              stop: threading.Event | None = None) -> Generator[dict[str, Any] | None, None, None]:
         """Watch events as the API sends them ({type, object}); a too-old resourceVersion gives one
         ERROR event with a 410 Expired Status, as the real server does. Yields None about every
         half second without events, so the caller can notice a client that went away."""

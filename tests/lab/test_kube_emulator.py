@@ -220,7 +220,8 @@ def _status(e: ApiException) -> dict[str, Any]:
     return json.loads(e.body)
 
 
-def _petclinic_config(lab: Lab, ns: str, db_port: int, password: str = DB_PASSWORD, keys: tuple[str, ...] = ("MYSQL_USER", "MYSQL_PASSWORD")) -> None:
+def _petclinic_config(lab: Lab, ns: str, db_port: int, password: str = DB_PASSWORD,
+                      keys: tuple[str, ...] = ("MYSQL_USER", "MYSQL_PASSWORD")) -> None:
     lab.core.create_namespaced_config_map(ns, {"metadata": {"name": "petclinic-config"}, "data": {
         "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(db_port), "MYSQL_DATABASE": DB}})
     values = {"MYSQL_USER": DB_USER, "MYSQL_PASSWORD": password}

@@ -50,7 +50,8 @@ def test_aks_checks_over_facts() -> None:
     found = aks(lab, {k: v for k, v in HEALTHY.items() if k != "aks.permissions"} | {"aks.permissions.error": "403 nope"})
     assert "could not be checked" in found["preflight.aks.credentials_route"] and "403 nope" in found["preflight.aks.credentials_route"]
     found = aks(lab, {**HEALTHY, "aks.permissions": [{"actions": ["*/read"]}]})
-    assert "may not call Microsoft.ContainerService/managedClusters/listClusterUserCredential/action" in found["preflight.aks.credentials_route"]
+    assert ("may not call Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"
+            in found["preflight.aks.credentials_route"])
     entra = with_kube(lab, kubelogin=KubeloginConfig(mode="msi"))
     assert aks(entra, HEALTHY) == {}
     assert "no binary here" in aks(entra, {**HEALTHY, "aks.kubelogin": "no binary here"})["preflight.aks.credentials_route"]

@@ -50,7 +50,8 @@ def summary(phases: list[dict[str, Any]], end: float, verdict: str = "passed") -
 def phase(name: str, fault: float, reached: float | None, target: float) -> dict[str, Any]:
     return {"name": name, "fault_at": iso(T0 + fault), "reached_at": None if reached is None else iso(T0 + reached),
             "rto_seconds": None if reached is None else reached - fault, "rto_target_seconds": target,
-            "passed": reached is not None and reached - fault <= target, "rto_real_equivalent_seconds": None if reached is None else (reached - fault) * 30}
+            "passed": reached is not None and reached - fault <= target,
+            "rto_real_equivalent_seconds": None if reached is None else (reached - fault) * 30}
 
 
 def check_png(path: Path) -> None:

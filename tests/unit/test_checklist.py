@@ -99,7 +99,8 @@ def full_drill() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, A
         return {"t": t, "mono": t - T0, "source": source, "event": event, **kw}
 
     events = [
-        ev(T0 - 3, "web-tier", "replica started", instance="i-a", port=1), ev(T0 - 3, "web-tier", "replica started", instance="i-b", port=2),
+        ev(T0 - 3, "web-tier", "replica started", instance="i-a", port=1),
+        ev(T0 - 3, "web-tier", "replica started", instance="i-b", port=2),
         ev(fault + 0.1, "web-tier", "node draining", instance="i-a"), ev(fault + 0.1, "web-tier", "node draining", instance="i-b"),
         ev(fault + 0.3, "web-tier", "pod evicted", instance="i-a"), ev(fault + 0.3, "web-tier", "pod evicted", instance="i-b"),
         ev(fault + 0.35, "alb", "no serving targets"),

@@ -711,7 +711,8 @@ def test_edge_config_from_xml_parsed_shapes() -> None:
             "FailoverCriteria": {"StatusCodes": {"Quantity": "2", "Items": {"StatusCode": ["502", "503"]}}},
             "Members": {"Quantity": "2", "Items": {"OriginGroupMember": [{"OriginId": "a"}, {"OriginId": "b"}]}},
         }}},
-        "DefaultCacheBehavior": {"TargetOriginId": "g", "AllowedMethods": {"Quantity": "3", "Items": {"Method": ["get", "HEAD", "OPTIONS"]}}},
+        "DefaultCacheBehavior": {"TargetOriginId": "g",
+                                 "AllowedMethods": {"Quantity": "3", "Items": {"Method": ["get", "HEAD", "OPTIONS"]}}},
         "CacheBehaviors": {"Quantity": "1", "Items": {"CacheBehavior": {
             "PathPattern": "/w/*", "TargetOriginId": "a",
             "AllowedMethods": {"Quantity": "7", "Items": {"Method": ALL_METHODS}},
