@@ -105,14 +105,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             for later in PHASES[idx + 1 :]:
                 item.add_marker(getattr(pytest.mark, later))
     # Stable sort: drill phases in phase order, everything else where it was.
-    order = {id(it): (_phase(it) if _phase(it) is not None else -1, n) for n, it in enumerate(items)}
+    order = {id(it): (-1 if (p := _phase(it)) is None else p, n) for n, it in enumerate(items)}
     items.sort(key=lambda it: (0, order[id(it)][1]) if order[id(it)][0] < 0 else (1, order[id(it)][0], order[id(it)][1]))
 
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
     # Called before the session's fixtures are torn down, so the drill run's summary sees it: an
     # interrupted drill is never "passed", even if every phase it got through met its objective.
-    _INTERRUPTS.append(f"interrupted: {excinfo.value or 'SIGINT (Ctrl-C or a stop condition)'}")
+    _INTERRUPTS.append(f"interrupted: {str(excinfo.value) or 'SIGINT (Ctrl-C or a stop condition)'}")
 
 
 _INTERRUPTS: list[str] = []

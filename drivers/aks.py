@@ -108,7 +108,7 @@ class AksCredentials:
         configs = [k for k in (result.kubeconfigs or []) if k.value]
         if not configs:
             raise AksCredentialsError(f"ARM returned no kubeconfig for AKS cluster {cluster}")
-        write_private(dest, bytes(configs[0].value))
+        write_private(dest, bytes(configs[0].value or b""))  # (the filter above kept only non-empty values)
         self.log(f"kubeconfig of AKS cluster {resource_group}/{cluster} written to {dest} (0600)")
         if self.kubelogin is not None:
             convert_kubeconfig(self.kubelogin, dest, log=self.log)

@@ -7,6 +7,7 @@ stored `dump_started_at` metadata (the lab's job does), that sub-second time ref
 """
 from __future__ import annotations
 
+import builtins
 import gzip
 import itertools
 import os
@@ -161,7 +162,7 @@ class BackupStore:
             tmp.unlink(missing_ok=True)
             Path(str(tmp) + ".sql").unlink(missing_ok=True)
 
-    def gaps(self, interval_seconds: float, prefix: str | None = None) -> list[tuple[Backup, Backup, float]]:
+    def gaps(self, interval_seconds: float, prefix: str | None = None) -> builtins.list[tuple[Backup, Backup, float]]:
         """Consecutive backups further apart than 1.5 x the interval: (earlier, later, seconds apart).
 
         Spacing comes from the dump start times; when a pair has only whole-second names, one

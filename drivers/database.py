@@ -105,7 +105,10 @@ class Database:
                 out = {}
                 for t in tables:
                     cur.execute(f"SELECT COUNT(*) FROM {_ident(t)}")
-                    out[t] = int(cur.fetchone()[0])
+                    row = cur.fetchone()
+                    if row is None:
+                        raise RuntimeError(f"SELECT COUNT(*) FROM {t} returned no row")
+                    out[t] = int(row[0])
                 return out
         finally:
             conn.close()

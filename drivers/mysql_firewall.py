@@ -74,7 +74,7 @@ class MysqlFirewall:
     def __repr__(self) -> str:
         return f"MysqlFirewall({self.resource_group}/{self.server})"
 
-    def rules(self) -> list[dict[str, str]]:
+    def rules(self) -> list[dict[str, str | None]]:
         return [{"name": r.name, "start": r.start_ip_address, "end": r.end_ip_address}
                 for r in self.client.firewall_rules.list_by_server(self.resource_group, self.server)]
 

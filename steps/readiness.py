@@ -844,13 +844,15 @@ def _error_code(e: BaseException) -> str:
     aad = re.search(r"AADSTS\d+", str(e))  # Entra's own error code (e.g. AADSTS7000215: invalid secret)
     if aad:
         return aad.group(0)
-    err = getattr(e, "error", None)
-    if getattr(err, "code", None):
-        return str(err.code)
-    if getattr(e, "status_code", None):
-        return f"HTTP {e.status_code}"
-    if getattr(e, "exit_code", None) is not None:
-        return f"exit {e.exit_code}"
+    err_code = getattr(getattr(e, "error", None), "code", None)
+    if err_code:
+        return str(err_code)
+    status_code = getattr(e, "status_code", None)
+    if status_code:
+        return f"HTTP {status_code}"
+    exit_code = getattr(e, "exit_code", None)
+    if exit_code is not None:
+        return f"exit {exit_code}"
     args = getattr(e, "args", ())
     if args and isinstance(args[0], int):
         return str(args[0])  # pymysql: (1045, "Access denied ...")

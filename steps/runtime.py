@@ -21,7 +21,7 @@ from typing import Any
 
 from drill import __version__
 from drill import timeline as tl
-from drill.config import Target
+from drill.config import Target, need
 from drill.evidence import SCHEMA_VERSION, EvidenceDir, Masker, PhaseResult, iso, new_run_id, phase_dicts
 from drill.ledger import Ledger
 from drill.preflight import Finding
@@ -244,10 +244,10 @@ class DrillRun:
 
         if self.target.database is None:
             raise RuntimeError(f"target {self.target.name!r} has no `database:` section")
-        s = Secrets(self.aws).json(self.target.database.secret_id)
+        s = Secrets(self.aws).json(need(self.target.database, "database").secret_id)
         self.evidence.mask.add([str(s.get("password", ""))])
         return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]),
-                        ssl_ca=self.target.database.ssl_ca)
+                        ssl_ca=need(self.target.database, "database").ssl_ca)
 
     def ensure_baseline(self) -> None:
         """Snapshot what the drill may touch, before its first change (once per run)."""
@@ -299,7 +299,7 @@ class DrillRun:
         cf = self.target.aws.cloudfront
         behavior = self.cloudfront.behavior_for(cf.distribution_id, SITE_WRITE_PATH)
         key = f"dr-drill {self.run_id} {phase}"  # unique per write: what the inverse deletes by
-        where = {"secret_id": self.target.database.secret_id, "table": "owners", "column": "address", "value": key}
+        where = {"secret_id": need(self.target.database, "database").secret_id, "table": "owners", "column": "address", "value": key}
         url = self.target.site.url.rstrip("/") + SITE_WRITE_PATH
         entry = self.ledger.record(
             Action("site.write_owner", {"url": url, "address": key},
@@ -359,7 +359,7 @@ class DrillRun:
         from drivers.database import CanaryWriter
 
         db = self.primary_db()
-        where = {"secret_id": self.target.database.secret_id, "table": "dr_canary"}
+        where = {"secret_id": need(self.target.database, "database").secret_id, "table": "dr_canary"}
         entry = self.ledger.record(
             Action("db.create_table", where, "create the dr_canary table in the primary (RPO canaries)"),
             Action("db.drop_table", where, "drop the dr_canary table from the primary"),
@@ -367,7 +367,7 @@ class DrillRun:
         if entry.planned:  # a dry run writes nothing into the primary
             self._write_marker_owner(db)
             return
-        self.canary = CanaryWriter(db, self.target.scaled(self.target.database.canary_interval_seconds))
+        self.canary = CanaryWriter(db, self.target.scaled(need(self.target.database, "database").canary_interval_seconds))
         self.canary.start()
         self.ledger.applied(entry)
         self._write_marker_owner(db)
@@ -377,7 +377,8 @@ class DrillRun:
         from drill.ledger import Action
 
         last_name = f"Drill-{self.run_id}"
-        where = {"secret_id": self.target.database.secret_id, "table": "owners", "column": "last_name", "value": last_name}
+        where = {"secret_id": need(self.target.database, "database").secret_id, "table": "owners", "column": "last_name",
+                 "value": last_name}
         entry = self.ledger.record(
             Action("db.insert_marker", where, f"insert marker owner {last_name} into the primary"),
             Action("db.delete_rows", where, f"delete marker owner {last_name} from the primary"),
@@ -398,7 +399,7 @@ class DrillRun:
         from drivers.actions import blob_service
         from drivers.backups import BackupStore
 
-        st = self.target.azure.storage
+        st = need(self.target.azure, "azure").storage
         return BackupStore(blob_service(self.target).get_container_client(st.backup_container))
 
     def azure_auth(self) -> Any:
@@ -441,7 +442,7 @@ class DrillRun:
         from drill.ledger import Action
         from drivers.provisioner import destroy_action
 
-        fs = self.target.failover_stack
+        fs = need(self.target.failover_stack, "failover_stack")
         if self._entry("provisioner.apply"):
             return
         found = self.state.get("stack_preflight")
@@ -471,7 +472,7 @@ class DrillRun:
         from drivers.database import Database
 
         out = self.state["stack_outputs"]
-        az = self.target.azure
+        az = need(self.target.azure, "azure")
         return Database(out["mysql_fqdn"], az.mysql.port, out["mysql_admin_username"],
                         az.mysql.admin_password.get_secret_value(), out["mysql_database_name"], ssl_ca=az.mysql.ssl_ca)
 
@@ -485,12 +486,12 @@ class DrillRun:
         kubeconfig from ARM, 0600 in the work dir; its credentials are masked wherever the run writes."""
         from drivers.aks import AksCredentials, Kubelogin, cluster_ref, make_client
 
-        k = self.target.kubernetes
+        k = need(self.target.kubernetes, "kubernetes")
         name = outputs.get("aks_cluster_name")
         if not name:
             raise AssertionError(f"the failover stack's apply gave no aks_cluster_name output (outputs: {sorted(outputs)}): "
                                  "the drill cannot tell which AKS cluster to fetch credentials for")
-        rg = str(outputs.get("resource_group_name") or self.target.azure.resource_group)
+        rg = str(outputs.get("resource_group_name") or need(self.target.azure, "azure").resource_group)
         self.state["aks_cluster"] = cluster_ref(rg, str(name))
         creds = AksCredentials(make_client(self.azure_auth()), Kubelogin(k.kubelogin.mode, k.kubelogin.binary)
                                if k.kubelogin else None, log=self._log)
@@ -504,7 +505,7 @@ class DrillRun:
         from drivers.kube import Kube
 
         if "kube" not in self.state:
-            k = self.target.kubernetes
+            k = need(self.target.kubernetes, "kubernetes")
             path = self.state.get("kubeconfig") or (Path(k.kubeconfig).expanduser() if k.kubeconfig else self.kubeconfig_path())
             self.state["kube"] = Kube(path, context=k.context, cluster=self.state.get("aks_cluster"))
         return self.state["kube"]
@@ -512,7 +513,7 @@ class DrillRun:
     def app_gateway(self) -> Any:
         from drivers.azure_network import AppGateway, make_client
 
-        az = self.target.azure
+        az = need(self.target.azure, "azure")
         return AppGateway(make_client(self.azure_auth()), az.resource_group, az.app_gateway.name, self.ledger)
 
     def _log(self, line: str) -> None:
@@ -563,7 +564,7 @@ class DrillRun:
         noted, not obeyed (as Terraform does), because a half-done unwind leaves the system broken.
         """
         self._watching.clear()
-        shielded: dict[int, Any] = {}
+        shielded: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             def note(signum: int, frame: Any) -> None:
                 self.notes.append(f"signal {signum} received during the unwind: ignored until it finished")

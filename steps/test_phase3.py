@@ -121,6 +121,7 @@ def revert_and_destroy(drill_run: DrillRun) -> None:
 @then("CloudFront's secondary origin is the Blob maintenance site again")
 def origin_is_blob(drill_run: DrillRun) -> None:
     cf = drill_run.target.aws.cloudfront
+    assert drill_run.baseline is not None, "no baseline of the system was captured before the drill: nothing to compare with"
     before = drill_run.baseline["cloudfront"]["origins"][cf.secondary_origin_id]
     now = drill_run.cloudfront.origin(cf.distribution_id, cf.secondary_origin_id)
     attach_json("secondary origin", {"before_drill": before, "now": now})
