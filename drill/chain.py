@@ -214,9 +214,9 @@ def check_chain(runs: list[Sealed], head: dict[str, str] | None = None, start: s
                        f"run {prev.run_id} was changed after run {r.run_id} was sealed")
         if prev.created_at and r.created_at and prev.created_at > r.created_at:
             out.append(f"broken link: run {r.run_id} was sealed before run {prev.run_id}, which it records as the run before it")
-    for prev, nexts in sorted(followers.items()):
+    for prev_id, nexts in sorted(followers.items()):
         if len(nexts) > 1:
-            out.append(f"fork: runs {', '.join(sorted(nexts))} all record run {prev} as the run before them")
+            out.append(f"fork: runs {', '.join(sorted(nexts))} all record run {prev_id} as the run before them")
     if len(starts) > 1:
         out.append(f"fork: runs {', '.join(sorted(starts))} each start a chain (only the first run of a target has no previous run)")
     if head is not None:

@@ -80,8 +80,9 @@ def _secs(x: Any) -> str:
 class Evidence:
     """summary.json, actions.json and lab-events.jsonl of one bundle, and what proofs ask of them."""
 
-    def __init__(self, summary: dict[str, Any] | None, actions: Sequence[dict[str, Any]] | None = None,
-                 events: Sequence[dict[str, Any]] | None = None) -> None:
+    def __init__(self, summary: dict[str, Any] | None, actions: Sequence[Any] | None = None,
+                 events: Sequence[Any] | None = None) -> None:
+        # As read from the evidence: anything that is not an object is skipped.
         self.summary = summary if isinstance(summary, dict) else {}
         self.actions = [a for a in (actions or []) if isinstance(a, dict)]
         self.events = [e for e in (events or []) if isinstance(e, dict)]
@@ -218,7 +219,7 @@ def _p1_alb_unhealthy(e: Evidence) -> Check:
 
 def _default_behavior(ev: dict[str, Any]) -> bool:
     """An edge event about what users' pages get (the default cache behavior), not a write path's."""
-    return ev.get("behavior", "*") == "*"
+    return bool(ev.get("behavior", "*") == "*")
 
 
 def _p1_secondary_origin(e: Evidence) -> Check:
@@ -479,7 +480,7 @@ def _p3_aws_site(e: Evidence) -> Check:
     site = restore.get("site_class")
     if site not in (None, "aws") or (trans and trans[-1] != "aws"):
         return Check(FAILED, f"at the end users saw {site or (trans[-1] if trans else '?')!r}", "summary.json restore, transitions")
-    return Check(PASSED, f"at the end of the drill users got PetClinic from AWS (users saw: {' → '.join(trans) or '?'}); "
+    return Check(PASSED, f"at the end of the drill users got PetClinic from AWS (users saw: {' → '.join(map(str, trans)) or '?'}); "
                          f"downtime (errors) {_secs(e.summary.get('downtime_seconds'))} over {e.summary.get('requests', '?')} requests",
                  "summary.json restore, transitions")
 
@@ -600,10 +601,11 @@ def _facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     if isinstance(s.get("failback_data_loss"), dict):
         out.append(("lost on failback", f"{s['failback_data_loss'].get('total')} row(s) {s['failback_data_loss'].get('rows')} — "
                                         f"{s['failback_data_loss'].get('policy', '')}"))
-    writes = s.get("outage_write") if isinstance(s.get("outage_write"), dict) else {}
+    outage_write = s.get("outage_write")
+    writes = outage_write if isinstance(outage_write, dict) else {}
     for phase, w in writes.items():
         if isinstance(w, dict):
-            b = w.get("behavior") if isinstance(w.get("behavior"), dict) else {}
+            b = _as_dict(w.get("behavior"))
             out.append((f"user write through the site, {phase}",
                         f"users saw {w.get('users_saw')}; POST {w.get('path')} (behavior {b.get('path_pattern')} → "
                         f"{b.get('target_kind')} {b.get('target')}) got status {w.get('status')}, "
@@ -611,8 +613,13 @@ def _facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _as_dict(value: Any) -> dict[str, Any]:
+    """An object of the evidence, or an empty one where it is missing or malformed."""
+    return value if isinstance(value, dict) else {}
+
+
 def _restore(s: dict[str, Any]) -> list[tuple[str, str]]:
-    r = s.get("restore") if isinstance(s.get("restore"), dict) else {}
+    r = _as_dict(s.get("restore"))
     rows = [
         ("changes undone at the end", str(r.get("unwound", "?"))),
         ("users at the end", str(r.get("site_class"))),

@@ -445,7 +445,9 @@ class Target(_Strict):
                 return [mask(x) for x in obj]
             return obj
 
-        return mask(self)
+        masked = mask(self)
+        assert isinstance(masked, dict)  # a model masks to a dict
+        return masked
 
 
 _S = TypeVar("_S")

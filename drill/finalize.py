@@ -138,10 +138,11 @@ def finalize_bundle(
     shown["notes"] = list(summary.get("notes") or []) + [f"report: {p}" for p in problems]
     files = sorted({p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
                    | {REPORT_MD, REPORT_HTML, MANIFEST_NAME, ATTESTATION_NAME} - {f".{MANIFEST_NAME}.tmp"})
-    for name, render in (
+    renders: list[tuple[str, Callable[[], str]]] = [
         (REPORT_MD, lambda: render_markdown(shown, actions, events, chart=CHART if png else None, files=files)),
         (REPORT_HTML, lambda: render_html(shown, actions, events, png=png, files=files)),
-    ):
+    ]
+    for name, render in renders:
         try:
             (bundle / name).write_text(m(render()), encoding="utf-8")
         except Exception as e:  # noqa: BLE001 — a report that cannot be written is a problem listed in the bundle, not a reason to leave it unsealed

@@ -155,8 +155,8 @@ def regressions(runs: Sequence[Run], t: Thresholds = Thresholds()) -> list[Regre
         if not run.counts:
             continue
         for name, (value, _) in run.figures().items():
-            before = [r.figures()[name][0] for r in seen if name in r.figures()]
-            before = [v for v in before if v is not None][-t.window:]
+            earlier = [r.figures()[name][0] for r in seen if name in r.figures()]
+            before = [v for v in earlier if v is not None][-t.window:]
             if not before:
                 continue
             base = statistics.median(before)
