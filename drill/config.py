@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -449,19 +449,6 @@ class Target(_Strict):
         assert isinstance(masked, dict)  # a model masks to a dict
         return masked
 
-
-_S = TypeVar("_S")
-
-
-def need(section: _S | None, name: str) -> _S:
-    """An optional target section that a step needs, or a clear error naming it.
-
-    The phases' needs are checked before a drill starts (steps/config_needs.py), so this fails only
-    when a step runs outside the drill that checked them.
-    """
-    if section is None:
-        raise ConfigError(f"the target has no `{name}:` section, which this step needs")
-    return section
 
 
 def resolve_path(name_or_file: str) -> Path:

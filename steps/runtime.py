@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from drill import __version__
 from drill import timeline as tl
-from drill.config import Target, need
+from drill.config import ConfigError, Target
 from drill.evidence import SCHEMA_VERSION, EvidenceDir, Masker, PhaseResult, iso, new_run_id, phase_dicts
 from drill.ledger import Ledger
 from drill.preflight import Finding
@@ -45,6 +45,21 @@ class Instant:
     @classmethod
     def now(cls) -> Instant:
         return cls(time.time(), time.monotonic())
+
+
+_S = TypeVar("_S")
+
+
+def need(section: _S | None, name: str) -> _S:
+    """An optional target section that a step needs, or a clear error naming it.
+
+    The phases' needs are checked before a drill starts (steps/config_needs.py), so this fails only
+    when a step runs outside the drill that checked them.
+    """
+    if section is None:
+        raise ConfigError(f"the target has no `{name}:` section, which this step needs")
+    return section
+
 
 
 def git_revision() -> str | None:

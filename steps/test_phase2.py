@@ -16,11 +16,11 @@ import httpx
 from pytest_bdd import given, scenarios, then, when
 
 from drill.classify import classify, parse_rules
-from drill.config import ReadinessConfig, need
+from drill.config import ReadinessConfig
 from drill.evidence import iso
 from steps.config_needs import missing
 from steps.conftest import attach_json, dry_run_skips, observe_site_write
-from steps.runtime import DrillRun, Instant, wait_until
+from steps.runtime import DrillRun, Instant, need, wait_until
 
 # What a dry run cannot know before `terraform apply` has run, shown as Terraform shows it.
 AFTER_APPLY = "(known after apply)"
