@@ -15,6 +15,7 @@ drill's production Terraform driver runs unchanged against the lab.
 """
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
 import time
@@ -151,8 +152,10 @@ class FailoverStack:
             if op.kind == "apply":
                 chosen = with_dependencies(known) if op.targets else list(self.resources)
                 todo = [a for a in chosen if self.resources[a].state != "present"]
-                create = {a: (lambda f=f: f(op.variables)) for a, f in self.parts.create.items()}
-                prepare = {a: (lambda f=f: f(op.variables)) for a, f in self.parts.prepare.items()}
+                create: dict[str, Callable[[], None]] = {
+                    a: functools.partial(f, op.variables) for a, f in self.parts.create.items()}
+                prepare: dict[str, Callable[[], None]] = {
+                    a: functools.partial(f, op.variables) for a, f in self.parts.prepare.items()}
                 self._parallel(op, todo, "creating", "present", CREATE_SECONDS, create, prepare)
             else:
                 chosen = with_dependents(known) if op.targets else list(self.resources)

@@ -303,7 +303,7 @@ class MariaDB:
                 # read_timeout too: pymysql's connect_timeout doesn't cover the handshake, and a
                 # foreign listener on a stolen port would accept and then never answer.
                 pymysql.connect(
-                    host=HOST, port=self._port, user="root", password=password or "",
+                    host=HOST, port=self.port, user="root", password=password or "",
                     connect_timeout=1, read_timeout=2, write_timeout=2,
                 ).close()
                 return
@@ -319,7 +319,7 @@ class MariaDB:
         """Give root a generated password and drop the accounts install-db made that we don't use."""
         password = secrets.token_urlsafe(24)
         conn = pymysql.connect(
-            host=HOST, port=self._port, user="root", password="", autocommit=True, connect_timeout=5, read_timeout=30
+            host=HOST, port=self.port, user="root", password="", autocommit=True, connect_timeout=5, read_timeout=30
         )
         try:
             with conn.cursor() as cur:

@@ -18,7 +18,10 @@ _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-spawner")
 
 
 def _spawn(**kwargs: Any) -> subprocess.Popen[bytes]:
-    return _SPAWNER.submit(subprocess.Popen, **kwargs).result()
+    def popen() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(**kwargs)
+
+    return _SPAWNER.submit(popen).result()
 
 
 def _die_with_parent() -> Callable[[], None] | None:

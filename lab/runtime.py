@@ -393,11 +393,11 @@ class FailoverParts:
 
         def other_subnet(name: str) -> ipaddress.IPv4Network | None:
             try:
-                return ipaddress.ip_network(self.arm.state.get_subnet(rg, vnet, name)["properties"]["addressPrefix"])
+                return ipaddress.IPv4Network(self.arm.state.get_subnet(rg, vnet, name)["properties"]["addressPrefix"])
             except (ArmError, KeyError, ValueError):  # ARM's 404 (no such subnet); no single or no valid addressPrefix
                 return None
 
-        network = ClusterNetwork(node_subnet=ipaddress.ip_network(subnet["properties"]["addressPrefix"]),
+        network = ClusterNetwork(node_subnet=ipaddress.IPv4Network(subnet["properties"]["addressPrefix"]),
                                  subnet_name=T.AKS_SUBNET, subnets=other_subnet)
         kube = KubeApiServer(self.lab.workdir / "aks", PetClinicRunner(self.lab.workdir / "logs"),
                              time_scale=self.time_scale, events=self.lab.events, cluster_name=T.AKS_CLUSTER, network=network)

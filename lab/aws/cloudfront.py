@@ -297,8 +297,9 @@ def install(model: CloudFrontModel) -> None:
         raw = copy.deepcopy(distribution_config)
         dist, location, etag = orig_create(self, distribution_config, tags)
         dist.last_modified_time = _iso_now()
-        if _installed:
-            _installed.record(dist.distribution_id, raw, etag)
+        model: CloudFrontModel | None = _installed  # (None until install(); read at call time)
+        if model is not None:
+            model.record(dist.distribution_id, raw, etag)
         return dist, location, etag
 
     orig_create = cf_models.CloudFrontBackend.create_distribution_with_tags
@@ -313,10 +314,11 @@ def install(model: CloudFrontModel) -> None:
         dist, location, _ = orig_update(self, dist_config, _id, if_match)
         dist.etag = cf_models.random_id()
         dist.last_modified_time = _iso_now()
-        if _installed:
-            _installed.record(_id, raw, dist.etag)
-            if _installed.events:
-                _installed.events.record("cloudfront", "distribution updated", distribution=_id, etag=dist.etag)
+        model: CloudFrontModel | None = _installed
+        if model is not None:
+            model.record(_id, raw, dist.etag)
+            if model.events:
+                model.events.record("cloudfront", "distribution updated", distribution=_id, etag=dist.etag)
         return dist, location, dist.etag
 
     orig_update = cf_models.CloudFrontBackend.update_distribution
@@ -335,11 +337,11 @@ def install(model: CloudFrontModel) -> None:
 
     def inv_init(self: Any, *args: Any, **kwargs: Any) -> None:
         orig_inv_init(self, *args, **kwargs)
-        m = _installed
-        self._lab_done_at = (m.clock() + m.invalidation_seconds) if m else 0.0
+        m: CloudFrontModel | None = _installed
+        self._lab_done_at = (m.clock() + m.invalidation_seconds) if m is not None else 0.0
 
     def inv_status(self: Any) -> str:
-        m = _installed
+        m: CloudFrontModel | None = _installed
         done = m is None or m.clock() >= getattr(self, "_lab_done_at", 0.0)
         return "Completed" if done else "InProgress"
 

@@ -102,7 +102,8 @@ def _nodegroup_of(group: Any) -> Any | None:
         return None
     for cluster in list(backend.clusters.values()):
         for ng in list(cluster.nodegroups.values()):
-            if any(g.get("name") == group.name for g in (ng.resources or {}).get("autoScalingGroups") or []):
+            resources: Any = ng.resources or {}  # a dict at run time, whatever moto's annotation says
+            if any(g.get("name") == group.name for g in resources.get("autoScalingGroups") or []):
                 return ng
     return None
 
@@ -151,6 +152,7 @@ def install(update_seconds: float, events: EventLog | None = None) -> None:
                 if scaling:
                     validate_scaling(nodegroup.scaling_config, scaling)
             result = orig_update(self, cluster_name, nodegroup_name, *args, **kwargs)
+            assert nodegroup is not None  # moto's update raised ResourceNotFoundException otherwise
             if scaling:
                 # The update's parameters as EKS lists them: one per scaling field given.
                 others = [p for p in result["params"] if p["type"] != "ScalingConfig"]

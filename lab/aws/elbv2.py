@@ -76,7 +76,8 @@ def install(registry: TargetHealthRegistry) -> None:
     orig_health_for = elb_models.FakeTargetGroup.health_for
 
     def health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
-        st = _registry.get(self.arn, target["Id"]) if _registry else None
+        registry: TargetHealthRegistry | None = _registry  # (None until install(); read at call time)
+        st = registry.get(self.arn, target["Id"]) if registry is not None else None
         if st is None:
             return orig_health_for(self, target, ec2_backend)
         return elb_models.FakeHealthStatus(

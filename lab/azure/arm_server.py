@@ -356,10 +356,10 @@ class ArmEmulator:
                 return _json(200 if existed else 201, st.create_resource_group(rg, body.get("location"), body.get("tags")))
             raise self._method(m)
         # /subscriptions/{s}/resourceGroups/{rg}/providers/{namespace}/{type}/...
-        handler = self._providers.get(lafter[1]) if len(lafter) >= 3 and lafter[0] == "providers" else None
-        if handler is None:
+        rg_handler = self._providers.get(lafter[1]) if len(lafter) >= 3 and lafter[0] == "providers" else None
+        if rg_handler is None:
             raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(after)}' could not be found.")
-        return handler(req, rg, after[2:], lafter[2:], api)
+        return rg_handler(req, rg, after[2:], lafter[2:], api)
 
     # -- Microsoft.Network --------------------------------------------------------------------------------
     def _network_subscription(self, req: Request, tail: list[str], ltail: list[str], api: str) -> Response:
@@ -399,6 +399,7 @@ class ArmEmulator:
 
     def _mysql(self, req: Request, rg: str, after: list[str], lafter: list[str], api: str) -> Response:
         """.../resourceGroups/{rg}/providers/Microsoft.DBforMySQL/flexibleServers/{s}[/firewallRules[/{r}]]"""
+        op: Operation | None
         st, m = self.state, req.method
         if lafter == ["flexibleservers"] and m == "GET":
             return _json(200, {"value": st.list_mysql_flexible_servers(rg)})
@@ -502,6 +503,7 @@ class ArmEmulator:
         raise ArmError(404, "InvalidResourceType", "The resource type could not be found.")
 
     def _gateways(self, req: Request, rg: str, names: list[str], lnames: list[str], api: str) -> Response:
+        op: Operation | None
         st, m = self.state, req.method
         if not names:
             if m == "GET":

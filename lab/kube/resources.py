@@ -57,7 +57,7 @@ RESOURCES: dict[str, Resource] = {
 }
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
-SERVICE_CIDR = ipaddress.ip_network("10.0.0.0/16")  # AKS's default service CIDR
+SERVICE_CIDR = ipaddress.IPv4Network("10.0.0.0/16")  # AKS's default service CIDR
 KUBERNETES_SERVICE_IP = "10.0.0.1"
 DNS_SERVICE_IP = "10.0.0.10"
 NODE_PORT_RANGE = (30000, 32767)

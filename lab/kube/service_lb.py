@@ -90,6 +90,7 @@ class ServiceLoadBalancers:
         annotations = (svc["metadata"].get("annotations") or {})
         wanted = annotations.get(IPV4) or (svc.get("spec") or {}).get("loadBalancerIP")
         taken = self.in_use() | {self.network.node_ip(i) for i in range(len(self.store.list("nodes")[0]))}
+        subnet_name: str | None
         if not is_internal(svc):
             pool = PUBLIC_POOL
             subnet_name = "public"

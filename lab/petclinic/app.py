@@ -650,7 +650,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), int(server.server_address[1])  # TCP: (host, port, ...)
     log(f"started on {host}:{port}")
     print(f"petclinic listening on {host}:{port}", flush=True)
     try:

@@ -510,8 +510,8 @@ def format_matrix(results: list[CellResult], steps: list[DrillStep] | None = Non
         name = name if len(name) <= width else name[: width - 1] + "…"
         row = f"{name:<{width}}"
         for s in signals:
-            r = cells.get(s)
-            text = "-" if r is None else f"{r.outcome} ({r.seconds:.0f}s{', try ' + str(r.attempts) if r.attempts > 1 else ''})"
+            got = cells.get(s)
+            text = "-" if got is None else f"{got.outcome} ({got.seconds:.0f}s{', try ' + str(got.attempts) if got.attempts > 1 else ''})"
             row += f"  {text:<22}"
         lines.append(row)
     bad = [r for r in results if r.outcome != "yes"]
