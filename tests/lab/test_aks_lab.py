@@ -408,7 +408,8 @@ def test_preflight_names_a_backend_the_app_gateway_could_not_reach(world: World)
         assert list(found) == ["preflight.aks.backend_reachable"], found
         assert "'snet-aks' is not a subnet of vnet-blue" in found["preflight.aks.backend_reachable"]
     finally:
-        net.subnets.begin_create_or_update(RG, VNET, SUBNET, NM.Subnet(address_prefix=prefix)).result()
+        net.subnets.begin_create_or_update(
+            RG, VNET, SUBNET, NM.Subnet(properties=NM.SubnetPropertiesFormat(address_prefix=prefix))).result()
     assert aks_findings(world.target) == {}
 
 

@@ -436,7 +436,7 @@ def test_scale_web_down_and_unwind_the_ledger(
     real_update = ngs.eks.update_nodegroup_config
 
     def spy(**kw: Any) -> Any:
-        seen_at_call.append({"kw": kw, "disk": json.loads(ledger.path.read_text())})  # type: ignore[union-attr]
+        seen_at_call.append({"kw": kw, "disk": json.loads(ledger.path.read_text())})
         return real_update(**kw)
 
     ngs.eks.update_nodegroup_config = spy  # instance attribute: only this driver object
@@ -451,7 +451,7 @@ def test_scale_web_down_and_unwind_the_ledger(
         assert on_disk["inverse"]["op"] == "aws.eks.set_scaling"
         assert on_disk["inverse"]["params"] == {"cluster": c, "nodegroup": web, "scaling": original.as_api()}
         assert entry.state == "applied" and entry.applied_at is not None
-        assert json.loads(ledger.path.read_text())["entries"][0]["state"] == "applied"  # type: ignore[union-attr]
+        assert json.loads(ledger.path.read_text())["entries"][0]["state"] == "applied"
 
         # The update is in progress: the node group is busy and refuses another update.
         update_id = ngs.updates[(c, web)]

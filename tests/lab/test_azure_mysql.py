@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pymysql
 import pytest
@@ -106,9 +107,9 @@ def allowed(arm: ArmEmulator, server: tuple[FlexibleServerEndpoint, Path]) -> It
     time.sleep(0.2)
 
 
-def connect(port: int, **kw: object) -> pymysql.connections.Connection:
+def connect(port: int, **kw: Any) -> pymysql.connections.Connection:
     return pymysql.connect(host="127.0.0.1", port=port, user=USER, password=PASSWORD, database=DB,
-                           connect_timeout=2, read_timeout=5, **kw)  # type: ignore[arg-type]
+                           connect_timeout=2, read_timeout=5, **kw)
 
 
 def test_plaintext_is_refused_with_mysql_error_3159(server: tuple[FlexibleServerEndpoint, Path], allowed: None) -> None:

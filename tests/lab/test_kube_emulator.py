@@ -287,7 +287,7 @@ def test_namespace_crud_and_system_namespaces(lab: Lab) -> None:
     with pytest.raises(ApiException) as ei:
         lab.core.create_namespace({"metadata": {"name": "Not_Valid"}})
     assert ei.value.status == 422 and _status(ei.value)["reason"] == "Invalid"
-    deleted = lab.core.delete_namespace("drill")
+    deleted: Any = lab.core.delete_namespace("drill")
     assert deleted["status"]["phase"] == "Terminating"  # a dict in 37.x; the Namespace, as the real API returns
     lab.wait("namespace gone", lambda: not lab.srv.namespace_exists("drill"), 5)
     with pytest.raises(ApiException) as ei:
@@ -325,7 +325,7 @@ def test_configmap_crud_errors_and_optimistic_concurrency(lab: Lab) -> None:
     with pytest.raises(ApiException) as ei:
         lab.core.create_namespaced_config_map("no-such-ns", {"metadata": {"name": "c1"}})
     assert ei.value.status == 404 and _status(ei.value)["message"] == 'namespaces "no-such-ns" not found'
-    out = lab.core.delete_namespaced_config_map("c1", ns)
+    out: Any = lab.core.delete_namespaced_config_map("c1", ns)
     assert out["status"] == "Success" and out["details"]["name"] == "c1"
     assert lab.core.list_namespaced_config_map(ns).items == []
 
@@ -338,7 +338,8 @@ def test_secret_string_data_is_write_only(lab: Lab) -> None:
     with pytest.raises(ApiException) as ei:
         lab.core.create_namespaced_secret(ns, {"metadata": {"name": "bad"}, "data": {"PW": "!!not base64!!"}})
     assert ei.value.status == 400 and "not base64" not in ei.value.body
-    assert lab.core.delete_namespaced_secret("s", ns)["details"]["kind"] == "secrets"
+    deleted_secret: Any = lab.core.delete_namespaced_secret("s", ns)  # a dict in 37.x, as the real API returns
+    assert deleted_secret["details"]["kind"] == "secrets"
 
 
 def test_service_cluster_ip_allocation_and_immutability(lab: Lab) -> None:
@@ -436,7 +437,7 @@ def test_deployment_patch_types_scale_and_status(lab: Lab) -> None:
     with pytest.raises(ApiException) as ei:
         lab.core.create_namespaced_pod(ns, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
     assert ei.value.status == 405
-    out = lab.apps.delete_namespaced_deployment("petclinic", ns)
+    out: Any = lab.apps.delete_namespaced_deployment("petclinic", ns)  # a dict in 37.x
     assert out["status"] == "Success" and out["details"]["group"] == "apps" and st.metadata.name == "petclinic"
 
 

@@ -281,7 +281,8 @@ def test_missing_subnet(ready_lab: Lab, tmp_path: Path) -> None:
         assert_not_ready(r, "preflight.aks.backend_reachable", "'snet-aks' is not a subnet of vnet-blue")
         assert r.failed == {"azure.network", "preflight.aks.backend_reachable"}, r.explain()
     finally:
-        net.subnets.begin_create_or_update(RG, VNET, "snet-aks", NM.Subnet(address_prefix=prefix)).result()
+        net.subnets.begin_create_or_update(
+            RG, VNET, "snet-aks", NM.Subnet(properties=NM.SubnetPropertiesFormat(address_prefix=prefix))).result()
 
 
 def test_missing_lifecycle_policy(ready_lab: Lab, tmp_path: Path) -> None:

@@ -87,9 +87,9 @@ class Code:
             if isinstance(d, ast.Call) and isinstance(d.func, ast.Name) and d.func.id in ("given", "when", "then") and d.args:
                 arg = d.args[0]
                 if isinstance(arg, ast.Constant):
-                    text, matcher = arg.value, None
+                    text, matcher = str(arg.value), None
                 elif isinstance(arg, ast.Call) and isinstance(arg.args[0], ast.Constant):  # parsers.parse("...")
-                    text = arg.args[0].value
+                    text = str(arg.args[0].value)
                     matcher = parsers.parse(text)
                 else:
                     continue

@@ -66,7 +66,7 @@ def test_settings_are_read_from_the_target_group_and_scaled() -> None:
     assert (s.healthy_threshold, s.unhealthy_threshold, s.matcher, s.path) == (5, 2, "200-399", "/actuator/health")
     tg.health_check_interval_seconds, tg.unhealthy_threshold_count = 60, "7"  # modify_target_group
     s = HealthCheckSettings.of(tg, 30.0)
-    assert (s.interval_seconds, s.unhealthy_threshold) == (pytest.approx(2.0), 7)
+    assert s.interval_seconds == pytest.approx(2.0) and s.unhealthy_threshold == 7
 
 
 # -- the ALB against real HTTP targets ---------------------------------------------------------------
@@ -122,7 +122,8 @@ def rig(tmp_path: Path) -> Iterator[SimpleNamespace]:
                               state=lambda tid: getattr(registry.get(tg.arn, tid), "state", None))
     finally:
         # Each server's shutdown waits out its poll interval: stop them all at once.
-        stops = [threading.Thread(target=x.stop) for x in [alb, *(t.server for t in targets)]]
+        servers: list[Any] = [alb, *(t.server for t in targets)]
+        stops = [threading.Thread(target=x.stop) for x in servers]
         for th in stops:
             th.start()
         for th in stops:

@@ -99,7 +99,7 @@ def test_a_symlink_is_refused_not_followed(bundle: Path, tmp_path: Path) -> None
         write_manifest(bundle)
 
 
-def _within(seconds: float, fn):  # type: ignore[no-untyped-def]
+def _within(seconds: float, fn):
     """fn's result, or a failure if it does not return in time (a FIFO opened for reading blocks forever)."""
     out: list = []
     t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
@@ -187,7 +187,7 @@ def _edit_manifest(where: Path, **changes: object) -> None:
     ({"signed_by": "someone"}, "manifest: malformed: unexpected field 'signed_by'"),
 ])
 def test_every_manifest_field_is_checked(bundle: Path, changes: dict, expected: str) -> None:
-    _edit_manifest(bundle, **changes)  # type: ignore[arg-type]
+    _edit_manifest(bundle, **changes)
     problems = verify(bundle)
     assert any(p.startswith(expected) for p in problems), problems
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from drill.config import ConfigError, load_target, read_raw, resolve_path, substitute
 
-LAB_ENDPOINTS = {
+LAB_ENDPOINTS: dict[str, Any] = {
     "aws_endpoint": "http://127.0.0.1:5555",
     "aws_access_key_id": "AKIAEXAMPLEEXAMPLE",
     "aws_secret_access_key": "s3cr3t-value-for-tests",

@@ -160,8 +160,8 @@ def test_a_phase_without_a_need_fails_at_its_first_step_naming_it(phase: str, re
 
     target = _example(remove)
     begun: list[str] = []
-    run = SimpleNamespace(target=target, begin_phase=begun.append, instants={}, dry_run=False,
-                          current_class=lambda: None)
+    run: Any = SimpleNamespace(target=target, begin_phase=begun.append, instants={}, dry_run=False,  # a DrillRun's stand-in
+                               current_class=lambda: None)
     first = p2.maintenance_after_phase1 if phase == "phase2" else p3.azure_after_phase2
     with pytest.raises(AssertionError) as e:
         first.__wrapped__(run) if hasattr(first, "__wrapped__") else first(run)

@@ -211,7 +211,7 @@ def test_an_empty_directory_says_so(tmp_path: Path) -> None:
 
 
 # -- readiness: days since the last passing drill ------------------------------------------------------
-def _readiness(tmp_path: Path):  # type: ignore[no-untyped-def]
+def _readiness(tmp_path: Path):
     from drill.config import load_target
     from drill.evidence import Masker
     from steps.readiness import ReadinessRun

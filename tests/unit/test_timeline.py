@@ -5,6 +5,7 @@ import json
 import random
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ def series(start: float, *phases: tuple[str, int]) -> list[Sample]:
     return out
 
 
-def ivs(intervals: Iterable[Interval]) -> list[tuple[float, float]]:
+def ivs(intervals: Iterable[Interval]) -> list[tuple[Any, Any]]:  # pytest.approx pairs
     return [(pytest.approx(iv.start), pytest.approx(iv.end)) for iv in intervals]
 
 
