@@ -312,7 +312,8 @@ def _stack_preflight(target: Target) -> tuple[Any, Any]:
 
     try:
         tf = stack_terraform(target)
-        return tf, preflight(tf, target.failover_stack.data_tier_targets)  # type: ignore[union-attr]
+        assert target.failover_stack is not None  # stack_terraform() refused a target without one
+        return tf, preflight(tf, target.failover_stack.data_tier_targets)
     except (StackError, ProvisionerError) as e:
         raise Refused(str(e).strip().replace("\n", " ")) from None
 

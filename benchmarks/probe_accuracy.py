@@ -49,7 +49,8 @@ class OutageServer(ThreadingHTTPServer):
                 self.up_at = self.down_at + self.outage
         if now < self.down_at:
             return 200, PETCLINIC
-        if now < self.up_at:  # type: ignore[operator]
+        assert self.up_at is not None  # set with down_at above
+        if now < self.up_at:
             return 503, OUTAGE
         return 200, MAINTENANCE
 

@@ -154,12 +154,13 @@ def link_for(root: Path, target: str, exclude: str) -> dict[str, str] | None:
     head = read_head(root, target)
     if head is not None and head["run_id"] != exclude:
         return {"run_id": head["run_id"], "manifest_sha256": head["manifest_sha256"]}
-    candidates = [s for s in discover(root, target, check=False)
-                  if s.run_id != exclude and s.digest is not None and s.created_at is not None and s.path.parent == Path(root)]
+    candidates = [(created, digest, s.run_id) for s in discover(root, target, check=False)
+                  if s.run_id != exclude and (digest := s.digest) is not None
+                  and (created := s.created_at) is not None and s.path.parent == Path(root)]
     if not candidates:
         return None
-    newest = max(candidates, key=lambda s: s.created_at)  # type: ignore[arg-type, return-value]
-    return {"run_id": newest.run_id, "manifest_sha256": newest.digest}  # type: ignore[dict-item]
+    _, digest, run_id = max(candidates, key=lambda c: c[0])  # the first of the newest, as before
+    return {"run_id": run_id, "manifest_sha256": digest}
 
 
 # -- the check ---------------------------------------------------------------------------------------

@@ -102,7 +102,8 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"intact: {len(files or {})} file(s) match {bundle / MANIFEST_NAME} (sha256); the statement's subjects match")
     assert att is not None
     if att.signed == "valid":
-        print(f"signature: valid (Ed25519, key {keyid(key)})")  # type: ignore[arg-type]
+        assert key is not None  # "valid" means verified with the given key (attestation.check)
+        print(f"signature: valid (Ed25519, key {keyid(key)})")
     elif att.signed == "not checked":
         print(f"signature: present (keyid {', '.join(att.keyids)}), not checked: pass --key PUB to check it")
     else:
@@ -296,9 +297,11 @@ def _release_lock_of(target: Target, run_id: str, unwound: bool) -> None:
         print(f"drill lock: could not be checked ({type(e).__name__}: {e}); see drill unlock --target {name}")
         return
     if found == "released":
-        print(f"drill lock: released (held by run {run_id}, {holder.who} since {holder.since})")  # type: ignore[union-attr]
+        assert holder is not None  # what was released was held
+        print(f"drill lock: released (held by run {run_id}, {holder.who} since {holder.since})")
     elif found == "other":
-        print(f"drill lock: held by another run ({holder.run_id}, {holder.who} since {holder.since}): left alone")  # type: ignore[union-attr]
+        assert holder is not None
+        print(f"drill lock: held by another run ({holder.run_id}, {holder.who} since {holder.since}): left alone")
     elif found == "anonymous":
         print(f"drill lock: leased but naming no holder: left alone (drill unlock --target {name} --break)")
     else:

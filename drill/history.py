@@ -189,12 +189,12 @@ class Staleness:
 
 def staleness(runs: Sequence[Run], t: Thresholds = Thresholds(), now: datetime | None = None) -> Staleness:
     now = now or datetime.now(UTC)
-    passing = [r for r in runs if r.counts and r.verdict == "passed" and r.covers(t.passing_phases)
-               and (r.finished_at or r.started_at)]
+    passing = [(when, r) for r in runs if r.counts and r.verdict == "passed" and r.covers(t.passing_phases)
+               and (when := r.finished_at or r.started_at) is not None]
     if not passing:
         return Staleness(None, None, True, t.stale_after_days, t.passing_phases)
-    last = max(passing, key=lambda r: r.finished_at or r.started_at)  # type: ignore[arg-type, return-value]
-    days = (now - (last.finished_at or last.started_at)).total_seconds() / 86400  # type: ignore[operator]
+    when, last = max(passing, key=lambda p: p[0])
+    days = (now - when).total_seconds() / 86400
     return Staleness(last, days, days > t.stale_after_days, t.stale_after_days, t.passing_phases)
 
 

@@ -91,7 +91,8 @@ def seal_bundle(bundle: Path, key: Ed25519PrivateKey | None = None) -> Sealed:
     resealing = before is not None and before.version >= 2
     with chain.locked(root, target) if target else nullcontext():
         if resealing:
-            previous = before.previous  # type: ignore[union-attr]
+            assert before is not None  # resealing: there is a manifest
+            previous = before.previous
         elif target:
             previous = chain.link_for(root, target, exclude=bundle.resolve().name)
         else:

@@ -139,7 +139,8 @@ def _terraform_subscription(target: Target, allowed: list[str]) -> str:
     if sub not in allowed:
         raise Refused(f"Terraform would apply the failover stack to subscription {sub}, which is not in "
                       f"target {target.name!r}'s guard.azure_subscription_ids")
-    chdir = target.failover_stack.chdir  # type: ignore[union-attr]
+    assert target.failover_stack is not None  # its only caller checks the target has one
+    chdir = target.failover_stack.chdir
     for file, expr in provider_subscriptions(chdir):
         literal = expr.strip().strip('"')
         if literal not in allowed:

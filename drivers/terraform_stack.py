@@ -77,7 +77,8 @@ def terraform_env(target: Target) -> tuple[dict[str, str], list[str]]:
 
     if mode == "client_secret":
         need("tenant_id", "client_id", "client_secret")
-        secret = c.client_secret.get_secret_value()  # type: ignore[union-attr]
+        assert c.client_secret is not None  # need() above
+        secret = c.client_secret.get_secret_value()
         env.update(ARM_TENANT_ID=str(c.tenant_id), ARM_CLIENT_ID=str(c.client_id), ARM_CLIENT_SECRET=secret)
         secrets.append(secret)
     elif mode == "oidc":

@@ -176,7 +176,8 @@ class ReadinessRun:
             if sc.secret_id:
                 db = self._db_from_secret(sc.secret_id, sc.database, sc.ssl_ca)
             else:
-                db = Database(str(sc.host), sc.port, str(sc.user), sc.password.get_secret_value(),  # type: ignore[union-attr]
+                assert sc.password is not None  # the config requires one without secret_id
+                db = Database(str(sc.host), sc.port, str(sc.user), sc.password.get_secret_value(),
                               str(sc.database), ssl_ca=sc.ssl_ca)
             self._cache["scratch"] = db
         return self._cache["scratch"]
