@@ -272,7 +272,7 @@ def install(model: CloudFrontModel) -> None:
         else:
             orig_config_init(self, config)
 
-    cf_models.DistributionConfig.__init__ = config_init  # type: ignore[method-assign]
+    cf_models.DistributionConfig.__init__ = config_init  # type: ignore[method-assign]  # patches moto
 
     orig_origin_init = cf_models.Origin.__init__
 
@@ -282,7 +282,7 @@ def install(model: CloudFrontModel) -> None:
         if origin.get("ResponseCompletionTimeout") is not None:
             self.response_completion_timeout = origin["ResponseCompletionTimeout"]
 
-    cf_models.Origin.__init__ = origin_init  # type: ignore[method-assign]
+    cf_models.Origin.__init__ = origin_init  # type: ignore[method-assign]  # patches moto
 
     def status(self: Any) -> str:
         m = _installed
@@ -290,7 +290,7 @@ def install(model: CloudFrontModel) -> None:
             return "Deployed"
         return "InProgress" if m.clock() < m.deployed_at(self.distribution_id) else "Deployed"
 
-    cf_models.Distribution.status = property(status, lambda self, v: None)  # type: ignore[assignment]
+    cf_models.Distribution.status = property(status, lambda self, v: None)  # type: ignore[assignment]  # patches moto
 
     def create_with_tags(self: Any, distribution_config: dict[str, Any], tags: list[dict[str, str]]) -> Any:
         refuse_ip_origins(distribution_config)
@@ -303,7 +303,7 @@ def install(model: CloudFrontModel) -> None:
         return dist, location, etag
 
     orig_create = cf_models.CloudFrontBackend.create_distribution_with_tags
-    cf_models.CloudFrontBackend.create_distribution_with_tags = create_with_tags  # type: ignore[method-assign]
+    cf_models.CloudFrontBackend.create_distribution_with_tags = create_with_tags  # type: ignore[method-assign]  # patches moto
 
     def update_distribution(self: Any, dist_config: dict[str, Any], _id: str, if_match: Any) -> Any:
         dist = self.distributions.get(_id)
@@ -322,7 +322,7 @@ def install(model: CloudFrontModel) -> None:
         return dist, location, dist.etag
 
     orig_update = cf_models.CloudFrontBackend.update_distribution
-    cf_models.CloudFrontBackend.update_distribution = update_distribution  # type: ignore[method-assign]
+    cf_models.CloudFrontBackend.update_distribution = update_distribution  # type: ignore[method-assign]  # patches moto
 
     def delete_distribution(self: Any, distribution_id: str, if_match: Any) -> None:
         dist = self.distributions.get(distribution_id)
@@ -331,7 +331,7 @@ def install(model: CloudFrontModel) -> None:
         orig_delete(self, distribution_id, if_match)
 
     orig_delete = cf_models.CloudFrontBackend.delete_distribution
-    cf_models.CloudFrontBackend.delete_distribution = delete_distribution  # type: ignore[method-assign]
+    cf_models.CloudFrontBackend.delete_distribution = delete_distribution  # type: ignore[method-assign]  # patches moto
 
     orig_inv_init = cf_models.Invalidation.__init__
 
@@ -345,8 +345,8 @@ def install(model: CloudFrontModel) -> None:
         done = m is None or m.clock() >= getattr(self, "_lab_done_at", 0.0)
         return "Completed" if done else "InProgress"
 
-    cf_models.Invalidation.__init__ = inv_init  # type: ignore[method-assign]
-    cf_models.Invalidation.status = property(inv_status, lambda self, v: None)  # type: ignore[assignment]
+    cf_models.Invalidation.__init__ = inv_init  # type: ignore[method-assign]  # patches moto
+    cf_models.Invalidation.status = property(inv_status, lambda self, v: None)  # type: ignore[assignment]  # patches moto
 
 
 def _iso_now() -> Any:

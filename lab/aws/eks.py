@@ -165,7 +165,7 @@ def install(update_seconds: float, events: EventLog | None = None) -> None:
         timer.start()
         return copy.deepcopy(result)
 
-    eks_models.EKSBackend.update_nodegroup_config = update_nodegroup_config  # type: ignore[method-assign]
+    eks_models.EKSBackend.update_nodegroup_config = update_nodegroup_config  # type: ignore[method-assign]  # patches moto
 
     def describe_update(self: Any, name: str, update_id: str, nodegroup_name: str | None) -> dict[str, Any]:
         if name not in self.clusters:
@@ -185,8 +185,8 @@ def install(update_seconds: float, events: EventLog | None = None) -> None:
         with _lock:
             return [uid for uid, (c, n, _) in _updates.items() if c == name and n == nodegroup_name]
 
-    eks_models.EKSBackend.describe_update = describe_update  # type: ignore[attr-defined]
-    eks_models.EKSBackend.list_updates = list_updates  # type: ignore[attr-defined]
+    eks_models.EKSBackend.describe_update = describe_update  # type: ignore[attr-defined]  # patches moto
+    eks_models.EKSBackend.list_updates = list_updates  # type: ignore[attr-defined]  # patches moto
 
     def r_describe_update(self: Any) -> Any:
         update = self.eks_backend.describe_update(
@@ -197,8 +197,8 @@ def install(update_seconds: float, events: EventLog | None = None) -> None:
         ids = self.eks_backend.list_updates(self._get_param("name"), self._get_param("nodegroupName"))
         return eks_responses.ActionResult({"updateIds": ids})
 
-    eks_responses.EKSResponse.describe_update = r_describe_update  # type: ignore[attr-defined]
-    eks_responses.EKSResponse.list_updates = r_list_updates  # type: ignore[attr-defined]
+    eks_responses.EKSResponse.describe_update = r_describe_update  # type: ignore[attr-defined]  # patches moto
+    eks_responses.EKSResponse.list_updates = r_list_updates  # type: ignore[attr-defined]  # patches moto
     # moto routes by URL first: DescribeUpdate and ListUpdates have none (hence its 404).
     eks_urls.url_paths["{0}/clusters/(?P<name>[^/]+)/updates$"] = eks_urls.response.dispatch
     eks_urls.url_paths["{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"] = eks_urls.response.dispatch
@@ -219,4 +219,4 @@ def install(update_seconds: float, events: EventLog | None = None) -> None:
         if nodegroup is not None and self.desired_capacity is not None:
             nodegroup.scaling_config["desiredSize"] = int(self.desired_capacity)
 
-    asg_models.FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity  # type: ignore[method-assign]
+    asg_models.FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity  # type: ignore[method-assign]  # patches moto

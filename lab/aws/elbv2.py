@@ -84,7 +84,7 @@ def install(registry: TargetHealthRegistry) -> None:
             st.target_id, str(st.port), self.health_check_port, st.state, st.reason, st.description
         )
 
-    elb_models.FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
+    elb_models.FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]  # patches moto
 
     orig_describe = elb_models.ELBv2Backend.describe_target_health
 
@@ -103,4 +103,4 @@ def install(registry: TargetHealthRegistry) -> None:
                 targets = registered + draining
         return orig_describe(self, target_group_arn, targets)
 
-    elb_models.ELBv2Backend.describe_target_health = describe_target_health  # type: ignore[method-assign]
+    elb_models.ELBv2Backend.describe_target_health = describe_target_health  # type: ignore[method-assign]  # patches moto

@@ -156,7 +156,8 @@ class AppGateways(VirtualNetworks):
             if created:
                 self._gateways[key] = _Gateway(resource, None, op)
             else:
-                gw.resource, gw.op = resource, op  # type: ignore[union-attr]
+                assert gw is not None  # not created: it exists
+                gw.resource, gw.op = resource, op
             self._schedule(op)
             self._record("gateway update started", gateway=name, created=created, seconds=round(seconds, 3))
             return copy.deepcopy(resource), op, created
