@@ -49,3 +49,13 @@ def test_mypy_finds_nothing_in_the_code() -> None:
 def test_mypy_finds_nothing_in_the_tests() -> None:
     out = _clean([*_tool("mypy"), "--config-file", "tests/mypy.ini"])
     assert out.startswith("Success: no issues found"), out
+
+
+def test_missing_tools_fail_under_ci_and_skip_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setitem(globals(), "UNDER_CI", True)
+    with pytest.raises(pytest.fail.Exception, match=r"\./setup\.sh installs the dev tools"):
+        _tool("ruff")
+    monkeypatch.setitem(globals(), "UNDER_CI", False)
+    with pytest.raises(pytest.skip.Exception):
+        _tool("ruff")
