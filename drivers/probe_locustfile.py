@@ -152,7 +152,7 @@ class ProbeUser(FastHttpUser):
         latency_ms = 0.0
         address = None
         try:
-            url, extra, address = _target(self.host, PATH)
+            url, extra, address = _target(self.host or "", PATH)
             headers = {**({"Connection": "close"} if FRESH_CONNECTIONS else {}), **extra} or None
             with self.client.get(url, name="probe", catch_response=True, headers=headers) as resp:
                 # The body has been read inside get(): the user has the page now.
@@ -192,6 +192,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
 
 
 if SESSION_USER:
+    _USER: dict[str, Any] = SESSION_USER
     _SESSIONS_FD = os.open(CONFIG["sessions_out"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     _SIGNED_IN = "Signed in as "
 
@@ -206,7 +207,7 @@ if SESSION_USER:
         max_retries = 0
 
         def wait_time(self) -> float:
-            return float(SESSION_USER.get("interval_seconds") or 0.5)
+            return float(_USER.get("interval_seconds") or 0.5)
 
         def on_start(self) -> None:
             self.cookie: str | None = None
@@ -214,8 +215,8 @@ if SESSION_USER:
 
         def _sign_in(self) -> bool:
             try:
-                url, extra, _ = _target(self.host, "/login")
-                with self.client.post(url, data={"username": SESSION_USER.get("username") or "drill-user"},
+                url, extra, _ = _target(self.host or "", "/login")
+                with self.client.post(url, data={"username": _USER.get("username") or "drill-user"},
                                       headers={"Connection": "close", **extra}, catch_response=True,
                                       allow_redirects=False) as resp:
                     resp.success()
@@ -232,7 +233,7 @@ if SESSION_USER:
             t, mono = time.time(), time.monotonic()
             status, cls, session, address, error = 0, "error", "none", None, None
             try:
-                url, extra, address = _target(self.host, PATH)
+                url, extra, address = _target(self.host or "", PATH)
                 headers = {"Connection": "close", **extra, **({"Cookie": self.cookie} if self.cookie else {})}
                 with self.client.get(url, name="session", catch_response=True, headers=headers) as resp:
                     resp.success()

@@ -88,7 +88,7 @@ def restore_nodegroup(drill_run: DrillRun) -> None:
     at = Instant.now()
     drill_run.instants["phase3.restore"] = at
     if entry.planned:
-        _attach("planned: carry out the inverse of #%d (dry run)" % entry.id, entry.inverse.__dict__)
+        _attach(f"planned: carry out the inverse of #{entry.id} (dry run)", entry.inverse.__dict__)
         return
     drill_run.nodegroups.apply_scaling(eks.cluster, eks.web_nodegroup, _scaling(entry.inverse.params["scaling"]))
     drill_run.ledger.settled(entry)

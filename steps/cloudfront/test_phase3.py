@@ -74,7 +74,7 @@ def revert_and_destroy(drill_run: DrillRun) -> None:
     def destroy() -> None:
         try:
             drill_run.terraform().destroy()
-        except BaseException as e:  # reported below
+        except BaseException as e:  # noqa: BLE001 — reported below: even an interrupt inside the destroy thread must reach the step
             errors.append(e)
             return
         # Settled here, not in the step: an interrupt after the destroy must not undo it again
@@ -102,6 +102,7 @@ def revert_and_destroy(drill_run: DrillRun) -> None:
 def origin_is_blob(drill_run: DrillRun) -> None:
     cf = drill_run.target.aws.cloudfront
     assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
+    assert drill_run.baseline is not None, "no baseline of the system was captured before the drill: nothing to compare with"
     before = drill_run.baseline["cloudfront"]["origins"][cf.secondary_origin_id]
     now = drill_run.cloudfront.origin(cf.distribution_id, cf.secondary_origin_id)
     attach_json("secondary origin", {"before_drill": before, "now": now})
