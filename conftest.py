@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -128,6 +129,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 _RUN = pytest.StashKey[Any]()
+_STEP_STARTED: dict[int, float] = {}
+
+
+def pytest_bdd_before_step(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any) -> None:
+    _STEP_STARTED[id(step)] = time.time()
+
+
+def pytest_bdd_after_step(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any,
+                          step_func_args: Any) -> None:
+    _record_step(request, scenario, step, "passed")
+
+
+def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any,
+                          step_func_args: Any, exception: BaseException) -> None:
+    _record_step(request, scenario, step, "failed", f"{type(exception).__name__}: {str(exception)[:300]}")
+
+
+def _record_step(request: pytest.FixtureRequest, scenario: Any, step: Any, status: str, error: str | None = None) -> None:
+    """Each executed drill step, with its phase and times: the drill's OpenTelemetry trace (drivers.tracing)."""
+    started = _STEP_STARTED.pop(id(step), time.time())
+    run = request.config.stash.get(_RUN, None)
+    if run is None or request.node.get_closest_marker("drill") is None:
+        return
+    idx = _phase(request.node)
+    run.steps.append({"phase": PHASES[idx] if idx is not None else "run", "scenario": scenario.name,
+                      "step": f"{step.keyword} {step.name}", "start": started, "end": time.time(), "status": status,
+                      "error": None if error is None else run.evidence.mask(error)})
 _ATTRIBUTED = pytest.StashKey[set]()
 
 
@@ -213,6 +241,11 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
         if findings and not dry_run:
             raise Refused("preflight found what the real clouds would refuse (`pytest -m drill --dry-run` lists it):\n  "
                           + "\n  ".join(f.detail for f in findings))
+        # The team's signals (stop.alarms, stop.alertmanager) must exist and be quiet before the first change.
+        from drivers.aws import Aws
+        from drivers.stop_signals import check_before_start
+
+        signal_notes = check_before_start(target, Aws(target.aws))
         lock = DrillLock(target) if target.azure is not None else None
         # A dry run changes nothing, so it takes no lock (a lock is a write); it says who holds one.
         other = lock.holder() if lock and dry_run else None
@@ -224,6 +257,7 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
     run = DrillRun(target, reports_dir, masker, lab_events, run_id=run_id, dry_run=dry_run)
     run.preflight = findings
     run.notes.extend(verified)
+    run.notes.extend(signal_notes)
     if stack is not None:
         run.adopt_terraform(*stack)
     if holder is not None:

@@ -70,6 +70,25 @@ def maintenance_within_rto(drill_run: DrillRun) -> None:
     assert result.passed, f"maintenance-page RTO {result.rto_seconds:.2f}s exceeds the target {result.rto_target_seconds:.2f}s"
 
 
+@then("the team is alerted: each alarm the web tier's failure sets off fires and is notified within the detection objective")
+def team_alerted(drill_run: DrillRun) -> None:
+    """Fault → each alarm of `alarms.expected.phase1` in ALARM (its history) and → its notification
+    delivered (the receipts queue subscribed to the alarm topic), against objectives.detection_seconds."""
+    if dry_run_skips(drill_run, "each alarm the web tier's failure sets off fires and is notified within the detection objective"):
+        return
+    expected = (drill_run.target.alarms.expected if drill_run.target.alarms else {}).get("phase1", [])
+    if not expected:
+        drill_run.notes.append("alarms: the target expects no alarm of Phase 1 (alarms.expected.phase1): detection not measured")
+        attach_json("alarms", {"expected": [], "note": "detection not measured: alarms.expected.phase1 is not set"})
+        return
+    found = drill_run.wait_for_detection("phase1")
+    attach_json("alarms: fault → ALARM → notified", [d.as_dict() for d in found])
+    from drill.detection import sentence
+
+    missed = [sentence(d) for d in found if not d.passed]
+    assert not missed, "the team was not alerted in time: " + "; ".join(missed)
+
+
 @then("the web node group's original size is held in the rollback ledger")
 def original_size_in_ledger(drill_run: DrillRun) -> None:
     eks = drill_run.target.aws.eks
