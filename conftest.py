@@ -392,6 +392,22 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
     if s.get("rpo_seconds") is not None:
         tr.write_line(f"  RPO {s['rpo_seconds']:.2f}s / target {s['rpo_target_seconds']:.2f}s; backup age {s['backup_age_seconds']:.2f}s")
     tr.write_line(f"  degraded (maintenance) {s['degraded_seconds']:.2f}s; on Azure {s['azure_seconds']:.2f}s; drill took {s['duration_seconds']:.1f}s")
+    alarms = s.get("alarms") or {}
+    clears = {c["alarm"]: c for c in alarms.get("clear") or []}
+    for phase, dets in (alarms.get("phases") or {}).items():
+        for d in dets:
+            fired = "never" if d["detection_seconds"] is None else f"{d['detection_seconds']:.2f}s"
+            told = "never" if d["notification_seconds"] is None else f"{d['notification_seconds']:.2f}s"
+            c = clears.get(d["alarm"])
+            ok = "" if c is None else (f"; OK {c['clear_seconds']:+.2f}s from the restore" if c["clear_seconds"] is not None
+                                       else f"; still {c['state_now']}")
+            tr.write_line(f"  alarm {d['alarm']:<20} ({phase}) ALARM {fired}, notified {told} / target "
+                          f"{d['objective_seconds']:.2f}s{ok}  {'PASS' if d['passed'] and (c is None or c['passed']) else 'FAIL'}")
+    if s.get("stopped_by"):
+        tr.write_line(f"  stopped by: {s['stopped_by']}")
+    mon = s.get("monitoring") or {}
+    for where, r in mon.items():
+        tr.write_line(f"  results → {where}: {r}")
     if s.get("outage_write"):
         writes = "; ".join(f"{phase} ({w.get('users_saw')}) {w.get('status')} {'saved' if w.get('accepted') else 'refused'}"
                            for phase, w in s["outage_write"].items())

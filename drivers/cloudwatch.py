@@ -73,8 +73,8 @@ class Receipts:
                     r = parse_receipt(m)
                     if r is not None:
                         self.seen.append(r)
-                self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+                for m in got:
+                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
             return sorted(self.seen, key=lambda r: r.delivered_at)
 
 

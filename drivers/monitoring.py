@@ -35,23 +35,23 @@ def registry(items: list[Sample], extra: dict[str, str] | None = None) -> Collec
 
 def export_results(target: Target, summary: dict[str, Any]) -> dict[str, Any]:
     """Push and/or write the drill's figures as the target says; what happened, for summary.json."""
-    cfg, out = target.monitoring, {}
+    cfg, report = target.monitoring, {}
     items = samples(summary)
     if cfg.pushgateway_url:
         grouping = {"target": target.name}
         try:
             push_to_gateway(cfg.pushgateway_url, job=cfg.pushgateway_job, registry=registry(items), grouping_key=grouping,
                             timeout=10)
-            out["pushgateway"] = {"url": cfg.pushgateway_url, "job": cfg.pushgateway_job, "grouping_key": grouping,
+            report["pushgateway"] = {"url": cfg.pushgateway_url, "job": cfg.pushgateway_job, "grouping_key": grouping,
                                   "series": len(items), "pushed": True}
         except Exception as e:  # unreachable or refused: said in the evidence, the drill's verdict stands
-            out["pushgateway"] = {"url": cfg.pushgateway_url, "pushed": False, "error": f"{type(e).__name__}: {e}"}
+            report["pushgateway"] = {"url": cfg.pushgateway_url, "pushed": False, "error": f"{type(e).__name__}: {e}"}
     if cfg.textfile_dir:
         path = Path(cfg.textfile_dir) / f"dr_drill_{target.name.replace('-', '_').replace('.', '_')}.prom"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_to_textfile(str(path), registry(items, {"target": target.name}))
-            out["textfile"] = {"path": str(path), "series": len(items), "written": True}
+            report["textfile"] = {"path": str(path), "series": len(items), "written": True}
         except OSError as e:
-            out["textfile"] = {"path": str(path), "written": False, "error": f"{type(e).__name__}: {e}"}
-    return out
+            report["textfile"] = {"path": str(path), "written": False, "error": f"{type(e).__name__}: {e}"}
+    return report

@@ -109,7 +109,7 @@ def export_trace(run: Any, summary: dict[str, Any], path: Path) -> dict[str, Any
     except Exception as e:  # the evidence is still written; the report says the trace is missing
         return {"file": None, "error": f"{type(e).__name__}: {e}"}
     path.write_text(json.dumps(otlp_json(spans), indent=1) + "\n", encoding="utf-8")
-    out: dict[str, Any] = {"file": path.name, "spans": len(spans), "trace_id": format(spans[0].context.trace_id, "032x") if spans else None}
+    report: dict[str, Any] = {"file": path.name, "spans": len(spans), "trace_id": format(spans[0].context.trace_id, "032x") if spans else None}
     endpoint = run.target.monitoring.otlp_traces_endpoint
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -118,8 +118,8 @@ def export_trace(run: Any, summary: dict[str, Any], path: Path) -> dict[str, Any
         exporter = OTLPSpanExporter(endpoint=endpoint, timeout=10)
         try:
             result = exporter.export(spans)
-            out["endpoint"] = endpoint
-            out["exported"] = result == SpanExportResult.SUCCESS
+            report["endpoint"] = endpoint
+            report["exported"] = result == SpanExportResult.SUCCESS
         finally:
             exporter.shutdown()
-    return out
+    return report
