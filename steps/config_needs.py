@@ -89,7 +89,7 @@ NEEDS: dict[str, Needs] = {
         optional=(*AWS_AUTH, "database.ssl_ca", "azure.storage.account_key", *AZURE_AUTH, "readiness.scratch_database.secret_id",
                   "readiness.scratch_database.host", "readiness.scratch_database.user",
                   "readiness.scratch_database.password", "readiness.scratch_database.database",
-                  "readiness.scratch_database.ssl_ca", "probe.rules"),
+                  "readiness.scratch_database.ssl_ca", "probe.rules", "alarms", "alarms.dr_relevant"),
     ),
 }
 DRILL_PHASES = ("phase1", "phase2", "phase3")
