@@ -185,7 +185,8 @@ class DrillRun:
             reason = None
             if (stop.alarms or stop.alertmanager is not None) and time.monotonic() >= next_signals:
                 # The team's signals (CloudWatch alarms, Alertmanager), at stop.poll_seconds.
-                next_signals = time.monotonic() + max(0.2, self.target.scaled(stop.poll_seconds))
+                # At least a second apart: the reads must not load the machine the drill measures on.
+                next_signals = time.monotonic() + max(1.0, self.target.scaled(stop.poll_seconds))
                 from drivers.stop_signals import fired
 
                 try:
