@@ -732,9 +732,12 @@ class DrillRun:
             else:
                 restored["site_class"] = self.current_class()
         if self.detections and self.clearings is None and outstanding:
-            # No failback step judged the alarms: the unwind restored the primary, so judge from it.
+            # No failback step judged the alarms: the unwind restored the primary, so judge from the
+            # instant it put the node group back (after the newer changes were undone), else its start.
+            restored_at = [e.undone_at for e in outstanding if e.change.op == "aws.eks.set_scaling" and e.undone_at]
+            since = t0 if not restored_at else Instant(max(restored_at), t0.mono + (max(restored_at) - t0.t))
             try:
-                self.wait_for_clear(t0)
+                self.wait_for_clear(since)
             except Exception as e:
                 self.notes.append(f"alarms: could not read their states after the unwind: {type(e).__name__}: {e}")
         finished = Instant.now()
