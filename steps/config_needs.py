@@ -72,7 +72,7 @@ NEEDS: dict[str, Needs] = {
                   "kubernetes.kubelogin", "kubernetes.internal_lb_subnet", "readiness",
                   "database.ssl_ca", "azure.mysql.client_address", "azure.mysql.client_address_url",
                   "azure.app_gateway.routing_rules",
-                  *PROBE, *STOP),
+                  *PROBE, *STOP, "alarms", "objectives.detection_seconds"),
         outputs=STACK_OUTPUTS,
     ),
     # Failback: the node group restored, the origin reverted, the stack destroyed. A user's write

@@ -145,6 +145,7 @@ class DrillRun:
         self.detections: dict[str, Any] = {}  # phase -> list[drill.detection.Detection]
         self.clearings: list[Any] | None = None  # list[drill.detection.Clearing], once judged
         self._receipts: Any = None  # drivers.cloudwatch.Receipts
+        self._detecting: dict[str, threading.Thread] = {}  # phase -> its background detection watcher
         # Each executed Gherkin step (phase, scenario, step, start, end, status): the drill's trace.
         self.steps: list[dict[str, Any]] = []
         self.monitoring: dict[str, Any] | None = None  # where the results went (Pushgateway, textfile, OTLP)
@@ -578,7 +579,9 @@ class DrillRun:
         fault = self.instants[f"{phase}.fault"]
         limit = t.scaled(objective)
         deadline = fault.mono + limit + t.scaled(t.grace_seconds)
-        poll = max(0.1, min(1.0, limit / 50))
+        # The instants come from the alarms' history and SQS's SentTimestamp, not from when we look:
+        # a look a second keeps the load on the machine (and the rate-limited APIs) low.
+        poll = 1.0
 
         def measure() -> list[Any]:
             return detect(phase, fault.t, expected, self.alarm_transitions(expected, fault.t - 1.0), self.receipts(), limit)
@@ -589,6 +592,42 @@ class DrillRun:
             found = measure()
         self.detections[phase] = found
         return found
+
+    def start_detection(self, phase: str) -> None:
+        """Measure `phase`'s detection (wait_for_detection) in a background thread: judged later, by
+        `detection_result` (a later step, or the end of the run), so it never delays the drill."""
+        if phase in self._detecting or phase in self.detections:
+            return
+
+        def run() -> None:
+            try:
+                self.wait_for_detection(phase)
+            except Exception as e:  # unreadable alarms: every expected alarm is reported as never fired
+                from drill.detection import detect
+
+                self._log(f"alarms: detection of {phase} could not be measured: {type(e).__name__}: {e}")
+                self.notes.append(f"alarms: detection of {phase} could not be measured: {type(e).__name__}: {e}")
+                t = self.target
+                expected = list((t.alarms.expected if t.alarms else {}).get(phase, []))  # type: ignore[call-overload]
+                self.detections[phase] = detect(phase, self.instants[f"{phase}.fault"].t, expected, {}, [],
+                                                t.scaled(t.objectives.detection_seconds or 0.0))
+
+        thread = threading.Thread(target=run, name=f"detection-{phase}", daemon=True)
+        self._detecting[phase] = thread
+        thread.start()
+
+    def detecting(self, phase: str) -> bool:
+        return phase in self._detecting
+
+    def detection_result(self, phase: str) -> list[Any]:
+        """`phase`'s detections, waiting for its watcher (bounded by the objective + grace from the fault)."""
+        thread = self._detecting.get(phase)
+        if thread is not None:
+            t = self.target
+            deadline = (self.instants[f"{phase}.fault"].mono + t.scaled(t.objectives.detection_seconds or 0.0)
+                        + t.scaled(t.grace_seconds) + 30.0)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return list(self.detections.get(phase, []))
 
     def wait_for_clear(self, restored: Instant) -> list[Any]:
         """Restore → every alarm that fired back to OK; waits up to the clear objective (plus grace)."""
@@ -731,6 +770,9 @@ class DrillRun:
                 restored["seconds"] = None if back is None else round(back.mono - t0.mono, 3)
             else:
                 restored["site_class"] = self.current_class()
+        for phase in list(self._detecting):
+            # A watcher still running (a Phase-1-only run, a stopped drill): its result is part of the run.
+            self.detection_result(phase)
         if self.detections and self.clearings is None and outstanding:
             # No failback step judged the alarms: the unwind restored the primary, so judge from the
             # instant it put the node group back (after the newer changes were undone), else its start.

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 import pytest
 
 from lab.aws.alarm_seed import alarm_definitions
 from lab.events import read_events
 
-from .conftest import DrillOutput
-
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
-SAMPLE_TICK = 0.1  # lab.monitoring samples 10 times a (scaled) minute: 60 / 30 / 10 = 0.2 s, half of it on average
+SAMPLE_TICK = 0.2  # lab.monitoring samples 10 times a (scaled) minute: 60 / 30 / 10 s
 
 
 def epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def test_each_expected_alarm_fires_and_is_notified_within_the_detection_objective(phase1_drill: DrillOutput) -> None:
+def test_each_expected_alarm_fires_and_is_notified_within_the_detection_objective(phase1_drill: Any) -> None:
     summary = json.loads((phase1_drill.bundle / "summary.json").read_text())
     alarms = summary["alarms"]
     dets = {d["alarm"]: d for d in alarms["phases"]["phase1"]}
@@ -38,7 +37,7 @@ def test_each_expected_alarm_fires_and_is_notified_within_the_detection_objectiv
         assert f"alarm {name} (phase1)" in report and f"phase1 detection — {name} in ALARM after the fault" in report
 
 
-def test_unhealthy_hosts_fires_within_one_evaluation_period_of_the_first_unhealthy_target(phase1_drill: DrillOutput) -> None:
+def test_unhealthy_hosts_fires_within_one_evaluation_period_of_the_first_unhealthy_target(phase1_drill: Any) -> None:
     """unhealthy-hosts: Maximum of UnHealthyHostCount > 0, 1 datapoint of 1 × 60 s. CloudWatch evaluates it
     at the end of every minute over that minute: it must go to ALARM at the first (scaled) minute boundary
     after the ALB first marked a target unhealthy (the lab's event log), never before, and so within one
@@ -55,7 +54,7 @@ def test_unhealthy_hosts_fires_within_one_evaluation_period_of_the_first_unhealt
     truth = unhealthy[0]
     (d,) = [d for d in summary["alarms"]["phases"]["phase1"] if d["alarm"] == "unhealthy-hosts"]
     fired = epoch(d["fired_at"])
-    assert truth < fired <= truth + period + 2 * SAMPLE_TICK + 0.3, (fired - truth, period)
+    assert truth < fired <= truth + period + SAMPLE_TICK + 0.3, (fired - truth, period)
     # At a minute boundary of the lab's (scaled) clock, where CloudWatch evaluates.
     assert min(fired % period, period - fired % period) < 0.25, fired % period
     # The lab's event log and DescribeAlarmHistory (what the drill read) agree on the instant.

@@ -19,8 +19,6 @@ from drill.config import load_target
 from drivers.monitoring import export_results
 from lab.prometheus import pushgateway
 
-from .conftest import DrillOutput
-
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,12 +37,12 @@ def series(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def target_with(phase1_drill: DrillOutput, **monitoring: Any) -> Any:
+def target_with(phase1_drill: Any, **monitoring: Any) -> Any:
     target = load_target(str(REPO / "targets" / "lab.yaml"), phase1_drill.endpoints)
     return target.model_copy(update={"monitoring": target.monitoring.model_copy(update=monitoring)})
 
 
-def test_results_pushed_to_a_real_pushgateway_and_read_back(phase1_drill: DrillOutput, gateway: str, tmp_path: Path) -> None:
+def test_results_pushed_to_a_real_pushgateway_and_read_back(phase1_drill: Any, gateway: str, tmp_path: Path) -> None:
     summary = json.loads((phase1_drill.bundle / "summary.json").read_text())
     target = target_with(phase1_drill, pushgateway_url=gateway, textfile_dir=str(tmp_path / "textfile"))
     result = export_results(target, summary)
@@ -83,7 +81,7 @@ def test_results_pushed_to_a_real_pushgateway_and_read_back(phase1_drill: DrillO
     assert any(name == "dr_drill_info" and ("run_id", "20990101T000000Z-abcdef") in labels for name, labels in again)
 
 
-def test_an_unreachable_pushgateway_is_reported_not_fatal(phase1_drill: DrillOutput, tmp_path: Path) -> None:
+def test_an_unreachable_pushgateway_is_reported_not_fatal(phase1_drill: Any, tmp_path: Path) -> None:
     from lab.ports import free_port
 
     summary = json.loads((phase1_drill.bundle / "summary.json").read_text())
@@ -91,7 +89,7 @@ def test_an_unreachable_pushgateway_is_reported_not_fatal(phase1_drill: DrillOut
     assert result["pushgateway"]["pushed"] is False and "error" in result["pushgateway"]
 
 
-def test_the_trace_has_one_span_per_executed_step_under_its_phase(phase1_drill: DrillOutput) -> None:
+def test_the_trace_has_one_span_per_executed_step_under_its_phase(phase1_drill: Any) -> None:
     summary = json.loads((phase1_drill.bundle / "summary.json").read_text())
     doc = json.loads((phase1_drill.bundle / "trace.otlp.json").read_text())
     spans = [s for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]

@@ -57,11 +57,11 @@ def run(tmp_path: Path, spec: str, **env: str) -> tuple[subprocess.CompletedProc
     return proc, fired, log
 
 
-def test_the_drill_has_32_steps_numbered_across_the_phases() -> None:
+def test_the_drill_has_33_steps_numbered_across_the_phases() -> None:
     steps = drill_steps()
-    assert len(steps) == 32 and [s.index for s in steps] == list(range(1, 33))
-    assert [s.phase for s in steps] == [1] * 9 + [2] * 14 + [3] * 9
-    assert steps[0].text == "PetClinic is served from AWS" and steps[23].text == "PetClinic is served from Azure after Phase 2"
+    assert len(steps) == 33 and [s.index for s in steps] == list(range(1, 34))
+    assert [s.phase for s in steps] == [1] * 9 + [2] * 15 + [3] * 9
+    assert steps[0].text == "PetClinic is served from AWS" and steps[24].text == "PetClinic is served from Azure after Phase 2"
     assert parse_spec("12:sigint:3") == (12, "SIGINT", 3.0) and parse_spec("26:SIGKILL") == (26, "SIGKILL", 0.0)
     for bad in ("12", "12:SIGHUP", "0:SIGINT", "3:SIGINT:-1"):
         with pytest.raises(ValueError):
@@ -78,10 +78,10 @@ def test_the_signal_goes_just_before_the_step_runs(tmp_path: Path) -> None:
 
 
 def test_with_a_delay_the_signal_lands_inside_the_step(tmp_path: Path) -> None:
-    proc, fired, log = run(tmp_path, "28:SIGTERM:0.5", STUB_SLOW="CloudFront's secondary origin is reverted=5")
+    proc, fired, log = run(tmp_path, "29:SIGTERM:0.5", STUB_SLOW="CloudFront's secondary origin is reverted=5")
     assert proc.returncode == -15  # no drill conftest here: SIGTERM's default action
-    assert fired["reached"] and fired["in_step"] == 28 and not fired["step_finished"]
-    assert [e["step"] for e in log if e["event"] == "end"] == list(range(1, 28))
+    assert fired["reached"] and fired["in_step"] == 29 and not fired["step_finished"]
+    assert [e["step"] for e in log if e["event"] == "end"] == list(range(1, 29))
 
 
 def test_a_delay_longer_than_the_step_is_reported_as_such(tmp_path: Path) -> None:
