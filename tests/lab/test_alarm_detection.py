@@ -44,12 +44,15 @@ def test_unhealthy_hosts_fires_within_one_evaluation_period_of_the_first_unhealt
     period of it (plus one sampling tick)."""
     summary = json.loads((phase1_drill.bundle / "summary.json").read_text())
     scale = float(summary["time_scale"])
-    (rule,) = [a for a in alarm_definitions("arn:lb/app/x/1", "arn:tg/x/1", "arn:topic") if a["AlarmName"] == "unhealthy-hosts"]
+    (rule,) = [a for a in alarm_definitions(
+        "arn:aws:elasticloadbalancing:ap-northeast-2:123456789012:loadbalancer/app/blue-alb/1",
+        "arn:aws:elasticloadbalancing:ap-northeast-2:123456789012:targetgroup/blue-tg/1",
+        "arn:aws:sns:ap-northeast-2:123456789012:blue-alarms") if a["AlarmName"] == "unhealthy-hosts"]
     assert (rule["EvaluationPeriods"], rule["DatapointsToAlarm"], rule["Statistic"]) == (1, 1, "Maximum")
     period = rule["Period"] / scale
     fault = epoch(summary["phases"][0]["fault_at"])
     events = read_events(phase1_drill.bundle / "lab-events.jsonl")
-    unhealthy = [e["t"] for e in events if e["event"] == "alb target unhealthy" and e["t"] >= fault]
+    unhealthy = [e["t"] for e in events if e["source"] == "alb" and e["event"] == "target unhealthy" and e["t"] >= fault]
     assert unhealthy, "the lab never marked an ALB target unhealthy after the fault"
     truth = unhealthy[0]
     (d,) = [d for d in summary["alarms"]["phases"]["phase1"] if d["alarm"] == "unhealthy-hosts"]
