@@ -789,7 +789,8 @@ class DrillRun:
         if failback is None:
             self.notes.append("objectives.failback_rto_seconds is not set: the end of the run did not wait for the "
                               "system to settle back")
-        settle_real = max([x for x in (failback, o.alarm_clear_seconds if self.detections else None) if x is not None],
+        watched = bool(self.detections or self._detecting)  # alarms expected to fire (a watcher may still run)
+        settle_real = max([x for x in (failback, o.alarm_clear_seconds if watched else None) if x is not None],
                           default=None)
         settle = 0.0 if settle_real is None else self.target.scaled(settle_real + self.target.grace_seconds)
         baseline_diff: list[str] = []
