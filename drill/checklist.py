@@ -593,7 +593,8 @@ def _objectives(s: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      f"— / {rpo['rpo_target_real_seconds']:g} s"
                      if scaled and isinstance(rpo.get("rpo_target_real_seconds"), (int, float)) else "—",
                      "PASS" if rpo.get("passed") else "FAIL"))
-    alarms = s.get("alarms") if isinstance(s.get("alarms"), dict) else {}
+    raw_alarms = s.get("alarms")
+    alarms: dict[str, Any] = raw_alarms if isinstance(raw_alarms, dict) else {}
     factor = float(scale) if scaled and isinstance(scale, (int, float)) else None
     for phase, dets in (alarms.get("phases") or {}).items():
         for d in dets if isinstance(dets, list) else []:
@@ -621,7 +622,8 @@ def _objectives(s: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
 
 def _alarm_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     """Which alarm fired when: one line per alarm, from summary.json's `alarms`."""
-    alarms = s.get("alarms") if isinstance(s.get("alarms"), dict) else {}
+    raw_alarms = s.get("alarms")
+    alarms: dict[str, Any] = raw_alarms if isinstance(raw_alarms, dict) else {}
     clears = {c.get("alarm"): c for c in alarms.get("clear") or [] if isinstance(c, dict)}
     out = []
     for phase, dets in (alarms.get("phases") or {}).items():

@@ -468,7 +468,7 @@ class Target(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _alarm_objectives(self) -> "Target":
+    def _alarm_objectives(self) -> Target:
         # Like every objective the drill compares: required once something uses it, never defaulted.
         if self.alarms is not None and self.alarms.watched():
             lacking = [k for k in ("detection_seconds", "alarm_clear_seconds") if getattr(self.objectives, k) is None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from drill.detection import AlarmState, Receipt, Transition
@@ -41,7 +41,7 @@ class Alarms:
         """The alarm's state changes from `since` (epoch seconds) on, oldest first."""
         out: list[Transition] = []
         pages = self.cw.get_paginator("describe_alarm_history").paginate(
-            AlarmName=name, HistoryItemType="StateUpdate", StartDate=datetime.fromtimestamp(since, timezone.utc),
+            AlarmName=name, HistoryItemType="StateUpdate", StartDate=datetime.fromtimestamp(since, UTC),
             ScanBy="TimestampAscending")
         for page in pages:
             for item in page.get("AlarmHistoryItems", []):
@@ -97,7 +97,7 @@ def _epoch(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     text = str(value)
     # CloudWatch's notification form: 2025-12-01T10:15:00.123+0000
     if len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit():

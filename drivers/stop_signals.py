@@ -38,7 +38,7 @@ def check_before_start(target: Target, aws: Aws) -> list[str]:
 
         try:
             now = alerts(stop.alertmanager.url, stop.alertmanager.matchers)
-        except Exception as e:  # unreachable or not an Alertmanager: the condition could never fire
+        except Exception as e:  # noqa: BLE001 — unreachable or not an Alertmanager: the condition could never fire
             raise Refused(f"stop.alertmanager: {stop.alertmanager.url} does not answer its v2 API: {type(e).__name__}: {e}") from None
         if now:
             raise Refused(f"stop condition already firing before the first change: {_alert(now[0])} (stop.alertmanager)")

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]  # protobuf ships no stubs
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
@@ -106,10 +106,11 @@ def export_trace(run: Any, summary: dict[str, Any], path: Path) -> dict[str, Any
     """Write the trace to `path`; export it over OTLP/HTTP when the target names an endpoint."""
     try:
         spans = build_spans(run, summary)
-    except Exception as e:  # the evidence is still written; the report says the trace is missing
+    except Exception as e:  # noqa: BLE001 — the evidence is still written; the report says the trace is missing
         return {"file": None, "error": f"{type(e).__name__}: {e}"}
     path.write_text(json.dumps(otlp_json(spans), indent=1) + "\n", encoding="utf-8")
-    report: dict[str, Any] = {"file": path.name, "spans": len(spans), "trace_id": format(spans[0].context.trace_id, "032x") if spans else None}
+    trace_id = format(spans[0].context.trace_id, "032x") if spans else None
+    report: dict[str, Any] = {"file": path.name, "spans": len(spans), "trace_id": trace_id}
     endpoint = run.target.monitoring.otlp_traces_endpoint
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

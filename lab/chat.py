@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lab.httpfwd import Request, Response, Server
 from lab.ports import free_port
@@ -30,7 +31,7 @@ class ChatStandIn:
     def __repr__(self) -> str:
         return f"ChatStandIn({self.url})"
 
-    def start(self) -> "ChatStandIn":
+    def start(self) -> ChatStandIn:
         self.server.start()
         return self
 

@@ -28,10 +28,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from lab.aws.alarm_rules import Rule, evaluate
 from lab.aws.cloudwatch import Alarms, iso_ms
@@ -42,7 +43,7 @@ ALB_5XX = (502, 503, 504)
 
 
 def wall(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
+    return datetime.fromtimestamp(ts, UTC)
 
 
 class Source(Protocol):
@@ -180,7 +181,7 @@ class Monitoring:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cloudwatch", daemon=True)
 
-    def start(self) -> "Monitoring":
+    def start(self) -> Monitoring:
         self._thread.start()
         return self
 
@@ -197,15 +198,15 @@ class Monitoring:
                 try:
                     self.publish(boundary - self.minute, boundary)
                     self.evaluate_all(boundary)
-                except Exception as e:  # keep the lab alive; the event log says what went wrong
+                except Exception as e:  # noqa: BLE001 — keep the lab alive; the event log says what went wrong
                     self.events.record("cloudwatch", "evaluation error", error=repr(e))
                 boundary += self.minute * max(1, int((now - boundary) // self.minute) + 1)
                 continue
             for s in self.sources:
                 try:
                     s.sample(now)
-                except Exception as e:
-                    self.events.record("cloudwatch", "sample error", source=type(s).__name__, error=repr(e))
+                except Exception as e:  # noqa: BLE001 — one bad source or alarm must not stop the others
+                    self.events.record("cloudwatch", "sample error", sampler=type(s).__name__, error=repr(e))
             self._stop.wait(min(tick, max(0.0, boundary - time.time())))
 
     def publish(self, start: float, end: float) -> None:
@@ -228,7 +229,7 @@ class Monitoring:
                 continue  # composite, metric-math and percentile alarms: not evaluated by the lab
             try:
                 self.evaluate(alarm, at, backend.metric_data)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 — one bad source or alarm must not stop the others
                 self.events.record("cloudwatch", "alarm evaluation error", alarm=alarm.name, error=repr(e))
 
     def evaluate(self, alarm: Any, at: float, data: list[Any]) -> None:
@@ -242,7 +243,7 @@ class Monitoring:
         if decision.state is None or decision.state == alarm.state_value:
             return
         evaluated = [{"timestamp": iso_ms(wall(w[0])), "value": v}
-                     for w, v in zip(windows, points) if v is not None][-rule.evaluation_periods:]
+                     for w, v in zip(windows, points, strict=True) if v is not None][-rule.evaluation_periods:]
         reason_data = {"version": "1.0", "queryDate": iso_ms(wall(at)), "startDate": iso_ms(wall(windows[0][0])),
                        "statistic": alarm.statistic, "period": int(alarm.period),
                        "recentDatapoints": [p for p in points if p is not None][-rule.evaluation_periods:],
@@ -282,4 +283,4 @@ def statistic_of(s: StatSet, statistic: str) -> float:
 def _aware(dt: Any) -> datetime:
     if isinstance(dt, str):
         dt = datetime.fromisoformat(dt.replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

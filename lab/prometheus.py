@@ -11,9 +11,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 
@@ -38,29 +38,28 @@ def _binary(name: str) -> str:
 
 @contextmanager
 def _process(args: list[str], port: int, ready_path: str, workdir: Path) -> Iterator[str]:
-    log = open(workdir / "server.log", "wb")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_port(port, timeout=20)
-        for _ in range(100):  # listening is not ready: wait for its readiness endpoint
-            try:
-                if httpx.get(url + ready_path, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f"{args[0]} exited {proc.returncode}: {(workdir / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
+    with open(workdir / "server.log", "wb") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+            wait_for_port(port, timeout=20)
+            for _ in range(100):  # listening is not ready: wait for its readiness endpoint
+                try:
+                    if httpx.get(url + ready_path, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{args[0]} exited {proc.returncode}: {(workdir / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
 
 
 @contextmanager

@@ -211,7 +211,7 @@ class DrillRun:
 
                 try:
                     reason = fired(self.target, self.aws, since - 1.0)
-                except Exception as e:  # a signal that cannot be read is noted, not a reason to stop
+                except Exception as e:  # noqa: BLE001 — a signal that cannot be read is noted, not a reason to stop
                     self._log(f"stop conditions: could not read the team's signals: {type(e).__name__}: {e}")
             if reason is None and stop.max_phase_seconds is not None and self.phase is not None:
                 name, began = self.phase
@@ -646,7 +646,7 @@ class DrillRun:
         def run() -> None:
             try:
                 self.wait_for_detection(phase)
-            except Exception as e:  # unreadable alarms: every expected alarm is reported as never fired
+            except Exception as e:  # noqa: BLE001 — unreadable alarms: every expected alarm is reported as never fired
                 from drill.detection import detect
 
                 self._log(f"alarms: detection of {phase} could not be measured: {type(e).__name__}: {e}")
@@ -847,7 +847,7 @@ class DrillRun:
             since = t0 if not restored_at else Instant(max(restored_at), t0.mono + (max(restored_at) - t0.t))
             try:
                 self.wait_for_clear(since)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 — the run is over: its evidence is still written
                 self.notes.append(f"alarms: could not read their states after the unwind: {type(e).__name__}: {e}")
         finished = Instant.now()
         if self.probe is not None:

@@ -22,8 +22,8 @@ tests/unit/test_alarm_rules.py plays both tables of the guide through `evaluate`
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
@@ -96,8 +96,9 @@ def evaluate(rule: Rule, points: list[float | None], current: str) -> Decision:
         if treatment == "ignore":
             return Decision(None, "no datapoints: missing data ignored, state kept", [])
         state = "ALARM" if treatment == "breaching" and n >= m else "OK"
+        word = "Breaching" if treatment == "breaching" else "NonBreaching"
         return Decision(state, f"Threshold Crossed: no datapoints were received for {len(rng)} periods and "
-                        f"{len(rng)} missing datapoints were treated as [{'Breaching' if treatment == 'breaching' else 'NonBreaching'}].", [])
+                        f"{len(rng)} missing datapoints were treated as [{word}].", [])
     bad_real = sum(rule.breaches(v) for v in real)
     if treatment in ("breaching", "notBreaching"):
         bad = bad_real + (filled if treatment == "breaching" else 0)

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from moto.cloudwatch import models as cw_models
 from moto.cloudwatch import responses as cw_responses
@@ -36,12 +37,12 @@ Publisher = Callable[[str, str, str], None]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso_ms(dt: datetime) -> str:
     """CloudWatch's timestamp form in HistoryData and notifications: 2025-12-01T10:15:00.123+0000."""
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}+0000"
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}+0000"
 
 
 class AlarmHistory:
@@ -114,7 +115,7 @@ class Alarms:
                 self.history.add(alarm, "Action", f"Successfully executed action {arn}",
                                  {"actionState": "Succeeded", "stateUpdateTimestamp": int(at.timestamp() * 1000),
                                   "notificationResource": arn, "publishedMessage": {"subject": subject}})
-            except Exception as e:  # a failed action is history too, as in CloudWatch
+            except Exception as e:  # noqa: BLE001 — a failed action is history too, as in CloudWatch
                 self.history.add(alarm, "Action", f"Failed to execute action {arn}",
                                  {"actionState": "Failed", "notificationResource": arn, "error": repr(e)})
 
@@ -148,6 +149,11 @@ def notification(alarm: Any, old: str, at: datetime, account_id: str, region: st
 
 
 _alarms: Alarms | None = None
+
+
+def _current() -> Alarms | None:
+    """The installed Alarms (read through a call: mypy would keep install()'s narrowing of the global)."""
+    return _alarms
 
 
 def install(alarms: Alarms) -> None:
@@ -188,13 +194,14 @@ def install(alarms: Alarms) -> None:
     orig_set = cw_models.CloudWatchBackend.set_alarm_state
 
     def set_alarm_state(self: Any, alarm_name: str, reason: str, reason_data: str, state_value: str) -> None:
-        if _alarms is None or alarm_name not in self.alarms:
+        lab = _current()
+        if lab is None or alarm_name not in self.alarms:
             return orig_set(self, alarm_name, reason, reason_data, state_value)  # moto's own errors
         if reason_data is not None:
             json.loads(reason_data)  # moto's InvalidFormat check is in orig_set; keep the shape honest
         if state_value not in STATES:
             return orig_set(self, alarm_name, reason, reason_data, state_value)
-        _alarms.set_state(self.alarms[alarm_name], state_value, reason, reason_data)
+        lab.set_state(self.alarms[alarm_name], state_value, reason, reason_data)
 
     cw_models.CloudWatchBackend.set_alarm_state = set_alarm_state  # type: ignore[method-assign]
 
@@ -205,7 +212,8 @@ def install(alarms: Alarms) -> None:
         newest_first = (self._get_param("ScanBy") or "TimestampDescending") == "TimestampDescending"
         limit = int(self._get_param("MaxRecords") or 100)
         offset = int(self._get_param("NextToken") or 0)
-        items = _alarms.history.query(name, item_type, _as_dt(start), _as_dt(end), newest_first) if _alarms else []
+        lab = _current()
+        items = lab.history.query(name, item_type, _as_dt(start), _as_dt(end), newest_first) if lab is not None else []
         page = items[offset:offset + limit]
         result: dict[str, Any] = {"AlarmHistoryItems": page}
         if offset + limit < len(items):
@@ -217,7 +225,7 @@ def install(alarms: Alarms) -> None:
 
 def _as_dt(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
-        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(float(value), timezone.utc)
+        return datetime.fromtimestamp(float(value), UTC)
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -107,7 +108,7 @@ def test_the_trace_has_one_span_per_executed_step_under_its_phase(phase1_drill: 
     expected = [f"{kw} {text.strip()}" for kw, text in re.findall(r"^\s+(Given|When|Then|And|But) (.+)$", scenario, re.M)]
     steps = sorted((s for s in spans if s.get("parentSpanId") == phase["spanId"] and not s["name"].startswith("change #")),
                    key=lambda s: int(s["startTimeUnixNano"]))
-    assert len(steps) == len(expected) and all(s["name"].endswith(e.split(" ", 1)[1]) for s, e in zip(steps, expected)), (
+    assert len(steps) == len(expected) and all(s["name"].endswith(e.split(" ", 1)[1]) for s, e in zip(steps, expected, strict=True)), (
         [s["name"] for s in steps], expected)
     for s in steps:
         attrs = {a["key"]: a["value"] for a in s["attributes"]}

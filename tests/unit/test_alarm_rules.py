@@ -36,7 +36,7 @@ def points(row: str) -> list[float | None]:
 @pytest.mark.parametrize("m,table", [(3, THREE_OF_THREE), (2, TWO_OF_THREE)], ids=["3-of-3", "2-of-3"])
 def test_the_guides_tables(m: int, table: list[tuple[str, tuple[str, ...]]]) -> None:
     for row, expected in table:
-        for treatment, want in zip(TREATMENTS, expected):
+        for treatment, want in zip(TREATMENTS, expected, strict=True):
             rule = Rule("GreaterThanThreshold", 1.0, 3, m, treatment)
             for current in ("OK", "ALARM"):
                 got = evaluate(rule, points(row), current).state or "keep"

@@ -289,7 +289,8 @@ def test_a_dry_run_proves_no_item_and_shows_the_plan() -> None:
 
 
 def test_the_report_says_which_alarm_fired_when_and_judges_detection_and_clearing() -> None:
-    from drill.detection import Clearing, Detection, summary as alarms_summary
+    from drill.detection import Clearing, Detection
+    from drill.detection import summary as alarms_summary
 
     summary, actions, events = full_drill()
     fault, restore = T0 + 2, T0 + 50
