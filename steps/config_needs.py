@@ -38,7 +38,9 @@ AZURE_AUTH = (
 AWS_AUTH = ("aws.profile", "aws.access_key_id", "aws.secret_access_key")
 # How users' experience is judged and when a drill stops itself (defaults when unset).
 PROBE = ("probe.rules", "probe.max_gap_seconds")
-STOP = ("stop.max_phase_seconds", "stop.max_error_seconds")
+STOP = ("stop.max_phase_seconds", "stop.max_error_seconds", "stop.alertmanager")
+# The team's alarms (detection, the baseline's alarm states).
+ALARMS = ("alarms", "alarms.dr_relevant", "alarms.notification_queue_url")
 # The parts above are the CloudFront system's phases (features/cloudfront/). The drill run they share
 # with the goupang system reads that system's sections when a target sets them (Route 53, the DR VM,
 # the probe's resolver and signed-in user), and an always-on Azure MySQL's connection when it names one.
@@ -54,7 +56,8 @@ NEEDS: dict[str, Needs] = {
         # `database.ssl_ca`: without it the primary is reached in plain TCP (preflight names that).
         optional=(*AWS_AUTH, "database", "database.ssl_ca", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
                   "kubernetes", "kubernetes.kubelogin",
-                  "objectives.failback_rto_seconds", *PROBE, *STOP,
+                  "objectives.failback_rto_seconds", *PROBE, *STOP, *ALARMS, "objectives.detection_seconds",
+                  "objectives.alarm_clear_seconds", "monitoring.otlp_traces_endpoint",
                   # What one system has and another does not (drill/config.py: Target._system_sections):
                   # the end of the run checks CloudFront when there is one; it reads the goupang
                   # system's zone, VM, DR site and resolver when they are set.
@@ -66,7 +69,7 @@ NEEDS: dict[str, Needs] = {
     "phase1": Needs(
         needs=("aws.cloudfront",),
         optional=("database", "database.ssl_ca", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
-                  *PROBE, *STOP, *OTHER_SYSTEMS),
+                  *PROBE, *STOP, *ALARMS, "objectives.detection_seconds", *OTHER_SYSTEMS),
     ),
     # Azure from the newest backup. `kubernetes.kubeconfig` is optional: without it the cluster's
     # credentials come from ARM after the apply (issue #12). `readiness` lends its backup-in-flight
@@ -80,7 +83,7 @@ NEEDS: dict[str, Needs] = {
                   "kubernetes.kubelogin", "kubernetes.internal_lb_subnet", "readiness",
                   "database.ssl_ca", "azure.mysql.client_address", "azure.mysql.client_address_url",
                   "azure.app_gateway.routing_rules",
-                  *PROBE, *STOP),
+                  *PROBE, *STOP, "alarms", "objectives.detection_seconds"),
         outputs=STACK_OUTPUTS,
     ),
     # Failback: the node group restored, the origin reverted, the stack destroyed. A user's write
@@ -88,7 +91,7 @@ NEEDS: dict[str, Needs] = {
     "phase3": Needs(
         needs=("aws.cloudfront", "objectives.failback_rto_seconds"),
         optional=(*OTHER_SYSTEMS, *ALWAYS_ON_MYSQL, "database", "database.ssl_ca", "azure", "azure.mysql.ssl_ca", *AZURE_AUTH,
-                  "failover_stack", *PROBE, *STOP),
+                  "failover_stack", *PROBE, *STOP, "alarms", "alarms.notification_queue_url", "objectives.alarm_clear_seconds"),
         outputs=("mysql_fqdn", "mysql_admin_username", "mysql_database_name"),
     ),
     # `pytest -m readiness`: read-only checks of everything above, and a restore into a scratch database.
@@ -98,7 +101,7 @@ NEEDS: dict[str, Needs] = {
         optional=(*AWS_AUTH, "database.ssl_ca", "azure.storage.account_key", *AZURE_AUTH, "readiness.scratch_database.secret_id",
                   "readiness.scratch_database.host", "readiness.scratch_database.user",
                   "readiness.scratch_database.password", "readiness.scratch_database.database",
-                  "readiness.scratch_database.ssl_ca", "probe.rules"),
+                  "readiness.scratch_database.ssl_ca", "probe.rules", "alarms", "alarms.dr_relevant"),
     ),
 }
 DRILL_PHASES = ("phase1", "phase2", "phase3")

@@ -40,6 +40,7 @@ LAB_ENDPOINTS: dict[str, Any] = {
     "scratch_db_user": "scratch",
     "scratch_db_password": "scratch-password-for-tests",
     "scratch_db_database": "scratch",
+    "alarm_receipts_queue_url": "http://127.0.0.1:5000/123456789012/dr-drill-alarm-receipts",
 }
 
 

@@ -23,7 +23,7 @@ DOCS = REPO / "permissions"
 GOUPANG_ONLY = {"route53.py", "azure_compute.py", "dns_resolver.py"}
 SOURCES = sorted([*(p for p in REPO.glob("drivers/*.py") if p.name not in GOUPANG_ONLY), *REPO.glob("steps/*.py")])
 IAM_PREFIX = {"eks": "eks", "cloudfront": "cloudfront", "elbv2": "elasticloadbalancing", "secretsmanager": "secretsmanager",
-              "sts": "sts", "autoscaling": "autoscaling"}
+              "sts": "sts", "autoscaling": "autoscaling", "cloudwatch": "cloudwatch", "sqs": "sqs"}
 # AWS STS API reference, GetCallerIdentity: "No permissions are required to perform this operation."
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 AZURE_OPERATIONS = {
@@ -63,6 +63,9 @@ def aws_calls() -> set[str]:
         text = src.read_text()
         clients = dict((attr, svc) for attr, svc in re.findall(r"self\.(\w+) = aws\.client\(\"(\w+)\"\)", text))
         for attr, op in re.findall(r"self\.(\w+)\.([a-z_]+)\(", text):
+            if attr in clients:
+                calls.add((clients[attr], op))
+        for attr, op in re.findall(r"self\.(\w+)\.get_paginator\(\"([a-z_]+)\"\)", text):
             if attr in clients:
                 calls.add((clients[attr], op))
         calls.update(re.findall(r"client\(\"(\w+)\"\)\.([a-z_]+)\(", text))
