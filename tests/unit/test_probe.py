@@ -123,7 +123,8 @@ def test_steady_petclinic(serve, tmp_path: Path) -> None:
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert lines
     for d in lines:
-        assert set(d) == {"t", "mono", "status", "latency_ms", "class", "error"}
+        assert set(d) == {"t", "mono", "status", "latency_ms", "class", "error", "vantage"}
+        assert d["vantage"] == "default"  # one standalone probe: the default vantage
         assert isinstance(d["t"], float) and isinstance(d["mono"], float) and isinstance(d["latency_ms"], float)
         assert isinstance(d["status"], int)
         assert d["latency_ms"] >= 0
