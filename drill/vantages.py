@@ -244,6 +244,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         unc = d.get("rto_uncertainty_seconds")
         out.append(f"    {ph.get('name')} by vantage: {each}; {spread_words}; verdict on {d.get('verdict_on')}: "
                    f"{d.get('verdict_vantage')}" + (f" ± {unc:.4f}s (clock)" if isinstance(unc, (int, float)) else ""))
+        if d.get("explanation") and (sp.get("beyond_resolution") or any(v.get("rto_seconds") is None for v in per)):
+            out.append(f"      why: {d['explanation']}")
     clocks = []
     for v in vantages:
         c = v.get("clock") or {}

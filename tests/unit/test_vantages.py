@@ -128,6 +128,20 @@ def test_vantage_stats_count_a_dead_workers_tail_as_unobserved() -> None:
     assert stats["requests"] == len(dead) and stats["downtime_seconds"] == 0.0
 
 
+def test_summary_lines_give_each_vantage_the_spread_why_and_the_clocks_and_nothing_for_one_vantage() -> None:
+    samples = by(run("a", ("aws", 0, 3), ("maintenance", 3, 20), edge="ICN", unc=0.002),
+                 run("b", ("aws", 0, 6), ("maintenance", 6, 20), edge="NRT", unc=0.004))
+    d = vt.phase_detail(rtos(samples), "worst", STEP, "maintenance", 30.0)
+    vantages = [{"name": n, "worker": "local", "requests": 10, "downtime_seconds": 0.0, "unobserved_seconds": 0.0,
+                 "clock": {"offset_seconds": off, "uncertainty_seconds": 0.002}} for n, off in (("a", 0.0), ("b", 0.0011))]
+    lines = vt.summary_lines({"phases": [{"name": "phase1", "detail": d}], "vantages": vantages})
+    text = "\n".join(lines)
+    assert "phase1 by vantage: a 2.00s (ICN), b 5.00s (NRT); spread 3.00s; verdict on worst: b" in text
+    assert "why: " in text and "different edge locations" in text
+    assert "b (local): 10 requests, downtime 0.00s, clock +0.0011 ± 0.0020s" in text
+    assert vt.summary_lines({"phases": [{"name": "phase1", "detail": d}], "vantages": vantages[:1]}) == []
+
+
 # -- clocks ----------------------------------------------------------------------------------------
 def test_an_exchange_bounds_the_offset_whatever_the_asymmetry() -> None:
     rng = random.Random(7)
