@@ -34,9 +34,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drill import vantages as vt  # noqa: E402
-from drill.classify import PETCLINIC_TITLE  # noqa: E402
-from drivers.probe import ProbeFleet, Vantage  # noqa: E402
+from drill import vantages as vt
+from drill.classify import PETCLINIC_TITLE
+from drivers.probe import ProbeFleet, Vantage
 
 PETCLINIC = f"<html><head><title>{PETCLINIC_TITLE}</title></head><body>Welcome</body></html>".encode()
 GOAL_RATE, GOAL_CORE_SHARE = 50.0, 0.10
@@ -47,9 +47,9 @@ TOLERANCE = 0.005  # seconds: request handling and pacing jitter around one prob
 class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
-    server: "Location"
+    server: Location
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         up = time.monotonic() < self.server.switch_at
         body = PETCLINIC if up else b"down"
         self.send_response(200 if up else 503)
@@ -100,7 +100,7 @@ def run(n: int, rate: float, window: float, users: int) -> list[dict[str, float 
     try:
         with tempfile.TemporaryDirectory() as tmp:
             fleet = ProbeFleet(f"http://{locations[0].address}/", Path(tmp) / "timeline.jsonl",
-                               [Vantage(name, connect_to=loc.address) for name, loc in zip(names, locations)],
+                               [Vantage(name, connect_to=loc.address) for name, loc in zip(names, locations, strict=True)],
                                rate_per_second=rate, users=users, timeout_seconds=2.0)
             with fleet:
                 time.sleep(2.0)  # past the start-up and the quick clock pings

@@ -240,7 +240,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             if v.get("rto_seconds") is not None else f"{v['vantage']} {v.get('state')}" for v in per)
         sp = d.get("spread") or {}
         spread_words = "no spread" if sp.get("seconds") is None else (
-            f"spread {sp['seconds']:.2f}s" + ("" if sp.get("beyond_resolution") else f" (within resolution {sp['resolution_seconds']:.2f}s)"))
+            f"spread {sp['seconds']:.2f}s"
+            + ("" if sp.get("beyond_resolution") else f" (within resolution {sp['resolution_seconds']:.2f}s)"))
         unc = d.get("rto_uncertainty_seconds")
         out.append(f"    {ph.get('name')} by vantage: {each}; {spread_words}; verdict on {d.get('verdict_on')}: "
                    f"{d.get('verdict_vantage')}" + (f" ± {unc:.4f}s (clock)" if isinstance(unc, (int, float)) else ""))

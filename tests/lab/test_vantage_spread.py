@@ -44,7 +44,7 @@ def test_each_vantage_recovers_when_its_edge_location_gets_the_change(lab: dict[
     target = load_target("lab-vantages", lab)
     p = target.probe
     assert [v.connect_to for v in p.vantages] == [lab["edge_locations"][loc] for loc, _ in T.EDGE_LOCATIONS]
-    edge_of = {v.name: loc for v, (loc, _) in zip(p.vantages, T.EDGE_LOCATIONS)}
+    edge_of = {v.name: loc for v, (loc, _) in zip(p.vantages, T.EDGE_LOCATIONS, strict=True)}
     drv = CloudFront(Aws(target.aws))
     dist = target.aws.cloudfront.distribution_id
     deploy = Timings().scaled(float(lab["time_scale"])).cloudfront_deploy_seconds
@@ -61,7 +61,8 @@ def test_each_vantage_recovers_when_its_edge_location_gets_the_change(lab: dict[
     try:
         with fleet:
             deadline = time.monotonic() + 30
-            while not all(vt.alive(s, time.monotonic(), fleet.max_gap) for s in vt.split(fleet.samples(), [v.name for v in p.vantages]).values()):
+            names = [v.name for v in p.vantages]
+            while not all(vt.alive(s, time.monotonic(), fleet.max_gap) for s in vt.split(fleet.samples(), names).values()):
                 assert time.monotonic() < deadline, "not every vantage's worker reported within 30 s"
                 time.sleep(0.2)
             time.sleep(p.sustain_seconds)
@@ -71,7 +72,7 @@ def test_each_vantage_recovers_when_its_edge_location_gets_the_change(lab: dict[
                 Id=dist, IfMatch=etag0, DistributionConfig=to_maintenance)["ETag"]
             drv.wait_deployed(dist, timeout=deploy * 3, poll=0.5)
             time.sleep(p.sustain_seconds + 1.0)
-            rtos = vt.phase_rtos(vt.split(fleet.samples(), [v.name for v in p.vantages]), "maintenance", change,
+            rtos = vt.phase_rtos(vt.split(fleet.samples(), names), "maintenance", change,
                                  p.sustain_seconds, p.min_samples, fleet.max_gap, time.monotonic())
     finally:
         current, etag = drv.config(dist)

@@ -10,7 +10,6 @@ refused; a killed worker leaves its vantage unobserved, never up, while the othe
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ import pytest
 
 from drill import vantages as vt
 from drill.classify import PETCLINIC_TITLE
-from drivers.probe import LOCUSTFILE, ProbeFleet, Vantage, worker_argv, worker_env
+from drivers.probe import ProbeFleet, Vantage, worker_argv, worker_env
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -35,9 +34,9 @@ RATE = 20.0
 
 class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
-    server: "_Site"
+    server: _Site
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         status = 200 if time.monotonic() < self.server.down_at else 503
         body = PETCLINIC if status == 200 else b"down"
         self.send_response(status)

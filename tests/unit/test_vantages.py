@@ -32,7 +32,7 @@ def rtos(samples: dict[str, list[Sample]], now: float = 20.0) -> list[vt.Vantage
 
 def test_split_keeps_declared_order_first_and_each_vantage_sorted() -> None:
     a, b = run("a", ("aws", 0, 1)), run("b", ("aws", 0, 1))
-    mixed = [x for pair in zip(reversed(b), a) for x in pair]
+    mixed = [x for pair in zip(reversed(b), a, strict=True) for x in pair]
     out = vt.split(mixed, ["b", "a", "c"])
     assert list(out) == ["b", "a", "c"] and out["a"] == a and out["b"] == b and out["c"] == []
 
