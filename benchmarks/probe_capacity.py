@@ -158,7 +158,7 @@ def main() -> int:
     failed = False
     for n in args.workers:
         for row in run(n, args.rate, args.window, args.users):
-            ok = (row["req_per_s"] >= min(GOAL_RATE, args.rate) * 0.95 and row["core_share"] < GOAL_CORE_SHARE
+            ok = (float(row["req_per_s"]) >= min(GOAL_RATE, args.rate) * 0.95 and float(row["core_share"]) < GOAL_CORE_SHARE
                   and -TOLERANCE <= float(row["rto_error"]) <= interval + TOLERANCE)
             failed |= not ok
             print(f"{row['workers']:>7} {row['vantage']:>7} {row['req_per_s']:>7.1f} {100 * float(row['core_share']):>7.1f} "
