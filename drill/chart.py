@@ -139,10 +139,10 @@ def render_timeline(
     present = {s.cls for s in samples}
     class_lanes = list(LANES) + [(c, c, OTHER_COLOUR) for c in sorted(present - {c for c, _, _ in LANES})]
     colour = {c: col for c, _, col in class_lanes}
-    names = vantage_lanes(summary, samples)
-    by_vantage = {n: [s for s in samples if s.vantage == n] for n in names}
-    per_vantage = len(names) > 1
-    lanes = [(n, n, "") for n in names] if per_vantage else class_lanes
+    vantage_names = vantage_lanes(summary, samples)
+    by_vantage = {n: [s for s in samples if s.vantage == n] for n in vantage_names}
+    per_vantage = len(vantage_names) > 1
+    lanes = [(n, n, "") for n in vantage_names] if per_vantage else class_lanes
     lane_y = {key: len(lanes) - 1 - i for i, (key, _, _) in enumerate(lanes)}  # first lane on top
 
     fig = Figure(figsize=(12.5, 7.2), dpi=dpi, layout="constrained")
@@ -154,7 +154,7 @@ def render_timeline(
     # -- bands and points ------------------------------------------------------------------------
     seconds = summary.get("seconds_by_class") or {}
     # (lane y, that lane's samples, the classes drawn in it): a class's lane, or a vantage's lane of every class.
-    rows = ([(lane_y[n], by_vantage[n], [c for c, _, _ in class_lanes]) for n in names] if per_vantage
+    rows = ([(lane_y[n], by_vantage[n], [c for c, _, _ in class_lanes]) for n in vantage_names] if per_vantage
             else [(lane_y[c], samples, [c]) for c, _, _ in class_lanes])
     for y, lane_samples, classes in rows:
         for cls in classes:
@@ -175,14 +175,14 @@ def render_timeline(
     ticklabels = []
     if per_vantage:
         about = {v.get("name"): v for v in summary.get("vantages") or [] if isinstance(v, dict)}
-        for n in names:
+        for n in vantage_names:
             edges = sorted({s.edge for s in by_vantage[n] if s.edge})
             v = about.get(n) or {}
             down = v.get("downtime_seconds")
             extra = [", ".join(edges)] if edges else []
             if isinstance(down, (int, float)) and down:
                 extra.append(f"errors {down:.1f}s")
-            if v.get("unobserved_seconds"):
+            if isinstance(v.get("unobserved_seconds"), (int, float)) and v["unobserved_seconds"] >= 0.05:
                 extra.append(f"unobserved {v['unobserved_seconds']:.1f}s")
             ticklabels.append(n + ("\n" + "; ".join(extra) if extra else ""))
         from matplotlib.patches import Patch
@@ -309,11 +309,9 @@ def render_timeline(
         ax.text(0.5, 0.45, "no probe samples (the probe never ran, or the run was interrupted)",
                 transform=ax.transAxes, ha="center", va="center", fontsize=11, color="#555555")
     verdict = str(summary.get("verdict", "unknown")).upper()
-    ax.set_title(
-        f"dr-drill {summary.get('run_id', '?')} on {summary.get('target', '?')}: {verdict} — what users saw"
-        + (f" at each of {len(names)} vantages" if per_vantage else ""),
-        fontsize=11, loc="left",
-    )
+    title = (f"dr-drill {summary.get('run_id', '?')} on {summary.get('target', '?')}: {verdict} — what users saw"
+             + (f" at each of {len(vantage_names)} vantages" if per_vantage else ""))
+    ax.set_title(title, fontsize=11, loc="left")
     scale = summary.get("time_scale")
     if isinstance(scale, (int, float)) and scale > 0 and not math.isclose(float(scale), 1.0):
         k = float(scale)
@@ -338,12 +336,17 @@ def render_timeline(
     out.parent.mkdir(parents=True, exist_ok=True)
     # The lanes drawn, readable without looking at the picture (a PNG tEXt chunk, png_lanes()).
     lanes_text = ("vantages: " if per_vantage else "classes: ") + ", ".join(key for key, _, _ in lanes)
-    fig.savefig(out, format="png", metadata={"Software": None, "Description": lanes_text})
+    fig.savefig(out, format="png", metadata={"Software": None, "Description": lanes_text, "Title": title})
     return out
 
 
 def png_lanes(path: Path) -> str | None:
     """The lanes a timeline.png was drawn with ("vantages: a, b" or "classes: aws, …"), from its tEXt chunk."""
+    return png_text(path, "Description")
+
+
+def png_text(path: Path, keyword: str) -> str | None:
+    """A text chunk of a PNG this module wrote ("Description": the lanes, "Title": the chart's title)."""
     import struct
     import zlib
 
@@ -354,7 +357,7 @@ def png_lanes(path: Path) -> str | None:
         body = data[pos + 8:pos + 8 + length]
         if kind in (b"tEXt", b"zTXt", b"iTXt"):
             key, _, rest = body.partition(b"\0")
-            if key == b"Description":
+            if key == keyword.encode("latin-1"):
                 if kind == b"zTXt":
                     rest = zlib.decompress(rest[1:])
                 elif kind == b"iTXt":

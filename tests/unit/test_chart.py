@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from drill.chart import png_lanes, render_timeline, vantage_lanes
+from drill.chart import png_lanes, png_text, render_timeline, vantage_lanes
 from drill.timeline import Sample
 
 T0 = 1_800_000_000.0
@@ -108,6 +108,7 @@ def test_several_vantages_get_a_lane_each_with_their_own_rto(tmp_path: Path) -> 
     out = render_timeline(s, tl, tmp_path / "t.png", max_gap=2.2)
     check_png(out)
     assert png_lanes(out) == "vantages: seoul, tokyo, singapore"
+    assert (png_text(out, "Title") or "").endswith("what users saw at each of 3 vantages")
 
 
 def test_rendering_uses_the_agg_canvas_and_leaves_pyplot_alone(tmp_path: Path) -> None:
