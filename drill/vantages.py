@@ -159,7 +159,7 @@ def explain(cls: str, rtos: Sequence[VantageRto], sp: Spread, time_scale: float 
         words.append(f"fewer than two vantages got '{cls}': no spread measured")
     else:
         first, last = by_name[sp.first or ""], by_name[sp.last or ""]
-        real = f" (≈ {sp.seconds * time_scale:.0f} s real)" if time_scale != 1 else ""
+        real = f" (≈ {sp.seconds * time_scale:.0f} s real)" if time_scale != 1 and sp.real else ""
         words.append(f"users at {_via(first)} got '{cls}' first, {first.rto_seconds:.2f} s after the start; at "
                      f"{_via(last)} last, {last.rto_seconds:.2f} s: a spread of {sp.seconds:.2f} s{real}")
         if not sp.real:
@@ -260,3 +260,43 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     for r in summary.get("probe_refused") or []:
         out.append(f"    probe worker refused: {r.get('vantage')} from {r.get('host')}: {r.get('reason')}")
     return out
+
+
+def report_tables(summary: dict[str, Any]) -> tuple[list[list[str]], list[str], list[list[str]]] | None:
+    """The report's vantage section (drill.checklist): per phase, each vantage's RTO, the spread and the
+    verdict vantage; the spreads' explanations; per vantage, where it was, what it saw, its clock.
+    None for a one-vantage drill."""
+    vantages = [v for v in summary.get("vantages") or [] if isinstance(v, dict)]
+    if len(vantages) < 2:
+        return None
+    names = [str(v.get("name")) for v in vantages]
+    phases, why = [], []
+    for ph in summary.get("phases") or []:
+        d = (ph.get("detail") or {}) if isinstance(ph, dict) else {}
+        per = {str(v.get("vantage")): v for v in d.get("vantages") or [] if isinstance(v, dict)}
+        if not per:
+            continue
+        cells = []
+        for n in names:
+            v = per.get(n) or {}
+            rto = v.get("rto_seconds")
+            cells.append(f"{rto:.2f} s" + (f" ({v['edge']})" if v.get("edge") else "") if isinstance(rto, (int, float))
+                         else str(v.get("state") or "—"))
+        sp = d.get("spread") or {}
+        spread_text = "—" if sp.get("seconds") is None else (
+            f"{sp['seconds']:.2f} s" + ("" if sp.get("beyond_resolution") else f" (within {sp['resolution_seconds']:.2f} s)"))
+        phases.append([str(ph.get("name")), *cells, spread_text, f"{d.get('verdict_on')}: {d.get('verdict_vantage')}"])
+        if d.get("explanation"):
+            why.append(f"{ph.get('name')}: {d['explanation']}")
+    each = []
+    for v in vantages:
+        c = v.get("clock") or {}
+        clock = (f"{c['offset_seconds']:+.4f} ± {c['uncertainty_seconds']:.4f} s" if "offset_seconds" in c else "unknown")
+        each.append([str(v.get("name")), f"{v.get('worker', '?')}" + (f", {v['where']}" if v.get("where") else ""),
+                     ", ".join(f"{k} {n}" for k, n in (v.get("edges") or {}).items()) or "—", str(v.get("requests", 0)),
+                     f"{v.get('downtime_seconds', 0):.2f} s", f"{v.get('unobserved_seconds', 0):.2f} s", clock])
+    return phases, why, each
+
+
+REPORT_PHASE_HEAD = ("phase", "spread (first → last)", "verdict on")
+REPORT_VANTAGE_HEAD = ("vantage", "worker", "edge locations (requests)", "requests", "downtime", "unobserved", "clock offset")
