@@ -530,7 +530,7 @@ class ProbeFleet:
         except OSError:
             return ""
 
-    def __enter__(self) -> "ProbeFleet":
+    def __enter__(self) -> ProbeFleet:
         if not self.running():
             self.start()
         return self

@@ -19,8 +19,9 @@ import ipaddress
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from moto.cloudfront import models as cf_models
 from moto.cloudfront.exceptions import CloudFrontException, OriginDoesNotExist
@@ -409,6 +410,7 @@ def _iso_now() -> Any:
 
 
 __all__ = [
-    "DEFAULT_LOCATION", "FIRST_ARRIVAL", "BehaviorSpec", "CloudFrontModel", "arrival_fractions", "EdgeConfig", "InvalidArgument", "InvalidOriginReadTimeout", "OriginDoesNotExist",
-    "OriginIsAnIpAddress", "OriginSpec", "PreconditionFailed", "install", "refuse_ip_origins", "validate_config",
+    "DEFAULT_LOCATION", "FIRST_ARRIVAL", "BehaviorSpec", "CloudFrontModel", "EdgeConfig", "InvalidArgument",
+    "InvalidOriginReadTimeout", "OriginDoesNotExist", "OriginIsAnIpAddress", "OriginSpec", "PreconditionFailed",
+    "arrival_fractions", "install", "refuse_ip_origins", "validate_config",
 ]
