@@ -253,6 +253,20 @@ def write_allure_metadata(
     return written
 
 
+def _scrub(text: str, mask: Callable[[str], str]) -> str:
+    """A JSON document masked as data when the masker can (drill.evidence.Masker.data), then as text."""
+    data = getattr(mask, "data", None)
+    if data is not None:
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return mask(text)
+        masked = data(obj)
+        if masked != obj:
+            text = json.dumps(masked, ensure_ascii=False)
+    return mask(text)
+
+
 def scrub_results(results_dir: Path, mask: Callable[[str], str]) -> list[str]:
     """Mask secrets in every text file of `results_dir` (results, attachments); names of files changed.
 
@@ -268,7 +282,7 @@ def scrub_results(results_dir: Path, mask: Callable[[str], str]) -> list[str]:
             text = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue
-        masked = mask(text)
+        masked = _scrub(text, mask) if path.suffix == ".json" else mask(text)
         if masked != text:
             path.write_text(masked, encoding="utf-8")
             changed.append(path.name)

@@ -154,7 +154,11 @@ def _phase_rto(e: Evidence, name: str, what: str) -> Check:
     real = p.get("rto_real_equivalent_seconds")
     real_target = p.get("rto_target_real_seconds")
     scale = e.summary.get("time_scale")
-    real_words = (f" (real-world ≈ {real:g} s / {real_target:g} s)"
+    detail = p.get("detail") if isinstance(p.get("detail"), dict) else {}
+    split = (f": {detail['modeled_seconds']:g} s modeled × {scale:g} + {detail['unscaled_seconds']:g} s unscaled"
+             if isinstance(detail.get("modeled_seconds"), (int, float)) and isinstance(detail.get("unscaled_seconds"), (int, float))
+             else "")
+    real_words = (f" (real-world ≈ {real:g} s / {real_target:g} s{split})"
                   if isinstance(real, (int, float)) and isinstance(real_target, (int, float)) and scale not in (None, 1, 1.0)
                   else "")
     if rto is None:
@@ -273,12 +277,16 @@ def _p2_terraform(e: Evidence) -> Check:
 
 
 def _p2_mysql_restored(e: Evidence) -> Check:
-    c = _phase_rto(e, "phase2-data", "the newest backup was restored and verified on Azure MySQL")
+    c = _phase_rto(e, "phase2-data", "the newest backup completed before the fault was restored and verified on Azure MySQL")
     rpo = e.summary.get("rpo") if isinstance(e.summary.get("rpo"), dict) else None
     if rpo and c.status != NOT_PROVEN:
+        worst = rpo.get("worst_case_seconds")
+        bound = ("" if worst is None else
+                 f"; the schedule's worst case {_secs(worst)} {'within' if rpo.get('worst_case_within_target') else 'OVER'} target")
+        error = f"; ERROR: {rpo['error']}" if rpo.get("error") else ""
         c = Check(c.status, c.evidence + f"; backup {rpo.get('backup')} (age {_secs(rpo.get('backup_age_seconds'))}); "
                                          f"RPO {_secs(rpo.get('rpo_seconds'))} / target {_secs(rpo.get('rpo_target_seconds'))} "
-                                         f"{'PASS' if rpo.get('passed') else 'FAIL'}", c.source + ", summary.json rpo")
+                                         f"{'PASS' if rpo.get('passed') else 'FAIL'}{bound}{error}", c.source + ", summary.json rpo")
     return c
 
 
@@ -497,7 +505,8 @@ ITEMS: tuple[Item, ...] = (
     Item(2, "2.1", "Azure 2-failover Terraform 배포 완료", "Azure 2-failover Terraform deployment complete",
          "terraform apply in the ledger, and the drill going on to AKS", _p2_terraform),
     Item(2, "2.2", "Azure MySQL 데이터 복구 완료", "Azure MySQL data restore complete",
-         "measured: fault → newest backup restored and verified on Azure MySQL, vs the data-restore RTO; RPO", _p2_mysql_restored),
+         "measured: fault → the newest backup completed before the fault restored and verified on Azure MySQL, vs the "
+         "data-restore RTO; RPO (the loss window of that backup)", _p2_mysql_restored),
     Item(2, "2.3", "Azure AKS PetClinic 배포 완료", "PetClinic deployed on Azure AKS",
          "the PetClinic Deployment in the ledger, its rollout step passed", _p2_aks),
     Item(2, "2.4", "Application Gateway Backend Pool을 AKS Service로 변경", "App Gateway backend pool pointed at the AKS service",
@@ -573,7 +582,7 @@ def _objectives(s: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         ))
     rpo = s.get("rpo") if isinstance(s.get("rpo"), dict) else None
     if rpo:
-        rows.append(("RPO — newest restored write before the fault", _secs(rpo.get("rpo_seconds")) if rpo.get("rpo_seconds") is not None else "not measured",
+        rows.append(("RPO — fault → the restored backup's consistency point", _secs(rpo.get("rpo_seconds")) if rpo.get("rpo_seconds") is not None else "not measured",
                      _secs(rpo.get("rpo_target_seconds")),
                      f"— / {rpo['rpo_target_real_seconds']:g} s" if scaled and isinstance(rpo.get("rpo_target_real_seconds"), (int, float)) else "—",
                      "PASS" if rpo.get("passed") else "FAIL"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -503,6 +503,34 @@ class Target(_Strict):
             return obj
 
         return mask(self)
+
+
+# The objectives each drill phase compares its measurements with, and why: required when the phase
+# runs. The end-of-run unwind is a failback (users back on AWS), so every drill compares that one.
+PHASE_OBJECTIVES: dict[str, tuple[tuple[str, str], ...]] = {
+    "phase1": (
+        ("maintenance_rto_seconds", "Phase 1 compares the maintenance-page RTO with it"),
+        ("failback_rto_seconds", "the end-of-run unwind waits that long for users to be back on AWS"),
+    ),
+    "phase2": (
+        ("data_restore_rto_seconds", "Phase 2 compares the data-restore RTO with it"),
+        ("full_service_rto_seconds", "Phase 2 compares the full-service RTO with it"),
+        ("rpo_seconds", "Phase 2 compares the RPO with it"),
+    ),
+    "phase3": (("failback_rto_seconds", "Phase 3 compares the failback RTO with it"),),
+}
+
+
+def require_objectives(target: Target, phases: Iterable[str]) -> None:
+    """Raise ConfigError naming the first objective a selected phase compares but the target lacks.
+
+    No objective has a default: a drill that compared a measurement with a number nobody set would
+    report a pass (or a failure) that means nothing.
+    """
+    for phase in phases:
+        for key, why in PHASE_OBJECTIVES.get(phase, ()):
+            if getattr(target.objectives, key) is None:
+                raise ConfigError(f"objectives.{key} is required when {phase} runs: {why}")
 
 
 def resolve_path(name_or_file: str) -> Path:

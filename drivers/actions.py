@@ -26,7 +26,7 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
 
     def cloudfront_set_origin(p: dict[str, Any]) -> None:
         # Not undone until the edges serve it: the next inverse may remove what the origin pointed at.
-        cf = CloudFront(aws)
+        cf = CloudFront(aws, time_scale=target.time_scale)
         cf.apply_origin(p["distribution_id"], p["origin_id"], p["settings"])
         cf.wait_deployed(p["distribution_id"], timeout=busy_timeout)
 

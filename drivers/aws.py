@@ -315,10 +315,18 @@ class LoadBalancing:
         return sum(1 for t in self.target_health(target_group_arn) if t.state == "healthy")
 
 
+# boto3's own DistributionDeployed waiter polls every 60 s (botocore/data/cloudfront/2020-05-31/
+# waiters-2.json): the rate the API is meant to be asked at during a 5-10 min deployment. A
+# time-scaled target (the lab) plays the deployment faster, so the poll scales with it. No RTO
+# waits on this poll: users' switch is measured by the probe, when the edges serve the change.
+DEPLOYED_POLL_SECONDS = 60.0
+
+
 class CloudFront:
-    def __init__(self, aws: Aws, ledger: Ledger | None = None) -> None:
+    def __init__(self, aws: Aws, ledger: Ledger | None = None, time_scale: float = 1.0) -> None:
         self.cf = aws.client("cloudfront")
         self.ledger = ledger
+        self.time_scale = time_scale
 
     def config(self, distribution_id: str) -> tuple[dict[str, Any], str]:
         r = self.cf.get_distribution_config(Id=distribution_id)
@@ -409,7 +417,9 @@ class CloudFront:
             self.ledger.applied(entry)
         return entry
 
-    def wait_deployed(self, distribution_id: str, timeout: float, poll: float = 1.0) -> float:
+    def wait_deployed(self, distribution_id: str, timeout: float, poll: float | None = None) -> float:
+        """Wait until the distribution is Deployed; seconds waited. Polls at boto3's waiter rate (scaled)."""
+        poll = DEPLOYED_POLL_SECONDS / self.time_scale if poll is None else poll
         t0 = time.monotonic()
         while self.status(distribution_id) != "Deployed":
             if time.monotonic() - t0 > timeout:

@@ -13,11 +13,13 @@ import re
 import tempfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from drill.rpo import BackupTimes
 
 DEFAULT_CONTAINER = "mysql-backups"
 DEFAULT_PREFIX = "backups/"
@@ -28,6 +30,8 @@ DUMP_TRAILER = b"-- Dump completed"
 CHUNK = 1 << 20
 # Names carry whole seconds: spacing measured from them is uncertain by up to this much.
 NAME_RESOLUTION_SECONDS = 1.0
+# Blob's Last-Modified is an RFC 1123 date, whole seconds: an upload finished within this after it.
+LAST_MODIFIED_RESOLUTION_SECONDS = 1.0
 
 
 class BackupError(RuntimeError):
@@ -87,6 +91,15 @@ class Backup:
     @property
     def name_has_time(self) -> bool:
         return parse_name_time(self.name) is not None
+
+    @property
+    def completed_by(self) -> datetime:
+        """The upload had finished by then (Last-Modified is truncated to the second)."""
+        return self.last_modified + timedelta(seconds=LAST_MODIFIED_RESOLUTION_SECONDS)
+
+    def times(self) -> BackupTimes:
+        """Start (consistency point) and completion, as drill.rpo reasons about them."""
+        return BackupTimes(self.name, self.started_at.timestamp(), self.completed_by.timestamp())
 
 
 class BackupStore:

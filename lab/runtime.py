@@ -186,7 +186,7 @@ class Lab:
             "127.0.0.1", self.rds.port, T.DB_USER, primary_password, T.DB_NAME,
             self.azurite.connection_string, T.BACKUP_CONTAINER, 300.0 / scale, self.events,
         )
-        backups.start()
+        backups.start(first_as_of=backups.last_slot())  # the lab's history: see lab/backups.py
         self._stack.append(backups)
 
         parts = FailoverParts(self, arm, static_site_port, scale)

@@ -14,6 +14,9 @@ _MASK: list = []  # the run's Masker, once a drill run exists
 
 
 def attach_json(name: str, obj: object) -> None:
+    """Attach `obj` to the Allure step as JSON, masked as data before it is serialised."""
+    if _MASK:
+        obj = _MASK[0].data(obj)
     text = json.dumps(obj, indent=2, default=str)
     if _MASK:
         text = _MASK[0](text)
@@ -66,7 +69,9 @@ def alb_becomes_healthy(drill_run: DrillRun) -> None:
     # After a restore: EKS updates the Auto Scaling group, nodes boot (3-5 min), then each new target
     # must pass one health check (HealthCheckIntervalSeconds after registration) to be healthy.
     tg = drill_run.target.aws.alb.target_group_arn
-    bound = drill_run.target.scaled((drill_run.target.objectives.failback_rto_seconds or 600) + drill_run.target.grace_seconds)
+    failback = drill_run.target.objectives.failback_rto_seconds
+    assert failback is not None, "the target sets no objectives.failback_rto_seconds"
+    bound = drill_run.target.scaled(failback + drill_run.target.grace_seconds)
     healthy = wait_until(lambda: drill_run.elb.healthy_count(tg) > 0, bound, poll=0.5)
     health = drill_run.elb.target_health(tg)
     attach_json("target health", [t.__dict__ for t in health])

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -115,7 +115,7 @@ class DrillRun:
         self.aws = Aws(target.aws)
         self.nodegroups = NodeGroups(self.aws, self.ledger)
         self.elb = LoadBalancing(self.aws)
-        self.cloudfront = CloudFront(self.aws, self.ledger)
+        self.cloudfront = CloudFront(self.aws, self.ledger, time_scale=target.time_scale)
         self.instants: dict[str, Instant] = {}
         self.phases: list[PhaseResult] = []
         self.notes: list[str] = []
@@ -128,6 +128,9 @@ class DrillRun:
         self.allure_results: Path | None = None  # pytest's --alluredir, set by conftest.py (None: no Allure)
         self.phase: tuple[str, Instant] | None = None  # the phase under way and when it began
         self.stopped_by: str | None = None
+        # Probe-measured RTOs (name -> class, fault, objective, when judged): re-judged on the complete timeline.
+        self._probe_rtos: dict[str, tuple[str, Instant, float, float]] = {}
+        self._phase_start: dict[str, float] = {}  # name -> monotonic instant its RTO is measured from
         # Where the drill had to depart from the runbook because the runbook as written would fail.
         self.runbook = Deviations()
         # Preflight findings (drill.preflight), once run: None = not run in this drill.
@@ -226,11 +229,12 @@ class DrillRun:
     def by_vantage(self) -> dict[str, list[tl.Sample]]:
         return vt.split(self.samples(), self.vantage_names)
 
-    def vantage_rtos(self, cls: str, after: float) -> list[vt.VantageRto]:
-        """Each vantage's first request sent since `after` that begins a sustained run of `cls` (drill.vantages)."""
+    def vantage_rtos(self, cls: str, after: float, now: float | None = None) -> list[vt.VantageRto]:
+        """Each vantage's first request sent since `after` that begins a sustained run of `cls`
+        (drill.vantages), judged at `now` (default: now)."""
         p = self.target.probe
         return vt.phase_rtos(self.by_vantage(), cls, after, p.sustain_seconds, p.min_samples, self.max_gap,
-                             time.monotonic())
+                             time.monotonic() if now is None else now)
 
     def wait_for_vantages(self, cls: str, after: float, timeout: float) -> list[vt.VantageRto]:
         """Wait until every vantage has got `cls` sustained, or its worker is gone, or `timeout`."""
@@ -289,10 +293,32 @@ class DrillRun:
         return self.runbook.record(Deviation(step, as_written, refused_because, drill_did, source))
 
     # -- faults and data ---------------------------------------------------------------------
+    def before_fault(self) -> None:
+        """Just before the first fault: stop the canary writes, and list the backups that exist
+        (have completed) now.
+
+        The drill rehearses losing the AWS side at the fault, its backup job included: only these
+        backups exist in that disaster, so only these are eligible for Phase 2's restore (the lab
+        and, in a drill, the real primary keep running and backing up; that is not the disaster).
+        A listing error is recorded, not raised: Phase 1 does not need backups; Phase 2 says why.
+        """
+        if "phase1.fault" in self.instants:
+            return
+        if self.canary is not None:  # in the disaster rehearsed, no write after the fault exists
+            self.canary.stop()
+            self.state["last_canary_before_fault"] = self.canary.last_written()
+        if self.target.azure is None:
+            return
+        try:
+            self.state["backups_at_fault"] = self.backup_store().list()
+            self.state.pop("backups_at_fault_error", None)
+        except Exception as e:
+            self.state["backups_at_fault_error"] = f"{type(e).__name__}: {e}"
+
     def mark_fault(self, name: str, at: Instant) -> None:
         """The instant users lost the primary: application writes stop here (the web tier is gone)."""
         self.instants[name] = at
-        if self.canary is not None and name == "phase1.fault":
+        if self.canary is not None and name == "phase1.fault" and "last_canary_before_fault" not in self.state:
             self.canary.stop()
             self.state["last_canary_before_fault"] = self.canary.last_written()
 
@@ -449,8 +475,9 @@ class DrillRun:
                 "INSERT INTO owners (first_name, last_name, address, city, telephone) VALUES (%s, %s, %s, %s, %s)",
                 ("DR", last_name, "1 Drill Street", "Seoul", "0000000000"),
             )
+        committed_at = time.time()  # autocommit: the server has committed once execute returns
         self.ledger.applied(entry)
-        self.state["drill_owner"] = {"last_name": last_name, "written_at": written_at}
+        self.state["drill_owner"] = {"last_name": last_name, "written_at": written_at, "committed_at": committed_at}
 
     # -- Azure side (Phase 2) ------------------------------------------------------------------
     def backup_store(self) -> Any:
@@ -583,10 +610,18 @@ class DrillRun:
         """Wait for `cls` after `fault` (up to objective + grace) at every vantage and record it as a
         phase result: the RTO is the verdict vantage's (probe.verdict_on: the worst, or a percentile),
         each vantage's RTO, the spread and its explanation are in `detail`."""
-        p = self.target.probe
         target_s = self.target.scaled(objective_real)
         rtos = self.wait_for_vantages(cls, fault.mono, target_s + self.target.scaled(self.target.grace_seconds))
+        self._probe_rtos[name] = (cls, fault, objective_real, time.monotonic())
+        return self._probe_result(name, title, fault, cls, objective_real, rtos)
+
+    def _probe_result(
+        self, name: str, title: str, fault: Instant, cls: str, objective_real: float, rtos: list[vt.VantageRto],
+    ) -> PhaseResult:
+        p = self.target.probe
+        target_s = self.target.scaled(objective_real)
         rto, pick = vt.verdict(rtos, p.verdict_on)
+        self._phase_start[name] = fault.mono
         detail: dict[str, Any] = {} if rto is None or pick is None else {
             "first_response_latency_ms": round(pick.latency_ms or 0.0, 1)}
         detail.update(vt.phase_detail(rtos, p.verdict_on, 1.0 / p.rate_per_second, cls, self.target.time_scale, wall=iso))
@@ -601,11 +636,18 @@ class DrillRun:
             fault_at=iso(fault.t),
             reached_at=None if rto is None else iso(fault.t + rto),
             rto_target_real_seconds=objective_real,
-            rto_real_equivalent_seconds=None if rto is None else round(rto * self.target.time_scale, 1),
             detail=detail,
         )
-        self.phases = [p for p in self.phases if p.name != name] + [result]
+        self._set_phase(result)
         return result
+
+    def _set_phase(self, result: PhaseResult) -> None:
+        """Record a phase result, replacing an earlier one of that name in place (phases stay in order)."""
+        names = [p.name for p in self.phases]
+        if result.name in names:
+            self.phases[names.index(result.name)] = result
+        else:
+            self.phases.append(result)
 
     def record_rto(
         self, name: str, title: str, fault: Instant, reached: Instant, objective_real: float, measured: str,
@@ -613,12 +655,13 @@ class DrillRun:
         """An RTO measured by the drill's own clock (e.g. data verified on Azure), not by the probe."""
         target_s = self.target.scaled(objective_real)
         rto = reached.mono - fault.mono
+        self._phase_start[name] = fault.mono
         result = PhaseResult(
             name=name, title=title, rto_seconds=round(rto, 3), rto_target_seconds=round(target_s, 3),
             passed=rto <= target_s, measured=measured, fault_at=iso(fault.t), reached_at=iso(reached.t),
-            rto_target_real_seconds=objective_real, rto_real_equivalent_seconds=round(rto * self.target.time_scale, 1),
+            rto_target_real_seconds=objective_real,
         )
-        self.phases = [p for p in self.phases if p.name != name] + [result]
+        self._set_phase(result)
         return result
 
     # -- end of run --------------------------------------------------------------------------
@@ -665,8 +708,13 @@ class DrillRun:
         if not self.ledger.outstanding():
             # Everything is undone and the cluster gone with the stack: its credentials need not linger.
             self.kubeconfig_path().unlink(missing_ok=True)
-        # Put back is not instantly back: nodes boot and must pass the ALB's health checks again.
-        settle = self.target.scaled((self.target.objectives.failback_rto_seconds or 600.0) + self.target.grace_seconds)
+        # Put back is not instantly back: nodes boot and must pass the ALB's health checks again,
+        # within the failback objective (required whenever a drill phase runs: drill.config).
+        failback = self.target.objectives.failback_rto_seconds
+        if failback is None:
+            self.notes.append("objectives.failback_rto_seconds is not set: the end of the run did not wait for the "
+                              "system to settle back")
+        settle = 0.0 if failback is None else self.target.scaled(failback + self.target.grace_seconds)
         baseline_diff: list[str] = []
         if self.baseline is not None:
             from steps.baseline import capture, diff
@@ -696,9 +744,69 @@ class DrillRun:
         finished = Instant.now()
         if self.probe is not None:
             self.probe.stop()
+            self.rejudge_rtos()
+        self.real_world()
         summary = self.summary(finished, failed_tests, restored)
         self._write_evidence(summary)
         return summary
+
+    def rejudge_rtos(self) -> None:
+        """Judge every probe-measured RTO again on the complete timeline.
+
+        A step judges its RTO on the answers in so far; a request still in flight then (sent
+        earlier, answered later) can join or break the sustained run it found. Once the probe has
+        stopped every request is in, so this is the final figure; a change is noted.
+        """
+        for name, (cls, fault, objective_real, judged_at) in self._probe_rtos.items():
+            before = next((ph for ph in self.phases if ph.name == name), None)
+            if before is None:
+                continue
+            # Per vantage, as judged then: a vantage whose samples had stopped by then stays unobserved.
+            after = self._probe_result(name, before.title, fault, cls, objective_real, self.vantage_rtos(cls, fault.mono, judged_at))
+            if after.rto_seconds != before.rto_seconds:
+                self.notes.append(f"{name}: RTO {before.rto_seconds}s as judged during the run is {after.rto_seconds}s "
+                                  "on the complete timeline (a request in flight then changed the sustained run)")
+
+    def real_world(self) -> None:
+        """Each phase's real-world equivalent: scale only what the target time-scales.
+
+        On a target that plays reality at its own pace (time_scale 1) the real-world figure is
+        the measurement. In the lab, only the delays it models are scaled (the phase's modeled
+        critical path, from its event log: lab.critical_path); the harness's own work and waits
+        and real process start-up are counted once, and reported apart (`unscaled_seconds`).
+        Without a way to tell them apart the figure is unknown (None), never a guess.
+        """
+        scale = self.target.time_scale
+        events = None
+        if scale != 1 and self.lab_events is not None and Path(self.lab_events).exists():
+            from lab.events import read_events
+
+            events = read_events(Path(self.lab_events))
+        for i, ph in enumerate(self.phases):
+            detail = dict(ph.detail)
+            real: float | None = None
+            if ph.rto_seconds is None:
+                pass
+            elif scale == 1:
+                real = ph.rto_seconds
+            elif events is None or ph.name not in self._phase_start:
+                detail["real_world_unknown"] = "the target is time-scaled but left no event log to tell modeled delays apart"
+            else:
+                from lab.critical_path import split
+
+                start = self._phase_start[ph.name]
+                got = split(ph.name, events, start, start + ph.rto_seconds, scale)
+                if "unknown" in got:
+                    detail["real_world_unknown"] = got["unknown"]
+                else:
+                    real = got["real_world_seconds"]
+                    detail.update(modeled_seconds=got["modeled_seconds"], unscaled_seconds=got["unscaled_seconds"],
+                                  modeled_chain=got["chain"], unscaled_gaps=got["gaps"])
+                    if got["ends_after_reached"]:
+                        detail["modeled_after_reached"] = got["ends_after_reached"]
+            if "real_world_unknown" in detail:
+                self.notes.append(f"{ph.name}: no real-world figure: {detail['real_world_unknown']}")
+            self.phases[i] = replace(ph, rto_real_equivalent_seconds=real, detail=detail)
 
     def vantages_summary(self, gap: float) -> tuple[list[dict[str, Any]], str]:
         """Per vantage: where it was, what its users saw, its probe gaps, its worker(s) and clock; and

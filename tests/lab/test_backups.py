@@ -225,8 +225,30 @@ def test_periodic_job_produces_backups_without_gaps(
     assert names == job.uploaded
     assert store_for(azurite, container).gaps(interval) == []
     assert len(events.events("backup uploaded")) == len(backups) and not events.events("backup failed")
-    spacing = [(b.started_at - a.started_at).total_seconds() for a, b in zip(backups, backups[1:])]
-    assert all(0.5 < s < 1.5 for s in spacing), spacing
+    # After the first (taken at start), on cron's grid: at the multiples of the interval, one interval apart.
+    starts = [b.started_at.timestamp() for b in backups]
+    assert all(abs(t - round(t / interval) * interval) < 0.3 for t in starts[1:]), starts
+    spacing = [b - a for a, b in zip(starts[1:], starts[2:])]
+    assert all(0.7 < s < 1.3 for s in spacing), spacing
+    assert 0 < starts[1] - starts[0] <= interval + 0.3
+
+
+def test_the_first_backup_can_stand_for_the_last_slot_before_start(
+    azurite: Azurite, container: ContainerClient, events: EventLog, source: Database
+) -> None:
+    """The lab's history: the first backup is stamped for the schedule's last slot (the database was
+    unchanged since), and says when it was really dumped."""
+    job = job_for(source, azurite, container, events, interval=10.0)
+    now = time.time()
+    slot = job.last_slot(now)
+    assert slot <= now < slot + 10.0 and slot % 10.0 == 0
+    job.start(first_as_of=slot)
+    job.stop()
+    (b,) = store_for(azurite, container).list()
+    assert b.started_at.timestamp() == pytest.approx(slot) and b.precise
+    assert datetime.fromisoformat(b.metadata["lab_dumped_at"]).timestamp() >= now
+    (ev,) = events.events("backup uploaded")
+    assert ev.detail["started"] == pytest.approx(slot) and ev.detail["dumped_at"] >= now
 
 
 def test_failed_dump_is_recorded_and_retried_next_interval(

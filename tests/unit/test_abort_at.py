@@ -72,7 +72,7 @@ def test_the_signal_goes_just_before_the_step_runs(tmp_path: Path) -> None:
     proc, fired, log = run(tmp_path, "10:SIGINT")
     assert proc.returncode == 2, proc.stdout[-2000:]  # interrupted
     assert fired["reached"] and fired["step"] == 10 and fired["in_step"] == 10 and not fired["step_finished"]
-    assert fired["phase"] == 2 and fired["text"].endswith("the newest backup in Blob Storage is younger than the RPO")
+    assert fired["phase"] == 2 and fired["text"].endswith("the newest backup completed before the fault is on the backup schedule")
     assert [e["step"] for e in log if e["event"] == "end"] == list(range(1, 10))  # 10 started, never ended
     assert log[-1] == {**log[-1], "event": "start", "step": 10}
 

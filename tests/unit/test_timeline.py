@@ -15,7 +15,7 @@ from drill.timeline import (
     class_totals,
     downtime,
     dump_sample,
-    first_sustained,
+    first_sustained_sample,
     load_timeline,
     parse_sample,
     summarize,
@@ -43,6 +43,13 @@ def series(start: float, *phases: tuple[str, int]) -> list[Sample]:
             out.append(s(round(start + i * STEP, 6), cls))
             i += 1
     return out
+
+
+def first_sustained(samples: list[Sample], cls: str, after: float, sustain: float, min_samples: int = 3,
+                    max_gap: float = float("inf")) -> float | None:
+    """The RTO instant: the send instant of the first sample beginning a sustained run (or None)."""
+    found = first_sustained_sample(samples, cls, after, sustain, min_samples, max_gap)
+    return None if found is None else found.mono
 
 
 def ivs(intervals: Iterable[Interval]) -> list[tuple[float, float]]:
@@ -332,8 +339,6 @@ def test_summarize_fields() -> None:
 
 
 def test_first_sustained_sample_uses_send_instant_and_ignores_requests_sent_before() -> None:
-    from drill.timeline import Sample, first_sustained_sample
-
     slow_before = Sample(t=0, mono=9.95, status=200, latency_ms=200, cls="maintenance")  # sent before the fault
     after = [Sample(t=0, mono=10.0 + 0.1 * i, status=200, latency_ms=50, cls="maintenance") for i in range(5)]
     s = first_sustained_sample([slow_before, *after], "maintenance", after=10.0, sustain=0.3, min_samples=3)
