@@ -10,8 +10,9 @@ import json
 import os
 import re
 import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Once the drill's scenarios are chosen (after -m), before any fixture (or lab) starts.
 
     Every objective a selected phase compares must be set in the target, or nothing starts (the
-    target itself was validated in pytest_configure): no silent defaults. A target with a `lab:` section whose endpoints are not the lab's is production in disguise:
+    target itself was validated in pytest_configure): no silent defaults. A target with a `lab:` section
+    whose endpoints are not the lab's is production in disguise:
     refused here without the opt-in, before a lab is started for it (the guard checks again with
     the real endpoints once the lab runs).
     """
@@ -110,14 +112,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             for later in PHASES[idx + 1 :]:
                 item.add_marker(getattr(pytest.mark, later))
     # Stable sort: drill phases in phase order, everything else where it was.
-    order = {id(it): (_phase(it) if _phase(it) is not None else -1, n) for n, it in enumerate(items)}
+    order = {id(it): (-1 if (p := _phase(it)) is None else p, n) for n, it in enumerate(items)}
     items.sort(key=lambda it: (0, order[id(it)][1]) if order[id(it)][0] < 0 else (1, order[id(it)][0], order[id(it)][1]))
 
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
     # Called before the session's fixtures are torn down, so the drill run's summary sees it: an
     # interrupted drill is never "passed", even if every phase it got through met its objective.
-    _INTERRUPTS.append(f"interrupted: {excinfo.value or 'SIGINT (Ctrl-C or a stop condition)'}")
+    _INTERRUPTS.append(f"interrupted: {str(excinfo.value) or 'SIGINT (Ctrl-C or a stop condition)'}")
 
 
 _INTERRUPTS: list[str] = []
@@ -292,7 +294,7 @@ def _history(run: Any, reports_dir: Path) -> dict[str, Any]:
                                title=f"dr-drill history: {run.target.name} ({len(runs)} runs)")
         return {"runs": len(runs), "regressions": [g.sentence() for g in regs if g.run_id == run.run_id],
                 "staleness": history.staleness(runs, t).sentence(), "chart": str(chart)}
-    except Exception as e:  # the evidence is sealed already; the history view is a convenience
+    except Exception as e:  # noqa: BLE001 — the evidence is sealed already; the history view is a convenience
         return {"error": f"history not drawn: {type(e).__name__}: {e}"}
 
 
@@ -320,7 +322,8 @@ def _stack_preflight(target: Target) -> tuple[Any, Any]:
 
     try:
         tf = stack_terraform(target)
-        return tf, preflight(tf, target.failover_stack.data_tier_targets)  # type: ignore[union-attr]
+        assert target.failover_stack is not None  # stack_terraform() refused a target without one
+        return tf, preflight(tf, target.failover_stack.data_tier_targets)
     except (StackError, ProvisionerError) as e:
         raise Refused(str(e).strip().replace("\n", " ")) from None
 
@@ -344,7 +347,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
     tr.write_sep("=", f"dr-drill {s['run_id']} on {s['target']}: {s['verdict'].upper()}")
     if s.get("dry_run"):
-        tr.write_line(f"  DRY RUN: nothing was changed. The plan, in order, each change with its inverse:")
+        tr.write_line("  DRY RUN: nothing was changed. The plan, in order, each change with its inverse:")
         for p in s.get("plan") or []:
             tr.write_line(f"  {p['id']:>3}. {p['change']}")
             tr.write_line(f"       undo: {p['inverse']}")
@@ -379,7 +382,8 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
             f"; schedule's worst case ≤ {worst:.2f}s{'' if rpo.get('worst_case_within_target') else ' (over target)'}")
         tr.write_line(f"  RPO {s['rpo_seconds']:.2f}s / target {s['rpo_target_seconds']:.2f}s (backup completed before the "
                       f"fault: {rpo.get('backup', '?').rsplit('/', 1)[-1]}){bound}{'  ERROR' if rpo.get('error') else ''}")
-    tr.write_line(f"  degraded (maintenance) {s['degraded_seconds']:.2f}s; on Azure {s['azure_seconds']:.2f}s; drill took {s['duration_seconds']:.1f}s")
+    tr.write_line(f"  degraded (maintenance) {s['degraded_seconds']:.2f}s; on Azure {s['azure_seconds']:.2f}s; "
+                  f"drill took {s['duration_seconds']:.1f}s")
     if s.get("outage_write"):
         writes = "; ".join(f"{phase} ({w.get('users_saw')}) {w.get('status')} {'saved' if w.get('accepted') else 'refused'}"
                            for phase, w in s["outage_write"].items())

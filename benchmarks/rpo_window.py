@@ -14,6 +14,7 @@ it completed), and the worst case (interval + dump and upload time). Prints; not
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -53,6 +54,7 @@ def main() -> int:
     args = ap.parse_args()
     target = load_target("lab")
     scale = target.time_scale
+    assert target.objectives.rpo_seconds is not None and target.azure is not None, "the lab target sets both"
     rpo = target.scaled(target.objectives.rpo_seconds)
     interval = target.scaled(target.azure.storage.backup_interval_seconds)
     events = read_events(args.events) if args.events else run_lab(args.minutes, scale)
@@ -73,7 +75,7 @@ def main() -> int:
         losses.append(t - backups[k][0])
         t += step
     over = sum(1 for x in losses if x > rpo) / len(losses)
-    worst = max(b_done - a_start for (a_start, _), (_, b_done) in zip(backups, backups[1:]))
+    worst = max(b_done - a_start for (a_start, _), (_, b_done) in itertools.pairwise(backups))
     q = statistics.quantiles(losses, n=100)
     print(f"loss window over {len(losses)} fault instants: min {min(losses):.3f}s, median {q[49]:.3f}s, "
           f"p95 {q[94]:.3f}s, max {max(losses):.3f}s")

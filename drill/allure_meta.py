@@ -34,10 +34,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ALLURE_VERSION = "2.46.1"
@@ -52,7 +53,8 @@ VERSIONED = ("pytest", "pytest-bdd", "allure-pytest-bdd", "boto3", "moto", "azur
 # assertion naming one ("terraform apply … failed: …"); harness errors are every other exception
 # ("broken"). Other assertion failures stay in Allure's "Product defects".
 _BREACH = r"\bR[TP]O\b.*exceeds the target"
-_RTO = r"(?s)(?!.*\bRPO\b.*exceeds the target).*(\bRTO\b.*exceeds the target|users never (saw|got) |data restored .* after the fault, target ).*"
+_RTO = (r"(?s)(?!.*\bRPO\b.*exceeds the target)"
+        r".*(\bRTO\b.*exceeds the target|users never (saw|got) |data restored .* after the fault, target ).*")
 _RPO = r"(?s)(?!.*\bRTO\b.*exceeds the target).*(\bRPO\b.*exceeds the target|more than the RPO\b).*"
 _INFRA_WORDS = (
     r"botocore|ClientError|BotoCoreError|EndpointConnectionError|NoCredentialsError|HttpResponseError|"

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -121,7 +122,7 @@ class MysqlConfig(_Strict):
     client_address_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+")
 
     @model_validator(mode="after")
-    def _one_client_address(self) -> "MysqlConfig":
+    def _one_client_address(self) -> MysqlConfig:
         from drill.names import ipv4_problem
 
         if self.client_address is not None and self.client_address_url is not None:
@@ -214,7 +215,7 @@ class FailoverStackConfig(_Strict):
     variables: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _names(self) -> "FailoverStackConfig":
+    def _names(self) -> FailoverStackConfig:
         bad = [k for k in self.variables if not re.match(TF_VARIABLE, k)]
         if bad:
             raise ValueError(f"variables: {bad[0]!r} is not a Terraform variable name")
@@ -282,7 +283,7 @@ class ProbeConfig(_Strict):
     master: ProbeMasterConfig | None = None
 
     @model_validator(mode="after")
-    def _vantages(self) -> "ProbeConfig":
+    def _vantages(self) -> ProbeConfig:
         names = [v.name for v in self.vantages]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -327,7 +328,7 @@ class ScratchDatabaseConfig(_Strict):
     ssl_ca: str | None = None
 
     @model_validator(mode="after")
-    def _complete(self) -> "ScratchDatabaseConfig":
+    def _complete(self) -> ScratchDatabaseConfig:
         if self.secret_id is None:
             missing = [k for k in ("host", "user", "password", "database") if getattr(self, k) is None]
             if missing:
@@ -417,7 +418,7 @@ class EvidenceConfig(_Strict):
     regression_window: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")
-    def _one_key(self) -> "EvidenceConfig":
+    def _one_key(self) -> EvidenceConfig:
         if self.signing_key is not None and self.signing_key_file is not None:
             raise ValueError("give signing_key or signing_key_file, not both")
         return self
@@ -454,7 +455,7 @@ class Target(_Strict):
         return real_seconds / self.time_scale
 
     @model_validator(mode="after")
-    def _real_time_outside_the_lab(self) -> "Target":
+    def _real_time_outside_the_lab(self) -> Target:
         # A target that asks for no lab is drilled in real time: a scale would loosen every
         # objective by that factor (objective / time_scale).
         if self.lab is None and self.time_scale != 1:
@@ -502,7 +503,10 @@ class Target(_Strict):
                 return [mask(x) for x in obj]
             return obj
 
-        return mask(self)
+        masked = mask(self)
+        assert isinstance(masked, dict)  # a model masks to a dict
+        return masked
+
 
 
 # The objectives each drill phase compares its measurements with, and why: required when the phase

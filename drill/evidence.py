@@ -10,22 +10,23 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 SCHEMA_VERSION = 1
 MASK = "***"
 
 
 def new_run_id(now: float | None = None) -> str:
-    stamp = datetime.fromtimestamp(now or time.time(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.fromtimestamp(now or time.time(), UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
 def iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
 class Masker:
@@ -53,7 +54,7 @@ class Masker:
         self._in_text: list[str] = []
         self.add(values)
 
-    def add(self, values: Iterable[str]) -> None:
+    def add(self, values: Iterable[object]) -> None:  # a value that is not a text is not a secret to mask
         self._exact |= {v for v in values if isinstance(v, str) and v}
         forms: set[str] = set()
         for v in self._exact:

@@ -19,8 +19,10 @@ backup job's host, faults by the drill's.
 """
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ def worst_case_loss(backups: Sequence[BackupTimes]) -> float | None:
     """The longest loss window any fault instant could have met on the observed schedule (None with
     fewer than two backups)."""
     ordered = sorted(backups, key=lambda b: (b.started, b.name))
-    pairs = [(b.completed_by - a.started) for a, b in zip(ordered, ordered[1:])]
+    pairs = [(b.completed_by - a.started) for a, b in itertools.pairwise(ordered)]
     return max(pairs) if pairs else None
 
 

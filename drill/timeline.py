@@ -31,6 +31,7 @@ Rules (the numbers in a drill report mean exactly this):
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -205,7 +206,7 @@ def unobserved(
     out: list[Interval] = []
     if start is not None and start < ordered[0].seen:
         out.append(Interval(start, ordered[0].seen))
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         if b.seen - a.seen > max_gap:
             out.append(Interval(a.seen + max_gap, b.seen))
     last_cover = ordered[-1].seen + max_gap

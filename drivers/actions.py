@@ -7,7 +7,8 @@ never in the ledger: an operation names where to find them (a Secrets Manager id
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 

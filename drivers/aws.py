@@ -29,7 +29,7 @@ class Scaling:
         return {"minSize": self.min_size, "maxSize": self.max_size, "desiredSize": self.desired_size}
 
     @classmethod
-    def from_api(cls, d: dict[str, Any]) -> "Scaling":
+    def from_api(cls, d: dict[str, Any]) -> Scaling:
         return cls(int(d["minSize"]), int(d["maxSize"]), int(d["desiredSize"]))
 
 
@@ -44,7 +44,7 @@ class NodegroupUpdate:
     errors: list[dict[str, Any]]
 
     @classmethod
-    def from_api(cls, d: dict[str, Any]) -> "NodegroupUpdate":
+    def from_api(cls, d: dict[str, Any]) -> NodegroupUpdate:
         return cls(str(d["id"]), str(d["status"]), str(d.get("type", "")),
                    {p["type"]: p.get("value", "") for p in d.get("params") or []}, list(d.get("errors") or []))
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from azure.core.credentials import TokenCredential
 from azure.identity import ClientSecretCredential, DefaultAzureCredential
@@ -288,13 +289,16 @@ class ResponseHeaderRewrite:
         if ledger is None:
             raise RuntimeError("a change needs a rollback ledger")
         before = self.snapshot(rule_set, routing_rules)
-        rewrite = M.ApplicationGatewayRewriteRuleSet(name=rule_set, rewrite_rules=[M.ApplicationGatewayRewriteRule(
-            name="served-by", rule_sequence=100, conditions=[],
-            action_set=M.ApplicationGatewayRewriteRuleActionSet(
-                request_header_configurations=[],
-                response_header_configurations=[M.ApplicationGatewayHeaderConfiguration(header_name=header, header_value=value)],
-            ),
-        )])
+        rewrite = M.ApplicationGatewayRewriteRuleSet(
+            name=rule_set, properties=M.ApplicationGatewayRewriteRuleSetPropertiesFormat(rewrite_rules=[
+                M.ApplicationGatewayRewriteRule(
+                    name="served-by", rule_sequence=100, conditions=[],
+                    action_set=M.ApplicationGatewayRewriteRuleActionSet(
+                        request_header_configurations=[],
+                        response_header_configurations=[
+                            M.ApplicationGatewayHeaderConfiguration(header_name=header, header_value=value)],
+                    ),
+                )]))
         after = {"name": rule_set, "rule_set": rewrite.as_dict(), "routing": {r: rule_set for r in before["routing"]}}
         where = {"resource_group": self.gateway.resource_group, "gateway": self.gateway.name}
         rules = ", ".join(sorted(before["routing"])) or "(none)"

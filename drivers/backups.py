@@ -7,13 +7,15 @@ stored `dump_started_at` metadata (the lab's job does), that sub-second time ref
 """
 from __future__ import annotations
 
+import builtins
 import gzip
+import itertools
 import os
 import re
 import tempfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,7 @@ def parse_name_time(name: str) -> datetime | None:
     if not m:
         return None
     try:
-        return datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+        return datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -60,7 +62,7 @@ def _parse_iso(s: str | None) -> datetime | None:
         d = datetime.fromisoformat(s)
     except ValueError:
         return None
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -116,13 +118,13 @@ class BackupStore:
     @classmethod
     def from_connection_string(
         cls, connection_string: str, container: str = DEFAULT_CONTAINER, prefix: str = DEFAULT_PREFIX
-    ) -> "BackupStore":
+    ) -> BackupStore:
         return cls(ContainerClient.from_connection_string(connection_string, container), prefix)
 
     @classmethod
     def from_account(
         cls, account_url: str, credential: Any, container: str = DEFAULT_CONTAINER, prefix: str = DEFAULT_PREFIX
-    ) -> "BackupStore":
+    ) -> BackupStore:
         """`credential`: an account key, {"account_name", "account_key"}, a SAS or a TokenCredential."""
         return cls(BlobServiceClient(account_url, credential=credential).get_container_client(container), prefix)
 
@@ -132,7 +134,7 @@ class BackupStore:
         for b in self.container.list_blobs(name_starts_with=self.prefix if prefix is None else prefix, include=["metadata"]):
             if b.name.endswith("/"):  # folder placeholder (HNS accounts)
                 continue
-            lm = b.last_modified if b.last_modified.tzinfo else b.last_modified.replace(tzinfo=timezone.utc)
+            lm = b.last_modified if b.last_modified.tzinfo else b.last_modified.replace(tzinfo=UTC)
             out.append(Backup(b.name, lm, int(b.size or 0), parse_name_time(b.name) or lm, dict(b.metadata or {})))
         out.sort(key=_order)
         return out
@@ -173,7 +175,7 @@ class BackupStore:
             tmp.unlink(missing_ok=True)
             Path(str(tmp) + ".sql").unlink(missing_ok=True)
 
-    def gaps(self, interval_seconds: float, prefix: str | None = None) -> list[tuple[Backup, Backup, float]]:
+    def gaps(self, interval_seconds: float, prefix: str | None = None) -> builtins.list[tuple[Backup, Backup, float]]:
         """Consecutive backups further apart than 1.5 x the interval: (earlier, later, seconds apart).
 
         Spacing comes from the dump start times; when a pair has only whole-second names, one
@@ -181,7 +183,7 @@ class BackupStore:
         """
         backups = [b for b in self.list(prefix) if b.name_has_time or b.precise]
         out = []
-        for a, b in zip(backups, backups[1:]):
+        for a, b in itertools.pairwise(backups):
             dt = (b.started_at - a.started_at).total_seconds()
             slack = 0.0 if (a.precise and b.precise) else NAME_RESOLUTION_SECONDS
             if dt > interval_seconds * 1.5 + slack:

@@ -21,8 +21,9 @@ import copy
 import json
 import secrets as _secrets
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
@@ -82,7 +83,7 @@ class Kube:
     def close(self) -> None:
         self.api_client.close()
 
-    def __enter__(self) -> "Kube":
+    def __enter__(self) -> Kube:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -309,7 +310,8 @@ class Kube:
             if state == "done":
                 return time.monotonic() - start
             if state == "failed":
-                raise RolloutFailed(self._rollout_report(ns, name, dep, f"exceeded its progress deadline after {time.monotonic() - start:.1f}s"))
+                raise RolloutFailed(self._rollout_report(
+                    ns, name, dep, f"exceeded its progress deadline after {time.monotonic() - start:.1f}s"))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(self._rollout_report(ns, name, dep, f"not rolled out after {timeout:.0f}s"))

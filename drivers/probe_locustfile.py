@@ -95,7 +95,7 @@ def connect_to(site: str, address: str) -> None:
     to_host, _, to_port = address.rpartition(":")
     to_host = to_host.strip("[]")
     original = getattr(gevent.socket, "_drill_original_getaddrinfo", gevent.socket.getaddrinfo)
-    gevent.socket._drill_original_getaddrinfo = original  # type: ignore[attr-defined]
+    gevent.socket._drill_original_getaddrinfo = original
 
     def getaddrinfo(h: Any, p: Any, *args: Any, **kwargs: Any) -> Any:
         if str(h) == host and int(p or 0) == port:

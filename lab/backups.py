@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO
 
 from azure.core.exceptions import AzureError
@@ -46,11 +46,11 @@ class BackupError(RuntimeError):
 
 
 def blob_name(started: float, prefix: str = PREFIX) -> str:
-    return f"{prefix}backup-{datetime.fromtimestamp(started, timezone.utc):%Y%m%d-%H%M%S}.sql.gz"
+    return f"{prefix}backup-{datetime.fromtimestamp(started, UTC):%Y%m%d-%H%M%S}.sql.gz"
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds")
 
 
 def mysqldump_executable() -> str:
@@ -102,7 +102,7 @@ class BackupJob:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self, require_first: bool = True, first_as_of: float | None = None) -> "BackupJob":
+    def start(self, require_first: bool = True, first_as_of: float | None = None) -> BackupJob:
         """Take a first backup now (so the lab always has one), then one per slot of the schedule.
 
         `require_first`: raise if that first backup fails (a lab without a backup can't drill a
@@ -144,7 +144,7 @@ class BackupJob:
                 self.run_once()
             except BackupError:
                 pass  # recorded by run_once; the next slot is the retry
-            except Exception as e:  # never let the schedule die silently
+            except Exception as e:  # noqa: BLE001 — never let the schedule die silently: any failure is recorded
                 self._record_failure(None, f"{type(e).__name__}: {e}")
             # A dump that overran the next slots skips them (as an overlap-guarded cron job does);
             # the slots never drift.

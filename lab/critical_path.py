@@ -29,8 +29,9 @@ the reason), never a guess.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from lab.failover_stack import MYSQL
 from lab.timing import Timings

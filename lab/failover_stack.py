@@ -15,13 +15,15 @@ drill's production Terraform driver runs unchanged against the lab.
 """
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lab.events import EventLog
 
@@ -150,8 +152,10 @@ class FailoverStack:
             if op.kind == "apply":
                 chosen = with_dependencies(known) if op.targets else list(self.resources)
                 todo = [a for a in chosen if self.resources[a].state != "present"]
-                create = {a: (lambda f=f: f(op.variables)) for a, f in self.parts.create.items()}
-                prepare = {a: (lambda f=f: f(op.variables)) for a, f in self.parts.prepare.items()}
+                create: dict[str, Callable[[], None]] = {
+                    a: functools.partial(f, op.variables) for a, f in self.parts.create.items()}
+                prepare: dict[str, Callable[[], None]] = {
+                    a: functools.partial(f, op.variables) for a, f in self.parts.prepare.items()}
                 self._parallel(op, todo, "creating", "present", CREATE_SECONDS, create, prepare)
             else:
                 chosen = with_dependents(known) if op.targets else list(self.resources)
@@ -163,7 +167,7 @@ class FailoverStack:
             op.log.append(f"{'Apply' if op.kind == 'apply' else 'Destroy'} complete! Resources: {len(todo)} "
                           f"{'added' if op.kind == 'apply' else 'destroyed'}.")
             op.state = "succeeded"
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — any failure of the modelled apply is the operation's error, as Terraform reports it
             op.state, op.error = "failed", str(e)
         finally:
             self.events.record("stack", f"{op.kind} {op.state}", targets=op.targets, error=op.error)
@@ -194,7 +198,7 @@ class FailoverStack:
                     try:
                         prepare[addr]()
                         prepared.append(None)
-                    except BaseException as e:  # reported as this resource's failure below
+                    except BaseException as e:  # noqa: BLE001 — reported as this resource's failure below
                         prepared.append(e)
 
                 preparing = threading.Thread(target=run_prepare, name=f"prepare {addr}", daemon=True)
@@ -210,7 +214,7 @@ class FailoverStack:
                         raise prepared[0]
                 if during == "creating":
                     actions[addr]()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 — any failure while creating a resource is that resource's error, as Terraform reports it
                 res.state, res.error = "failed", f"{type(e).__name__}: {e}"
                 op.log.append(f"{addr}: failed: {res.error}")
                 return

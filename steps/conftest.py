@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import allure
 from pytest_bdd import given, parsers, then
 
 from steps.runtime import DrillRun, wait_until
 
-
-_MASK: list = []  # the run's Masker, once a drill run exists
+_MASK: list[Any] = []  # the run's Masker, once a drill run exists
 
 
 def attach_json(name: str, obj: object) -> None:
@@ -36,7 +36,7 @@ def dry_run_skips(drill_run: DrillRun, check: str) -> bool:
     return True
 
 
-def observe_site_write(drill_run: DrillRun, phase: str) -> dict | None:
+def observe_site_write(drill_run: DrillRun, phase: str) -> dict[str, Any] | None:
     """What a user's write through the site gets now, attached to the step (a dry run only plans it)."""
     seen = drill_run.site_write(phase)
     if seen is not None:

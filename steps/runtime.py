@@ -14,14 +14,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TypeVar
 
 from drill import __version__
 from drill import timeline as tl
 from drill import vantages as vt
-from drill.config import Target
+from drill.config import ConfigError, Target
 from drill.evidence import SCHEMA_VERSION, EvidenceDir, Masker, PhaseResult, iso, new_run_id, phase_dicts
 from drill.ledger import Ledger
 from drill.preflight import Finding
@@ -43,8 +44,23 @@ class Instant:
     mono: float  # monotonic, comparable with the probe's samples
 
     @classmethod
-    def now(cls) -> "Instant":
+    def now(cls) -> Instant:
         return cls(time.time(), time.monotonic())
+
+
+_S = TypeVar("_S")
+
+
+def need(section: _S | None, name: str) -> _S:
+    """An optional target section that a step needs, or a clear error naming it.
+
+    The phases' needs are checked before a drill starts (steps/config_needs.py), so this fails only
+    when a step runs outside the drill that checked them.
+    """
+    if section is None:
+        raise ConfigError(f"the target has no `{name}:` section, which this step needs")
+    return section
+
 
 
 def git_revision() -> str | None:
@@ -62,7 +78,7 @@ def operator() -> str:
         return f"ci:{os.environ['GITHUB_ACTOR']}"
     try:
         return getpass.getuser()
-    except Exception:
+    except (KeyError, OSError):  # no passwd entry for this uid (containers), or no login name
         return "unknown"
 
 
@@ -197,7 +213,8 @@ class DrillRun:
                 errors = self._trailing_errors()
                 limit = self.target.scaled(stop.max_error_seconds)
                 if errors > limit:
-                    reason = f"stop condition: users got errors for {errors:.1f}s at a stretch, beyond the budget {limit:.1f}s (stop.max_error_seconds)"
+                    reason = (f"stop condition: users got errors for {errors:.1f}s at a stretch, beyond the budget "
+                              f"{limit:.1f}s (stop.max_error_seconds)")
             if reason is not None and self._watching.is_set():
                 self.stopped_by = reason
                 self.notes.append(reason)
@@ -312,7 +329,7 @@ class DrillRun:
         try:
             self.state["backups_at_fault"] = self.backup_store().list()
             self.state.pop("backups_at_fault_error", None)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — a listing that fails is recorded as evidence, not raised at the fault
             self.state["backups_at_fault_error"] = f"{type(e).__name__}: {e}"
 
     def mark_fault(self, name: str, at: Instant) -> None:
@@ -329,10 +346,10 @@ class DrillRun:
 
         if self.target.database is None:
             raise RuntimeError(f"target {self.target.name!r} has no `database:` section")
-        s = Secrets(self.aws).json(self.target.database.secret_id)
+        s = Secrets(self.aws).json(need(self.target.database, "database").secret_id)
         self.evidence.mask.add([str(s.get("password", ""))])
         return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]),
-                        ssl_ca=self.target.database.ssl_ca)
+                        ssl_ca=need(self.target.database, "database").ssl_ca)
 
     def ensure_baseline(self) -> None:
         """Snapshot what the drill may touch, before its first change (once per run)."""
@@ -384,10 +401,11 @@ class DrillRun:
         cf = self.target.aws.cloudfront
         behavior = self.cloudfront.behavior_for(cf.distribution_id, SITE_WRITE_PATH)
         key = f"dr-drill {self.run_id} {phase}"  # unique per write: what the inverse deletes by
-        where = {"secret_id": self.target.database.secret_id, "table": "owners", "column": "address", "value": key}
+        where = {"secret_id": need(self.target.database, "database").secret_id, "table": "owners", "column": "address", "value": key}
         url = self.target.site.url.rstrip("/") + SITE_WRITE_PATH
         entry = self.ledger.record(
-            Action("site.write_owner", {"url": url, "address": key}, f"a user adds owner {SITE_WRITE_LAST_NAME} ({phase}) through the site"),
+            Action("site.write_owner", {"url": url, "address": key},
+                   f"a user adds owner {SITE_WRITE_LAST_NAME} ({phase}) through the site"),
             Action("db.delete_rows", where, f"delete the owner a user added through the site in {phase} from the primary, if it landed"),
         )
         if entry.planned:
@@ -439,12 +457,11 @@ class DrillRun:
         """Start writing canary rows (RPO) into the primary, once, before the first fault."""
         if self.canary is not None or self.target.database is None or self.instants or self._entry("db.create_table"):
             return
+        from drill.ledger import Action
         from drivers.database import CanaryWriter
 
-        from drill.ledger import Action
-
         db = self.primary_db()
-        where = {"secret_id": self.target.database.secret_id, "table": "dr_canary"}
+        where = {"secret_id": need(self.target.database, "database").secret_id, "table": "dr_canary"}
         entry = self.ledger.record(
             Action("db.create_table", where, "create the dr_canary table in the primary (RPO canaries)"),
             Action("db.drop_table", where, "drop the dr_canary table from the primary"),
@@ -452,7 +469,7 @@ class DrillRun:
         if entry.planned:  # a dry run writes nothing into the primary
             self._write_marker_owner(db)
             return
-        self.canary = CanaryWriter(db, self.target.scaled(self.target.database.canary_interval_seconds))
+        self.canary = CanaryWriter(db, self.target.scaled(need(self.target.database, "database").canary_interval_seconds))
         self.canary.start()
         self.ledger.applied(entry)
         self._write_marker_owner(db)
@@ -462,7 +479,8 @@ class DrillRun:
         from drill.ledger import Action
 
         last_name = f"Drill-{self.run_id}"
-        where = {"secret_id": self.target.database.secret_id, "table": "owners", "column": "last_name", "value": last_name}
+        where = {"secret_id": need(self.target.database, "database").secret_id, "table": "owners", "column": "last_name",
+                 "value": last_name}
         entry = self.ledger.record(
             Action("db.insert_marker", where, f"insert marker owner {last_name} into the primary"),
             Action("db.delete_rows", where, f"delete marker owner {last_name} from the primary"),
@@ -484,7 +502,7 @@ class DrillRun:
         from drivers.actions import blob_service
         from drivers.backups import BackupStore
 
-        st = self.target.azure.storage
+        st = need(self.target.azure, "azure").storage
         return BackupStore(blob_service(self.target).get_container_client(st.backup_container))
 
     def azure_auth(self) -> Any:
@@ -527,7 +545,7 @@ class DrillRun:
         from drill.ledger import Action
         from drivers.provisioner import destroy_action
 
-        fs = self.target.failover_stack
+        fs = need(self.target.failover_stack, "failover_stack")
         if self._entry("provisioner.apply"):
             return
         found = self.state.get("stack_preflight")
@@ -557,7 +575,7 @@ class DrillRun:
         from drivers.database import Database
 
         out = self.state["stack_outputs"]
-        az = self.target.azure
+        az = need(self.target.azure, "azure")
         return Database(out["mysql_fqdn"], az.mysql.port, out["mysql_admin_username"],
                         az.mysql.admin_password.get_secret_value(), out["mysql_database_name"], ssl_ca=az.mysql.ssl_ca)
 
@@ -571,12 +589,12 @@ class DrillRun:
         kubeconfig from ARM, 0600 in the work dir; its credentials are masked wherever the run writes."""
         from drivers.aks import AksCredentials, Kubelogin, cluster_ref, make_client
 
-        k = self.target.kubernetes
+        k = need(self.target.kubernetes, "kubernetes")
         name = outputs.get("aks_cluster_name")
         if not name:
             raise AssertionError(f"the failover stack's apply gave no aks_cluster_name output (outputs: {sorted(outputs)}): "
                                  "the drill cannot tell which AKS cluster to fetch credentials for")
-        rg = str(outputs.get("resource_group_name") or self.target.azure.resource_group)
+        rg = str(outputs.get("resource_group_name") or need(self.target.azure, "azure").resource_group)
         self.state["aks_cluster"] = cluster_ref(rg, str(name))
         creds = AksCredentials(make_client(self.azure_auth()), Kubelogin(k.kubelogin.mode, k.kubelogin.binary)
                                if k.kubelogin else None, log=self._log)
@@ -590,7 +608,7 @@ class DrillRun:
         from drivers.kube import Kube
 
         if "kube" not in self.state:
-            k = self.target.kubernetes
+            k = need(self.target.kubernetes, "kubernetes")
             path = self.state.get("kubeconfig") or (Path(k.kubeconfig).expanduser() if k.kubeconfig else self.kubeconfig_path())
             self.state["kube"] = Kube(path, context=k.context, cluster=self.state.get("aks_cluster"))
         return self.state["kube"]
@@ -598,7 +616,7 @@ class DrillRun:
     def app_gateway(self) -> Any:
         from drivers.azure_network import AppGateway, make_client
 
-        az = self.target.azure
+        az = need(self.target.azure, "azure")
         return AppGateway(make_client(self.azure_auth()), az.resource_group, az.app_gateway.name, self.ledger)
 
     def _log(self, line: str) -> None:
@@ -672,7 +690,7 @@ class DrillRun:
         noted, not obeyed (as Terraform does), because a half-done unwind leaves the system broken.
         """
         self._watching.clear()
-        shielded: dict[int, Any] = {}
+        shielded: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             def note(signum: int, frame: Any) -> None:
                 self.notes.append(f"signal {signum} received during the unwind: ignored until it finished")
@@ -722,7 +740,7 @@ class DrillRun:
             def differences() -> list[str]:
                 try:
                     return diff(self.baseline, capture(self))
-                except Exception as e:  # an unreadable state is a difference, not a pass
+                except Exception as e:  # noqa: BLE001 — an unreadable state is a difference, not a pass
                     return [f"(could not read the state after the drill: {type(e).__name__}: {e})"]
 
             deadline = time.monotonic() + settle

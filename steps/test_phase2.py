@@ -21,7 +21,7 @@ from drill.evidence import iso
 from drivers.backups import NAME_RESOLUTION_SECONDS
 from steps.config_needs import missing
 from steps.conftest import attach_json, dry_run_skips, observe_site_write
-from steps.runtime import DrillRun, Instant, wait_until
+from steps.runtime import DrillRun, Instant, need, wait_until
 
 # What a dry run cannot know before `terraform apply` has run, shown as Terraform shows it.
 AFTER_APPLY = "(known after apply)"
@@ -69,10 +69,10 @@ def backup_before_fault(drill_run: DrillRun) -> None:
     # On schedule: the next backup, due an interval after this one started, had not yet had the time
     # one takes to dump and upload (readiness.backup_in_flight_seconds, the readiness check's own
     # allowance) when the fault came. Else one was missed: backups had stopped.
-    interval = target.scaled(target.azure.storage.backup_interval_seconds)
+    interval = target.scaled(need(target.azure, "azure").storage.backup_interval_seconds)
     in_flight = target.scaled((target.readiness or ReadinessConfig.model_construct()).backup_in_flight_seconds)
     bound = interval + in_flight
-    rpo = target.scaled(target.objectives.rpo_seconds)
+    rpo = target.scaled(need(target.objectives.rpo_seconds, "objectives.rpo_seconds"))
     drill_run.state["restore_backup"] = newest
     attach_json("newest backup completed before the fault", {
         "name": newest.name, "started_at": newest.started_at.isoformat(), "completed_by": newest.completed_by.isoformat(),
@@ -98,7 +98,7 @@ def provision_data_tier(drill_run: DrillRun) -> None:
         return
     drill_run.record_stack_destroy()
     t0 = time.monotonic()
-    outputs = tf.apply(targets=drill_run.target.failover_stack.data_tier_targets)
+    outputs = tf.apply(targets=need(drill_run.target.failover_stack, "failover_stack").data_tier_targets)
     drill_run.state["stack_outputs"] = outputs
     attach_json("terraform outputs (data tier)", {**tf.shown(outputs), "seconds": round(time.monotonic() - t0, 2)})
     require_outputs(outputs, DATA_TIER_OUTPUTS, "terraform apply of the data tier")
@@ -111,7 +111,7 @@ def _plan_stack(drill_run: DrillRun) -> None:
     drill_run.record_stack_destroy(plan=found.plan)
     drill_run.state["stack_outputs"] = {}
     attach_json("terraform plan (dry run)", {"summary": found.plan, "creations": found.creations,
-                                             "data_tier_targets": drill_run.target.failover_stack.data_tier_targets,
+                                             "data_tier_targets": need(drill_run.target.failover_stack, "failover_stack").data_tier_targets,
                                              "data_tier_plan": found.data_tier})
 
 
@@ -126,7 +126,7 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
     def apply_rest() -> None:
         try:
             result["outputs"] = tf.apply()
-        except Exception as e:  # reported by the step that needs the stack
+        except Exception as e:  # noqa: BLE001 — reported by the step that needs the stack
             result["error"] = e
 
     applying = threading.Thread(target=apply_rest, name="terraform-apply", daemon=True)
@@ -158,7 +158,7 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
 
 def _runbook_2_2_backup(drill_run: DrillRun, backup: str) -> None:
     """Where runbook 2.2 would not find or could not restore the backup the design's job writes."""
-    st = drill_run.target.azure.storage
+    st = need(drill_run.target.azure, "azure").storage
     design = "multicloud-infra-design.md: the backup job writes mysql-backups/backups/backup-YYYYMMDD-HHMMSS.sql.gz"
     if st.backup_container != "backups" or not st.backup_prefix.startswith("petclinic-"):
         drill_run.runbook_deviation(
@@ -199,7 +199,7 @@ def _allow_drill_client(drill_run: DrillRun) -> None:
     bound = drill_run.target.scaled(300) + 10
     try:
         waited = wait_for_access(probe.connect, bound, poll=min(1.0, max(0.1, drill_run.target.scaled(5))))
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 — any failure to get in becomes the step's assertion, naming it
         raise AssertionError(f"Azure MySQL did not let the drill ({address}) in within {bound:.0f}s of firewall rule "
                              f"{rule}: {type(e).__name__}: {e}") from None
     attach_json("firewall rule for the drill (with inverse)", {
@@ -212,7 +212,7 @@ def _drill_firewall(drill_run: DrillRun) -> tuple[str, Any]:
     from drivers.actions import azure_auth
     from drivers.mysql_firewall import MysqlFirewall, egress_address, make_mysql_client
 
-    az = drill_run.target.azure
+    az = need(drill_run.target.azure, "azure")
     address = egress_address(az.mysql.client_address, az.mysql.client_address_url,
                              timeout=drill_run.target.probe.timeout_seconds * 5)
     outputs = drill_run.state.get("stack_outputs") or {}
@@ -322,7 +322,7 @@ RUNBOOK_24 = dict(
 
 
 def _record_service_correction(drill_run: DrillRun) -> None:
-    k8s = drill_run.target.kubernetes
+    k8s = need(drill_run.target.kubernetes, "kubernetes")
     if k8s.service_type != "LoadBalancer":
         return  # the runbook as written: preflight names it (aks.backend_reachable)
     subnet = f" from subnet {k8s.internal_lb_subnet}" if k8s.internal_lb_subnet else " from the cluster's subnet"
@@ -334,7 +334,7 @@ def _record_service_correction(drill_run: DrillRun) -> None:
 def _manifests(drill_run: DrillRun) -> tuple[dict[str, Any], dict[str, Any]]:
     from drivers.kube import petclinic_manifests
 
-    k8s = drill_run.target.kubernetes
+    k8s = need(drill_run.target.kubernetes, "kubernetes")
     return petclinic_manifests(k8s.image, k8s.replicas, k8s.namespace, k8s.service_type,
                                k8s.internal_lb_subnet if k8s.service_type == "LoadBalancer" else None)
 
@@ -355,8 +355,8 @@ def deploy_petclinic(drill_run: DrillRun) -> None:
 
     attach_json("terraform outputs (stack)", drill_run.terraform().shown(outputs))
     require_outputs(outputs, STACK_OUTPUTS, "terraform apply of the failover stack")
-    k8s = drill_run.target.kubernetes
-    azure = drill_run.target.azure
+    k8s = need(drill_run.target.kubernetes, "kubernetes")
+    azure = need(drill_run.target.azure, "azure")
     # Runbook 2.3 step 1 (`az aks get-credentials`): the cluster exists only now.
     t0 = time.monotonic()
     kubeconfig = drill_run.fetch_kubeconfig(outputs)
@@ -388,7 +388,7 @@ def _plan_deploy(drill_run: DrillRun) -> None:
     """A dry run: the cluster is made by the apply, so nothing there can be read; plan creations."""
     from drivers.kube import plan_on_new_cluster
 
-    k8s = drill_run.target.kubernetes
+    k8s = need(drill_run.target.kubernetes, "kubernetes")
     deployment, service = _manifests(drill_run)
     _record_service_correction(drill_run)
     kubeconfig = drill_run.kubeconfig_path()
@@ -410,8 +410,8 @@ def point_app_gateway(drill_run: DrillRun) -> None:
     if drill_run.dry_run:
         _plan_app_gateway(drill_run)
         return
-    k8s = drill_run.target.kubernetes
-    gw = drill_run.target.azure.app_gateway
+    k8s = need(drill_run.target.kubernetes, "kubernetes")
+    gw = need(drill_run.target.azure, "azure").app_gateway
     kube = drill_run.kube()
     if k8s.service_type == "LoadBalancer":
         # The internal load balancer's private IP, once Azure has made it ("a minute or two").
@@ -438,8 +438,8 @@ def _plan_app_gateway(drill_run: DrillRun) -> None:
     from drill.ledger import NOTHING, Action
     from drivers.azure_network import OP_CONFIGURE_BACKEND
 
-    k8s = drill_run.target.kubernetes
-    gw = drill_run.target.azure.app_gateway
+    k8s = need(drill_run.target.kubernetes, "kubernetes")
+    gw = need(drill_run.target.azure, "azure").app_gateway
     if k8s.service_type == "LoadBalancer":
         address = f"PetClinic's internal load balancer IP {AFTER_APPLY}"
         drill_run.runbook_deviation(**RUNBOOK_24, drill_did=(
@@ -472,7 +472,7 @@ def mark_served_from_azure(drill_run: DrillRun) -> None:
     from drill.ledger import NOTHING, Action
     from drivers.azure_network import OP_SET_RESPONSE_HEADER, ResponseHeaderRewrite
 
-    gw = drill_run.target.azure.app_gateway
+    gw = need(drill_run.target.azure, "azure").app_gateway
     with drill_run.ledger.inside(drill_run.stack_entry()):
         try:
             entry = ResponseHeaderRewrite(drill_run.app_gateway()).add(
@@ -496,7 +496,8 @@ def app_gateway_serves_petclinic(drill_run: DrillRun) -> None:
     if dry_run_skips(drill_run, "the App Gateway serves PetClinic from Azure"):
         return
     outputs = drill_run.state["stack_outputs"]
-    url = f"http://{outputs['appgw_public_ip']}:{drill_run.target.azure.app_gateway.http_port}/"
+    http_port = need(drill_run.target.azure, "azure").app_gateway.http_port
+    url = f"http://{outputs['appgw_public_ip']}:{http_port}/"
     rules = parse_rules(drill_run.target.probe.rules)
     last: dict[str, Any] = {}
 
@@ -518,7 +519,7 @@ def app_gateway_serves_petclinic(drill_run: DrillRun) -> None:
 @when("CloudFront's secondary origin is switched to the App Gateway")
 def switch_secondary_origin(drill_run: DrillRun) -> None:
     cf = drill_run.target.aws.cloudfront
-    output = drill_run.target.failover_stack.origin_output
+    output = need(drill_run.target.failover_stack, "failover_stack").origin_output
     if drill_run.dry_run:
         address = f"the App Gateway's DNS name (output {output}) {AFTER_APPLY}"
     else:
@@ -533,7 +534,7 @@ def switch_secondary_origin(drill_run: DrillRun) -> None:
     )
     entry = drill_run.cloudfront.set_origin(
         cf.distribution_id, cf.secondary_origin_id, address, "http-only",
-        http_port=drill_run.target.azure.app_gateway.http_port,
+        http_port=need(drill_run.target.azure, "azure").app_gateway.http_port,
     )
     drill_run.instants["phase2.origin_switched"] = Instant.now()
     attach_json("planned change (with inverse)" if entry.planned else "change (with inverse)",
@@ -610,7 +611,7 @@ def rpo_within_target(drill_run: DrillRun) -> None:
         since = fault.t - target.scaled(target.readiness.schedule_window_seconds)
         schedule = [b for b in schedule if b.started >= since]
     rpo = assess(fault.t, backup.times(), target.scaled(objective), schedule, drill_run.state.get("newest_restored_canary"))
-    interval = target.scaled(target.azure.storage.backup_interval_seconds)
+    interval = target.scaled(need(target.azure, "azure").storage.backup_interval_seconds)
     drill_run.rpo = {
         **rpo,
         "rpo_target_real_seconds": objective,

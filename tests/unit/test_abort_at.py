@@ -85,7 +85,7 @@ def test_with_a_delay_the_signal_lands_inside_the_step(tmp_path: Path) -> None:
 
 
 def test_a_delay_longer_than_the_step_is_reported_as_such(tmp_path: Path) -> None:
-    proc, fired, _ = run(tmp_path, "2:SIGINT:1", STUB_SLOW="CloudFront's origin group fails over=5")
+    _proc, fired, _ = run(tmp_path, "2:SIGINT:1", STUB_SLOW="CloudFront's origin group fails over=5")
     assert fired["reached"] and fired["in_step"] == 3 and fired["step_finished"]
 
 

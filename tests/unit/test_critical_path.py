@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from lab.critical_path import split
-from lab.failover_stack import APPGW, AKS, MYSQL
+from lab.failover_stack import AKS, APPGW, MYSQL
 
 
 def ev(mono: float, source: str, event: str, **kw: object) -> dict:

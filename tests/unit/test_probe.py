@@ -27,9 +27,9 @@ OUTAGE = b"<html><body>503 Service Unavailable - maintenance</body></html>"
 
 class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # else every response costs ~40 ms (Nagle + delayed ACK)
-    server: "_Server"
+    server: _Server
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.server.paths.append(self.path)
         status, body = self.server.respond()
         self.send_response(status)

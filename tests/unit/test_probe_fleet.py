@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,9 @@ class _Site(ThreadingHTTPServer):
 
     @property
     def address(self) -> str:
-        return f"{self.server_address[0]}:{self.server_address[1]}"
+        host, port = self.server_address[:2]
+        assert isinstance(host, str)
+        return f"{host}:{port}"
 
 
 @pytest.fixture
@@ -93,7 +95,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _until(check, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+def _until(check: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

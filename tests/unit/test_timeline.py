@@ -5,6 +5,7 @@ import json
 import random
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ def first_sustained(samples: list[Sample], cls: str, after: float, sustain: floa
     return None if found is None else found.mono
 
 
-def ivs(intervals: Iterable[Interval]) -> list[tuple[float, float]]:
+def ivs(intervals: Iterable[Interval]) -> list[tuple[Any, Any]]:  # pytest.approx pairs
     return [(pytest.approx(iv.start), pytest.approx(iv.end)) for iv in intervals]
 
 
@@ -97,7 +98,8 @@ def test_load_sorts_by_seen_and_skips_blank_lines(tmp_path: Path) -> None:
     assert load_timeline(p) == [b, a]
 
 
-@pytest.mark.parametrize("tail", ['{"t": 1.0, "mono": 3', '{"t":1,"mono":3,"status":200}', "\x00\x00garbage", '{"t": 1.0, "mono": 3.0, "sta'])
+@pytest.mark.parametrize("tail", ['{"t": 1.0, "mono": 3', '{"t":1,"mono":3,"status":200}', "\x00\x00garbage",
+                                  '{"t": 1.0, "mono": 3.0, "sta'])
 def test_load_tolerates_truncated_last_line(tmp_path: Path, tail: str) -> None:
     good = series(0.0, ("aws", 3))
     p = tmp_path / "t.jsonl"

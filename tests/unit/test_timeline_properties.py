@@ -7,6 +7,7 @@ drill/timeline.py's docstring, by exhaustive search, not by the module's run-bui
 """
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from typing import Any
@@ -82,7 +83,7 @@ def ref_rto(samples: list[Sample], cls: str, after: float, sustain: float, min_s
         for j in range(i, len(sent)):
             window = sent[i : j + 1]
             if (all(s.cls == cls for s in window)
-                    and all(b.mono - a.mono <= max_gap for a, b in zip(window, window[1:]))
+                    and all(b.mono - a.mono <= max_gap for a, b in itertools.pairwise(window))
                     and len(window) >= min_samples and window[-1].mono - window[0].mono >= sustain):
                 return sent[i]
     return None
@@ -116,9 +117,9 @@ def ref_totals(samples: list[Sample], max_gap: float, end: float | None) -> tupl
     if end is not None:
         points.add(end)
     last = max([ordered[-1].seen] + ([end] if end is not None else []))
-    points = sorted(p for p in points if ordered[0].seen <= p <= last)
+    cuts = sorted(p for p in points if ordered[0].seen <= p <= last)
     gap = 0.0
-    for a, b in zip(points, points[1:]):
+    for a, b in itertools.pairwise(cuts):
         c = ref_class_at((a + b) / 2, ordered, max_gap, end)
         if c is None:
             gap += b - a
@@ -187,7 +188,7 @@ def test_seconds_per_class_and_unobserved_equal_the_pointwise_reference(samples:
     # Downtime is the error class, as merged intervals that are sorted and disjoint.
     total, ivs = downtime(samples, max_gap, end)
     assert math.isclose(total, want["error"], abs_tol=1e-6)
-    assert all(a.end < b.start for a, b in zip(ivs, ivs[1:])) and all(iv.duration > 0 for iv in ivs)
+    assert all(a.end < b.start for a, b in itertools.pairwise(ivs)) and all(iv.duration > 0 for iv in ivs)
     for c in CLASSES:
         assert math.isclose(sum(iv.duration for iv in class_intervals(samples, c, max_gap, end)), want[c], abs_tol=1e-6)
 
@@ -217,7 +218,7 @@ def test_time_accounting_is_conserved_and_order_free(samples: list[Sample], max_
 @given(timelines(), params, st.randoms(use_true_random=False))
 def test_transitions_are_the_sustained_states_the_rto_function_finds(samples: list[Sample], p: dict, rnd: random.Random) -> None:
     states = transitions(samples, p["max_gap"], p["sustain"], p["min_samples"])
-    for a, b in zip(states, states[1:]):
+    for a, b in itertools.pairwise(states):
         assert a["class"] != b["class"] and a["to"] <= b["from"]  # equal only for requests sent at one instant
     for st_ in states:
         # Each state begins where the RTO function, asked from that instant, finds its class sustained.
