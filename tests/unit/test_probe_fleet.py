@@ -247,6 +247,12 @@ def test_a_remote_worker_killed_mid_drill_is_an_unobserved_gap_and_the_drill_goe
     # Never counted as recovered (nor as down): the verdict on the worst vantage is "not known".
     assert result.rto_seconds is None and not result.passed
     assert "tokyo was unobserved" in result.detail["explanation"]
+    # Judged again on the complete timeline (as the drill does at its end): the same verdict, tokyo
+    # still unobserved as of the end of the wait, seoul's RTO unchanged.
+    run.rejudge_rtos()
+    (again,) = run.phases
+    assert {v["vantage"]: v["state"] for v in again.detail["vantages"]} == states and again.rto_seconds is None
+    assert again.detail["vantages"][0]["rto_seconds"] == result.detail["vantages"][0]["rto_seconds"]
     by = {v["name"]: v for v in vantages}
     tokyo = run.by_vantage()["tokyo"]
     assert tokyo[-1].mono < killed and seoul_last > killed + waited - 0.5  # seoul went on
