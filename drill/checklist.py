@@ -594,7 +594,55 @@ def _objectives(s: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      f"— / {rpo['rpo_target_real_seconds']:g} s"
                      if scaled and isinstance(rpo.get("rpo_target_real_seconds"), (int, float)) else "—",
                      "PASS" if rpo.get("passed") else "FAIL"))
+    raw_alarms = s.get("alarms")
+    alarms: dict[str, Any] = raw_alarms if isinstance(raw_alarms, dict) else {}
+    factor = float(scale) if scaled and isinstance(scale, (int, float)) else None
+    for phase, dets in (alarms.get("phases") or {}).items():
+        for d in dets if isinstance(dets, list) else []:
+            if not isinstance(d, dict):
+                continue
+            target = d.get("objective_seconds")
+            for what, key in (("in ALARM", "detection_seconds"), ("notified", "notification_seconds")):
+                v = d.get(key)
+                rows.append((f"{phase} detection — {d.get('alarm')} {what} after the fault",
+                             "never" if v is None else _secs(v), _secs(target),
+                             f"≈ {v * factor:g} s / {target * factor:g} s" if factor and isinstance(v, (int, float))
+                             and isinstance(target, (int, float)) else "—",
+                             "PASS" if isinstance(v, (int, float)) and isinstance(target, (int, float)) and v <= target else "FAIL"))
+    for c in alarms.get("clear") or []:
+        if isinstance(c, dict):
+            v, target = c.get("clear_seconds"), c.get("objective_seconds")
+            rows.append((f"alarm clear — {c.get('alarm')} OK again after the restore"
+                         + (" (cleared BEFORE the restore, during the outage)" if c.get("cleared_before_restore") else ""),
+                         "never" if v is None else _secs(v), _secs(target),
+                         f"≈ {v * factor:g} s / {target * factor:g} s" if factor and isinstance(v, (int, float))
+                         and isinstance(target, (int, float)) else "—",
+                         "PASS" if c.get("passed") else "FAIL"))
     return rows
+
+
+def _alarm_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """Which alarm fired when: one line per alarm, from summary.json's `alarms`."""
+    raw_alarms = s.get("alarms")
+    alarms: dict[str, Any] = raw_alarms if isinstance(raw_alarms, dict) else {}
+    clears = {c.get("alarm"): c for c in alarms.get("clear") or [] if isinstance(c, dict)}
+    out = []
+    for phase, dets in (alarms.get("phases") or {}).items():
+        for d in dets if isinstance(dets, list) else []:
+            if not isinstance(d, dict):
+                continue
+            c = clears.get(d.get("alarm")) or {}
+            text = ("never entered ALARM after the fault" if d.get("fired_at") is None else
+                    f"ALARM at {d.get('fired_at')} (fault +{_secs(d.get('detection_seconds'))}); "
+                    + ("notification never delivered" if d.get("notified_at") is None
+                       else f"notified at {d.get('notified_at')} (fault +{_secs(d.get('notification_seconds'))})"))
+            if c:
+                text += ("; OK again at " + str(c.get("cleared_at")) + f" (restore {float(c['clear_seconds']):+.2f} s)"
+                         if c.get("clear_seconds") is not None else f"; still {c.get('state_now')} after the restore")
+            if d.get("reason"):
+                text += f" — {d['reason']}"
+            out.append((f"alarm {d.get('alarm')} ({phase})", text))
+    return out
 
 
 def _facts(s: dict[str, Any]) -> list[tuple[str, str]]:
@@ -612,6 +660,7 @@ def _facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     if isinstance(s.get("failback_data_loss"), dict):
         out.append(("lost on failback", f"{s['failback_data_loss'].get('total')} row(s) {s['failback_data_loss'].get('rows')} — "
                                         f"{s['failback_data_loss'].get('policy', '')}"))
+    out += _alarm_facts(s)
     outage_write = s.get("outage_write")
     writes = outage_write if isinstance(outage_write, dict) else {}
     for phase, w in writes.items():

@@ -308,6 +308,51 @@ class Objectives(_Strict):
     full_service_rto_seconds: float | None = Field(default=None, gt=0)
     failback_rto_seconds: float | None = Field(default=None, gt=0)
     rpo_seconds: float | None = Field(default=None, gt=0)
+    # Detection (alarms.expected): fault → each expected alarm in ALARM and its notification delivered.
+    detection_seconds: float | None = Field(default=None, gt=0)
+    # After failback (or the end-of-run unwind): the node group restored → every such alarm OK again.
+    alarm_clear_seconds: float | None = Field(default=None, gt=0)
+
+
+PHASE_NAMES = ("phase1", "phase2", "phase3")
+
+
+class AlarmsConfig(_Strict):
+    """The team's CloudWatch alarms (design §7: CloudWatch → SNS → chat) and how the drill observes them.
+
+    `expected`: for a phase, the alarms its fault must set off; the drill measures fault → ALARM
+    (from the alarm's history) and → its notification delivered, against objectives.detection_seconds,
+    and after failback → OK again, against objectives.alarm_clear_seconds; their states are part of the
+    baseline. `notification_queue_url`: an SQS queue subscribed to the alarms' SNS topic beside the
+    chat integration — SNS delivers to both at once, and a drill can read a queue (not Slack).
+    `dr_relevant`: what readiness checks exist, have actions and are OK (default: every expected
+    alarm and every stop.alarms guard).
+    """
+
+    expected: dict[Literal["phase1", "phase2", "phase3"], list[str]] = Field(default_factory=dict)
+    notification_queue_url: str | None = Field(default=None, pattern=r"^https?://")
+    dr_relevant: list[str] | None = None
+
+    def watched(self) -> list[str]:
+        """Every alarm some phase expects, in order, once each."""
+        ordered = sorted(self.expected.items(), key=lambda kv: PHASE_NAMES.index(kv[0]))
+        return list(dict.fromkeys(a for _, names in ordered for a in names))
+
+
+class MonitoringConfig(_Strict):
+    """Where a drill's results go besides the evidence: the team's Prometheus and tracing.
+
+    `pushgateway_url`: a Prometheus Pushgateway the figures are pushed to (job `pushgateway_job`,
+    grouped by target); `textfile_dir`: a node_exporter textfile-collector directory the same
+    figures are written to (`dr_drill_<target>.prom`, atomically). `otlp_traces_endpoint`: an
+    OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces) the drill's trace is exported
+    to; the trace is always in the evidence as well (trace.otlp.json).
+    """
+
+    pushgateway_url: str | None = Field(default=None, pattern=r"^https?://")
+    pushgateway_job: str = Field(default="dr_drill", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    textfile_dir: str | None = Field(default=None, min_length=1)
+    otlp_traces_endpoint: str | None = Field(default=None, pattern=r"^https?://")
 
 
 class ScratchDatabaseConfig(_Strict):
@@ -385,6 +430,14 @@ class GuardConfig(_Strict):
     azure_subscription_ids: list[str] = Field(default_factory=list)
 
 
+class AlertmanagerStop(_Strict):
+    """Firing alerts in a Prometheus Alertmanager (its v2 API) whose labels match stop the drill."""
+
+    url: str = Field(pattern=r"^https?://[^/\s]+")
+    # Label equality matchers (every one must match), e.g. {severity: critical, team: payments}.
+    matchers: dict[str, str] = Field(min_length=1)
+
+
 class StopConfig(_Strict):
     """Stop conditions (real-world seconds): when one fires the drill stops and unwinds."""
 
@@ -392,6 +445,13 @@ class StopConfig(_Strict):
     max_phase_seconds: float | None = Field(default=None, gt=0)
     # Users getting errors for longer than this at a stretch stops the drill (the error budget).
     max_error_seconds: float | None = Field(default=None, gt=0)
+    # The team's signals, as AWS FIS stop conditions: a CloudWatch alarm entering ALARM (its history
+    # is read too, so one that fired between two looks still stops the drill)...
+    alarms: list[str] = Field(default_factory=list)
+    # ... or an Alertmanager alert matching these labels firing (not silenced, not inhibited).
+    alertmanager: AlertmanagerStop | None = None
+    # How often the signals are read (real-world seconds; CloudWatch's DescribeAlarms is rate-limited).
+    poll_seconds: float = Field(default=10.0, gt=0)
 
 
 class EvidenceConfig(_Strict):
@@ -447,6 +507,8 @@ class Target(_Strict):
     objectives: Objectives
     readiness: ReadinessConfig | None = None
     evidence: EvidenceConfig = EvidenceConfig()
+    alarms: AlarmsConfig | None = None
+    monitoring: MonitoringConfig = MonitoringConfig()
     # Seconds the drill waits for a state beyond its objective before calling it failed (real-world).
     grace_seconds: float = Field(default=60.0, ge=0)
 
@@ -461,6 +523,15 @@ class Target(_Strict):
         if self.lab is None and self.time_scale != 1:
             raise ValueError(f"time_scale: must be 1 for a target without a `lab:` section (got {self.time_scale:g}); "
                              "only the lab plays time faster")
+        return self
+
+    @model_validator(mode="after")
+    def _alarm_objectives(self) -> Target:
+        # Like every objective the drill compares: required once something uses it, never defaulted.
+        if self.alarms is not None and self.alarms.watched():
+            lacking = [k for k in ("detection_seconds", "alarm_clear_seconds") if getattr(self.objectives, k) is None]
+            if lacking:
+                raise ValueError(f"alarms.expected is set: objectives.{' and objectives.'.join(lacking)} must be given")
         return self
 
     @property

@@ -104,7 +104,7 @@ class Lab:
 
         from lab.aws.server import AwsControlPlane  # imports moto: keep it off `import lab`
 
-        aws = AwsControlPlane(self.timings, self.events)
+        aws = AwsControlPlane(self.timings, self.events, time_scale=self.settings.time_scale)
         self._stack.append(aws)
         db_secret = {
             "username": T.DB_USER, "password": db_password, "engine": "mysql",
@@ -122,6 +122,8 @@ class Lab:
         )
         web.start()
         self._stack.append(web)
+
+        alarms = self._start_monitoring(aws, seed, web)
 
         site = StaticWebsite(free_port(), self.azurite.connection_string).start()
         self._stack.append(site)
@@ -174,6 +176,7 @@ class Lab:
             "scratch_db_user": "scratch",
             "scratch_db_password": scratch_password,
             "scratch_db_database": "scratch",
+            **alarms,
             **azure,
         }
         return self.endpoints
@@ -232,6 +235,29 @@ class Lab:
             "lab_control_url": control.url,
             "lab_control_token": token,
         }
+
+    def _start_monitoring(self, aws: Any, seed: Any, web: WebTier) -> dict[str, Any]:
+        """CloudWatch's side: the chat stand-in subscribed to the alarm topic, the design's alarms, the
+        services' metrics and every alarm's evaluation (lab.monitoring); back once each seeded alarm
+        has been evaluated (a new alarm is INSUFFICIENT_DATA until then)."""
+        from lab.chat import ChatStandIn
+        from lab.monitoring import AlbSource, Monitoring, NodeCountSource, RdsCpuSource
+
+        chat = ChatStandIn(confirm=aws.confirm_subscription).start()
+        self._stack.append(chat)
+        monitoring = Monitoring(aws.alarms, self.settings.time_scale, self.events, [
+            AlbSource(web.alb, seed.target_group_arn, seed.alb_arn),
+            NodeCountSource(T.CLUSTER, lambda: web.node_count() + aws.in_service(T.WAS_NODEGROUP)),
+            RdsCpuSource(T.RDS_INSTANCE, lambda: self.rds.pid),
+        ])
+        out = aws.seed_alarms(chat.url)
+        monitoring.start()
+        self._stack.append(monitoring)
+        deadline = time.monotonic() + 3 * monitoring.minute + 10
+        backend = aws.alarms.backend()
+        while any(a.state_value == "INSUFFICIENT_DATA" for a in backend.alarms.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return {**out, "chat_url": chat.url, "chat_messages_url": chat.url.rsplit("/", 1)[0] + "/messages"}
 
     def _public_dns(self, name: str) -> tuple[str, int] | None:
         """A public DNS name of the failover stack (Azure DNS for a public IP's label), else None."""

@@ -53,3 +53,10 @@ APPGW_PUBLIC_IP = "pip-appgw-blue"
 # The DNS name label the failover stack gives the gateway's public IP (domain_name_label), so that
 # the stack can output a name CloudFront accepts as an origin: <label>.koreacentral.cloudapp.azure.com.
 APPGW_DNS_LABEL = "appgw-blue-dr"
+# The primary database's RDS instance identifier (the seeds name none).
+RDS_INSTANCE = "blue-rds"
+# Design §7: CloudWatch alarms → SNS → the team's chat (AWS Chatbot → Slack).
+ALARM_TOPIC = "blue-alarms"
+# An SQS queue subscribed to the alarm topic beside the chat integration: where the drill reads
+# when SNS delivered each notification (a drill cannot read Slack).
+ALARM_RECEIPTS_QUEUE = "dr-drill-alarm-receipts"

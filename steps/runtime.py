@@ -97,6 +97,14 @@ def kubeconfig_secrets(path: Path) -> list[str]:
     return out
 
 
+def dr_relevant_alarms(target: Target) -> list[str]:
+    """The alarms a drill depends on: `alarms.dr_relevant`, else every expected alarm and stop.alarms guard."""
+    a = target.alarms
+    if a is not None and a.dr_relevant is not None:
+        return list(a.dr_relevant)
+    return list(dict.fromkeys([*(a.watched() if a is not None else []), *target.stop.alarms]))
+
+
 def wait_until(check: Callable[[], Any], timeout: float, poll: float = 0.2) -> Any:
     """Poll `check` until it returns something truthy; return it, or the last falsy value on timeout."""
     deadline = time.monotonic() + timeout
@@ -153,6 +161,14 @@ class DrillRun:
         self.preflight: list[Finding] | None = None
         self._watchdog: threading.Thread | None = None
         self._watching = threading.Event()
+        # The team's alarms (alarms.expected): per phase, fault → ALARM → notified; after failback → OK.
+        self.detections: dict[str, Any] = {}  # phase -> list[drill.detection.Detection]
+        self.clearings: list[Any] | None = None  # list[drill.detection.Clearing], once judged
+        self._receipts: Any = None  # drivers.cloudwatch.Receipts
+        self._detecting: dict[str, threading.Thread] = {}  # phase -> its background detection watcher
+        # Each executed Gherkin step (phase, scenario, step, start, end, status): the drill's trace.
+        self.steps: list[dict[str, Any]] = []
+        self.monitoring: dict[str, Any] | None = None  # where the results went (Pushgateway, textfile, OTLP)
 
     def __repr__(self) -> str:  # Allure shows fixture reprs as step parameters
         return f"DrillRun({self.run_id}, target={self.target.name})"
@@ -193,7 +209,8 @@ class DrillRun:
 
     def _start_watchdog(self) -> None:
         stop = self.target.stop
-        if stop.max_phase_seconds is None and stop.max_error_seconds is None:
+        signals = bool(stop.alarms) or stop.alertmanager is not None
+        if stop.max_phase_seconds is None and stop.max_error_seconds is None and not signals:
             return
         self._watching.set()
         self._watchdog = threading.Thread(target=self._watch, name="stop-conditions", daemon=True)
@@ -201,10 +218,21 @@ class DrillRun:
 
     def _watch(self) -> None:
         stop = self.target.stop
+        since, next_signals = time.time(), 0.0
         while self._watching.is_set() and self.stopped_by is None:
             time.sleep(0.25)
             reason = None
-            if stop.max_phase_seconds is not None and self.phase is not None:
+            if (stop.alarms or stop.alertmanager is not None) and time.monotonic() >= next_signals:
+                # The team's signals (CloudWatch alarms, Alertmanager), at stop.poll_seconds.
+                # At least a second apart: the reads must not load the machine the drill measures on.
+                next_signals = time.monotonic() + max(1.0, self.target.scaled(stop.poll_seconds))
+                from drivers.stop_signals import fired
+
+                try:
+                    reason = fired(self.target, self.aws, since - 1.0)
+                except Exception as e:  # noqa: BLE001 — a signal that cannot be read is noted, not a reason to stop
+                    self._log(f"stop conditions: could not read the team's signals: {type(e).__name__}: {e}")
+            if reason is None and stop.max_phase_seconds is not None and self.phase is not None:
                 name, began = self.phase
                 limit = self.target.scaled(stop.max_phase_seconds)
                 if time.monotonic() - began.mono > limit:
@@ -623,6 +651,120 @@ class DrillRun:
         with open(self.work / "drivers.log", "a", encoding="utf-8") as f:
             f.write(self.evidence.mask(line.rstrip("\n")) + "\n")
 
+    # -- the team's alarms ---------------------------------------------------------------------
+    def cloudwatch_alarms(self) -> Any:
+        from drivers.cloudwatch import Alarms
+
+        return Alarms(self.aws)
+
+    def receipts(self) -> list[Any]:
+        """Every alarm notification delivered so far (read from the receipts queue), oldest first."""
+        a = self.target.alarms
+        if a is None or a.notification_queue_url is None:
+            return []
+        if self._receipts is None:
+            from drivers.cloudwatch import Receipts
+
+            self._receipts = Receipts(self.aws, a.notification_queue_url)
+        return list(self._receipts.drain())
+
+    def alarm_transitions(self, names: list[str], since: float) -> dict[str, list[Any]]:
+        alarms = self.cloudwatch_alarms()
+        return {n: alarms.transitions(n, since) for n in names}
+
+    def wait_for_detection(self, phase: str) -> list[Any]:
+        """Fault → each alarm `phase` expects in ALARM and its notification delivered; waits until all
+        are, or the detection objective (plus grace) has passed since the fault. Kept per phase."""
+        from drill.detection import detect
+
+        t = self.target
+        expected = list((t.alarms.expected if t.alarms else {}).get(phase, []))  # type: ignore[call-overload]
+        objective = t.objectives.detection_seconds
+        if not expected or objective is None:
+            return []
+        fault = self.instants[f"{phase}.fault"]
+        limit = t.scaled(objective)
+        deadline = fault.mono + limit + t.scaled(t.grace_seconds)
+        # The instants come from the alarms' history and SQS's SentTimestamp, not from when we look:
+        # a look a second keeps the load on the machine (and the rate-limited APIs) low.
+        poll = 1.0
+
+        def measure() -> list[Any]:
+            return detect(phase, fault.t, expected, self.alarm_transitions(expected, fault.t - 1.0), self.receipts(), limit)
+
+        found = measure()
+        while not all(d.complete for d in found) and time.monotonic() < deadline:
+            time.sleep(poll)
+            found = measure()
+        self.detections[phase] = found
+        return found
+
+    def start_detection(self, phase: str) -> None:
+        """Measure `phase`'s detection (wait_for_detection) in a background thread: judged later, by
+        `detection_result` (a later step, or the end of the run), so it never delays the drill."""
+        if phase in self._detecting or phase in self.detections:
+            return
+
+        def run() -> None:
+            try:
+                self.wait_for_detection(phase)
+            except Exception as e:  # noqa: BLE001 — unreadable alarms: every expected alarm is reported as never fired
+                from drill.detection import detect
+
+                self._log(f"alarms: detection of {phase} could not be measured: {type(e).__name__}: {e}")
+                self.notes.append(f"alarms: detection of {phase} could not be measured: {type(e).__name__}: {e}")
+                t = self.target
+                expected = list((t.alarms.expected if t.alarms else {}).get(phase, []))  # type: ignore[call-overload]
+                self.detections[phase] = detect(phase, self.instants[f"{phase}.fault"].t, expected, {}, [],
+                                                t.scaled(t.objectives.detection_seconds or 0.0))
+
+        thread = threading.Thread(target=run, name=f"detection-{phase}", daemon=True)
+        self._detecting[phase] = thread
+        thread.start()
+
+    def detecting(self, phase: str) -> bool:
+        return phase in self._detecting
+
+    def detection_result(self, phase: str) -> list[Any]:
+        """`phase`'s detections, waiting for its watcher (bounded by the objective + grace from the fault)."""
+        thread = self._detecting.get(phase)
+        if thread is not None:
+            t = self.target
+            deadline = (self.instants[f"{phase}.fault"].mono + t.scaled(t.objectives.detection_seconds or 0.0)
+                        + t.scaled(t.grace_seconds) + 30.0)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return list(self.detections.get(phase, []))
+
+    def wait_for_clear(self, restored: Instant) -> list[Any]:
+        """Restore → every alarm that fired back to OK; waits up to the clear objective (plus grace)."""
+        from drill.detection import clear
+
+        t = self.target
+        fired = [d for ds in self.detections.values() for d in ds if d.fired_at is not None]
+        objective = t.objectives.alarm_clear_seconds
+        if not fired or objective is None:
+            return []
+        names = list(dict.fromkeys(d.alarm for d in fired))
+        alarms = self.cloudwatch_alarms()
+        limit = t.scaled(objective)
+        deadline = restored.mono + limit + t.scaled(t.grace_seconds)
+        poll = max(0.1, min(1.0, limit / 50))
+        while True:
+            states = alarms.describe(names)
+            if all(states.get(n) is not None and states[n].state == "OK" for n in names) or time.monotonic() >= deadline:
+                break
+            time.sleep(poll)
+        since = min(d.fired_at for d in fired) - 1.0
+        self.clearings = clear(restored.t, fired, self.alarm_transitions(names, since), states, limit)
+        self.receipts()  # the OK notifications, for the record
+        return self.clearings
+
+    def alarm_states(self) -> dict[str, str]:
+        """The DR-relevant alarms' states now (for the baseline): name -> state, or "(absent)"."""
+        names = dr_relevant_alarms(self.target)
+        states = self.cloudwatch_alarms().describe(names)
+        return {n: states[n].state if n in states else "(absent)" for n in names}
+
     # -- results -----------------------------------------------------------------------------
     def measure_rto(self, name: str, title: str, fault: Instant, cls: str, objective_real: float) -> PhaseResult:
         """Wait for `cls` after `fault` (up to objective + grace) at every vantage and record it as a
@@ -727,12 +869,17 @@ class DrillRun:
             # Everything is undone and the cluster gone with the stack: its credentials need not linger.
             self.kubeconfig_path().unlink(missing_ok=True)
         # Put back is not instantly back: nodes boot and must pass the ALB's health checks again,
-        # within the failback objective (required whenever a drill phase runs: drill.config).
-        failback = self.target.objectives.failback_rto_seconds
+        # within the failback objective (required whenever a drill phase runs: drill.config), and the
+        # team's alarms must be back to OK within theirs (they are in the baseline; required with alarms.expected).
+        o = self.target.objectives
+        failback = o.failback_rto_seconds
         if failback is None:
             self.notes.append("objectives.failback_rto_seconds is not set: the end of the run did not wait for the "
                               "system to settle back")
-        settle = 0.0 if failback is None else self.target.scaled(failback + self.target.grace_seconds)
+        watched = bool(self.detections or self._detecting)  # alarms expected to fire (a watcher may still run)
+        settle_real = max([x for x in (failback, o.alarm_clear_seconds if watched else None) if x is not None],
+                          default=None)
+        settle = 0.0 if settle_real is None else self.target.scaled(settle_real + self.target.grace_seconds)
         baseline_diff: list[str] = []
         if self.baseline is not None:
             from steps.baseline import capture, diff
@@ -759,12 +906,28 @@ class DrillRun:
                 restored["seconds"] = None if back is None else round(back.mono - t0.mono, 3)
             else:
                 restored["site_class"] = self.current_class()
+        for phase in list(self._detecting):
+            # A watcher still running (a Phase-1-only run, a stopped drill): its result is part of the run.
+            self.detection_result(phase)
+        if self.detections and self.clearings is None and outstanding:
+            # No failback step judged the alarms: the unwind restored the primary, so judge from the
+            # instant it put the node group back (after the newer changes were undone), else its start.
+            restored_at = [e.undone_at for e in outstanding if e.change.op == "aws.eks.set_scaling" and e.undone_at]
+            since = t0 if not restored_at else Instant(max(restored_at), t0.mono + (max(restored_at) - t0.t))
+            try:
+                self.wait_for_clear(since)
+            except Exception as e:  # noqa: BLE001 — the run is over: its evidence is still written
+                self.notes.append(f"alarms: could not read their states after the unwind: {type(e).__name__}: {e}")
         finished = Instant.now()
         if self.probe is not None:
             self.probe.stop()
             self.rejudge_rtos()
         self.real_world()
         summary = self.summary(finished, failed_tests, restored)
+        from drivers.monitoring import export_results
+
+        # Into the team's monitoring (Pushgateway, textfile collector); failures are noted, never fatal.
+        self.monitoring = summary["monitoring"] = export_results(self.target, summary)
         self._write_evidence(summary)
         return summary
 
@@ -885,8 +1048,10 @@ class DrillRun:
         down, intervals = tl.downtime(worst_samples, gap) if worst_samples else (0.0, [])
         restored_ok = not restored["failures"] and restored["site_class"] in (None, "aws") and not restored.get("baseline_diff")
         rpo_ok = self.rpo is None or self.rpo["passed"]
+        alarms = self.alarms_summary()
+        alarms_ok = alarms is None or alarms["passed"]
         preflight_ok = not self.preflight  # a dry run that finds the plan would fail is no "dry-run" pass
-        ok = ((bool(self.phases) or self.dry_run) and all(ph.passed for ph in self.phases) and rpo_ok
+        ok = ((bool(self.phases) or self.dry_run) and all(ph.passed for ph in self.phases) and rpo_ok and alarms_ok
               and not failed_tests and restored_ok and self.stopped_by is None and preflight_ok)
         # A dry run proves the plan and the reads, never an objective: it must not read as "passed".
         verdict = ("dry-run" if self.dry_run else "passed") if ok else "failed"
@@ -911,6 +1076,7 @@ class DrillRun:
             "rpo": self.rpo,
             "failback_data_loss": self.failback_data_loss,
             "outage_write": self.state.get("outage_write"),
+            "alarms": alarms,
             "runbook_deviations": self.runbook.as_list(),
             "preflight": None if self.preflight is None else [f.as_dict() for f in self.preflight],
             "baseline_diff": restored.get("baseline_diff", []),
@@ -940,11 +1106,28 @@ class DrillRun:
             "verdict": verdict,
         }
 
+    def alarms_summary(self) -> dict[str, Any] | None:
+        """summary.json's `alarms` (drill.detection.summary), or None when no alarm was watched."""
+        from drill.detection import summary
+
+        if not self.detections:
+            return None
+        o = self.target.objectives
+        return summary(self.detections, self.clearings,
+                       None if o.detection_seconds is None else round(self.target.scaled(o.detection_seconds), 3),
+                       None if o.alarm_clear_seconds is None else round(self.target.scaled(o.alarm_clear_seconds), 3))
+
     def _wall(self, mono: float) -> float:
         return self.started.t + (mono - self.started.mono)
 
     def _write_evidence(self, summary: dict[str, Any]) -> None:
         ev = self.evidence
+        from drivers.tracing import export_trace
+
+        # One OpenTelemetry trace of the drill: into the evidence, and to OTLP when configured.
+        trace = export_trace(self, summary, ev.path / "trace.otlp.json")
+        if isinstance(summary.get("monitoring"), dict):
+            summary["monitoring"]["otlp"] = trace
         ev.write_json("summary.json", summary)
         ev.copy_text(self.work / "timeline.jsonl", "timeline.jsonl")
         ev.write_json("actions.json", self.ledger.to_list())
@@ -958,6 +1141,7 @@ class DrillRun:
         )
         if self.lab_events is not None:
             ev.copy_text(self.lab_events, "lab-events.jsonl")
+
         from drill.attestation import signing_key
         from drill.finalize import finalize_bundle
 

@@ -315,3 +315,23 @@ def test_several_vantages_get_their_own_section_with_the_spread_explained_and_on
     section = page.split("<h2>Vantages")[1].split("<h2>Timeline")[0]
     assert "what users at each of 2 places saw" in section and "<td>tokyo &lt;b&gt;</td>" in section
     assert "different edge locations" in section and "<b>" not in section
+
+
+def test_the_report_says_which_alarm_fired_when_and_judges_detection_and_clearing() -> None:
+    from drill.detection import Clearing, Detection
+    from drill.detection import summary as alarms_summary
+
+    summary, actions, events = full_drill()
+    fault, restore = T0 + 2, T0 + 50
+    fired = Detection("unhealthy-hosts", "phase1", fault, 20.0, fired_at=fault + 4.0, reason="Threshold Crossed: [2] > 0",
+                      notified_at=fault + 4.1)
+    silent = Detection("node-count-low", "phase1", fault, 20.0)
+    cleared = Clearing("unhealthy-hosts", restore, 50.0, cleared_at=fault + 8.0, state_now="OK")
+    summary["alarms"] = alarms_summary({"phase1": [fired, silent]}, [cleared], 20.0, 50.0)
+    md = render_markdown(summary, actions, events, files=["summary.json"])
+    assert "| phase1 detection — unhealthy-hosts in ALARM after the fault | 4.00 s | 20.00 s | ≈ 120 s / 600 s | PASS |" in md
+    assert "| phase1 detection — node-count-low notified after the fault | never | 20.00 s | — | FAIL |" in md
+    assert ("alarm clear — unhealthy-hosts OK again after the restore (cleared BEFORE the restore, during the outage)"
+            in md)
+    assert f"- **alarm unhealthy-hosts (phase1)**: ALARM at {iso(fault + 4.0)} (fault +4.00 s); notified at" in md
+    assert "- **alarm node-count-low (phase1)**: never entered ALARM after the fault" in md

@@ -43,6 +43,7 @@ LAB_ENDPOINTS: dict[str, Any] = {
     "edge_icn54_p1_address": "127.0.0.1:8080",
     "edge_nrt57_p3_address": "127.0.0.11:8081",
     "edge_sin2_p1_address": "127.0.0.12:8082",
+    "alarm_receipts_queue_url": "http://127.0.0.1:5000/123456789012/dr-drill-alarm-receipts",
 }
 
 
