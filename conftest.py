@@ -402,6 +402,10 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
             f"  (real-world ≈ {real} / {ph['rto_target_real_seconds']:g}s{split})"
             f"  {'PASS' if ph['passed'] else 'FAIL'}"
         )
+    from drill.vantages import summary_lines
+
+    for line in summary_lines(s):  # more than one vantage: each one's RTO, the spread, clocks, gaps
+        tr.write_line(line)
     flow = " → ".join(t["class"] for t in s["transitions"]) or "(no sustained state)"
     tr.write_line(f"  users saw: {flow}")
     tr.write_line(f"  downtime (errors) {s['downtime_seconds']:.2f}s over {s['requests']} probe requests")

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drill.runbook import RUNBOOK, from_summary
+from drill.vantages import REPORT_PHASE_HEAD, REPORT_VANTAGE_HEAD, report_tables
 
 PASSED, FAILED, NOT_PROVEN, NOT_RUN, DRY_RUN = "passed", "failed", "not proven", "not run", "dry run"
 STATUSES = (PASSED, FAILED, NOT_PROVEN, NOT_RUN, DRY_RUN)
@@ -748,6 +749,17 @@ def render_markdown(summary: dict[str, Any] | None, actions: Sequence[dict[str, 
     else:
         L += ["No phase measured anything (the run stopped before its first measurement)."]
     L += [""] + [f"- **{_md(k)}**: {_md(v)}" for k, v in _facts(s)] + [""]
+    vt_tables = report_tables(s)
+    if vt_tables:
+        ph_rows, why, each = vt_tables
+        names = [r[0] for r in each]
+        head = [REPORT_PHASE_HEAD[0], *names, *REPORT_PHASE_HEAD[1:]]
+        L += [f"## Vantages — what users at each of {len(names)} places saw", ""]
+        L += ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)]
+        L += [f"| {' | '.join(_md(c) for c in r)} |" for r in ph_rows] + [""]
+        L += [f"- {_md(w)}" for w in why] + [""]
+        L += ["| " + " | ".join(REPORT_VANTAGE_HEAD) + " |", "|" + "---|" * len(REPORT_VANTAGE_HEAD)]
+        L += [f"| {' | '.join(_md(c) for c in r)} |" for r in each] + [""]
     L += ["## Timeline", ""]
     L += [f"![what users saw over time]({chart})" if chart else "_The timeline chart is not available._", ""]
     L += [f"## Checklist (체크리스트) — {_counts(results)}", ""]
@@ -831,6 +843,17 @@ def render_html(summary: dict[str, Any] | None, actions: Sequence[dict[str, Any]
     else:
         H.append("<p>No phase measured anything (the run stopped before its first measurement).</p>")
     H.append("<ul>" + "".join(f"<li><b>{_h(k)}</b>: {_h(v)}</li>" for k, v in _facts(s)) + "</ul>")
+    vt_tables = report_tables(s)
+    if vt_tables:
+        ph_rows, why, each = vt_tables
+        names = [r[0] for r in each]
+        head = [REPORT_PHASE_HEAD[0], *names, *REPORT_PHASE_HEAD[1:]]
+        H.append(f"<h2>Vantages — what users at each of {len(names)} places saw</h2>")
+        H.append("<table><tr>" + "".join(f"<th>{_h(h)}</th>" for h in head) + "</tr>"
+                 + "".join("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in r) + "</tr>" for r in ph_rows) + "</table>")
+        H.append("<ul>" + "".join(f"<li>{_h(w)}</li>" for w in why) + "</ul>")
+        H.append("<table><tr>" + "".join(f"<th>{_h(h)}</th>" for h in REPORT_VANTAGE_HEAD) + "</tr>"
+                 + "".join("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in r) + "</tr>" for r in each) + "</table>")
     H.append("<h2>Timeline</h2>")
     if png:
         H.append(f'<img alt="what users saw over time" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">')

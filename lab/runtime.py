@@ -130,10 +130,14 @@ class Lab:
         # The lab's DNS as the edge sees it: fixed names, and the failover stack's public names (the
         # App Gateway's public IP DNS name) for as long as ARM has them.
         dns = {seed.alb_dns_name: ("127.0.0.1", web.alb_port), T.BLOB_WEB_HOST: ("127.0.0.1", site.server.port)}
-        edge = Edge(free_port(), seed.distribution_id, aws.cloudfront, lambda name: dns.get(name) or self._public_dns(name),
-                    self.settings.time_scale, self.events)
-        edge.start()
-        self._stack.append(edge)
+        edges: list[Edge] = []
+        for location, host in T.EDGE_LOCATIONS:
+            edge = Edge(free_port(host), seed.distribution_id, aws.cloudfront, lambda name: dns.get(name) or self._public_dns(name),
+                        self.settings.time_scale, self.events, location=location, host=host)
+            edge.start()
+            self._stack.append(edge)
+            edges.append(edge)
+        edge = edges[0]  # the public site address
 
         azure = self._start_azure(site.server.port, app, db_password)
 
@@ -150,6 +154,9 @@ class Lab:
             "alb_dns_name": seed.alb_dns_name,
             "target_group_arn": seed.target_group_arn,
             "site_url": f"http://127.0.0.1:{edge.server.port}/",
+            # Each edge location's address (host:port), for vantages that reach the site through it.
+            "edge_locations": {e.location: e.address for e in edges},
+            **{edge_endpoint_key(e.location): e.address for e in edges},
             "alb_url": f"http://127.0.0.1:{web.alb_port}/",
             "blob_web_url": f"http://127.0.0.1:{site.server.port}/",
             "blob_endpoint": self.azurite.blob_endpoint,
@@ -483,6 +490,11 @@ class FailoverParts:
                 destroy()
             except Exception:  # noqa: BLE001 — stopping goes on through every resource whatever one raises: nothing may leak
                 pass
+
+
+def edge_endpoint_key(location: str) -> str:
+    """The endpoints key of an edge location's address: `edge_nrt57_p3_address` (a `${lab:KEY}` name)."""
+    return "edge_" + "".join(c if c.isalnum() else "_" for c in location.lower()) + "_address"
 
 
 def write_terraform_shim(bin_dir: Path) -> Path:

@@ -34,6 +34,7 @@ class AwsControlPlane:
             deploy_seconds=timings.cloudfront_deploy_seconds,
             invalidation_seconds=timings.cloudfront_invalidation_seconds,
             events=events,
+            locations=tuple(name for name, _ in T.EDGE_LOCATIONS),
         )
         self.target_health = lab_elb.TargetHealthRegistry()
         self.alarms = lab_cw.Alarms(T.REGION, T.ACCOUNT_ID)
