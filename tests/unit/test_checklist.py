@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from drill.checklist import DRY_RUN, FAILED, ITEMS, NOT_PROVEN, NOT_RUN, PASSED, evaluate, render_html, render_markdown
+from drill.checklist import DRY_RUN, FAILED, ITEMS, NOT_PROVEN, NOT_RUN, PASSED, evaluate
+from drill.report import render_html, render_markdown
 
 T0 = 1_800_000_000.0
 RUNBOOK = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "dr-failover-test-guide.md"

@@ -171,7 +171,7 @@ def test_a_remote_worker_joins_with_drill_probe_worker_and_an_undeclared_one_is_
     fleet = ProbeFleet(f"http://127.0.0.1:{icn.server_address[1]}/", tmp_path / "timeline.jsonl",
                        [Vantage("tokyo", worker="remote", where="a runner in Tokyo", connect_to=nrt.address)],
                        rate_per_second=RATE, users=2, port=port, join_timeout=30)
-    drill = [sys.executable, "-m", "drill.cli"]
+    drill = [sys.executable, "-m", "drill_cli"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     remote = subprocess.Popen([*drill, "probe-worker", "--master", f"127.0.0.1:{port}", "--vantage", "tokyo"],
                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -213,7 +213,7 @@ def test_a_remote_worker_killed_mid_drill_is_an_unobserved_gap_and_the_drill_goe
     port = _free_port()
     run = _drill_run(f"http://127.0.0.1:{icn.server_address[1]}/", nrt.address, port, tmp_path)
     # The way an operator starts it on another host: its own process, only the master's address.
-    remote = subprocess.Popen([sys.executable, "-m", "drill.cli", "probe-worker", "--master", f"127.0.0.1:{port}",
+    remote = subprocess.Popen([sys.executable, "-m", "drill_cli", "probe-worker", "--master", f"127.0.0.1:{port}",
                                "--vantage", "tokyo"], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

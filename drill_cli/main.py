@@ -12,7 +12,7 @@
   drill unwind LEDGER [--target T]              undo what a killed drill left (its persisted ledger), release its lock
   drill unlock [--target T] [--break]           who holds a target's drill lock; break a stale one
 
-Subcommands import drivers and the lab lazily, so the core stays free of SDK imports.
+Subcommands import drivers and the lab lazily: `drill verify` and `drill history` load no SDK (drill_cli/__init__.py).
 """
 from __future__ import annotations
 
