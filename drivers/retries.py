@@ -321,7 +321,8 @@ def is_transient(e: BaseException) -> bool:
     Used where a whole operation may be tried again (an idempotent inverse during the unwind), once
     the SDK's own retries gave up."""
     try:
-        from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+        from botocore.exceptions import ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
         if isinstance(e, ClientError):
             err = e.response.get("Error", {})

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
-
 import threading
+from typing import Any
 
 from moto.backends import get_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -15,8 +14,8 @@ from lab import topology as T
 from lab.aws import cloudfront as lab_cf
 from lab.aws import eks as lab_eks
 from lab.aws import elbv2 as lab_elb
-from lab.aws.seed import AwsSeed, client, seed
 from lab.aws.fault_gate import FaultGate
+from lab.aws.seed import AwsSeed, client, seed
 from lab.events import EventLog
 from lab.faults import Faults
 from lab.ports import free_port

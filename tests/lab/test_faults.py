@@ -341,8 +341,8 @@ def test_terraform_partial_apply_exits_1_and_the_state_holds_what_was_created(tm
 
 
 def test_terraform_throttled_apply_exits_1_with_the_providers_429_and_changes_nothing(tmp_path: Path, stack: Any) -> None:
-    from drivers.retries import is_transient
     from drivers.provisioner import ProvisionerError
+    from drivers.retries import is_transient
 
     fs, faults, shim, env = stack
     faults.add({"surface": "terraform", "kind": "throttle", "match": "apply"})
