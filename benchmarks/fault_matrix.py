@@ -11,6 +11,7 @@ about the calls that failed. Exit 0 only if no cell is NOT restored.
   python benchmarks/fault_matrix.py                          # the mutating steps × all five kinds
   python benchmarks/fault_matrix.py --steps 4,27 --kinds throttle,hang
   python benchmarks/fault_matrix.py --steps 4 --kinds 5xx --count 50   # beyond every retry budget
+  python benchmarks/fault_matrix.py --cells 4:throttle,11:partial,15:5xx:50
 
 Each cell is a drill up to its phase (≈ 1 min for Phase 1, 2 for Phase 2, 3 for Phase 3): run it
 under `flock /tmp/dr-drill-heavy.lock` on a shared machine.
@@ -39,12 +40,13 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", default=None, help='e.g. "4,11-12" (default: the mutating steps)')
     ap.add_argument("--kinds", default=None, help='e.g. "throttle,hang" (default: throttle,5xx,hang,stale,partial)')
+    ap.add_argument("--cells", default=None, help='e.g. "4:throttle,15:5xx:50" (step:kind[:count]; instead of --steps × --kinds)')
     ap.add_argument("--count", type=int, default=0, help="calls answered with the fault per surface (default: per kind)")
     ap.add_argument("--retries", type=int, default=1, help="retries of a not-reached cell (default 1)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep every cell's drill output, reports and lab here")
     args = ap.parse_args()
     try:
-        cells = parse_cells(args.steps, args.kinds, args.count)
+        cells = parse_cells(args.steps, args.kinds, args.count, cells=args.cells)
     except ValueError as e:
         ap.error(str(e))
     print(f"fault matrix: {len(cells)} cell(s), sequential, one lab", flush=True)

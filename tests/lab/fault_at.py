@@ -10,7 +10,8 @@ by the product's conftest, so an ordinary drill meets no fault of ours.
 Just before step N's function runs (`pytest_bdd_before_step_call`, numbering as the abort matrix's,
 tests/lab/abort_at.py) the rules of `kind` are armed on every surface that can answer it, each for
 the next `count` matching calls (lab.faults; `fault_rules`); when the step ends they are read back
-(hits) and removed, so the unwind meets the lab as it is. A step that fails ends the session after
+(hits) and removed, so the unwind meets the lab as it is. Stale rules stay through the next step of
+the same scenario too: a change is read back by the step that checks it ("Then … settles"). A step that fails ends the session after
 its scenario (later phases could only fail at their first step); the drill unwinds as after any
 failure. An earlier step's failure means step N was not reached: nothing is armed.
 """
@@ -64,6 +65,8 @@ class FaultAt:
         self.failed: dict[str, Any] | None = None
         self.armed: list[dict[str, Any]] = []
         self.started = 0.0
+        self.faulted: DrillStep | None = None  # the step the rules were armed for, until they are removed
+        self.later_failure: str | None = None
 
     def _index(self, feature: Any, step: Any) -> DrillStep | None:
         return self.steps.get((Path(feature.filename).name, step.line_number))
@@ -85,8 +88,21 @@ class FaultAt:
             return
         self.armed = [self._control("POST", rule) for rule in fault_rules(self.kind, self.count)]
         self.started = time.time()
+        self.faulted = st
+
+    def _window_over(self, st: DrillStep, error: str | None) -> bool:
+        """Whether the rules' window ends with step `st` (ending as `error` says)."""
+        if self.faulted is None:
+            return False
+        if error is None and st.index == self.faulted.index and self.kind == "stale":
+            nxt = next((s for s in self.steps.values() if s.index == st.index + 1), None)
+            if nxt is not None and nxt.phase == st.phase:
+                return False  # through the next step: the one that reads the change back
+        return True
 
     def _step_over(self, st: DrillStep, error: str | None) -> None:
+        faulted, self.faulted = self.faulted, None
+        assert faulted is not None
         gone = self._control("DELETE")["cleared"]
         hits: dict[str, int] = {}
         keys: list[str] = []
@@ -95,14 +111,15 @@ class FaultAt:
                 hits[rule["surface"]] = hits.get(rule["surface"], 0) + len(rule["hits"])
                 keys += [f"{rule['surface']} {h['key']}" for h in rule["hits"]]
         _write_json(self.marker, {
-            "reached": True, "step": st.index, "text": f"{st.keyword} {st.text}", "phase": st.phase,
-            "kind": self.kind, "count": self.count, "hits": hits, "calls": keys[:40],
-            "step_failed": error is not None, "error": error, "seconds": round(time.time() - self.started, 1),
+            "reached": True, "step": faulted.index, "text": f"{faulted.keyword} {faulted.text}", "phase": faulted.phase,
+            "kind": self.kind, "count": self.count, "hits": hits, "calls": keys[:40], "until_step": st.index,
+            "step_failed": error is not None, "failed_step": st.index if error else None, "error": error,
+            "seconds": round(time.time() - self.started, 1),
         })
 
     def pytest_bdd_after_step(self, feature: Any, step: Any) -> None:
         st = self._index(feature, step)
-        if st is not None and st.index == self.step:
+        if st is not None and self._window_over(st, None):
             self._step_over(st, None)
 
     def pytest_bdd_step_error(self, request: pytest.FixtureRequest, feature: Any, step: Any, exception: Exception) -> None:
@@ -110,13 +127,26 @@ class FaultAt:
         if st is None:
             return
         error = f"{type(exception).__name__}: {str(exception).splitlines()[0] if str(exception) else ''}"[:400]
-        if st.index == self.step:
+        if self._window_over(st, error):
             self._step_over(st, error)
             request.session.shouldstop = f"fault matrix: step {st.index} failed under {self.kind}"
+        elif st.index > self.step and self.later_failure is None:
+            self.later_failure = error
+            self._note_later_failure(st, error)
         elif self.failed is None and st.index < self.step:
             self.failed = {"step": st.index, "error": error}
             _write_json(self.marker, {"reached": False, "step": self.step, "reason": f"step {st.index} failed first: {error}"})
             request.session.shouldstop = f"fault matrix: step {self.step} not reached"
+
+
+    def _note_later_failure(self, st: DrillStep, error: str) -> None:
+        """A step after the faulted one failed (an objective missed because of the fault's delay, say)."""
+        try:
+            marker = json.loads(self.marker.read_text())
+        except (OSError, ValueError):
+            return
+        marker.update(failed_step=st.index, error=error)
+        _write_json(self.marker, marker)
 
 
 def pytest_configure(config: pytest.Config) -> None:

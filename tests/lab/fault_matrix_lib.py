@@ -119,7 +119,8 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, steps: dict[int, DrillSt
         result.outcome = "recovered" if marker.get("hits") else "not hit"
     else:
         result.outcome = "failed-and-restored"
-        result.notes.append(f"step {marker.get('step')} failed: {marker.get('error') or _last_error(output)}")
+        at = marker.get("failed_step")
+        result.notes.append(f"{'step ' + str(at) if at else 'the drill'} failed: {marker.get('error') or _last_error(output)}")
     if summary is None:
         if marker.get("reached"):
             result.reasons.append("the drill wrote no summary.json")
@@ -188,21 +189,24 @@ def run_matrix(cells: Iterable[Cell], root: Path | None = None, retries: int = 1
 def format_matrix(results: list[CellResult], width: int = 60) -> str:
     """The table step × fault → outcome, then what each cell's drill said."""
     steps = {s.index: s for s in drill_steps()}
-    kinds = [k for k in KINDS if any(r.cell.kind == k for r in results)]
+    def column(c: Cell) -> str:
+        return c.kind + (f"×{c.count}" if c.count else "")
+
+    columns = sorted({column(r.cell) for r in results}, key=lambda k: (KINDS.index(k.split("×")[0]), k))
     rows: dict[int, dict[str, CellResult]] = {}
     for r in results:
-        rows.setdefault(r.cell.step, {})[r.cell.kind] = r
-    head = f"{'step':<{width}}" + "".join(f"  {k:<21}" for k in kinds)
+        rows.setdefault(r.cell.step, {})[column(r.cell)] = r
+    head = f"{'step':<{width}}" + "".join(f"  {k:<21}" for k in columns)
     lines = [head, "-" * len(head)]
     for idx, cells in sorted(rows.items()):
         st = steps.get(idx)
         name = f"{idx:>2} P{st.phase} {st.keyword} {st.text}" if st else str(idx)
         name = name if len(name) <= width else name[: width - 1] + "…"
         row = f"{name:<{width}}"
-        for k in kinds:
+        for k in columns:
             r = cells.get(k)
             row += f"  {'-' if r is None else r.outcome:<21}"
-        lines.append(row)
+        lines.append(row.rstrip())
     lines.append("")
     for r in results:
         lines.append(f"{r.cell.label}: {r.outcome} ({r.seconds:.0f}s{', try ' + str(r.attempts) if r.attempts > 1 else ''})")
@@ -215,8 +219,18 @@ def format_matrix(results: list[CellResult], width: int = 60) -> str:
     return "\n".join(lines)
 
 
-def parse_cells(steps: str | None, kinds: str | None, count: int = 0, n_steps: int = 30) -> list[Cell]:
-    """--steps "4,11-12" (default: the mutating steps) × --kinds "throttle,hang" (default: all five)."""
+def parse_cells(steps: str | None, kinds: str | None, count: int = 0, n_steps: int = 30,
+                cells: str | None = None) -> list[Cell]:
+    """--steps "4,11-12" (default: the mutating steps) × --kinds "throttle,hang" (default: all five),
+    or --cells "4:throttle,15:5xx:50" (step:kind[:count], one by one)."""
+    if cells:
+        out = []
+        for spec in cells.split(","):
+            parts = spec.strip().split(":")
+            if len(parts) not in (2, 3) or parts[1] not in KINDS or not 1 <= int(parts[0]) <= n_steps:
+                raise ValueError(f"cell {spec!r}: expected <step 1..{n_steps}>:<{'|'.join(KINDS)}>[:<count>]")
+            out.append(Cell(int(parts[0]), parts[1], int(parts[2]) if len(parts) == 3 else count))
+        return out
     chosen: list[int] = []
     for part in (steps.split(",") if steps else [str(s) for s in MUTATING_STEPS]):
         part = part.strip()
