@@ -117,12 +117,15 @@ def test_dry_run_reads_plans_and_changes_nothing(running_lab: tuple[Target, Path
 def test_a_drill_whose_plan_the_real_clouds_would_refuse_is_refused_before_any_change(
     running_lab: tuple[Target, Path], tmp_path: Path,
 ) -> None:
-    """The runbook's own Service (a ClusterIP for the App Gateway) and a kubeconfig fixed before the
-    cluster exists: each a preflight finding, and the drill refuses to start (exit 3), changing nothing."""
+    """The runbook's own Service (a ClusterIP for the App Gateway) and its CloudFront origin (the gateway's
+    public IP): each a preflight finding, and the drill refuses to start (exit 3), changing nothing.
+    (The runbook's fixed kubeconfig is a finding too — test_aks_lab/test_aks_parts — but a lab target naming
+    a kubeconfig the lab did not write is not the lab: the production guard refuses it first.)"""
     target, endpoints_file = running_lab
     before = control_plane(target)
     raw = yaml.safe_load((REPO / "targets" / "lab.yaml").read_text())
-    raw["kubernetes"].update(service_type="ClusterIP", kubeconfig=str(tmp_path / "last-quarter-kubeconfig"))
+    raw["kubernetes"].update(service_type="ClusterIP")
+    raw["failover_stack"].update(origin_output="appgw_public_ip")
     broken = tmp_path / "lab-as-the-runbook-says.yaml"
     broken.write_text(yaml.safe_dump(raw, allow_unicode=True))
     reports = tmp_path / "reports"
@@ -135,7 +138,7 @@ def test_a_drill_whose_plan_the_real_clouds_would_refuse_is_refused_before_any_c
     assert out.returncode == 3, log[-3000:]
     assert "preflight found what the real clouds would refuse" in log
     assert "preflight.aks.backend_reachable: the PetClinic Service the drill would deploy exposes only a ClusterIP" in log
-    assert "preflight.aks.credentials_route: kubernetes.kubeconfig names a fixed file" in log
+    assert "preflight.cloudfront_origin_dns_name: failover_stack.origin_output is 'appgw_public_ip', an IP address output" in log
     assert control_plane(target) == before and not (reports / "evidence").exists()
 
 

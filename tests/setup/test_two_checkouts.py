@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from drill.bundle import write_manifest
+from drill.seal import seal_bundle
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def test_two_clones_each_run_their_own_code_and_survive_the_others_deletion(tmp_
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / "summary.json").write_text('{"verdict": "passed"}\n')
-    write_manifest(bundle)
+    seal_bundle(bundle)  # manifest and (unsigned) attestation, as a drill seals one
     for clone in (a, b):  # one after the other, as CI does on a shared machine
         setup = _run(["./setup.sh"], cwd=clone, timeout=900)
         assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
