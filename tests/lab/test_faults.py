@@ -353,3 +353,30 @@ def test_terraform_throttled_apply_exits_1_with_the_providers_429_and_changes_no
     faults.add({"surface": "terraform", "kind": "5xx", "match": "output"})
     r = _terraform(shim, tmp_path / "stack", env, "output", "-json")
     assert r.returncode == 1 and "unexpected status 500" in r.stderr
+
+
+def test_an_inverse_is_tried_again_after_the_sdks_retries_give_up_on_a_transient_error(
+        lab: dict[str, Any], target: Target, calls: retries.CallLog) -> None:
+    """The unwind's executor: a 503 beyond botocore's budget (6 attempts) is transient, so the inverse,
+    idempotent, is carried out again instead of leaving the node group changed."""
+    from drill.ledger import Action
+    from drivers.actions import executor
+    from drivers.aws import NodeGroups
+
+    ngs = NodeGroups(Aws(target.aws))
+    original = ngs.scaling(T.CLUSTER, T.WAS_NODEGROUP)
+    wider = {**original.as_api(), "maxSize": original.max_size + 1}
+    seen: list[str] = []
+    execute = executor(target, busy_timeout=60.0, log=seen.append)
+    arm_fault(lab, "aws", "5xx", "eks:UpdateNodegroupConfig", count=AWS_MAX_ATTEMPTS + 3, status=503)
+    where = {"cluster": T.CLUSTER, "nodegroup": T.WAS_NODEGROUP}
+    try:
+        execute(Action("aws.eks.set_scaling", {**where, "scaling": wider}, "widen the node group"))
+        assert ngs.scaling(T.CLUSTER, T.WAS_NODEGROUP).max_size == original.max_size + 1
+        assert len(seen) == 1 and "transient failure, trying again" in seen[0] and "ServiceUnavailableException" in seen[0]
+        outcomes = [(c.operation, c.outcome, c.attempts) for c in calls.calls()]
+        assert outcomes[:2] == [("UpdateNodegroupConfig", "failed", AWS_MAX_ATTEMPTS + 1), ("UpdateNodegroupConfig", "ok", 3)]
+    finally:
+        clear_faults(lab)
+        execute(Action("aws.eks.set_scaling", {**where, "scaling": original.as_api()}, "put it back"))
+    assert ngs.scaling(T.CLUSTER, T.WAS_NODEGROUP) == original
