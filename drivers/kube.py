@@ -72,7 +72,7 @@ def _kube_transient(e: BaseException, idempotent: bool) -> bool:
     return idempotent and isinstance(e, urllib3.exceptions.HTTPError)
 
 
-def _attempt_error(e: BaseException) -> str:
+def _attempt_error(e: BaseException | None) -> str:
     if isinstance(e, ApiException):
         reason = e.reason
         try:
@@ -168,7 +168,7 @@ class Kube:
 
         retrying = Retrying(retry=retry_if_exception(lambda e: _kube_transient(e, idempotent)), wait=_Wait(self.api.time_scale),
                             stop=stop_after_attempt(KUBE_ATTEMPTS), reraise=True,
-                            before_sleep=lambda st: errors.append(_attempt_error(st.outcome.exception())))  # type: ignore[union-attr]
+                            before_sleep=lambda st: errors.append(_attempt_error(st.outcome.exception() if st.outcome else None)))
         operation = getattr(fn, "__name__", "call")
         try:
             out = retrying(once)

@@ -341,9 +341,9 @@ def is_transient(e: BaseException) -> bool:
             return int(e.status_code or 0) in TRANSIENT_STATUS
     except ImportError:  # pragma: no cover
         pass
-    status = getattr(e, "status", None)
+    kube_status = getattr(e, "status", None)
     if type(e).__name__ == "KubeError":
-        return status in TRANSIENT_STATUS or bool(getattr(e, "transient", False))
+        return kube_status in TRANSIENT_STATUS or bool(getattr(e, "transient", False))
     if type(e).__name__ == "ProvisionerError":
         return bool(_TERRAFORM_TRANSIENT.search(str(e)) or _TERRAFORM_TRANSIENT.search(getattr(e, "stderr_tail", "") or ""))
     return isinstance(e, ConnectionError)

@@ -209,6 +209,7 @@ class Faults:
             reads = self._reads[surface]
             memo = memo or key
             last = reads.get(memo)
+            rule: Rule | None = None
             if last is not None and last.norm != fresh.norm:
                 rule = next((r for r in self._rules if r.kind == "stale" and r.remaining and r.matches(surface, key)), None)
                 if rule is not None:
@@ -224,7 +225,7 @@ class Faults:
                 reads.move_to_end(memo)
                 while len(reads) > _STALE_KEYS:
                     reads.popitem(last=False)
-        if stale is not None:
+        if stale is not None and rule is not None:
             self._record("fault", surface=surface, kind="stale", key=key, rule=rule.id, left=rule.remaining)
         return stale
 

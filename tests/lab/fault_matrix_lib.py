@@ -204,8 +204,8 @@ def format_matrix(results: list[CellResult], width: int = 60) -> str:
         name = name if len(name) <= width else name[: width - 1] + "…"
         row = f"{name:<{width}}"
         for k in columns:
-            r = cells.get(k)
-            row += f"  {'-' if r is None else r.outcome:<21}"
+            got = cells.get(k)
+            row += f"  {'-' if got is None else got.outcome:<21}"
         lines.append(row.rstrip())
     lines.append("")
     for r in results:
