@@ -171,7 +171,7 @@ def test_arm_throttling_is_429_with_retry_after_and_azure_core_honours_it(
         net.virtual_networks.get(target.azure.resource_group, T.AZURE_VNET)
     assert ei.value.status_code == 429 and ei.value.error is not None
     assert ei.value.error.code == "SubscriptionRequestsThrottled"
-    assert ei.value.response.headers["Retry-After"] == "1"
+    assert getattr(ei.value.response, "headers", {}).get("Retry-After") == "1"
     failed = [c for c in calls.calls() if c.outcome == "failed"]
     assert len(failed) == 1 and failed[0].attempts == 4
 
@@ -203,7 +203,7 @@ def test_blob_server_busy_is_503_and_the_storage_sdk_retries_it(
     arm_fault(lab, "blob", "throttle", "GET */*?comp=list&restype=container", count=10)
     with pytest.raises(HttpResponseError) as ei:
         list(container.list_blobs())
-    assert ei.value.status_code == 503 and ei.value.error_code == "ServerBusy"
+    assert ei.value.status_code == 503 and getattr(ei.value, "error_code", None) == "ServerBusy"
 
 
 def test_blob_stale_read_gives_the_previous_answer(lab: dict[str, Any], target: Target, calls: retries.CallLog) -> None:
@@ -249,8 +249,9 @@ def test_kube_429_carries_retry_after_and_a_status_and_reads_are_retried(kube_ap
     with pytest.raises(ApiException) as ei:
         client.CoreV1Api(raw).read_namespace("default")
     raw.close()
-    assert ei.value.status == 429 and ei.value.headers["Retry-After"] == "1"
-    assert '"reason":"TooManyRequests"' in ei.value.body and '"retryAfterSeconds":1' in ei.value.body
+    headers, body = ei.value.headers or {}, str(ei.value.body)
+    assert ei.value.status == 429 and headers["Retry-After"] == "1"
+    assert '"reason":"TooManyRequests"' in body and '"retryAfterSeconds":1' in body
     with Kube(kube_api.kubeconfig_path, api=ApiSettings(2.0, 1.0, 30.0)) as k:
         kube_api.faults.add({"surface": "kube", "kind": "throttle", "match": "GET /api/v1/namespaces/*", "count": 2})
         assert k.get("Namespace", None, "default") is not None
@@ -273,11 +274,14 @@ def test_kube_stale_read(kube_api: Any, calls: retries.CallLog, tmp_path: Path) 
     with Kube(kube_api.kubeconfig_path, api=ApiSettings(2.0, 5.0, 30.0)) as k:
         k.ensure_namespace("stale", ledger)
         k.apply_configmap("stale", "cm", {"v": "1"}, ledger)
-        assert k.get("ConfigMap", "stale", "cm")["data"] == {"v": "1"}
+        def data() -> Any:
+            return (k.get("ConfigMap", "stale", "cm") or {}).get("data")
+
+        assert data() == {"v": "1"}
         kube_api.faults.add({"surface": "kube", "kind": "stale", "match": "GET */configmaps/cm", "count": 1})
         k.apply_configmap("stale", "cm", {"v": "2"}, ledger)
-        assert k.get("ConfigMap", "stale", "cm")["data"] == {"v": "1"}
-        assert k.get("ConfigMap", "stale", "cm")["data"] == {"v": "2"}
+        assert data() == {"v": "1"}
+        assert data() == {"v": "2"}
 
 
 # -- Terraform (the lab's shim and failover stack) ------------------------------------------------------
@@ -293,8 +297,14 @@ def stack(tmp_path: Path) -> Iterator[tuple[Any, Any, Path, dict[str, str]]]:
     from lab.runtime import write_terraform_shim
 
     made: set[str] = set()
-    parts = StackParts(create={a: (lambda v, a=a: made.add(a)) for a in CREATE_SECONDS},
-                       destroy={a: (lambda a=a: made.discard(a)) for a in CREATE_SECONDS},
+
+    def creator(address: str) -> Any:
+        return lambda variables: made.add(address)
+
+    def destroyer(address: str) -> Any:
+        return lambda: made.discard(address)
+
+    parts = StackParts(create={a: creator(a) for a in CREATE_SECONDS}, destroy={a: destroyer(a) for a in CREATE_SECONDS},
                        outputs=lambda present: {"present": ",".join(sorted(present))})
     events = EventLog(tmp_path / "events.jsonl")
     fs = FailoverStack(parts, 3000.0, events, "sub-1")
