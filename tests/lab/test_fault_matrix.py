@@ -8,7 +8,7 @@ drill against one shared lab (the whole matrix is `python benchmarks/fault_matri
   - 5xx on every surface for 50 calls: beyond it, so the step fails naming the service's error, the
     drill unwinds, its summary's baseline_diff is empty and the lab, read from outside, is back.
 
-≈ 3 min on a 2-core machine (a lab start and two Phase 1 drills).
+≈ 1.5 min on a 2-core machine (a lab start and two Phase 1 drills, one cut short by its failure).
 """
 from __future__ import annotations
 
