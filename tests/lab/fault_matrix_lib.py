@@ -139,6 +139,12 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, steps: dict[int, DrillSt
             result.notes.append(f"evidence: {len(retried)} call(s) retried and recovered")
     if marker.get("hits"):
         result.notes.insert(0, "hits: " + ", ".join(f"{s} {n}" for s, n in sorted(marker["hits"].items())))
+    # Rules the drill left armed (it died mid-step) would answer the observer's reads: gone first.
+    from lab.client import clear_faults
+
+    left = clear_faults(lab.endpoints)
+    if left:
+        result.notes.append(f"{len(left)} fault rule(s) outlived the drill and were removed")
     # Whatever happened, the lab must be back.
     deadline = time.monotonic() + settle
     problems = lab.observer.problems(lab.pristine, tag)
