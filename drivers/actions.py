@@ -16,6 +16,7 @@ from drill.ledger import NOTHING, Action
 from drivers.aws import Aws, CloudFront, NodeGroups, Scaling, Secrets
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+INVERSE_ATTEMPTS = 3  # an inverse carried out at most this often when it fails transiently (each with the SDK's retries)
 
 
 def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], None] | None = None) -> Callable[[Action], None]:
@@ -107,15 +108,17 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
         op(action.params)
 
     def execute(action: Action) -> None:
-        """An inverse, tried again while it fails with what the services call transient (throttling, 5xx,
-        no answer) after the SDK's own retries: inverses are idempotent, and an unwind that gives up
-        on a throttled API leaves the system changed."""
-        from tenacity import wait_exponential
+        """An inverse, tried again (INVERSE_ATTEMPTS in all) while it fails with what the services call
+        transient (throttling, 5xx, no answer) after the SDK's own retries: inverses are idempotent, and
+        an unwind that gives up on a throttled API leaves the system changed. Bounded: an API that stays
+        unreachable (a cluster whose stack is already gone) costs a few tries, not the unwind's time."""
+        from tenacity import stop_after_attempt, wait_exponential
 
         from drivers.retries import is_transient
 
         scale = target.time_scale
-        for attempt in Retrying(retry=retry_if_exception(is_transient), reraise=True, stop=stop_after_delay(busy_timeout),
+        stop = stop_after_attempt(INVERSE_ATTEMPTS) | stop_after_delay(busy_timeout)
+        for attempt in Retrying(retry=retry_if_exception(is_transient), reraise=True, stop=stop,
                                 wait=wait_exponential(multiplier=2.0 / scale, max=60.0 / scale),
                                 before_sleep=lambda st: log and log(f"{action.description}: transient failure, trying "
                                                                     f"again: {st.outcome.exception()}")):  # type: ignore[union-attr]

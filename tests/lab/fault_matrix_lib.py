@@ -130,10 +130,10 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, steps: dict[int, DrillSt
             result.reasons.append(f"the drill's unwind failed: {r['failures']}")
         if summary.get("baseline_diff"):
             result.reasons.append(f"the drill reported a baseline diff: {summary['baseline_diff']}")
-        for c in summary.get("api_calls") or []:
-            if c.get("outcome") == "failed":
-                result.notes.append(f"evidence: {c['sdk']} {c['service']} {c['operation']} failed after "
-                                    f"{c['attempts']} attempt(s) ({', '.join(c['errors'])})")
+        failed_calls = Counter(
+            f"{c['sdk']} {c['service']} {c['operation']} failed after {c['attempts']} attempt(s) ({', '.join(c['errors'])})"
+            for c in summary.get("api_calls") or [] if c.get("outcome") == "failed")
+        result.notes += [f"evidence: {text}" + (f" (×{n})" if n > 1 else "") for text, n in failed_calls.items()]
         retried = [c for c in summary.get("api_calls") or [] if c.get("outcome") == "ok"]
         if retried:
             result.notes.append(f"evidence: {len(retried)} call(s) retried and recovered")
