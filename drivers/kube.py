@@ -173,6 +173,12 @@ class Kube:
         try:
             out = retrying(once)
         except (ApiException, urllib3.exceptions.HTTPError) as e:
+            if isinstance(e, ApiException) and e.status == 404:
+                # An answer (the object is not there), not a failure of the call, retried or not.
+                if errors:
+                    _calls().record(ApiCall("kubernetes", "kube-apiserver", operation, len(errors) + 1, errors, "ok",
+                                            started, round(time.time() - started, 3)))
+                raise
             errors.append(_attempt_error(e))
             if len(errors) > 1 or _kube_transient(e, True):
                 _calls().record(ApiCall("kubernetes", "kube-apiserver", operation, len(errors), errors, "failed",

@@ -390,3 +390,13 @@ def test_an_inverse_is_tried_again_after_the_sdks_retries_give_up_on_a_transient
         clear_faults(lab)
         execute(Action("aws.eks.set_scaling", {**where, "scaling": original.as_api()}, "put it back"))
     assert ngs.scaling(T.CLUSTER, T.WAS_NODEGROUP) == original
+
+
+def test_kube_a_throttled_read_of_what_is_not_there_is_an_answer_not_a_failure(kube_api: Any, calls: retries.CallLog) -> None:
+    from drivers.kube import Kube
+
+    with Kube(kube_api.kubeconfig_path, api=ApiSettings(2.0, 5.0, 30.0)) as k:
+        kube_api.faults.add({"surface": "kube", "kind": "throttle", "match": "GET /api/v1/namespaces/*", "count": 2})
+        assert k.get("Namespace", None, "not-there") is None
+    (c,) = calls.calls()
+    assert (c.outcome, c.attempts, c.errors) == ("ok", 3, ["429 TooManyRequests"] * 2)
