@@ -10,12 +10,13 @@ import json
 import os
 import re
 import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from drill.config import ConfigError, Target, load_target, resolve_path, read_raw
+from drill.config import ConfigError, Target, load_target, read_raw, require_objectives, resolve_path
 from drill.evidence import Masker
 
 SECRET_KEY = re.compile(r"password|secret|key|token|connection_string", re.I)
@@ -59,9 +60,11 @@ PHASES = ("phase1", "phase2", "phase3")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Once the drill's scenarios are chosen, before any fixture (or lab) starts.
+    """Once the drill's scenarios are chosen (after -m), before any fixture (or lab) starts.
 
-    A target with a `lab:` section whose endpoints are not the lab's is production in disguise:
+    Every objective a selected phase compares must be set in the target, or nothing starts (the
+    target itself was validated in pytest_configure): no silent defaults. A target with a `lab:` section
+    whose endpoints are not the lab's is production in disguise:
     refused here without the opt-in, before a lab is started for it (the guard checks again with
     the real endpoints once the lab runs).
     """
@@ -74,6 +77,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     name = session.config.getoption("--target")
     target = load_target(name)
+    phases = {PHASES[i] for it in drill if (i := _phase(it)) is not None}
+    try:
+        require_objectives(target, sorted(phases))
+    except ConfigError as e:
+        raise pytest.UsageError(f"invalid target: {e}") from None
     if not target.wants_lab:
         return
     attached = _attached_endpoints(session.config)
@@ -104,14 +112,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             for later in PHASES[idx + 1 :]:
                 item.add_marker(getattr(pytest.mark, later))
     # Stable sort: drill phases in phase order, everything else where it was.
-    order = {id(it): (_phase(it) if _phase(it) is not None else -1, n) for n, it in enumerate(items)}
+    order = {id(it): (-1 if (p := _phase(it)) is None else p, n) for n, it in enumerate(items)}
     items.sort(key=lambda it: (0, order[id(it)][1]) if order[id(it)][0] < 0 else (1, order[id(it)][0], order[id(it)][1]))
 
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
     # Called before the session's fixtures are torn down, so the drill run's summary sees it: an
     # interrupted drill is never "passed", even if every phase it got through met its objective.
-    _INTERRUPTS.append(f"interrupted: {excinfo.value or 'SIGINT (Ctrl-C or a stop condition)'}")
+    _INTERRUPTS.append(f"interrupted: {str(excinfo.value) or 'SIGINT (Ctrl-C or a stop condition)'}")
 
 
 _INTERRUPTS: list[str] = []
@@ -224,6 +232,9 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
     run = DrillRun(target, reports_dir, masker, lab_events, run_id=run_id, dry_run=dry_run)
     run.preflight = findings
     run.notes.extend(verified)
+    if masker.too_short_for_text():
+        run.notes.append(f"{masker.too_short_for_text()} secret(s) shorter than {Masker.MIN_IN_TEXT} characters: masked "
+                         "wherever they are a whole value, not inside free text (that would spell them out)")
     if stack is not None:
         run.adopt_terraform(*stack)
     if holder is not None:
@@ -283,7 +294,7 @@ def _history(run: Any, reports_dir: Path) -> dict[str, Any]:
                                title=f"dr-drill history: {run.target.name} ({len(runs)} runs)")
         return {"runs": len(runs), "regressions": [g.sentence() for g in regs if g.run_id == run.run_id],
                 "staleness": history.staleness(runs, t).sentence(), "chart": str(chart)}
-    except Exception as e:  # the evidence is sealed already; the history view is a convenience
+    except Exception as e:  # noqa: BLE001 — the evidence is sealed already; the history view is a convenience
         return {"error": f"history not drawn: {type(e).__name__}: {e}"}
 
 
@@ -311,7 +322,8 @@ def _stack_preflight(target: Target) -> tuple[Any, Any]:
 
     try:
         tf = stack_terraform(target)
-        return tf, preflight(tf, target.failover_stack.data_tier_targets)  # type: ignore[union-attr]
+        assert target.failover_stack is not None  # stack_terraform() refused a target without one
+        return tf, preflight(tf, target.failover_stack.data_tier_targets)
     except (StackError, ProvisionerError) as e:
         raise Refused(str(e).strip().replace("\n", " ")) from None
 
@@ -335,7 +347,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
     tr.write_sep("=", f"dr-drill {s['run_id']} on {s['target']}: {s['verdict'].upper()}")
     if s.get("dry_run"):
-        tr.write_line(f"  DRY RUN: nothing was changed. The plan, in order, each change with its inverse:")
+        tr.write_line("  DRY RUN: nothing was changed. The plan, in order, each change with its inverse:")
         for p in s.get("plan") or []:
             tr.write_line(f"  {p['id']:>3}. {p['change']}")
             tr.write_line(f"       undo: {p['inverse']}")
@@ -347,17 +359,27 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
             tr.write_line(f"    - {f['detail']}")
     for ph in s["phases"]:
         rto = "not reached" if ph["rto_seconds"] is None else f"{ph['rto_seconds']:.2f}s"
+        d = ph.get("detail") or {}
+        split = (f": {d['modeled_seconds']:.2f}s modeled ×{s['time_scale']:g} + {d['unscaled_seconds']:.2f}s unscaled"
+                 if "modeled_seconds" in d else "")
+        real = "unknown" if ph["rto_real_equivalent_seconds"] is None else f"{ph['rto_real_equivalent_seconds']:g}s"
         tr.write_line(
-            f"  {ph['name']:<8} RTO {rto:>11} / target {ph['rto_target_seconds']:.2f}s"
-            f"  (real-world ≈ {ph['rto_real_equivalent_seconds']}s / {ph['rto_target_real_seconds']:g}s)"
+            f"  {ph['name']:<11} RTO {rto:>8} / target {ph['rto_target_seconds']:.2f}s"
+            f"  (real-world ≈ {real} / {ph['rto_target_real_seconds']:g}s{split})"
             f"  {'PASS' if ph['passed'] else 'FAIL'}"
         )
     flow = " → ".join(t["class"] for t in s["transitions"]) or "(no sustained state)"
     tr.write_line(f"  users saw: {flow}")
     tr.write_line(f"  downtime (errors) {s['downtime_seconds']:.2f}s over {s['requests']} probe requests")
+    rpo = s.get("rpo") or {}
     if s.get("rpo_seconds") is not None:
-        tr.write_line(f"  RPO {s['rpo_seconds']:.2f}s / target {s['rpo_target_seconds']:.2f}s; backup age {s['backup_age_seconds']:.2f}s")
-    tr.write_line(f"  degraded (maintenance) {s['degraded_seconds']:.2f}s; on Azure {s['azure_seconds']:.2f}s; drill took {s['duration_seconds']:.1f}s")
+        worst = rpo.get("worst_case_seconds")
+        bound = "" if worst is None else (
+            f"; schedule's worst case ≤ {worst:.2f}s{'' if rpo.get('worst_case_within_target') else ' (over target)'}")
+        tr.write_line(f"  RPO {s['rpo_seconds']:.2f}s / target {s['rpo_target_seconds']:.2f}s (backup completed before the "
+                      f"fault: {rpo.get('backup', '?').rsplit('/', 1)[-1]}){bound}{'  ERROR' if rpo.get('error') else ''}")
+    tr.write_line(f"  degraded (maintenance) {s['degraded_seconds']:.2f}s; on Azure {s['azure_seconds']:.2f}s; "
+                  f"drill took {s['duration_seconds']:.1f}s")
     if s.get("outage_write"):
         writes = "; ".join(f"{phase} ({w.get('users_saw')}) {w.get('status')} {'saved' if w.get('accepted') else 'refused'}"
                            for phase, w in s["outage_write"].items())

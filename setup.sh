@@ -6,7 +6,7 @@
 #   - Allure 2.46.1 (npm allure-commandline, into .tools/; runs on the Java 17 here) — `drill report`
 #   - Chromium (apt, if the distribution has it) — only for the test that renders the HTML report
 #   - the Python package and its pinned deps   — into .venv/, this checkout's own virtual environment,
-#     with the dev tools (zizmor: the workflow's static analysis, run by `pytest`)
+#     with the dev tools (zizmor: the workflow's static analysis; ruff and mypy: ./check), run by `pytest`
 #
 # Each checkout gets its own .venv (editable install of *this* checkout): setting up a second clone
 # on the same machine never repoints the first one's `drill`, `pytest` plugin or dependencies.
@@ -95,6 +95,8 @@ fi
 
 $PY -c 'import boto3, moto, pytest_bdd, allure_pytest_bdd, azure.storage.blob, kubernetes, cryptography' >/dev/null
 $VENV/bin/zizmor --version >/dev/null
+$VENV/bin/ruff --version >/dev/null
+$VENV/bin/mypy --version >/dev/null
 # Locust on its own: imported after ssl it breaks (gevent), which is why the probe is a subprocess.
 $PY -m locust --version >/dev/null
 say "ready: '. $VENV/bin/activate', then 'pytest -m drill' for a drill against the lab, 'pytest' for the harness's own tests"

@@ -27,8 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests" / "lab"), str(REPO)]
 
-from abort_matrix_lib import format_matrix, parse_cells, run_matrix  # noqa: E402
 from abort_at import drill_steps  # noqa: E402
+from abort_matrix_lib import format_matrix, parse_cells, run_matrix  # noqa: E402
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -62,7 +62,7 @@ def main() -> int:
         results = run_matrix(cells, root=args.workdir, retries=args.retries, keep=args.workdir is not None,
                              log=lambda line: print(line, flush=True))
     except KeyboardInterrupt as e:
-        print(f"abort matrix stopped ({e or 'Ctrl-C'}): the running drill was interrupted and the lab stopped", flush=True)
+        print(f"abort matrix stopped ({str(e) or 'Ctrl-C'}): the running drill was interrupted and the lab stopped", flush=True)
         return 130
     wall = time.monotonic() - t0
     print()

@@ -55,7 +55,7 @@ def main() -> int:
         results = run_matrix(cells, root=args.workdir, retries=args.retries, keep=args.workdir is not None,
                              log=lambda line: print(line, flush=True))
     except KeyboardInterrupt as e:
-        print(f"fault matrix stopped ({e or 'Ctrl-C'}): the running drill was interrupted and the lab stopped", flush=True)
+        print(f"fault matrix stopped ({str(e) or 'Ctrl-C'}): the running drill was interrupted and the lab stopped", flush=True)
         return 130
     print()
     print(format_matrix(results))

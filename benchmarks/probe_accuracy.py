@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drill.classify import PETCLINIC_TITLE  # noqa: E402
-from drivers.probe import run_standalone  # noqa: E402
+from drill.classify import PETCLINIC_TITLE
+from drivers.probe import run_standalone
 
 PETCLINIC = f"<html><head><title>{PETCLINIC_TITLE}</title></head><body>Welcome</body></html>".encode()
 MAINTENANCE = "<html><body><h1>점검 중 - under maintenance</h1></body></html>".encode()
@@ -49,7 +49,8 @@ class OutageServer(ThreadingHTTPServer):
                 self.up_at = self.down_at + self.outage
         if now < self.down_at:
             return 200, PETCLINIC
-        if now < self.up_at:  # type: ignore[operator]
+        assert self.up_at is not None  # set with down_at above
+        if now < self.up_at:
             return 503, OUTAGE
         return 200, MAINTENANCE
 
@@ -58,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: OutageServer
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         status, body = self.server.respond()
         self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8")

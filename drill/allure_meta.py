@@ -34,10 +34,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ALLURE_VERSION = "2.46.1"
@@ -52,7 +53,8 @@ VERSIONED = ("pytest", "pytest-bdd", "allure-pytest-bdd", "boto3", "moto", "azur
 # assertion naming one ("terraform apply … failed: …"); harness errors are every other exception
 # ("broken"). Other assertion failures stay in Allure's "Product defects".
 _BREACH = r"\bR[TP]O\b.*exceeds the target"
-_RTO = r"(?s)(?!.*\bRPO\b.*exceeds the target).*(\bRTO\b.*exceeds the target|users never (saw|got) |data restored .* after the fault, target ).*"
+_RTO = (r"(?s)(?!.*\bRPO\b.*exceeds the target)"
+        r".*(\bRTO\b.*exceeds the target|users never (saw|got) |data restored .* after the fault, target ).*")
 _RPO = r"(?s)(?!.*\bRTO\b.*exceeds the target).*(\bRPO\b.*exceeds the target|more than the RPO\b).*"
 _INFRA_WORDS = (
     r"botocore|ClientError|BotoCoreError|EndpointConnectionError|NoCredentialsError|HttpResponseError|"
@@ -253,6 +255,20 @@ def write_allure_metadata(
     return written
 
 
+def _scrub(text: str, mask: Callable[[str], str]) -> str:
+    """A JSON document masked as data when the masker can (drill.evidence.Masker.data), then as text."""
+    data = getattr(mask, "data", None)
+    if data is not None:
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return mask(text)
+        masked = data(obj)
+        if masked != obj:
+            text = json.dumps(masked, ensure_ascii=False)
+    return mask(text)
+
+
 def scrub_results(results_dir: Path, mask: Callable[[str], str]) -> list[str]:
     """Mask secrets in every text file of `results_dir` (results, attachments); names of files changed.
 
@@ -268,7 +284,7 @@ def scrub_results(results_dir: Path, mask: Callable[[str], str]) -> list[str]:
             text = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue
-        masked = mask(text)
+        masked = _scrub(text, mask) if path.suffix == ".json" else mask(text)
         if masked != text:
             path.write_text(masked, encoding="utf-8")
             changed.append(path.name)

@@ -31,9 +31,10 @@ import binascii
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -250,7 +251,8 @@ def check(bundle: Path, public_key: Ed25519PublicKey | None = None) -> Check:
         return out
     if stmt.get("predicateType") != PREDICATE_TYPE:
         out.problems.append(f"statement: predicateType is {stmt.get('predicateType')!r}, expected {PREDICATE_TYPE}")
-    out.predicate = stmt.get("predicate") if isinstance(stmt.get("predicate"), dict) else {}
+    predicate = stmt.get("predicate")
+    out.predicate = predicate if isinstance(predicate, dict) else {}
     claimed: dict[str, str] = {}
     for s in stmt["subject"]:
         name = s.get("name") if isinstance(s, dict) else None

@@ -31,7 +31,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -181,7 +181,7 @@ def write_manifest(bundle: Path, previous: dict[str, str] | None = None) -> Path
         "manifest_version": MANIFEST_VERSION,
         "algorithm": ALGORITHM,
         "bundle": bundle.resolve().name,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "previous": previous,
         "files": files,
     }
@@ -217,7 +217,7 @@ class Manifest:
 def run_started(run_id: str) -> datetime | None:
     """When a run started, from its id (YYYYMMDDTHHMMSSZ-xxxxxx); None for a name that is not a run id."""
     m = RUN_ID.match(run_id)
-    return datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc) if m else None
+    return datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) if m else None
 
 
 def check_link(previous: Any) -> str | None:
@@ -303,7 +303,7 @@ def read_manifest(bundle: Path, now: datetime | None = None) -> tuple[Manifest |
     here = bundle.resolve().name
     if name != here:
         problems.append(f"manifest: bundle is {name!r}, but the directory is {here!r} (a renamed or swapped bundle)")
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if created > now + CLOCK_SKEW:
         problems.append(f"manifest: created_at {raw_created} is in the future (now {now.isoformat(timespec='seconds')})")
     started = run_started(name)

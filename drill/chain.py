@@ -21,14 +21,23 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from drill.bundle import (
-    HEX64, MANIFEST_NAME, RUN_ID, BundleError, Manifest, manifest_digest, read_manifest, read_regular, verify,
+    HEX64,
+    MANIFEST_NAME,
+    RUN_ID,
+    BundleError,
+    Manifest,
+    manifest_digest,
+    read_manifest,
+    read_regular,
+    verify,
 )
 
 HEAD_DIR = "chain"
@@ -145,12 +154,13 @@ def link_for(root: Path, target: str, exclude: str) -> dict[str, str] | None:
     head = read_head(root, target)
     if head is not None and head["run_id"] != exclude:
         return {"run_id": head["run_id"], "manifest_sha256": head["manifest_sha256"]}
-    candidates = [s for s in discover(root, target, check=False)
-                  if s.run_id != exclude and s.digest is not None and s.created_at is not None and s.path.parent == Path(root)]
+    candidates = [(created, digest, s.run_id) for s in discover(root, target, check=False)
+                  if s.run_id != exclude and (digest := s.digest) is not None
+                  and (created := s.created_at) is not None and s.path.parent == Path(root)]
     if not candidates:
         return None
-    newest = max(candidates, key=lambda s: s.created_at)  # type: ignore[arg-type, return-value]
-    return {"run_id": newest.run_id, "manifest_sha256": newest.digest}  # type: ignore[dict-item]
+    _, digest, run_id = max(candidates, key=lambda c: c[0])  # the first of the newest, as before
+    return {"run_id": run_id, "manifest_sha256": digest}
 
 
 # -- the check ---------------------------------------------------------------------------------------
@@ -205,9 +215,9 @@ def check_chain(runs: list[Sealed], head: dict[str, str] | None = None, start: s
                        f"run {prev.run_id} was changed after run {r.run_id} was sealed")
         if prev.created_at and r.created_at and prev.created_at > r.created_at:
             out.append(f"broken link: run {r.run_id} was sealed before run {prev.run_id}, which it records as the run before it")
-    for prev, nexts in sorted(followers.items()):
+    for prev_id, nexts in sorted(followers.items()):
         if len(nexts) > 1:
-            out.append(f"fork: runs {', '.join(sorted(nexts))} all record run {prev} as the run before them")
+            out.append(f"fork: runs {', '.join(sorted(nexts))} all record run {prev_id} as the run before them")
     if len(starts) > 1:
         out.append(f"fork: runs {', '.join(sorted(starts))} each start a chain (only the first run of a target has no previous run)")
     if head is not None:

@@ -20,11 +20,13 @@ backend switch, no display): callers import this module lazily, the core does no
 """
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from drill import timeline as tl
 
@@ -81,7 +83,7 @@ def render_timeline(
     summary: dict[str, Any],
     samples: Sequence[tl.Sample],
     out: Path,
-    actions: Sequence[dict[str, Any]] | None = None,
+    actions: Sequence[Any] | None = None,  # as read from the evidence: malformed entries are skipped
     max_gap: float | None = None,
     dpi: int = 100,
 ) -> Path:
@@ -113,15 +115,15 @@ def render_timeline(
         t0, target = _ts(p.get("fault_at")), p.get("rto_target_seconds")
         if t0 is not None and isinstance(target, (int, float)):
             xs_end.append(t0 + float(target) * 1.04)
-        if _ts(p.get("reached_at")) is not None:
-            xs_end.append(_ts(p.get("reached_at")))
+        if (reached_at := _ts(p.get("reached_at"))) is not None:
+            xs_end.append(reached_at)
     xs_end += [t for a in actions for t in (_ts(a.get("applied_at")), _ts(a.get("undone_at"))) if t is not None]
     x_max = max([x - origin for x in xs_end] + [1.0])
 
     # mono → wall: each sample carries both; the offset is the same for all (same process).
     offset = statistics.median(s.t - s.mono for s in samples) if samples else 0.0
     if max_gap is None:
-        spacing = statistics.median(b.seen - a.seen for a, b in zip(samples, samples[1:])) if len(samples) > 2 else 0.1
+        spacing = statistics.median(b.seen - a.seen for a, b in itertools.pairwise(samples)) if len(samples) > 2 else 0.1
         max_gap = max(1.0, 2.0 + 2 * spacing)
 
     present = {s.cls for s in samples}
@@ -137,7 +139,7 @@ def render_timeline(
     # -- bands and points ------------------------------------------------------------------------
     seconds = summary.get("seconds_by_class") or {}
     for cls, label, col in lanes:
-        y = lane_y[cls]
+        y: float = lane_y[cls]
         spans = [(iv.start + offset - origin, iv.duration) for iv in tl.class_intervals(samples, cls, max_gap)]
         spans = [(x, max(w, x_max / 1500)) for x, w in spans]  # a single request still shows
         if spans:
@@ -204,8 +206,8 @@ def render_timeline(
     placed: list[tuple[float, float, str, str, bool]] = []
     for t, label, col, style, width in sorted(lines, key=lambda ln: ln[0]):
         x = t - origin
-        for a in (ax, lat):
-            a.axvline(x, color=col, linestyle=style, linewidth=width, zorder=2)
+        for axes in (ax, lat):
+            axes.axvline(x, color=col, linestyle=style, linewidth=width, zorder=2)
         w = (len(label) + 2) * 0.55 * 6.5 * dpi / 72 / px_per_unit
         right = x + w > x_min + span  # no room on the right: the label goes left of its line
         x0 = x - w if right else x
@@ -216,13 +218,15 @@ def render_timeline(
                 row_end.append(x0 + w)
         row_end[row] = x0 + w
         placed.append((x, arrows_top + 0.2 + row_h * row, (label + " ") if right else (" " + label), col, right))
-    for x, y, label, col, right in placed:
-        ax.text(x, y, label, fontsize=6.5, color=col, ha="right" if right else "left", va="center", zorder=5, clip_on=True,
+    for x, label_y, label, col, right in placed:
+        ax.text(x, label_y, label, fontsize=6.5, color=col, ha="right" if right else "left", va="center", zorder=5, clip_on=True,
                 bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
     y_max = arrows_top + 0.2 + row_h * max(len(row_end), 1) + 0.1
 
     for level, p in enumerate(measured):
         t0 = _ts(p.get("fault_at"))
+        if t0 is None:  # (measured holds only phases with a fault)
+            continue
         name = str(p.get("name", "?"))
         y = top + 0.3 + 0.5 * level
         target = p.get("rto_target_seconds")
@@ -263,7 +267,14 @@ def render_timeline(
     scale = summary.get("time_scale")
     if isinstance(scale, (int, float)) and scale > 0 and not math.isclose(float(scale), 1.0):
         k = float(scale)
-        sec = ax.secondary_xaxis("top", functions=(lambda x: x * k / 60.0, lambda m: m * 60.0 / k))
+
+        def real_minutes(x: Any) -> Any:  # scalars or numpy arrays, as matplotlib passes them
+            return x * k / 60.0
+
+        def lab_seconds(m: Any) -> Any:
+            return m * 60.0 / k
+
+        sec = ax.secondary_xaxis("top", functions=(real_minutes, lab_seconds))
         sec.set_xlabel(f"real-world minutes (lab time scale ×{k:g})", fontsize=8)
         sec.tick_params(labelsize=7)
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from drill.runbook import RUNBOOK, from_summary
 
@@ -50,7 +51,7 @@ class Item:
     ko: str  # the runbook's text, verbatim
     en: str  # English gloss
     how: str  # how the drill proves it, in words
-    prove: Callable[["Evidence"], Check]
+    prove: Callable[[Evidence], Check]
 
 
 # -- the evidence, with the questions every proof asks ---------------------------------------------
@@ -69,7 +70,7 @@ def _ts(value: Any) -> float | None:
 def _clock(t: float | None) -> str:
     if t is None:
         return "?"
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _secs(x: Any) -> str:
@@ -79,8 +80,9 @@ def _secs(x: Any) -> str:
 class Evidence:
     """summary.json, actions.json and lab-events.jsonl of one bundle, and what proofs ask of them."""
 
-    def __init__(self, summary: dict[str, Any] | None, actions: Sequence[dict[str, Any]] | None = None,
-                 events: Sequence[dict[str, Any]] | None = None) -> None:
+    def __init__(self, summary: dict[str, Any] | None, actions: Sequence[Any] | None = None,
+                 events: Sequence[Any] | None = None) -> None:
+        # As read from the evidence: anything that is not an object is skipped.
         self.summary = summary if isinstance(summary, dict) else {}
         self.actions = [a for a in (actions or []) if isinstance(a, dict)]
         self.events = [e for e in (events or []) if isinstance(e, dict)]
@@ -153,7 +155,12 @@ def _phase_rto(e: Evidence, name: str, what: str) -> Check:
     real = p.get("rto_real_equivalent_seconds")
     real_target = p.get("rto_target_real_seconds")
     scale = e.summary.get("time_scale")
-    real_words = (f" (real-world ≈ {real:g} s / {real_target:g} s)"
+    raw_detail = p.get("detail")
+    detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
+    split = (f": {detail['modeled_seconds']:g} s modeled × {scale:g} + {detail['unscaled_seconds']:g} s unscaled"
+             if isinstance(detail.get("modeled_seconds"), (int, float)) and isinstance(detail.get("unscaled_seconds"), (int, float))
+             else "")
+    real_words = (f" (real-world ≈ {real:g} s / {real_target:g} s{split})"
                   if isinstance(real, (int, float)) and isinstance(real_target, (int, float)) and scale not in (None, 1, 1.0)
                   else "")
     if rto is None:
@@ -217,7 +224,7 @@ def _p1_alb_unhealthy(e: Evidence) -> Check:
 
 def _default_behavior(ev: dict[str, Any]) -> bool:
     """An edge event about what users' pages get (the default cache behavior), not a write path's."""
-    return ev.get("behavior", "*") == "*"
+    return bool(ev.get("behavior", "*") == "*")
 
 
 def _p1_secondary_origin(e: Evidence) -> Check:
@@ -272,12 +279,16 @@ def _p2_terraform(e: Evidence) -> Check:
 
 
 def _p2_mysql_restored(e: Evidence) -> Check:
-    c = _phase_rto(e, "phase2-data", "the newest backup was restored and verified on Azure MySQL")
+    c = _phase_rto(e, "phase2-data", "the newest backup completed before the fault was restored and verified on Azure MySQL")
     rpo = e.summary.get("rpo") if isinstance(e.summary.get("rpo"), dict) else None
     if rpo and c.status != NOT_PROVEN:
+        worst = rpo.get("worst_case_seconds")
+        bound = ("" if worst is None else
+                 f"; the schedule's worst case {_secs(worst)} {'within' if rpo.get('worst_case_within_target') else 'OVER'} target")
+        error = f"; ERROR: {rpo['error']}" if rpo.get("error") else ""
         c = Check(c.status, c.evidence + f"; backup {rpo.get('backup')} (age {_secs(rpo.get('backup_age_seconds'))}); "
                                          f"RPO {_secs(rpo.get('rpo_seconds'))} / target {_secs(rpo.get('rpo_target_seconds'))} "
-                                         f"{'PASS' if rpo.get('passed') else 'FAIL'}", c.source + ", summary.json rpo")
+                                         f"{'PASS' if rpo.get('passed') else 'FAIL'}{bound}{error}", c.source + ", summary.json rpo")
     return c
 
 
@@ -419,7 +430,8 @@ def _p3_alb_direct(e: Evidence) -> Check:
     p3 = e.phase("phase3")
     if p3 is None:
         return Check(NOT_PROVEN, e.stopped_early(3), "summary.json failed_steps")
-    edge = e.lab("serving origin", "edge", _ts(p3.get("fault_at")), lambda ev: "primary" in str(ev.get("origin", "")) and _default_behavior(ev))
+    edge = e.lab("serving origin", "edge", _ts(p3.get("fault_at")),
+                 lambda ev: "primary" in str(ev.get("origin", "")) and _default_behavior(ev))
     if p3.get("rto_seconds") is None:
         return Check(FAILED, "users never got PetClinic from AWS again through CloudFront's primary origin (the ALB)",
                      "summary.json phases[phase3]")
@@ -477,7 +489,7 @@ def _p3_aws_site(e: Evidence) -> Check:
     site = restore.get("site_class")
     if site not in (None, "aws") or (trans and trans[-1] != "aws"):
         return Check(FAILED, f"at the end users saw {site or (trans[-1] if trans else '?')!r}", "summary.json restore, transitions")
-    return Check(PASSED, f"at the end of the drill users got PetClinic from AWS (users saw: {' → '.join(trans) or '?'}); "
+    return Check(PASSED, f"at the end of the drill users got PetClinic from AWS (users saw: {' → '.join(map(str, trans)) or '?'}); "
                          f"downtime (errors) {_secs(e.summary.get('downtime_seconds'))} over {e.summary.get('requests', '?')} requests",
                  "summary.json restore, transitions")
 
@@ -489,14 +501,16 @@ ITEMS: tuple[Item, ...] = (
          "lab: every draining node terminated; else the step “the web node group settles at 0 nodes”", _p1_nodes_gone),
     Item(1, "1.3", "ALB Target Group unhealthy 확인", "ALB target group confirmed unhealthy",
          "lab: the ALB's “no serving targets” event; else the step “the ALB reports no healthy targets”", _p1_alb_unhealthy),
-    Item(1, "1.4", "CloudFront가 Secondary Origin(Blob Storage) 사용 확인", "CloudFront confirmed serving from the secondary origin (Blob Storage)",
+    Item(1, "1.4", "CloudFront가 Secondary Origin(Blob Storage) 사용 확인",
+         "CloudFront confirmed serving from the secondary origin (Blob Storage)",
          "the probe's sustained maintenance-page state; lab: the edge's origin switch", _p1_secondary_origin),
     Item(1, "1.5", "브라우저에서 정적 유지보수 페이지 표시 확인", "static maintenance page confirmed in a browser",
          "measured RTO: fault → maintenance page sustained, vs the maintenance RTO", _p1_maintenance_page),
     Item(2, "2.1", "Azure 2-failover Terraform 배포 완료", "Azure 2-failover Terraform deployment complete",
          "terraform apply in the ledger, and the drill going on to AKS", _p2_terraform),
     Item(2, "2.2", "Azure MySQL 데이터 복구 완료", "Azure MySQL data restore complete",
-         "measured: fault → newest backup restored and verified on Azure MySQL, vs the data-restore RTO; RPO", _p2_mysql_restored),
+         "measured: fault → the newest backup completed before the fault restored and verified on Azure MySQL, vs the "
+         "data-restore RTO; RPO (the loss window of that backup)", _p2_mysql_restored),
     Item(2, "2.3", "Azure AKS PetClinic 배포 완료", "PetClinic deployed on Azure AKS",
          "the PetClinic Deployment in the ledger, its rollout step passed", _p2_aks),
     Item(2, "2.4", "Application Gateway Backend Pool을 AKS Service로 변경", "App Gateway backend pool pointed at the AKS service",
@@ -517,7 +531,8 @@ ITEMS: tuple[Item, ...] = (
          "the step “the ALB reports healthy targets”; lab: routable targets", _p3_alb_healthy),
     Item(3, "3.4", "AWS ALB 직접 접속 테스트 성공", "direct access to the AWS ALB succeeded",
          "indirect: users got PetClinic from AWS through CloudFront's primary origin, the ALB", _p3_alb_direct),
-    Item(3, "3.5", "CloudFront가 Primary Origin(AWS ALB) 자동 복구 확인", "CloudFront confirmed back on the primary origin (AWS ALB) automatically",
+    Item(3, "3.5", "CloudFront가 Primary Origin(AWS ALB) 자동 복구 확인",
+         "CloudFront confirmed back on the primary origin (AWS ALB) automatically",
          "measured RTO: restore → PetClinic from AWS sustained, vs the failback RTO", _p3_primary_back),
     Item(3, "3.6", "CloudFront Secondary Origin을 Blob Storage로 원복", "CloudFront secondary origin reverted to Blob Storage",
          "the step comparing the origin with the snapshot before the drill; no baseline difference", _p3_origin_reverted),
@@ -543,7 +558,7 @@ def evaluate(summary: dict[str, Any] | None, actions: Sequence[dict[str, Any]] |
         else:
             try:
                 check = item.prove(e)
-            except Exception as ex:  # a malformed bundle must not hide the other items
+            except Exception as ex:  # noqa: BLE001 — a malformed bundle must not hide the other items
                 check = Check(NOT_PROVEN, f"the evidence could not be read: {type(ex).__name__}: {ex}", "")
         out.append((item, check))
     return out
@@ -572,9 +587,11 @@ def _objectives(s: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         ))
     rpo = s.get("rpo") if isinstance(s.get("rpo"), dict) else None
     if rpo:
-        rows.append(("RPO — newest restored write before the fault", _secs(rpo.get("rpo_seconds")) if rpo.get("rpo_seconds") is not None else "not measured",
+        rows.append(("RPO — fault → the restored backup's consistency point",
+                     _secs(rpo.get("rpo_seconds")) if rpo.get("rpo_seconds") is not None else "not measured",
                      _secs(rpo.get("rpo_target_seconds")),
-                     f"— / {rpo['rpo_target_real_seconds']:g} s" if scaled and isinstance(rpo.get("rpo_target_real_seconds"), (int, float)) else "—",
+                     f"— / {rpo['rpo_target_real_seconds']:g} s"
+                     if scaled and isinstance(rpo.get("rpo_target_real_seconds"), (int, float)) else "—",
                      "PASS" if rpo.get("passed") else "FAIL"))
     return rows
 
@@ -594,10 +611,11 @@ def _facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     if isinstance(s.get("failback_data_loss"), dict):
         out.append(("lost on failback", f"{s['failback_data_loss'].get('total')} row(s) {s['failback_data_loss'].get('rows')} — "
                                         f"{s['failback_data_loss'].get('policy', '')}"))
-    writes = s.get("outage_write") if isinstance(s.get("outage_write"), dict) else {}
+    outage_write = s.get("outage_write")
+    writes = outage_write if isinstance(outage_write, dict) else {}
     for phase, w in writes.items():
         if isinstance(w, dict):
-            b = w.get("behavior") if isinstance(w.get("behavior"), dict) else {}
+            b = _as_dict(w.get("behavior"))
             out.append((f"user write through the site, {phase}",
                         f"users saw {w.get('users_saw')}; POST {w.get('path')} (behavior {b.get('path_pattern')} → "
                         f"{b.get('target_kind')} {b.get('target')}) got status {w.get('status')}, "
@@ -605,8 +623,13 @@ def _facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _as_dict(value: Any) -> dict[str, Any]:
+    """An object of the evidence, or an empty one where it is missing or malformed."""
+    return value if isinstance(value, dict) else {}
+
+
 def _restore(s: dict[str, Any]) -> list[tuple[str, str]]:
-    r = s.get("restore") if isinstance(s.get("restore"), dict) else {}
+    r = _as_dict(s.get("restore"))
     rows = [
         ("changes undone at the end", str(r.get("unwound", "?"))),
         ("users at the end", str(r.get("site_class"))),
@@ -719,9 +742,11 @@ def render_markdown(summary: dict[str, Any] | None, actions: Sequence[dict[str, 
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans KR","Malgun Gothic",sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans KR","Malgun Gothic",sans-serif;
+margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}h3{font-size:1.05em;margin-bottom:.2em}
-table{border-collapse:collapse;width:100%;margin:.4em 0 1em}th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;font-size:.9em;text-align:left}
+table{border-collapse:collapse;width:100%;margin:.4em 0 1em}
+th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;font-size:.9em;text-align:left}
 th{background:#f5f5f5}.passed{background:#e8f5e9}.failed{background:#ffebee}.not-proven{background:#fff8e1}.not-run{background:#eceff1;color:#555}.dry-run{background:#e3f2fd}
 .verdict-passed{color:#1b5e20}.verdict-failed{color:#b71c1c}.en{color:#555;font-style:italic}img{max-width:100%;border:1px solid #ddd}
 code{background:#f5f5f5;padding:0 3px}.muted{color:#666}

@@ -23,7 +23,7 @@ BEFORE the `aws` rule.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, RootModel, field_validator
@@ -95,7 +95,7 @@ class ClassRule(BaseModel):
 class ClassRules(RootModel[list[ClassRule]]):
     """An ordered list of rules (first match wins), as loaded from JSON/YAML config."""
 
-    def __iter__(self):  # type: ignore[override]
+    def __iter__(self) -> Iterator[ClassRule]:  # type: ignore[override]  # the rules, not pydantic's (field, value) pairs
         return iter(self.root)
 
     def __len__(self) -> int:

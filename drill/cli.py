@@ -102,7 +102,8 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"intact: {len(files or {})} file(s) match {bundle / MANIFEST_NAME} (sha256); the statement's subjects match")
     assert att is not None
     if att.signed == "valid":
-        print(f"signature: valid (Ed25519, key {keyid(key)})")  # type: ignore[arg-type]
+        assert key is not None  # "valid" means verified with the given key (attestation.check)
+        print(f"signature: valid (Ed25519, key {keyid(key)})")
     elif att.signed == "not checked":
         print(f"signature: present (keyid {', '.join(att.keyids)}), not checked: pass --key PUB to check it")
     else:
@@ -194,7 +195,7 @@ def _history(args: argparse.Namespace) -> int:
     return status
 
 
-def _thresholds(target: str, args: argparse.Namespace) -> "Any":
+def _thresholds(target: str, args: argparse.Namespace) -> Any:
     """Thresholds from the target file's `evidence:` section when it exists here, else the defaults."""
     from drill.config import ConfigError, load_target
     from drill.history import Thresholds
@@ -292,13 +293,15 @@ def _release_lock_of(target: Target, run_id: str, unwound: bool) -> None:
                       f"once it is, drill unlock --target {name} --break")
             return
         found, holder = lock.release_if_held_by(run_id)
-    except Exception as e:  # the unwind's outcome stands; the lock can still be broken by hand
+    except Exception as e:  # noqa: BLE001 — the unwind's outcome stands; the lock can still be broken by hand
         print(f"drill lock: could not be checked ({type(e).__name__}: {e}); see drill unlock --target {name}")
         return
     if found == "released":
-        print(f"drill lock: released (held by run {run_id}, {holder.who} since {holder.since})")  # type: ignore[union-attr]
+        assert holder is not None  # what was released was held
+        print(f"drill lock: released (held by run {run_id}, {holder.who} since {holder.since})")
     elif found == "other":
-        print(f"drill lock: held by another run ({holder.run_id}, {holder.who} since {holder.since}): left alone")  # type: ignore[union-attr]
+        assert holder is not None
+        print(f"drill lock: held by another run ({holder.run_id}, {holder.who} since {holder.since}): left alone")
     elif found == "anonymous":
         print(f"drill lock: leased but naming no holder: left alone (drill unlock --target {name} --break)")
     else:
@@ -392,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except Exception as e:  # one clear line for operators; tracebacks are for tests
+    except Exception as e:  # noqa: BLE001 — one clear line for operators; tracebacks are for tests
         print(f"drill: error: {e}", file=sys.stderr)
         return 2
 

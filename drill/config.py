@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -121,7 +122,7 @@ class MysqlConfig(_Strict):
     client_address_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+")
 
     @model_validator(mode="after")
-    def _one_client_address(self) -> "MysqlConfig":
+    def _one_client_address(self) -> MysqlConfig:
         from drill.names import ipv4_problem
 
         if self.client_address is not None and self.client_address_url is not None:
@@ -214,7 +215,7 @@ class FailoverStackConfig(_Strict):
     variables: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _names(self) -> "FailoverStackConfig":
+    def _names(self) -> FailoverStackConfig:
         bad = [k for k in self.variables if not re.match(TF_VARIABLE, k)]
         if bad:
             raise ValueError(f"variables: {bad[0]!r} is not a Terraform variable name")
@@ -269,7 +270,7 @@ class ScratchDatabaseConfig(_Strict):
     ssl_ca: str | None = None
 
     @model_validator(mode="after")
-    def _complete(self) -> "ScratchDatabaseConfig":
+    def _complete(self) -> ScratchDatabaseConfig:
         if self.secret_id is None:
             missing = [k for k in ("host", "user", "password", "database") if getattr(self, k) is None]
             if missing:
@@ -359,7 +360,7 @@ class EvidenceConfig(_Strict):
     regression_window: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")
-    def _one_key(self) -> "EvidenceConfig":
+    def _one_key(self) -> EvidenceConfig:
         if self.signing_key is not None and self.signing_key_file is not None:
             raise ValueError("give signing_key or signing_key_file, not both")
         return self
@@ -406,7 +407,7 @@ class Target(_Strict):
         return real_seconds / self.time_scale
 
     @model_validator(mode="after")
-    def _real_time_outside_the_lab(self) -> "Target":
+    def _real_time_outside_the_lab(self) -> Target:
         # A target that asks for no lab is drilled in real time: a scale would loosen every
         # objective by that factor (objective / time_scale).
         if self.lab is None and self.time_scale != 1:
@@ -415,7 +416,7 @@ class Target(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _combinations_that_can_work(self) -> "Target":
+    def _combinations_that_can_work(self) -> Target:
         """Keys that are each valid but together cannot work: refused before anything starts, each
         problem naming the keys (e.g. a state that must hold longer than the objective it proves)."""
         problems: list[str] = []
@@ -485,7 +486,38 @@ class Target(_Strict):
                 return [mask(x) for x in obj]
             return obj
 
-        return mask(self)
+        masked = mask(self)
+        assert isinstance(masked, dict)  # a model masks to a dict
+        return masked
+
+
+
+# The objectives each drill phase compares its measurements with, and why: required when the phase
+# runs. The end-of-run unwind is a failback (users back on AWS), so every drill compares that one.
+PHASE_OBJECTIVES: dict[str, tuple[tuple[str, str], ...]] = {
+    "phase1": (
+        ("maintenance_rto_seconds", "Phase 1 compares the maintenance-page RTO with it"),
+        ("failback_rto_seconds", "the end-of-run unwind waits that long for users to be back on AWS"),
+    ),
+    "phase2": (
+        ("data_restore_rto_seconds", "Phase 2 compares the data-restore RTO with it"),
+        ("full_service_rto_seconds", "Phase 2 compares the full-service RTO with it"),
+        ("rpo_seconds", "Phase 2 compares the RPO with it"),
+    ),
+    "phase3": (("failback_rto_seconds", "Phase 3 compares the failback RTO with it"),),
+}
+
+
+def require_objectives(target: Target, phases: Iterable[str]) -> None:
+    """Raise ConfigError naming the first objective a selected phase compares but the target lacks.
+
+    No objective has a default: a drill that compared a measurement with a number nobody set would
+    report a pass (or a failure) that means nothing.
+    """
+    for phase in phases:
+        for key, why in PHASE_OBJECTIVES.get(phase, ()):
+            if getattr(target.objectives, key) is None:
+                raise ConfigError(f"objectives.{key} is required when {phase} runs: {why}")
 
 
 def resolve_path(name_or_file: str) -> Path:
@@ -553,7 +585,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 def read_raw(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
     except DuplicateKey as e:
         raise ConfigError(f"{path}: {e}") from None
     except yaml.YAMLError as e:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from drill.allure_meta import write_allure_metadata
 from drill.bundle import ATTESTATION_NAME, MANIFEST_NAME
@@ -129,7 +130,7 @@ def finalize_bundle(
 
         render_timeline(summary, samples, bundle / CHART, actions=actions, max_gap=_max_gap(target))
         png = (bundle / CHART).read_bytes()
-    except Exception as e:  # no chart is no reason to lose the report and the manifest
+    except Exception as e:  # noqa: BLE001 — no chart is no reason to lose the report and the manifest
         problems.append(f"timeline chart not rendered: {type(e).__name__}: {e}")
         (bundle / CHART).unlink(missing_ok=True)
 
@@ -137,20 +138,21 @@ def finalize_bundle(
     shown["notes"] = list(summary.get("notes") or []) + [f"report: {p}" for p in problems]
     files = sorted({p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
                    | {REPORT_MD, REPORT_HTML, MANIFEST_NAME, ATTESTATION_NAME} - {f".{MANIFEST_NAME}.tmp"})
-    for name, render in (
+    renders: list[tuple[str, Callable[[], str]]] = [
         (REPORT_MD, lambda: render_markdown(shown, actions, events, chart=CHART if png else None, files=files)),
         (REPORT_HTML, lambda: render_html(shown, actions, events, png=png, files=files)),
-    ):
+    ]
+    for name, render in renders:
         try:
             (bundle / name).write_text(m(render()), encoding="utf-8")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — a report that cannot be written is a problem listed in the bundle, not a reason to leave it unsealed
             problems.append(f"{name} not written: {type(e).__name__}: {e}")
 
     if allure_results is not None:
         try:
             write_allure_metadata(Path(allure_results), summary, environment if isinstance(environment, dict) else None,
                                   report_dir=allure_report, mask=m)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — Allure metadata is a convenience: its failure is listed, the bundle is still sealed
             problems.append(f"Allure metadata not written: {type(e).__name__}: {e}")
 
     seal_bundle(bundle, signing_key)  # last: it seals everything above

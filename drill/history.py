@@ -23,10 +23,11 @@ import csv
 import io
 import json
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from drill import chain
 
@@ -42,7 +43,7 @@ class Thresholds:
     passing_phases: tuple[str, ...] = ("phase1", "phase2", "phase3")
 
     @classmethod
-    def from_config(cls, evidence: Any) -> "Thresholds":
+    def from_config(cls, evidence: Any) -> Thresholds:
         return cls(evidence.regression_ratio, evidence.regression_floor_seconds, evidence.regression_window,
                    evidence.stale_after_days, tuple(evidence.passing_phases))
 
@@ -92,7 +93,7 @@ def _time(value: Any) -> datetime | None:
     except ValueError:
         return None
     if t is not None and t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
+        t = t.replace(tzinfo=UTC)
     return t
 
 
@@ -126,7 +127,7 @@ def load(root: Path, target: str | None = None, extra_problems: dict[str, list[s
     the run EDITED like a changed file does.
     """
     runs = [run_from(s, (extra_problems or {}).get(s.run_id, ())) for s in chain.discover(root, target)]
-    return sorted(runs, key=lambda r: (r.started_at or datetime.min.replace(tzinfo=timezone.utc), r.run_id))
+    return sorted(runs, key=lambda r: (r.started_at or datetime.min.replace(tzinfo=UTC), r.run_id))
 
 
 # -- regressions -------------------------------------------------------------------------------------
@@ -154,8 +155,8 @@ def regressions(runs: Sequence[Run], t: Thresholds = Thresholds()) -> list[Regre
         if not run.counts:
             continue
         for name, (value, _) in run.figures().items():
-            before = [r.figures()[name][0] for r in seen if name in r.figures()]
-            before = [v for v in before if v is not None][-t.window:]
+            earlier = [r.figures()[name][0] for r in seen if name in r.figures()]
+            before = [v for v in earlier if v is not None][-t.window:]
             if not before:
                 continue
             base = statistics.median(before)
@@ -187,13 +188,13 @@ class Staleness:
 
 
 def staleness(runs: Sequence[Run], t: Thresholds = Thresholds(), now: datetime | None = None) -> Staleness:
-    now = now or datetime.now(timezone.utc)
-    passing = [r for r in runs if r.counts and r.verdict == "passed" and r.covers(t.passing_phases)
-               and (r.finished_at or r.started_at)]
+    now = now or datetime.now(UTC)
+    passing = [(when, r) for r in runs if r.counts and r.verdict == "passed" and r.covers(t.passing_phases)
+               and (when := r.finished_at or r.started_at) is not None]
     if not passing:
         return Staleness(None, None, True, t.stale_after_days, t.passing_phases)
-    last = max(passing, key=lambda r: r.finished_at or r.started_at)  # type: ignore[arg-type, return-value]
-    days = (now - (last.finished_at or last.started_at)).total_seconds() / 86400  # type: ignore[operator]
+    when, last = max(passing, key=lambda p: p[0])
+    days = (now - when).total_seconds() / 86400
     return Staleness(last, days, days > t.stale_after_days, t.stale_after_days, t.passing_phases)
 
 
@@ -233,7 +234,7 @@ def table_lines(runs: Sequence[Run], regs: Sequence[Regression], stale: Stalenes
         cells.append("; ".join(flags))
         rows.append(cells)
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.append("")
     lines.append(f"regressions (worse than the median of the previous {t.window} runs by > {t.ratio * 100:g}% "
                  f"and > {t.floor_seconds:g}s real-world): {len(regs) or 'none'}")

@@ -10,8 +10,8 @@ matplotlib through its object API and the Agg canvas only, imported lazily (as d
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from drill.history import Regression, Run, phase_names
 
@@ -34,10 +34,10 @@ def render_history(runs: Sequence[Run], regs: Sequence[Regression], out: Path, t
     top = max(shares + [100.0]) * 1.12  # where "not reached" is drawn
     for i, name in enumerate(phase_names(runs)):
         colour = COLOURS[i % len(COLOURS)]
-        pts = [(x, r.phases[name]) for x, r in zip(xs, runs) if name in r.phases and r.phases[name]["rto_target_seconds"]]
+        pts = [(x, r.phases[name]) for x, r in zip(xs, runs, strict=True) if name in r.phases and r.phases[name]["rto_target_seconds"]]
         reached = [(x, 100 * p["rto_seconds"] / p["rto_target_seconds"]) for x, p in pts if p["rto_seconds"] is not None]
         if reached:
-            ax_rto.plot(*zip(*reached), marker="o", color=colour, label=f"{name} RTO")
+            ax_rto.plot(*zip(*reached, strict=True), marker="o", color=colour, label=f"{name} RTO")
         for x, p in pts:
             y = top if p["rto_seconds"] is None else 100 * p["rto_seconds"] / p["rto_target_seconds"]
             if p["rto_seconds"] is None:
@@ -52,25 +52,25 @@ def render_history(runs: Sequence[Run], regs: Sequence[Regression], out: Path, t
     ax_rto.grid(alpha=0.3)
     ax_rto.legend(loc="lower left", fontsize=8, ncols=3)
 
-    rpo = [(x, r.rpo_seconds) for x, r in zip(xs, runs) if r.rpo_seconds is not None]
-    rpo_t = [(x, r.rpo_target_seconds) for x, r in zip(xs, runs) if r.rpo_target_seconds is not None]
-    down = [(x, r.downtime_seconds) for x, r in zip(xs, runs) if r.downtime_seconds is not None]
+    rpo = [(x, r.rpo_seconds) for x, r in zip(xs, runs, strict=True) if r.rpo_seconds is not None]
+    rpo_t = [(x, r.rpo_target_seconds) for x, r in zip(xs, runs, strict=True) if r.rpo_target_seconds is not None]
+    down = [(x, r.downtime_seconds) for x, r in zip(xs, runs, strict=True) if r.downtime_seconds is not None]
     if rpo:
-        ax_rpo.plot(*zip(*rpo), marker="s", color="#6d4c41", label="RPO")
+        ax_rpo.plot(*zip(*rpo, strict=True), marker="s", color="#6d4c41", label="RPO")
     if rpo_t:
-        ax_rpo.plot(*zip(*rpo_t), linestyle="--", drawstyle="steps-mid", color="#6d4c41", alpha=0.6, label="RPO target")
+        ax_rpo.plot(*zip(*rpo_t, strict=True), linestyle="--", drawstyle="steps-mid", color="#6d4c41", alpha=0.6, label="RPO target")
     if down:
-        ax_rpo.plot(*zip(*down), marker="^", color="#c62828", label="downtime (errors)")
+        ax_rpo.plot(*zip(*down, strict=True), marker="^", color="#c62828", label="downtime (errors)")
     for g in regs:
         if g.figure in ("RPO", "downtime") and g.value is not None:
-            ax_rpo.scatter([next(x for x, r in zip(xs, runs) if r.run_id == g.run_id)], [g.value], s=260,
+            ax_rpo.scatter([next(x for x, r in zip(xs, runs, strict=True) if r.run_id == g.run_id)], [g.value], s=260,
                            facecolors="none", edgecolors="#d50000", linewidths=2, zorder=4)
     ax_rpo.set_ylabel("wall s")
     ax_rpo.grid(alpha=0.3)
     if rpo or down:
         ax_rpo.legend(loc="upper left", fontsize=8)
 
-    for x, r in zip(xs, runs):
+    for x, r in zip(xs, runs, strict=True):
         label = "EDITED" if not r.intact else ("dry-run" if r.dry_run else r.verdict)
         ax_v.bar([x], [1], color="#000000" if not r.intact else VERDICT.get(r.verdict, "#bdbdbd"), width=0.8)
         ax_v.text(x, 0.5, label, ha="center", va="center", color="white", fontsize=7)

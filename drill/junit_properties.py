@@ -8,7 +8,8 @@ are outside that schema but read by Jenkins, GitLab and most JUnit readers). Cor
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 PREFIX = "dr-drill"
 PHASE_KEYS = ("rto_seconds", "rto_target_seconds", "passed", "rto_real_equivalent_seconds", "rto_target_real_seconds")

@@ -11,10 +11,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class Ledger:
                 continue
             try:
                 execute(entry.inverse)
-            except Exception as e:  # one failing inverse must not strand the others
+            except Exception as e:  # noqa: BLE001 — one failing inverse must not strand the others
                 with self._lock:
                     entry.state, entry.error = "undo_failed", f"{type(e).__name__}: {e}"
                     self._persist()
@@ -171,7 +172,7 @@ class Ledger:
         tmp.replace(self.path)
 
     @classmethod
-    def load(cls, path: Path) -> "Ledger":
+    def load(cls, path: Path) -> Ledger:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         ledger = cls(path)
         for d in data.get("entries", []):

@@ -15,8 +15,9 @@ Core module: no SDK imports.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from drill.config import Target
 
@@ -87,7 +88,7 @@ def run(target: Target, facts: Mapping[str, Any], phases: Iterable[str] = PHASES
         name = f"preflight.{c.name}"
         try:
             problem = c.fn(target, facts)
-        except Exception as e:  # a check that cannot decide must not read as a pass
+        except Exception as e:  # noqa: BLE001 — a check that cannot decide must not read as a pass
             problem = f"could not be checked: {type(e).__name__}: {e}"
         if problem:
             out.append(Finding(name, c.phase, f"{name}: {problem}", c.runbook_step))
@@ -172,7 +173,8 @@ def _origin_is_a_dns_name(target: Target, facts: Mapping[str, Any]) -> str | Non
     """CloudFront refuses an IP address as an origin domain: the stack output used must be a DNS name."""
     from drill.names import origin_domain_problem
 
-    output = target.failover_stack.origin_output  # type: ignore[union-attr]
+    assert target.failover_stack is not None  # needs=: run() calls a check only when its sections are there
+    output = target.failover_stack.origin_output
     if _IP_OUTPUT.search(output):
         return (f"failover_stack.origin_output is {output!r}, an IP address output: CloudFront refuses an IP "
                 f"address as an origin domain (InvalidArgument); give the App Gateway's public IP a DNS name "
@@ -202,7 +204,8 @@ def _ca_problem(key: str, fact: Mapping[str, Any]) -> str | None:
 def _primary_tls(target: Target, facts: Mapping[str, Any]) -> str | None:
     """The drill talks to the primary (canaries, the marker owner, the unwind) over verified TLS."""
     fact = facts["tls.primary"]
-    if target.database.ssl_ca is None:  # type: ignore[union-attr]
+    assert target.database is not None  # needs=["database"]
+    if target.database.ssl_ca is None:
         return ("database.ssl_ca is not set: the drill would connect to the primary database without TLS, its "
                 "credentials in the clear (RDS offers TLS: give its CA bundle, global-bundle.pem)")
     problem = _ca_problem("database.ssl_ca", fact)
@@ -216,7 +219,8 @@ def _primary_tls(target: Target, facts: Mapping[str, Any]) -> str | None:
 @check("azure_mysql_tls", "phase2", runbook_step="2.2", needs=["azure"])
 def _azure_mysql_tls(target: Target, facts: Mapping[str, Any]) -> str | None:
     """Azure MySQL Flexible Server refuses insecure transport by default (require_secure_transport=ON)."""
-    if target.azure.mysql.ssl_ca is None:  # type: ignore[union-attr]
+    assert target.azure is not None  # needs=["azure"]
+    if target.azure.mysql.ssl_ca is None:
         return ("azure.mysql.ssl_ca is not set: Azure MySQL Flexible Server refuses insecure transport by default "
                 "(require_secure_transport=ON: ERROR 3159), and an unverified one proves nothing; give Azure's "
                 "root CA bundle (DigiCert Global Root CA/G2, Microsoft RSA Root CA 2017)")
@@ -240,7 +244,8 @@ def _client_address(target: Target, facts: Mapping[str, Any]) -> str | None:
 def _azure_class_header(target: Target, facts: Mapping[str, Any]) -> str | None:
     """Users' Azure PetClinic is told apart by the header the drill adds on the App Gateway: the probe's
     `azure` rule must look for that header and accept its value."""
-    gw = target.azure.app_gateway  # type: ignore[union-attr]
+    assert target.azure is not None  # needs=["azure"]
+    gw = target.azure.app_gateway
     rules = [r for r in (target.probe.rules or []) if r.name == "azure"]
     wanted = f"{gw.served_by_header}: {gw.served_by_value}"
     if not rules:

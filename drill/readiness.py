@@ -12,9 +12,11 @@ actions, and the comparison of a restored backup with the primary.
 """
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 READINESS_SCHEMA_VERSION = 1
 AREAS = ("backups", "cdn", "aws", "azure", "credentials", "preflight", "drills")
@@ -133,7 +135,7 @@ def backup_spacing(
     judged = before[-1:] + inside
     gaps: list[Gap] = []
     largest: float | None = None
-    for a, b in zip(judged, judged[1:]):
+    for a, b in itertools.pairwise(judged):
         dt = b.started - a.started
         largest = dt if largest is None else max(largest, dt)
         slack = 0.0 if (a.precise and b.precise) else 1.0

@@ -8,8 +8,9 @@ Core module: stdlib only.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 RUNBOOK = "dr-failover-test-guide.md"
 

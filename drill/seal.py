@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ def rfc3339(value: Any) -> Any:
         return value
     if t.tzinfo is None:
         return value
-    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def predicate(summary: dict[str, Any], environment: dict[str, Any], manifest: Manifest) -> dict[str, Any]:
@@ -91,7 +91,8 @@ def seal_bundle(bundle: Path, key: Ed25519PrivateKey | None = None) -> Sealed:
     resealing = before is not None and before.version >= 2
     with chain.locked(root, target) if target else nullcontext():
         if resealing:
-            previous = before.previous  # type: ignore[union-attr]
+            assert before is not None  # resealing: there is a manifest
+            previous = before.previous
         elif target:
             previous = chain.link_for(root, target, exclude=bundle.resolve().name)
         else:

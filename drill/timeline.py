@@ -2,24 +2,34 @@
 
 Rules (the numbers in a drill report mean exactly this):
 
-* The instant of a sample is `seen` = `mono + latency_ms / 1000`: the monotonic instant the user
-  had the answer (for a timeout, when the user gave up). Everything is ordered by `seen`; the
-  functions sort their input themselves.
-* The timeline is piecewise-constant. A sample's class holds from its `seen` until the next
-  sample's `seen`, but for at most `max_gap` seconds: if the next sample is further away, the rest
-  of the gap, `[seen + max_gap, next.seen)`, is *unobserved* and counted in no class (so a dead
-  probe is never reported as downtime, nor as uptime).
-* The last sample holds for 0 s, or, given an explicit `end`, until `min(end, seen + max_gap)`.
-* Before the first sample nothing is known: with an explicit `start`, `[start, first.seen)` is
-  unobserved.
-* A *sustained* state of class X is a run of consecutive samples, all of class X, with no gap
-  greater than `max_gap` between neighbours, at least `min_samples` samples and at least `sustain`
-  seconds from the run's first `seen` to its last `seen`. Any sample of another class ends a run,
-  so flapping never sustains. A run still in progress at the end of the timeline counts only if
-  it already meets both bounds.
+* A sample has two instants. `mono` is when the request was *sent*: the instant it observed the
+  system. `seen` = `mono + latency_ms / 1000` is when the user had the answer (for a timeout, when
+  the user gave up). With uneven latency the two orders differ: a slow request sent first can be
+  answered last.
+* What users experienced (class intervals, downtime, unobserved time, seconds per class) is
+  ordered by `seen`. The timeline is piecewise-constant: a sample's class holds from its `seen`
+  until the next sample's `seen`, but for at most `max_gap` seconds: if the next sample is further
+  away, the rest of the gap, `[seen + max_gap, next.seen)`, is *unobserved* and counted in no class
+  (so a dead probe is never reported as downtime, nor as uptime). The last sample holds for 0 s,
+  or, given an explicit `end`, until `min(end, seen + max_gap)`. Before the first sample nothing
+  is known: with an explicit `start`, `[start, first.seen)` is unobserved.
+* The state of the system (sustained states, transitions, RTO) is ordered by `mono`, the instant
+  each request observed it. A *sustained* state of class X is a run of consecutive samples in send
+  order, all of class X, no two neighbours sent more than `max_gap` apart, with at least
+  `min_samples` samples and at least `sustain` seconds from the run's first send to its last. Any
+  sample of another class sent in between ends a run, so flapping never sustains. A run still in
+  progress at the end of the timeline counts only if it already meets both bounds.
+* RTO = the send instant of the first sample, sent at/after the fault, that begins a sustained run
+  of the expected class: the earliest-sent sample of that run (`first_sustained_sample`). It
+  depends on send instants and classes only, never on latency or the wall clock.
+* Ties (equal instants) are broken by the sample's other fields, so the results never depend on
+  the order of the input (file order, arrival order).
+* `t` (the wall clock) is for humans and cross-host correlation only: it may step (NTP), so no
+  duration is ever computed from it.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -116,9 +126,19 @@ def load_timeline(path: str | Path) -> list[Sample]:
     return sort_samples(samples)
 
 
+def _fields(s: Sample) -> tuple[Any, ...]:
+    return (s.cls, s.status, s.latency_ms, s.t, s.error or "")
+
+
 def sort_samples(samples: Iterable[Sample]) -> list[Sample]:
-    # Stable: equal `seen` keep their file order.
-    return sorted(samples, key=lambda s: s.seen)
+    """By `seen` (when users had the answer); ties broken by the other fields, never by input order."""
+    return sorted(samples, key=lambda s: (s.seen, s.mono, *_fields(s)))
+
+
+def sort_sent(samples: Iterable[Sample]) -> list[Sample]:
+    """By `mono` (when each request observed the system); ties broken by class first, so that
+    latency never reorders requests sent at the same instant."""
+    return sorted(samples, key=lambda s: (s.mono, s.cls, s.seen, *_fields(s)))
 
 
 def _segments(samples: Sequence[Sample], max_gap: float, end: float | None) -> list[tuple[str, Interval]]:
@@ -170,7 +190,7 @@ def unobserved(
     out: list[Interval] = []
     if start is not None and start < ordered[0].seen:
         out.append(Interval(start, ordered[0].seen))
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         if b.seen - a.seen > max_gap:
             out.append(Interval(a.seen + max_gap, b.seen))
     last_cover = ordered[-1].seen + max_gap
@@ -190,10 +210,10 @@ def class_totals(samples: Sequence[Sample], max_gap: float, end: float | None = 
 
 
 def _runs(samples: Sequence[Sample], max_gap: float) -> list[list[Sample]]:
-    """Maximal runs of consecutive same-class samples with no gap > max_gap inside."""
+    """Maximal runs, in send order, of consecutive same-class samples sent at most max_gap apart."""
     runs: list[list[Sample]] = []
-    for s in sort_samples(samples):
-        if runs and runs[-1][-1].cls == s.cls and s.seen - runs[-1][-1].seen <= max_gap:
+    for s in sort_sent(samples):
+        if runs and runs[-1][-1].cls == s.cls and s.mono - runs[-1][-1].mono <= max_gap:
             runs[-1].append(s)
         else:
             runs.append([s])
@@ -201,27 +221,7 @@ def _runs(samples: Sequence[Sample], max_gap: float) -> list[list[Sample]]:
 
 
 def _is_sustained(run: Sequence[Sample], sustain: float, min_samples: int) -> bool:
-    return len(run) >= min_samples and run[-1].seen - run[0].seen >= sustain
-
-
-def first_sustained(
-    samples: Sequence[Sample],
-    cls: str,
-    after: float,
-    sustain: float,
-    min_samples: int = 3,
-    max_gap: float = math.inf,
-) -> float | None:
-    """`seen` of the first sample at/after `after` that begins a sustained run of `cls`.
-
-    Only samples with `seen >= after` are considered, so a state already in place at `after`
-    (the fault had no visible effect) yields the first sample after it. RTO = result - fault.
-    """
-    considered = [s for s in samples if s.seen >= after]
-    for run in _runs(considered, max_gap):
-        if run[0].cls == cls and _is_sustained(run, sustain, min_samples):
-            return run[0].seen
-    return None
+    return len(run) >= min_samples and run[-1].mono - run[0].mono >= sustain
 
 
 def first_sustained_sample(
@@ -232,27 +232,31 @@ def first_sustained_sample(
     min_samples: int = 3,
     max_gap: float = math.inf,
 ) -> Sample | None:
-    """The first sample *sent* at/after `after` that begins a sustained run of `cls`.
+    """The first sample *sent* at/after `after` that begins a sustained run of `cls`: the RTO.
 
-    For RTO: a request observes the system when it is sent, so RTO = sample.mono - fault. Its
-    latency is how long the page then took to load, which is not recovery time (and can be long
-    when an origin times out before failover). Requests sent before `after` are not evidence of
-    the state after it.
+    A request observes the system when it is sent, so RTO = sample.mono - fault. Its latency is
+    how long the page then took to load, which is not recovery time (and can be long when an
+    origin times out before failover). Requests sent before `after` are not evidence of the state
+    after it, so a state already in place at `after` yields the first sample sent after it.
+
+    The answer is final only for a complete timeline: a request still in flight (sent, not yet
+    answered) can later join or break a run. The drill re-evaluates every RTO on the complete
+    timeline at the end of the run (steps.runtime).
     """
     considered = [s for s in samples if s.mono >= after]
     for run in _runs(considered, max_gap):
         if run[0].cls == cls and _is_sustained(run, sustain, min_samples):
-            return run[0]
+            return run[0]  # runs are in send order: run[0] is the earliest-sent sample of the run
     return None
 
 
 def transitions(samples: Sequence[Sample], max_gap: float, sustain: float, min_samples: int = 3) -> list[dict[str, Any]]:
     """The sequence of sustained states, e.g. aws -> maintenance -> azure -> aws.
 
-    Non-sustained runs (flaps, single errors) are left out; consecutive sustained runs of the same
-    class (split by a blip or a probe gap) are merged into one state. `from`/`to` are the `seen`
-    instants (monotonic) of the state's first and last sample; `wall_from`/`wall_to` the same on
-    the wall clock.
+    Built from the same send-order runs as the RTO. Non-sustained runs (flaps, single errors) are
+    left out; consecutive sustained runs of the same class (split by a blip or a probe gap) are
+    merged into one state. `from`/`to` are the send instants (monotonic) of the state's first and
+    last sample; `wall_from`/`wall_to` the same on the wall clock (as the probe recorded it).
     """
     states: list[dict[str, Any]] = []
     for run in _runs(samples, max_gap):
@@ -260,16 +264,16 @@ def transitions(samples: Sequence[Sample], max_gap: float, sustain: float, min_s
             continue
         if states and states[-1]["class"] == run[0].cls:
             st = states[-1]
-            st["to"], st["wall_to"] = run[-1].seen, run[-1].wall_seen
+            st["to"], st["wall_to"] = run[-1].mono, run[-1].t
             st["samples"] += len(run)
         else:
             states.append(
                 {
                     "class": run[0].cls,
-                    "from": run[0].seen,
-                    "to": run[-1].seen,
-                    "wall_from": run[0].wall_seen,
-                    "wall_to": run[-1].wall_seen,
+                    "from": run[0].mono,
+                    "to": run[-1].mono,
+                    "wall_from": run[0].t,
+                    "wall_to": run[-1].t,
                     "samples": len(run),
                 }
             )
@@ -279,6 +283,7 @@ def transitions(samples: Sequence[Sample], max_gap: float, sustain: float, min_s
 def summarize(samples: Sequence[Sample], max_gap: float, end: float | None = None) -> dict[str, Any]:
     """Headline figures of a timeline (JSON-serialisable)."""
     ordered = sort_samples(samples)
+    sent = sort_sent(samples)
     counts: dict[str, int] = {c: 0 for c in CLASSES}
     for s in ordered:
         counts[s.cls] = counts.get(s.cls, 0) + 1
@@ -293,8 +298,9 @@ def summarize(samples: Sequence[Sample], max_gap: float, end: float | None = Non
         "unobserved_seconds": sum((iv.duration for iv in gaps), 0.0),
         "unobserved_intervals": [iv.as_dict() for iv in gaps],
         "max_gap": max_gap,
-        "first_t": min((s.t for s in ordered), default=None),
-        "last_t": max((s.t for s in ordered), default=None),
+        # The wall clock of the first and last request sent (not min/max of `t`: the clock may step).
+        "first_t": sent[0].t if sent else None,
+        "last_t": sent[-1].t if sent else None,
         "first_seen": ordered[0].seen if ordered else None,
         "last_seen": ordered[-1].seen if ordered else None,
     }

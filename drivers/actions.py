@@ -7,7 +7,8 @@ never in the ledger: an operation names where to find them (a Secrets Manager id
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
@@ -29,7 +30,7 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
 
     def cloudfront_set_origin(p: dict[str, Any]) -> None:
         # Not undone until the edges serve it: the next inverse may remove what the origin pointed at.
-        cf = CloudFront(aws)
+        cf = CloudFront(aws, time_scale=target.time_scale)
         cf.apply_origin(p["distribution_id"], p["origin_id"], p["settings"])
         cf.wait_deployed(p["distribution_id"], timeout=busy_timeout)
 

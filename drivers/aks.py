@@ -23,9 +23,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from azure.core.credentials import TokenCredential
 from azure.mgmt.containerservice import ContainerServiceClient
@@ -105,7 +106,7 @@ class AksCredentials:
         configs = [k for k in (result.kubeconfigs or []) if k.value]
         if not configs:
             raise AksCredentialsError(f"ARM returned no kubeconfig for AKS cluster {cluster}")
-        write_private(dest, bytes(configs[0].value))
+        write_private(dest, bytes(configs[0].value or b""))  # (the filter above kept only non-empty values)
         self.log(f"kubeconfig of AKS cluster {resource_group}/{cluster} written to {dest} (0600)")
         if self.kubelogin is not None:
             convert_kubeconfig(self.kubelogin, dest, log=self.log)

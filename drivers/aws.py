@@ -30,7 +30,7 @@ class Scaling:
         return {"minSize": self.min_size, "maxSize": self.max_size, "desiredSize": self.desired_size}
 
     @classmethod
-    def from_api(cls, d: dict[str, Any]) -> "Scaling":
+    def from_api(cls, d: dict[str, Any]) -> Scaling:
         return cls(int(d["minSize"]), int(d["maxSize"]), int(d["desiredSize"]))
 
 
@@ -45,7 +45,7 @@ class NodegroupUpdate:
     errors: list[dict[str, Any]]
 
     @classmethod
-    def from_api(cls, d: dict[str, Any]) -> "NodegroupUpdate":
+    def from_api(cls, d: dict[str, Any]) -> NodegroupUpdate:
         return cls(str(d["id"]), str(d["status"]), str(d.get("type", "")),
                    {p["type"]: p.get("value", "") for p in d.get("params") or []}, list(d.get("errors") or []))
 
@@ -331,10 +331,18 @@ class LoadBalancing:
         return sum(1 for t in self.target_health(target_group_arn) if t.state == "healthy")
 
 
+# boto3's own DistributionDeployed waiter polls every 60 s (botocore/data/cloudfront/2020-05-31/
+# waiters-2.json): the rate the API is meant to be asked at during a 5-10 min deployment. A
+# time-scaled target (the lab) plays the deployment faster, so the poll scales with it. No RTO
+# waits on this poll: users' switch is measured by the probe, when the edges serve the change.
+DEPLOYED_POLL_SECONDS = 60.0
+
+
 class CloudFront:
-    def __init__(self, aws: Aws, ledger: Ledger | None = None) -> None:
+    def __init__(self, aws: Aws, ledger: Ledger | None = None, time_scale: float = 1.0) -> None:
         self.cf = aws.client("cloudfront")
         self.ledger = ledger
+        self.time_scale = time_scale
         # The ETag each distribution got from this driver's last update: its deployment is what
         # wait_deployed waits for (a stale GetDistribution still shows the previous config, Deployed).
         self.etags: dict[str, str] = {}
@@ -429,9 +437,11 @@ class CloudFront:
             self.ledger.applied(entry)
         return entry
 
-    def wait_deployed(self, distribution_id: str, timeout: float, poll: float = 1.0, etag: str | None = None) -> float:
+    def wait_deployed(self, distribution_id: str, timeout: float, poll: float | None = None, etag: str | None = None) -> float:
         """Until the distribution is Deployed *with* the config of this driver's last update (`etag`,
-        default: the ETag that update returned): a read still showing the previous config is stale."""
+        default: the ETag that update returned; a read still showing the previous config is stale);
+        seconds waited. Polls at boto3's waiter rate (scaled)."""
+        poll = DEPLOYED_POLL_SECONDS / self.time_scale if poll is None else poll
         etag = etag or self.etags.get(distribution_id)
         t0 = time.monotonic()
         while True:

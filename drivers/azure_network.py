@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from azure.core.credentials import TokenCredential
 from azure.identity import ClientSecretCredential, DefaultAzureCredential
@@ -46,7 +47,7 @@ class AzureAuth:
     resource_manager_url: str | None = None  # None = https://management.azure.com
     ca_bundle: str | None = None  # PEM file trusted for both the authority and ARM
     disable_instance_discovery: bool | None = None  # default: True iff authority_host is set
-    api: ApiSettings = ApiSettings()  # timeouts and the time scale of the SDK's retry backoff
+    api: ApiSettings = field(default_factory=ApiSettings)  # timeouts and the time scale of the SDK's retry backoff
 
     def __repr__(self) -> str:
         return (f"AzureAuth(subscription_id={self.subscription_id!r}, tenant_id={self.tenant_id!r}, "
@@ -320,13 +321,16 @@ class ResponseHeaderRewrite:
         if ledger is None:
             raise RuntimeError("a change needs a rollback ledger")
         before = self.snapshot(rule_set, routing_rules)
-        rewrite = M.ApplicationGatewayRewriteRuleSet(name=rule_set, rewrite_rules=[M.ApplicationGatewayRewriteRule(
-            name="served-by", rule_sequence=100, conditions=[],
-            action_set=M.ApplicationGatewayRewriteRuleActionSet(
-                request_header_configurations=[],
-                response_header_configurations=[M.ApplicationGatewayHeaderConfiguration(header_name=header, header_value=value)],
-            ),
-        )])
+        rewrite = M.ApplicationGatewayRewriteRuleSet(
+            name=rule_set, properties=M.ApplicationGatewayRewriteRuleSetPropertiesFormat(rewrite_rules=[
+                M.ApplicationGatewayRewriteRule(
+                    name="served-by", rule_sequence=100, conditions=[],
+                    action_set=M.ApplicationGatewayRewriteRuleActionSet(
+                        request_header_configurations=[],
+                        response_header_configurations=[
+                            M.ApplicationGatewayHeaderConfiguration(header_name=header, header_value=value)],
+                    ),
+                )]))
         after = {"name": rule_set, "rule_set": rewrite.as_dict(), "routing": {r: rule_set for r in before["routing"]}}
         where = {"resource_group": self.gateway.resource_group, "gateway": self.gateway.name}
         rules = ", ".join(sorted(before["routing"])) or "(none)"

@@ -7,17 +7,21 @@ stored `dump_started_at` metadata (the lab's job does), that sub-second time ref
 """
 from __future__ import annotations
 
+import builtins
 import gzip
+import itertools
 import os
 import re
 import tempfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from drill.rpo import BackupTimes
 
 DEFAULT_CONTAINER = "mysql-backups"
 DEFAULT_PREFIX = "backups/"
@@ -28,6 +32,8 @@ DUMP_TRAILER = b"-- Dump completed"
 CHUNK = 1 << 20
 # Names carry whole seconds: spacing measured from them is uncertain by up to this much.
 NAME_RESOLUTION_SECONDS = 1.0
+# Blob's Last-Modified is an RFC 1123 date, whole seconds: an upload finished within this after it.
+LAST_MODIFIED_RESOLUTION_SECONDS = 1.0
 
 
 class BackupError(RuntimeError):
@@ -44,7 +50,7 @@ def parse_name_time(name: str) -> datetime | None:
     if not m:
         return None
     try:
-        return datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+        return datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -56,7 +62,7 @@ def _parse_iso(s: str | None) -> datetime | None:
         d = datetime.fromisoformat(s)
     except ValueError:
         return None
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,15 @@ class Backup:
     def name_has_time(self) -> bool:
         return parse_name_time(self.name) is not None
 
+    @property
+    def completed_by(self) -> datetime:
+        """The upload had finished by then (Last-Modified is truncated to the second)."""
+        return self.last_modified + timedelta(seconds=LAST_MODIFIED_RESOLUTION_SECONDS)
+
+    def times(self) -> BackupTimes:
+        """Start (consistency point) and completion, as drill.rpo reasons about them."""
+        return BackupTimes(self.name, self.started_at.timestamp(), self.completed_by.timestamp())
+
 
 class BackupStore:
     """The backup container, read-only except for what tests upload themselves."""
@@ -103,13 +118,13 @@ class BackupStore:
     @classmethod
     def from_connection_string(
         cls, connection_string: str, container: str = DEFAULT_CONTAINER, prefix: str = DEFAULT_PREFIX
-    ) -> "BackupStore":
+    ) -> BackupStore:
         return cls(ContainerClient.from_connection_string(connection_string, container), prefix)
 
     @classmethod
     def from_account(
         cls, account_url: str, credential: Any, container: str = DEFAULT_CONTAINER, prefix: str = DEFAULT_PREFIX
-    ) -> "BackupStore":
+    ) -> BackupStore:
         """`credential`: an account key, {"account_name", "account_key"}, a SAS or a TokenCredential."""
         return cls(BlobServiceClient(account_url, credential=credential).get_container_client(container), prefix)
 
@@ -119,7 +134,7 @@ class BackupStore:
         for b in self.container.list_blobs(name_starts_with=self.prefix if prefix is None else prefix, include=["metadata"]):
             if b.name.endswith("/"):  # folder placeholder (HNS accounts)
                 continue
-            lm = b.last_modified if b.last_modified.tzinfo else b.last_modified.replace(tzinfo=timezone.utc)
+            lm = b.last_modified if b.last_modified.tzinfo else b.last_modified.replace(tzinfo=UTC)
             out.append(Backup(b.name, lm, int(b.size or 0), parse_name_time(b.name) or lm, dict(b.metadata or {})))
         out.sort(key=_order)
         return out
@@ -160,7 +175,7 @@ class BackupStore:
             tmp.unlink(missing_ok=True)
             Path(str(tmp) + ".sql").unlink(missing_ok=True)
 
-    def gaps(self, interval_seconds: float, prefix: str | None = None) -> list[tuple[Backup, Backup, float]]:
+    def gaps(self, interval_seconds: float, prefix: str | None = None) -> builtins.list[tuple[Backup, Backup, float]]:
         """Consecutive backups further apart than 1.5 x the interval: (earlier, later, seconds apart).
 
         Spacing comes from the dump start times; when a pair has only whole-second names, one
@@ -168,7 +183,7 @@ class BackupStore:
         """
         backups = [b for b in self.list(prefix) if b.name_has_time or b.precise]
         out = []
-        for a, b in zip(backups, backups[1:]):
+        for a, b in itertools.pairwise(backups):
             dt = (b.started_at - a.started_at).total_seconds()
             slack = 0.0 if (a.precise and b.precise) else NAME_RESOLUTION_SECONDS
             if dt > interval_seconds * 1.5 + slack:

@@ -12,8 +12,9 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pymysql
 
@@ -104,7 +105,10 @@ class Database:
                 out = {}
                 for t in tables:
                     cur.execute(f"SELECT COUNT(*) FROM {_ident(t)}")
-                    out[t] = int(cur.fetchone()[0])
+                    row = cur.fetchone()
+                    if row is None:
+                        raise RuntimeError(f"SELECT COUNT(*) FROM {t} returned no row")
+                    out[t] = int(row[0])
                 return out
         finally:
             conn.close()
@@ -239,7 +243,7 @@ class CanaryWriter:
     def __repr__(self) -> str:
         return f"CanaryWriter(db={self.db!r}, interval={self.interval}, table={self.table!r}, writes={self.writes})"
 
-    def start(self) -> "CanaryWriter":
+    def start(self) -> CanaryWriter:
         """Create the table if needed (errors surface here, not in the thread) and start writing."""
         if self._thread is not None:
             return self
@@ -281,7 +285,7 @@ class CanaryWriter:
         while not self._stop.is_set():
             try:
                 self.write_once()
-            except Exception as e:  # the primary may be down: count it, reconnect next slot
+            except Exception as e:  # noqa: BLE001 — the primary may be down: count it, reconnect next slot
                 self.failures += 1
                 self.last_error = f"{type(e).__name__}: {e}"
                 self._close()
@@ -296,5 +300,5 @@ class CanaryWriter:
         if conn is not None:
             try:
                 conn.close()
-            except Exception:
+            except pymysql.err.Error:  # PyMySQL's close() raises only 'Already closed'
                 pass

@@ -28,16 +28,18 @@ import copy
 import json
 import secrets as _secrets
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
-from tenacity import Retrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from drill.ledger import Action, Entry, Ledger
-from drivers.retries import KUBE_ATTEMPTS, ApiCall, ApiSettings, current as _calls
+from drivers.retries import KUBE_ATTEMPTS, ApiCall, ApiSettings
+from drivers.retries import current as _calls
 
 NAMESPACE_DELETE_TIMEOUT = 180.0
 BACKUP_LABEL = "dr-drill/backup-of"
@@ -142,7 +144,7 @@ class Kube:
     def close(self) -> None:
         self.api_client.close()
 
-    def __enter__(self) -> "Kube":
+    def __enter__(self) -> Kube:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -402,7 +404,8 @@ class Kube:
             if state == "done":
                 return time.monotonic() - start
             if state == "failed":
-                raise RolloutFailed(self._rollout_report(ns, name, dep, f"exceeded its progress deadline after {time.monotonic() - start:.1f}s"))
+                raise RolloutFailed(self._rollout_report(
+                    ns, name, dep, f"exceeded its progress deadline after {time.monotonic() - start:.1f}s"))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(self._rollout_report(ns, name, dep, f"not rolled out after {timeout:.0f}s"))

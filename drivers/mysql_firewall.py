@@ -11,7 +11,8 @@ connection until the server lets the drill in.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 from azure.core.credentials import TokenCredential
@@ -71,7 +72,7 @@ class MysqlFirewall:
     def __repr__(self) -> str:
         return f"MysqlFirewall({self.resource_group}/{self.server})"
 
-    def rules(self) -> list[dict[str, str]]:
+    def rules(self) -> list[dict[str, str | None]]:
         return [{"name": r.name, "start": r.start_ip_address, "end": r.end_ip_address}
                 for r in self.client.firewall_rules.list_by_server(self.resource_group, self.server)]
 

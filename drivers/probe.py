@@ -191,7 +191,7 @@ class Probe:
         except OSError:
             return ""
 
-    def __enter__(self) -> "Probe":
+    def __enter__(self) -> Probe:
         if not self.running():
             self.start()
         return self

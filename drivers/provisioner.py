@@ -19,8 +19,9 @@ import signal
 import subprocess
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from drill.ledger import Action
 
@@ -183,7 +184,8 @@ class TerraformCli:
         assert proc.stdout is not None and proc.stderr is not None
         err_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         out_lines: list[str] = []
-        err_reader = threading.Thread(target=lambda: err_tail.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+        err_stream = proc.stderr  # narrowed above; a lambda would see proc.stderr as Optional again
+        err_reader = threading.Thread(target=lambda: err_tail.extend(err_stream), daemon=True)
         err_reader.start()
         timed_out = threading.Event()
 

@@ -25,9 +25,10 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 AWS_MAX_ATTEMPTS = 5  # botocore: retries, not attempts (6 attempts in all)
@@ -78,7 +79,8 @@ class ApiCall:
     def sentence(self) -> str:
         last = self.errors[-1] if self.errors else "?"
         if self.outcome == "ok":
-            return f"{self.service} {self.operation}: ok after {self.retries} retr{'y' if self.retries == 1 else 'ies'} ({', '.join(self.errors)})"
+            tries = f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}"
+            return f"{self.service} {self.operation}: ok after {tries} ({', '.join(self.errors)})"
         return f"{self.service} {self.operation}: failed with {last} after {self.attempts} attempt(s)"
 
     def as_dict(self) -> dict[str, Any]:
@@ -202,7 +204,7 @@ def _azure_attempt(response: Any, error: BaseException | None) -> str:
             body = json.loads(http.text() or "{}")
             err = body.get("error") if isinstance(body, dict) else None
             code = (err or {}).get("code", "") if isinstance(err, dict) else str(body.get("reason") or "")
-    except Exception:
+    except Exception:  # noqa: BLE001 — the code only names the attempt: an unreadable body leaves the status alone
         code = ""
     return f"{status} {code}".strip()
 
@@ -261,7 +263,7 @@ def azure_retry_policy(settings: ApiSettings) -> Any:
     """azure-core's RetryPolicy with its backoff at the target's time scale, recording its retries."""
     from azure.core.pipeline.policies import RetryPolicy
 
-    class RecordingRetryPolicy(_Recording, RetryPolicy):  # type: ignore[misc]
+    class RecordingRetryPolicy(_Recording, RetryPolicy[Any, Any]):
         sdk = "azure-core"
 
         def increment(self, settings: dict[str, Any], response: Any = None, error: Any = None) -> bool:
@@ -282,7 +284,7 @@ def storage_retry_policy(settings: ApiSettings) -> Any:
 
     scale = settings.time_scale
 
-    class RecordingExponentialRetry(_Recording, ExponentialRetry):  # type: ignore[misc]
+    class RecordingExponentialRetry(_Recording, ExponentialRetry):
         sdk = "azure-storage"
 
         def increment(self, settings: dict[str, Any], request: Any, response: Any = None, error: Any = None) -> bool:

@@ -19,8 +19,9 @@ import getpass
 import os
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from drill.config import Target, placeholder_value
 from drivers.retries import api_settings
@@ -119,7 +120,7 @@ def check_production_guard(
         # Reading the resource group's networks proves the credentials reach that subscription.
         try:
             list(make_client(azure_auth(target)).virtual_networks.list(target.azure.resource_group))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — whatever the SDK, the credential chain or the network raises, the drill must refuse
             raise Refused(f"the Azure credentials cannot read subscription {sub}: {type(e).__name__}") from None
         verified.append(f"Azure subscription {sub} allowed and reachable")
     if target.failover_stack is not None:
@@ -139,7 +140,8 @@ def _terraform_subscription(target: Target, allowed: list[str]) -> str:
     if sub not in allowed:
         raise Refused(f"Terraform would apply the failover stack to subscription {sub}, which is not in "
                       f"target {target.name!r}'s guard.azure_subscription_ids")
-    chdir = target.failover_stack.chdir  # type: ignore[union-attr]
+    assert target.failover_stack is not None  # its only caller checks the target has one
+    chdir = target.failover_stack.chdir
     for file, expr in provider_subscriptions(chdir):
         literal = expr.strip().strip('"')
         if literal not in allowed:
@@ -156,16 +158,16 @@ class Holder:
     run_id: str
 
     @classmethod
-    def me(cls, run_id: str) -> "Holder":
+    def me(cls, run_id: str) -> Holder:
         try:
             user = getpass.getuser()
-        except Exception:
+        except (KeyError, OSError):  # no passwd entry for this uid (containers), or no login name
             user = "unknown"
         who = os.environ.get("DRILL_OPERATOR") or f"{user}@{platform.node()} pid {os.getpid()}"
         return cls(who, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), run_id)
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, str] | None) -> "Holder | None":
+    def from_metadata(cls, meta: dict[str, str] | None) -> Holder | None:
         """The holder the lock blob's metadata names; None when it names nobody."""
         return cls(meta.get("who", "unknown"), meta.get("since", "unknown"), meta.get("run_id", "unknown")) if meta else None
 

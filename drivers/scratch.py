@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from drivers.database import Database
 
@@ -53,7 +54,10 @@ def server_version(db: Database) -> str:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT VERSION()")
-            return str(cur.fetchone()[0])
+            row = cur.fetchone()
+            if row is None:
+                raise RuntimeError("SELECT VERSION() returned no row")
+            return str(row[0])
     finally:
         conn.close()
 
@@ -79,7 +83,7 @@ def row_digests(db: Database, tables: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def fingerprints(primary: Database, restored: Database, tables: list[str]) -> tuple[str, dict, dict]:
+def fingerprints(primary: Database, restored: Database, tables: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(method, primary's, restored's) fingerprints of `tables`: CHECKSUM TABLE if the servers match."""
     if server_version(primary) == server_version(restored):
         return "CHECKSUM TABLE", dict(primary.checksum(tables)), dict(restored.checksum(tables))

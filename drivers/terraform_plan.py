@@ -6,8 +6,8 @@ output (-no-color) is returned for drill.readiness.parse_plan; it is not streame
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from drivers.provisioner import TerraformCli
 

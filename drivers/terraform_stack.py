@@ -27,9 +27,10 @@ Before the first change of a drill that will apply the stack (`preflight`):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from drill.config import Target
 from drivers.terraform_plan import PlanningTerraform
@@ -76,7 +77,8 @@ def terraform_env(target: Target) -> tuple[dict[str, str], list[str]]:
 
     if mode == "client_secret":
         need("tenant_id", "client_id", "client_secret")
-        secret = c.client_secret.get_secret_value()  # type: ignore[union-attr]
+        assert c.client_secret is not None  # need() above
+        secret = c.client_secret.get_secret_value()
         env.update(ARM_TENANT_ID=str(c.tenant_id), ARM_CLIENT_ID=str(c.client_id), ARM_CLIENT_SECRET=secret)
         secrets.append(secret)
     elif mode == "oidc":

@@ -24,7 +24,7 @@ def inspect_ca_bundle(path: str) -> dict[str, Any]:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         return {"path": str(p), "error": f"{p} holds no PEM certificate"}
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     authorities = [c for c in certs if _is_authority(c)]
     return {
         "path": str(p), "certificates": len(certs), "authorities": len(authorities),

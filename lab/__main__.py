@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.wait(0.5):
             if args.parent_pid and not _alive(args.parent_pid):
                 break  # an orphaned lab would leak processes and ports
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 — any start-up failure is the lab process's exit status 1, said on stderr
         print(f"lab failed: {e}", file=sys.stderr, flush=True)
         return 1
     finally:

@@ -25,17 +25,21 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from lab.aws.elbv2 import TargetHealthRegistry
 from lab.events import EventLog
 from lab.httpfwd import Request, Response, Server, UpstreamError, forward
 from lab.ports import free_port
 
-ALB_503 = b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n"
-ALB_502 = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
-ALB_504 = b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n"
+ALB_503 = (b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
+           b"<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n")
+ALB_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+           b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n")
+ALB_504 = (b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n"
+           b"<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n")
 ALB_HEADERS = [("Content-Type", "text/html"), ("Server", "awselb/2.0")]
 
 # Where a target's traffic goes: (host, port), or None when a connection to it is refused.
@@ -69,7 +73,7 @@ class HealthCheckSettings:
     deregistration_delay_seconds: float
 
     @classmethod
-    def of(cls, tg: Any, time_scale: float) -> "HealthCheckSettings":
+    def of(cls, tg: Any, time_scale: float) -> HealthCheckSettings:
         """Read from moto's FakeTargetGroup (its values may be strings, as the API's query form gives)."""
         attrs = getattr(tg, "attributes", {}) or {}
         return cls(
@@ -143,7 +147,7 @@ class Alb:
         self._thread = threading.Thread(target=self._loop, name="alb-health", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self, healthy: set[str] | None = None) -> "Alb":
+    def start(self, healthy: set[str] | None = None) -> Alb:
         """Adopt what is registered now; targets in `healthy` start healthy (the lab's steady state)."""
         now = time.monotonic()
         settings = self.settings()
@@ -172,7 +176,7 @@ class Alb:
         while not self._stop.wait(self.tick):
             try:
                 self._step(time.monotonic())
-            except Exception as e:  # keep the lab alive; the event log says what went wrong
+            except Exception as e:  # noqa: BLE001 — keep the lab alive; the event log says what went wrong
                 self.events.record("alb", "health checker error", error=repr(e))
 
     def _step(self, now: float) -> None:

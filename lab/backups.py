@@ -5,6 +5,15 @@ primary database over TCP, gzips it and uploads `backups/backup-YYYYMMDD-HHMMSS.
 backup container, named after the dump's START in UTC like the seeds' files. Each upload and each
 failure is a lab event: the ground truth the drill's RPO measurement is checked against.
 
+The schedule is cron's, as the design has it (`*/5 * * * *`, multicloud-infra-design.md): runs at
+the multiples of the interval on the wall clock, not at "lab start + k intervals". So a drill
+started at any moment meets the backup cycle at any phase, as it would in production, instead of
+always a few seconds after a backup the lab took at start. For the same reason the lab's first
+backup, taken at start so that the lab always has one, stands for the last scheduled backup
+before the lab started (`start(first_as_of=...)`): the database then was the seed, unchanged until
+the lab started, so that dump is what the backup of that slot held; its metadata and event say
+when it was really dumped (`lab_dumped_at`).
+
 Names have whole seconds, so the job never starts two dumps in the same UTC second: a dump that
 would collide waits for the next second (an interval under 1 s is therefore effectively 1 s).
 Uploads never overwrite, so an existing blob of the same name (another job) fails loudly instead.
@@ -18,7 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO
 
 from azure.core.exceptions import AzureError
@@ -37,11 +46,11 @@ class BackupError(RuntimeError):
 
 
 def blob_name(started: float, prefix: str = PREFIX) -> str:
-    return f"{prefix}backup-{datetime.fromtimestamp(started, timezone.utc):%Y%m%d-%H%M%S}.sql.gz"
+    return f"{prefix}backup-{datetime.fromtimestamp(started, UTC):%Y%m%d-%H%M%S}.sql.gz"
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds")
 
 
 def mysqldump_executable() -> str:
@@ -93,24 +102,30 @@ class BackupJob:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self, require_first: bool = True) -> "BackupJob":
-        """Take a first backup now (so the lab always has one), then one per interval.
+    def start(self, require_first: bool = True, first_as_of: float | None = None) -> BackupJob:
+        """Take a first backup now (so the lab always has one), then one per slot of the schedule.
 
         `require_first`: raise if that first backup fails (a lab without a backup can't drill a
         restore); otherwise the failure is recorded and retried on the schedule.
+        `first_as_of`: the past slot (epoch seconds) the first backup stands for, when the database
+        has not changed since then (the lab at start: see the module docstring).
         """
         if self._thread is not None:
             return self
-        first_due = time.monotonic()
         try:
-            self.run_once()
+            self.run_once(as_of=first_as_of)
         except BackupError:
             if require_first:
                 raise
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, args=(first_due,), name="backup-job", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="backup-job", daemon=True)
         self._thread.start()
         return self
+
+    def last_slot(self, now: float | None = None) -> float:
+        """The schedule's latest slot at or before `now` (a multiple of the interval on the wall clock)."""
+        now = time.time() if now is None else now
+        return (now // self.interval) * self.interval
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the schedule and wait for a dump in progress to finish. Idempotent."""
@@ -120,26 +135,32 @@ class BackupJob:
             t.join(timeout if timeout is not None else DUMP_TIMEOUT + 60)
         self._thread = None
 
-    def _loop(self, first_due: float) -> None:
-        next_due = first_due + self.interval
-        while not self._stop.wait(max(0.0, next_due - time.monotonic())):
+    def _loop(self) -> None:
+        slot = self.last_slot() + self.interval
+        while not self._stop.wait(max(0.0, slot - time.time())):
+            if time.time() < slot:  # woke a hair early (the wait runs on another clock): not yet
+                continue
             try:
                 self.run_once()
             except BackupError:
-                pass  # recorded by run_once; the next interval is the retry
-            except Exception as e:  # never let the schedule die silently
+                pass  # recorded by run_once; the next slot is the retry
+            except Exception as e:  # noqa: BLE001 — never let the schedule die silently: any failure is recorded
                 self._record_failure(None, f"{type(e).__name__}: {e}")
-            next_due += self.interval
-            now = time.monotonic()
-            if next_due <= now:  # a dump longer than the interval: skip missed slots, as cron would overlap-guard
-                next_due += ((now - next_due) // self.interval + 1) * self.interval
+            # A dump that overran the next slots skips them (as an overlap-guarded cron job does);
+            # the slots never drift.
+            slot = max(slot + self.interval, self.last_slot() + self.interval)
 
     # -- one backup --------------------------------------------------------------------------------
 
-    def run_once(self) -> str:
-        """Dump, gzip and upload one backup now; return its blob name. Raises BackupError (recorded)."""
+    def run_once(self, as_of: float | None = None) -> str:
+        """Dump, gzip and upload one backup now; return its blob name. Raises BackupError (recorded).
+
+        `as_of`: name and stamp the backup for that earlier instant (the database has not changed
+        since); the real dump time is kept as `lab_dumped_at`.
+        """
         with self._run_lock:
-            started = self._claim_second()
+            dumped = self._claim_second()
+            started = dumped if as_of is None else min(as_of, dumped)
             try:
                 with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
                     raw_bytes = self._dump_gzipped(spool)
@@ -157,6 +178,7 @@ class BackupJob:
                             "dump_finished_at": _iso(finished),
                             "database": self.database,
                             "uncompressed_bytes": str(raw_bytes),
+                            **({} if started == dumped else {"lab_dumped_at": _iso(dumped)}),
                         },
                         content_settings=ContentSettings(content_type="application/gzip"),
                     )
@@ -172,6 +194,7 @@ class BackupJob:
                 self.events.record(
                     "backup", "backup uploaded", blob=name, started=started, finished=finished, bytes=size,
                     uncompressed_bytes=raw_bytes, database=self.database,
+                    **({} if started == dumped else {"dumped_at": dumped}),
                 )
             return name
 

@@ -33,7 +33,7 @@ class ControlServer:
     def __repr__(self) -> str:
         return f"ControlServer({self.url})"
 
-    def start(self) -> "ControlServer":
+    def start(self) -> ControlServer:
         self.server.start()
         return self
 

@@ -37,8 +37,8 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 from lab.aws.cloudfront import BehaviorSpec, CloudFrontModel, EdgeConfig, OriginSpec
 from lab.events import EventLog
@@ -51,8 +51,12 @@ CF_403_METHOD = (b"<HTML><HEAD><TITLE>ERROR: The request could not be satisfied<
                  b"<H2>The request could not be satisfied.</H2>This distribution is not configured to allow the HTTP "
                  b"request method that was used for this request. The distribution supports only cachable requests."
                  b"</BODY></HTML>")
-CF_502 = b"<HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE></HEAD><BODY><H1>502 ERROR</H1><H2>The request could not be satisfied.</H2>CloudFront wasn't able to connect to the origin.</BODY></HTML>"
-CF_504 = b"<HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE></HEAD><BODY><H1>504 Gateway Timeout ERROR</H1><H2>The request could not be satisfied.</H2>CloudFront attempted to establish a connection with the origin, but either the attempt failed or the origin closed the connection.</BODY></HTML>"
+CF_502 = (b"<HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE></HEAD><BODY><H1>502 ERROR</H1>"
+          b"<H2>The request could not be satisfied.</H2>CloudFront wasn't able to connect to the origin.</BODY></HTML>")
+CF_504 = (b"<HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE></HEAD><BODY>"
+          b"<H1>504 Gateway Timeout ERROR</H1><H2>The request could not be satisfied.</H2>CloudFront attempted to "
+          b"establish a connection with the origin, but either the attempt failed or the origin closed the connection."
+          b"</BODY></HTML>")
 
 # domain name of an origin -> (host, port) on loopback: the lab's DNS.
 Resolver = Callable[[str], "tuple[str, int] | None"]
@@ -105,7 +109,7 @@ class Edge:
         self._lock = threading.Lock()
         self.server = Server(port, self.handle)
 
-    def start(self) -> "Edge":
+    def start(self) -> Edge:
         self.server.start()
         return self
 

@@ -15,7 +15,7 @@ from lab.ports import free_port
 class _Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         body = (self.client_address[0] + "\n").encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
@@ -38,7 +38,7 @@ class EgressEcho:
     def __repr__(self) -> str:
         return f"EgressEcho({self.url})"
 
-    def start(self) -> "EgressEcho":
+    def start(self) -> EgressEcho:
         self._thread.start()
         return self
 

@@ -26,7 +26,7 @@ class EventLog:
         self._lock = threading.Lock()
         self._events: list[Event] = []
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", buffering=1, encoding="utf-8")
+        self._fh = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 — open for the log's lifetime
 
     def record(self, source: str, event: str, **detail: Any) -> Event:
         ev = Event(time.time(), time.monotonic(), source, event, detail)

@@ -15,13 +15,15 @@ drill's production Terraform driver runs unchanged against the lab.
 """
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lab import fault_shapes
 from lab.events import EventLog
@@ -163,8 +165,10 @@ class FailoverStack:
             # unknown -target addresses: ignored
             todo = self.todo(op.kind, op.targets)
             if op.kind == "apply":
-                create = {a: (lambda f=f: f(op.variables)) for a, f in self.parts.create.items()}
-                prepare = {a: (lambda f=f: f(op.variables)) for a, f in self.parts.prepare.items()}
+                create: dict[str, Callable[[], None]] = {
+                    a: functools.partial(f, op.variables) for a, f in self.parts.create.items()}
+                prepare: dict[str, Callable[[], None]] = {
+                    a: functools.partial(f, op.variables) for a, f in self.parts.prepare.items()}
                 self._parallel(op, todo, "creating", "present", CREATE_SECONDS, create, prepare, _failing(op, todo))
             else:
                 self._parallel(op, todo, "destroying", "absent", DESTROY_SECONDS, self.parts.destroy,
@@ -175,7 +179,7 @@ class FailoverStack:
             op.log.append(f"{'Apply' if op.kind == 'apply' else 'Destroy'} complete! Resources: {len(todo)} "
                           f"{'added' if op.kind == 'apply' else 'destroyed'}.")
             op.state = "succeeded"
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — any failure of the modelled apply is the operation's error, as Terraform reports it
             op.state, op.error = "failed", str(e)
         finally:
             self.events.record("stack", f"{op.kind} {op.state}", targets=op.targets, error=op.error)
@@ -208,7 +212,7 @@ class FailoverStack:
                 op.log.append(f"{addr}: Destroying... (tainted)")
                 try:
                     self.parts.destroy[addr]()
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 — a failed destroy of the tainted resource is its error, as Terraform reports it
                     res.state, res.error = "failed", f"{type(e).__name__}: {e}"
                     op.log.append(f"{addr}: failed: {res.error}")
                     return
@@ -222,7 +226,7 @@ class FailoverStack:
                     try:
                         prepare[addr]()
                         prepared.append(None)
-                    except BaseException as e:  # reported as this resource's failure below
+                    except BaseException as e:  # noqa: BLE001 — reported as this resource's failure below
                         prepared.append(e)
 
                 preparing = threading.Thread(target=run_prepare, name=f"prepare {addr}", daemon=True)
@@ -243,7 +247,7 @@ class FailoverStack:
                     return
                 if during == "creating":
                     actions[addr]()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 — any failure while creating a resource is that resource's error, as Terraform reports it
                 res.state, res.error = "failed", f"{type(e).__name__}: {e}"
                 op.log.append(f"{addr}: failed: {res.error}")
                 return

@@ -25,8 +25,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 Shape = tuple[int, list[tuple[str, str]], bytes]
@@ -37,7 +37,7 @@ def _now_http() -> str:
 
 
 # -- AWS -------------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def aws_service(service: str) -> Any:
     """botocore's model of `service` (protocol, XML namespace, modeled errors)."""
     import botocore.session
@@ -104,7 +104,7 @@ def arm(kind: str, method: str, subscription: str, retry_after: int, status: int
                        "available. Refer to https://aka.ms/arm-throttling"}}).encode()
     status = status or 500
     if status == 500:
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         error = {"code": "InternalServerError", "message": (
             f"Encountered internal server error. Diagnostic information: timestamp '{stamp}', subscription id "
             f"'{subscription}', tracking id '{request_id}', request correlation id '{uuid.uuid4()}'.")}
@@ -141,7 +141,7 @@ BLOB_ERRORS = {
 def blob(kind: str, method: str, status: int | None = None) -> Shape:
     code_status, code, message = BLOB_ERRORS["throttle" if kind == "throttle" else (500 if (status or 500) == 500 else 503)]
     request_id = str(uuid.uuid4())
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
     headers = [("x-ms-error-code", code), ("x-ms-request-id", request_id), ("x-ms-version", "2025-01-05"),
                ("Date", _now_http()), ("Content-Type", "application/xml")]
     body = b"" if method.upper() == "HEAD" else (

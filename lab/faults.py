@@ -86,7 +86,7 @@ class Rule:
         return {**asdict(self), "remaining": self.remaining}
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "Rule":
+    def from_spec(cls, spec: dict[str, Any]) -> Rule:
         known = {"surface", "kind", "match", "count", "status", "retry_after", "seconds", "keep"}
         unknown = sorted(set(spec) - known)
         if unknown:

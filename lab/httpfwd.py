@@ -10,9 +10,9 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -77,7 +77,7 @@ def forward(
         sock = socket.create_connection((host, port), timeout=connect_timeout)
     except ConnectionRefusedError as e:
         raise UpstreamError("refused", str(e)) from None
-    except (socket.timeout, TimeoutError) as e:
+    except TimeoutError as e:
         raise UpstreamError("connect_timeout", str(e) or "timed out") from None
     except OSError as e:
         raise UpstreamError("refused", str(e)) from None
@@ -94,7 +94,7 @@ def forward(
         body = resp.read()
         out = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP]
         return Response(resp.status, out, body)
-    except (socket.timeout, TimeoutError) as e:
+    except TimeoutError as e:
         raise UpstreamError("read_timeout", str(e) or "timed out") from None
     except (http.client.HTTPException, ConnectionError, OSError) as e:
         raise UpstreamError("protocol", str(e) or type(e).__name__) from None
@@ -116,7 +116,7 @@ class _QuietHandler(BaseHTTPRequestHandler):
         req = Request(self.command, self.path, {k: v for k, v in self.headers.items()}, body)
         try:
             resp = type(self).app(req)
-        except Exception as e:  # a bug in a lab proxy must look like a server error, not a hang
+        except Exception as e:  # noqa: BLE001 — a bug in a lab proxy must look like a server error, not a hang
             resp = Response(500, [("Content-Type", "text/plain")], f"lab proxy error: {e}".encode())
         if resp.hang is not None:
             from lab.faults import drop, hold
@@ -153,7 +153,7 @@ class Server:
         # stop() waits for the serve loop to notice: poll at 0.1 s, not socketserver's 0.5 s.
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.1,), name=f"http:{port}", daemon=True)
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         self._thread.start()
         return self
 

@@ -74,7 +74,7 @@ def issue_server_tls(ca: Any, directory: Path, names: tuple[str, ...], require_s
 class MariaDB:
     """A MariaDB server under workdir/name, listening on 127.0.0.1 on a port chosen at start."""
 
-    def __init__(self, workdir: Path, name: str, port: int | None = None, tls: "ServerTls | None" = None) -> None:
+    def __init__(self, workdir: Path, name: str, port: int | None = None, tls: ServerTls | None = None) -> None:
         """`port`: one reserved in advance (a target file names it before the server exists).
         `tls`: the server certificate to offer TLS with (and whether to require it)."""
         if not _IDENT.match(name):
@@ -171,7 +171,7 @@ class MariaDB:
         if self._socket_tmpdir is not None:
             shutil.rmtree(self._socket_tmpdir, ignore_errors=True)
 
-    def __enter__(self) -> "MariaDB":
+    def __enter__(self) -> MariaDB:
         self.start()
         return self
 
@@ -307,7 +307,7 @@ class MariaDB:
                 # read_timeout too: pymysql's connect_timeout doesn't cover the handshake, and a
                 # foreign listener on a stolen port would accept and then never answer.
                 pymysql.connect(
-                    host=HOST, port=self._port, user="root", password=password or "",
+                    host=HOST, port=self.port, user="root", password=password or "",
                     connect_timeout=1, read_timeout=2, write_timeout=2,
                 ).close()
                 return
@@ -323,7 +323,7 @@ class MariaDB:
         """Give root a generated password and drop the accounts install-db made that we don't use."""
         password = secrets.token_urlsafe(24)
         conn = pymysql.connect(
-            host=HOST, port=self._port, user="root", password="", autocommit=True, connect_timeout=5, read_timeout=30
+            host=HOST, port=self.port, user="root", password="", autocommit=True, connect_timeout=5, read_timeout=30
         )
         try:
             with conn.cursor() as cur:

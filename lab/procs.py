@@ -6,9 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 # PDEATHSIG fires when the *thread* that forked the child exits, not the process: children are
@@ -16,8 +17,11 @@ PR_SET_PDEATHSIG = 1
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-spawner")
 
 
-def _spawn(**kwargs: Any) -> "subprocess.Popen[bytes]":
-    return _SPAWNER.submit(subprocess.Popen, **kwargs).result()
+def _spawn(**kwargs: Any) -> subprocess.Popen[bytes]:
+    def popen() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(**kwargs)
+
+    return _SPAWNER.submit(popen).result()
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -51,9 +55,9 @@ class ManagedProcess:
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "ManagedProcess":
+    def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 — closed in finally once the child holds its copy
         try:
             self.proc = _spawn(
                 args=self.argv,

@@ -25,8 +25,18 @@ from lab.azurite import Azurite
 from lab.control import ControlServer
 from lab.edge import Edge
 from lab.egress import EgressEcho
-from lab.failover_stack import AKS, APPGW, DATABASE, FIREWALL, MYSQL, PARAMETER, FailoverStack, StackParts, write_stack_dir
 from lab.events import EventLog
+from lab.failover_stack import (
+    AKS,
+    APPGW,
+    DATABASE,
+    FIREWALL,
+    MYSQL,
+    PARAMETER,
+    FailoverStack,
+    StackParts,
+    write_stack_dir,
+)
 from lab.faults import Faults
 from lab.mariadb import MariaDB, issue_server_tls
 from lab.ports import free_port
@@ -188,7 +198,7 @@ class Lab:
             "127.0.0.1", self.rds.port, T.DB_USER, primary_password, T.DB_NAME,
             self.azurite.connection_string, T.BACKUP_CONTAINER, 300.0 / scale, self.events,
         )
-        backups.start()
+        backups.start(first_as_of=backups.last_slot())  # the lab's history: see lab/backups.py
         self._stack.append(backups)
 
         parts = FailoverParts(self, arm, static_site_port, scale)
@@ -243,7 +253,7 @@ class Lab:
             part = self._stack.pop()
             try:
                 part.stop()
-            except Exception as e:  # keep stopping the rest: nothing may leak
+            except Exception as e:  # noqa: BLE001 — keep stopping the rest: nothing may leak
                 self.events.record("lab", "stop error", part=type(part).__name__, error=repr(e))
         self.events.record("lab", "stopped")
 
@@ -382,6 +392,7 @@ class FailoverParts:
         credentials served by ARM's listClusterUserCredential, never written where a drill would find them."""
         import ipaddress
 
+        from lab.azure.arm_base import ArmError
         from lab.kube.kubelet import PetClinicRunner
         from lab.kube.network import ClusterNetwork
         from lab.kube.server import KubeApiServer
@@ -391,11 +402,11 @@ class FailoverParts:
 
         def other_subnet(name: str) -> ipaddress.IPv4Network | None:
             try:
-                return ipaddress.ip_network(self.arm.state.get_subnet(rg, vnet, name)["properties"]["addressPrefix"])
-            except Exception:  # ARM's 404: the VNet has no such subnet
+                return ipaddress.IPv4Network(self.arm.state.get_subnet(rg, vnet, name)["properties"]["addressPrefix"])
+            except (ArmError, KeyError, ValueError):  # ARM's 404 (no such subnet); no single or no valid addressPrefix
                 return None
 
-        network = ClusterNetwork(node_subnet=ipaddress.ip_network(subnet["properties"]["addressPrefix"]),
+        network = ClusterNetwork(node_subnet=ipaddress.IPv4Network(subnet["properties"]["addressPrefix"]),
                                  subnet_name=T.AKS_SUBNET, subnets=other_subnet)
         kube = KubeApiServer(self.lab.workdir / "aks", PetClinicRunner(self.lab.workdir / "logs"),
                              time_scale=self.time_scale, events=self.lab.events, cluster_name=T.AKS_CLUSTER, network=network,
@@ -454,7 +465,7 @@ class FailoverParts:
         for destroy in (self.destroy_appgw, self.destroy_aks, self.destroy_mysql):
             try:
                 destroy()
-            except Exception:
+            except Exception:  # noqa: BLE001 — stopping goes on through every resource whatever one raises: nothing may leak
                 pass
 
 

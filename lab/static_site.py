@@ -21,7 +21,7 @@ class StaticWebsite:
         self._svc = BlobServiceClient.from_connection_string(connection_string)
         self.server = Server(port, self.handle)
 
-    def start(self) -> "StaticWebsite":
+    def start(self) -> StaticWebsite:
         self.server.start()
         return self
 

@@ -32,7 +32,7 @@ class Timings:
     cloudfront_deploy_seconds: float = 450.0
     cloudfront_invalidation_seconds: float = 120.0
 
-    def scaled(self, time_scale: float) -> "Timings":
+    def scaled(self, time_scale: float) -> Timings:
         """Every duration divided by `time_scale`; counts (if any) unchanged."""
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")

@@ -160,7 +160,7 @@ class WebTier:
             try:
                 if self._converge(time.monotonic()):
                     self.alb.refresh()
-            except Exception as e:  # keep the lab alive; the event log says what went wrong
+            except Exception as e:  # noqa: BLE001 — keep the lab alive; the event log says what went wrong
                 self.events.record("web-tier", "lifecycle error", error=repr(e))
 
     def _converge(self, now: float) -> bool:

@@ -60,5 +60,5 @@ def diff(before: Any, after: Any, path: str = "") -> list[str]:
                 out.extend(diff(before[k], after[k], p))
         return out
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        return [d for i, (a, b) in enumerate(zip(before, after)) for d in diff(a, b, f"{path}[{i}]")]
+        return [d for i, (a, b) in enumerate(zip(before, after, strict=True)) for d in diff(a, b, f"{path}[{i}]")]
     return [] if before == after else [f"{path}: {before!r} → {after!r}"]

@@ -53,8 +53,10 @@ NEEDS: dict[str, Needs] = {
     ),
     # The web tier down, users on the maintenance page. The canary writer and the marker owner need
     # the primary (`database`); the baseline snapshot includes the failover stack when there is one.
+    # The backups listed just before the fault (Phase 2 restores only those) are read from Blob.
     "phase1": Needs(
-        optional=("database", "database.ssl_ca", "azure", *AZURE_AUTH, "failover_stack", *PROBE, *STOP),
+        optional=("database", "database.ssl_ca", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
+                  *PROBE, *STOP),
     ),
     # Azure from the newest backup. `kubernetes.kubeconfig` is optional: without it the cluster's
     # credentials come from ARM after the apply (issue #12). `readiness` lends its backup-in-flight

@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import allure
 from pytest_bdd import given, parsers, then
 
 from steps.runtime import DrillRun, wait_until
 
-
-_MASK: list = []  # the run's Masker, once a drill run exists
+_MASK: list[Any] = []  # the run's Masker, once a drill run exists
 
 
 def attach_json(name: str, obj: object) -> None:
+    """Attach `obj` to the Allure step as JSON, masked as data before it is serialised."""
+    if _MASK:
+        obj = _MASK[0].data(obj)
     text = json.dumps(obj, indent=2, default=str)
     if _MASK:
         text = _MASK[0](text)
@@ -33,7 +36,7 @@ def dry_run_skips(drill_run: DrillRun, check: str) -> bool:
     return True
 
 
-def observe_site_write(drill_run: DrillRun, phase: str) -> dict | None:
+def observe_site_write(drill_run: DrillRun, phase: str) -> dict[str, Any] | None:
     """What a user's write through the site gets now, attached to the step (a dry run only plans it)."""
     seen = drill_run.site_write(phase)
     if seen is not None:
@@ -66,7 +69,9 @@ def alb_becomes_healthy(drill_run: DrillRun) -> None:
     # After a restore: EKS updates the Auto Scaling group, nodes boot (3-5 min), then each new target
     # must pass one health check (HealthCheckIntervalSeconds after registration) to be healthy.
     tg = drill_run.target.aws.alb.target_group_arn
-    bound = drill_run.target.scaled((drill_run.target.objectives.failback_rto_seconds or 600) + drill_run.target.grace_seconds)
+    failback = drill_run.target.objectives.failback_rto_seconds
+    assert failback is not None, "the target sets no objectives.failback_rto_seconds"
+    bound = drill_run.target.scaled(failback + drill_run.target.grace_seconds)
     healthy = wait_until(lambda: drill_run.elb.healthy_count(tg) > 0, bound, poll=0.5)
     health = drill_run.elb.target_health(tg)
     attach_json("target health", [t.__dict__ for t in health])

@@ -6,7 +6,8 @@ registered where the knowledge lives: importing this module imports every module
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from drill import preflight
 from drill.config import Target
@@ -30,7 +31,7 @@ def gather(target: Target) -> dict[str, Any]:
     for name, fn in _GATHERERS.items():
         try:
             facts[name] = fn(target)
-        except Exception as e:  # reported by the checks that need this fact, never silently passed
+        except Exception as e:  # noqa: BLE001 — reported by the checks that need this fact, never silently passed
             facts[f"{name}.error"] = f"{type(e).__name__}: {e}"
     return facts
 
@@ -112,7 +113,7 @@ def _primary_tls(target: Target) -> dict[str, Any]:
         with db.connect(read_timeout=10) as conn, conn.cursor() as cur:
             cur.execute("SELECT 1")
         out["handshake"] = None
-    except Exception as e:  # the password never appears in pymysql's messages
+    except Exception as e:  # noqa: BLE001 — the password never appears in pymysql's messages
         out["handshake"] = f"{type(e).__name__}: {e}"
     return out
 

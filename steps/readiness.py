@@ -20,15 +20,24 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from drill import __version__
 from drill.config import ReadinessConfig, Target
 from drill.evidence import EvidenceDir, Masker, iso, new_run_id
 from drill.readiness import (
-    READINESS_SCHEMA_VERSION, BackupTime, Verdict, backup_spacing, compare_restore, lifecycle_delete_days, overall,
-    parse_plan, render_markdown, sentence,
+    READINESS_SCHEMA_VERSION,
+    BackupTime,
+    Verdict,
+    backup_spacing,
+    compare_restore,
+    lifecycle_delete_days,
+    overall,
+    parse_plan,
+    render_markdown,
+    sentence,
 )
 from drivers.aws import Aws, CloudFront, LoadBalancing, NodeGroups, error_code
 from drivers.retries import api_settings
@@ -95,7 +104,7 @@ class ReadinessRun:
         at, t0 = time.time(), time.monotonic()
         try:
             v = fn()
-        except Exception as e:  # a check that cannot measure is a check that fails
+        except Exception as e:  # noqa: BLE001 — a check that cannot measure is a check that fails
             v = Verdict(check, False, None, None, sentence(check, f"could not be measured: {_describe(e)}"))
         v.at, v.seconds = iso(at), round(time.monotonic() - t0, 3)
         v.detail = self.evidence.mask(v.detail)
@@ -168,7 +177,8 @@ class ReadinessRun:
             if sc.secret_id:
                 db = self._db_from_secret(sc.secret_id, sc.database, sc.ssl_ca)
             else:
-                db = Database(str(sc.host), sc.port, str(sc.user), sc.password.get_secret_value(),  # type: ignore[union-attr]
+                assert sc.password is not None  # the config requires one without secret_id
+                db = Database(str(sc.host), sc.port, str(sc.user), sc.password.get_secret_value(),
                               str(sc.database), ssl_ca=sc.ssl_ca)
             self._cache["scratch"] = db
         return self._cache["scratch"]
@@ -557,7 +567,8 @@ class ReadinessRun:
             want = list(self.cfg.containers)
             missing = [c for c in want if c not in have]
             text = (f"containers {', '.join(want)} are present" if not missing
-                    else f"container(s) {', '.join(missing)} missing from {self.cfg.storage_account} (present: {', '.join(have) or 'none'})")
+                    else f"container(s) {', '.join(missing)} missing from {self.cfg.storage_account} "
+                         f"(present: {', '.join(have) or 'none'})")
             return Verdict(check, not missing, have, want, sentence(check, text))
 
         return self.measure(check, run)
@@ -667,7 +678,7 @@ class ReadinessRun:
             def run(check: str = check, api: str = api, call: Callable[[], str] = call) -> Verdict:
                 try:
                     answer = call()
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 — any failure of the call is this check's failed verdict, named
                     return Verdict(check, False, _error_code(e), "answers", sentence(check, f"{api} failed: {_describe(e)}"),
                                    data={"api": api})
                 return Verdict(check, True, "answers", "answers", sentence(check, f"{api} answers: {answer}"), data={"api": api})
@@ -711,7 +722,8 @@ class ReadinessRun:
 
         def run() -> Verdict:
             from drill import chain, history
-            from drill.attestation import check as check_attestation, signing_key
+            from drill.attestation import check as check_attestation
+            from drill.attestation import signing_key
 
             t = history.Thresholds.from_config(self.target.evidence)
             key = signing_key(self.target.evidence)
@@ -743,7 +755,7 @@ class ReadinessRun:
         try:
             scratch.empty(self.scratch_db())
             return []
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — a cleanup failure is reported in the summary, never raised over the verdicts
             return [self.evidence.mask(f"could not empty the scratch database: {_describe(e)}")]
 
     def summary(self, failed_tests: list[str], notes: list[str]) -> dict[str, Any]:
@@ -834,13 +846,15 @@ def _error_code(e: BaseException) -> str:
     aad = re.search(r"AADSTS\d+", str(e))  # Entra's own error code (e.g. AADSTS7000215: invalid secret)
     if aad:
         return aad.group(0)
-    err = getattr(e, "error", None)
-    if getattr(err, "code", None):
-        return str(err.code)
-    if getattr(e, "status_code", None):
-        return f"HTTP {e.status_code}"
-    if getattr(e, "exit_code", None) is not None:
-        return f"exit {e.exit_code}"
+    err_code = getattr(getattr(e, "error", None), "code", None)
+    if err_code:
+        return str(err_code)
+    status_code = getattr(e, "status_code", None)
+    if status_code:
+        return f"HTTP {status_code}"
+    exit_code = getattr(e, "exit_code", None)
+    if exit_code is not None:
+        return f"exit {exit_code}"
     args = getattr(e, "args", ())
     if args and isinstance(args[0], int):
         return str(args[0])  # pymysql: (1045, "Access denied ...")

@@ -14,13 +14,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TypeVar
 
 from drill import __version__
 from drill import timeline as tl
-from drill.config import Target
+from drill.config import ConfigError, Target
 from drill.evidence import SCHEMA_VERSION, EvidenceDir, Masker, PhaseResult, iso, new_run_id, phase_dicts
 from drill.ledger import Ledger
 from drill.preflight import Finding
@@ -43,8 +44,23 @@ class Instant:
     mono: float  # monotonic, comparable with the probe's samples
 
     @classmethod
-    def now(cls) -> "Instant":
+    def now(cls) -> Instant:
         return cls(time.time(), time.monotonic())
+
+
+_S = TypeVar("_S")
+
+
+def need(section: _S | None, name: str) -> _S:
+    """An optional target section that a step needs, or a clear error naming it.
+
+    The phases' needs are checked before a drill starts (steps/config_needs.py), so this fails only
+    when a step runs outside the drill that checked them.
+    """
+    if section is None:
+        raise ConfigError(f"the target has no `{name}:` section, which this step needs")
+    return section
+
 
 
 def git_revision() -> str | None:
@@ -62,7 +78,7 @@ def operator() -> str:
         return f"ci:{os.environ['GITHUB_ACTOR']}"
     try:
         return getpass.getuser()
-    except Exception:
+    except (KeyError, OSError):  # no passwd entry for this uid (containers), or no login name
         return "unknown"
 
 
@@ -120,7 +136,7 @@ class DrillRun:
         self.aws = Aws(target.aws, api_settings(target))
         self.nodegroups = NodeGroups(self.aws, self.ledger, consistency_seconds=target.scaled(60))
         self.elb = LoadBalancing(self.aws)
-        self.cloudfront = CloudFront(self.aws, self.ledger)
+        self.cloudfront = CloudFront(self.aws, self.ledger, time_scale=target.time_scale)
         self.instants: dict[str, Instant] = {}
         self.phases: list[PhaseResult] = []
         self.notes: list[str] = []
@@ -133,6 +149,9 @@ class DrillRun:
         self.allure_results: Path | None = None  # pytest's --alluredir, set by conftest.py (None: no Allure)
         self.phase: tuple[str, Instant] | None = None  # the phase under way and when it began
         self.stopped_by: str | None = None
+        # Probe-measured RTOs (name -> class, fault, objective): re-judged on the complete timeline.
+        self._probe_rtos: dict[str, tuple[str, Instant, float]] = {}
+        self._phase_start: dict[str, float] = {}  # name -> monotonic instant its RTO is measured from
         # Where the drill had to depart from the runbook because the runbook as written would fail.
         self.runbook = Deviations()
         # Preflight findings (drill.preflight), once run: None = not run in this drill.
@@ -181,7 +200,8 @@ class DrillRun:
                 errors = self._trailing_errors()
                 limit = self.target.scaled(stop.max_error_seconds)
                 if errors > limit:
-                    reason = f"stop condition: users got errors for {errors:.1f}s at a stretch, beyond the budget {limit:.1f}s (stop.max_error_seconds)"
+                    reason = (f"stop condition: users got errors for {errors:.1f}s at a stretch, beyond the budget "
+                              f"{limit:.1f}s (stop.max_error_seconds)")
             if reason is not None and self._watching.is_set():
                 self.stopped_by = reason
                 self.notes.append(reason)
@@ -234,10 +254,32 @@ class DrillRun:
         return self.runbook.record(Deviation(step, as_written, refused_because, drill_did, source))
 
     # -- faults and data ---------------------------------------------------------------------
+    def before_fault(self) -> None:
+        """Just before the first fault: stop the canary writes, and list the backups that exist
+        (have completed) now.
+
+        The drill rehearses losing the AWS side at the fault, its backup job included: only these
+        backups exist in that disaster, so only these are eligible for Phase 2's restore (the lab
+        and, in a drill, the real primary keep running and backing up; that is not the disaster).
+        A listing error is recorded, not raised: Phase 1 does not need backups; Phase 2 says why.
+        """
+        if "phase1.fault" in self.instants:
+            return
+        if self.canary is not None:  # in the disaster rehearsed, no write after the fault exists
+            self.canary.stop()
+            self.state["last_canary_before_fault"] = self.canary.last_written()
+        if self.target.azure is None:
+            return
+        try:
+            self.state["backups_at_fault"] = self.backup_store().list()
+            self.state.pop("backups_at_fault_error", None)
+        except Exception as e:  # noqa: BLE001 — a listing that fails is recorded as evidence, not raised at the fault
+            self.state["backups_at_fault_error"] = f"{type(e).__name__}: {e}"
+
     def mark_fault(self, name: str, at: Instant) -> None:
         """The instant users lost the primary: application writes stop here (the web tier is gone)."""
         self.instants[name] = at
-        if self.canary is not None and name == "phase1.fault":
+        if self.canary is not None and name == "phase1.fault" and "last_canary_before_fault" not in self.state:
             self.canary.stop()
             self.state["last_canary_before_fault"] = self.canary.last_written()
 
@@ -248,10 +290,10 @@ class DrillRun:
 
         if self.target.database is None:
             raise RuntimeError(f"target {self.target.name!r} has no `database:` section")
-        s = Secrets(self.aws).json(self.target.database.secret_id)
+        s = Secrets(self.aws).json(need(self.target.database, "database").secret_id)
         self.evidence.mask.add([str(s.get("password", ""))])
         return Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]),
-                        ssl_ca=self.target.database.ssl_ca)
+                        ssl_ca=need(self.target.database, "database").ssl_ca)
 
     def ensure_baseline(self) -> None:
         """Snapshot what the drill may touch, before its first change (once per run)."""
@@ -303,10 +345,11 @@ class DrillRun:
         cf = self.target.aws.cloudfront
         behavior = self.cloudfront.behavior_for(cf.distribution_id, SITE_WRITE_PATH)
         key = f"dr-drill {self.run_id} {phase}"  # unique per write: what the inverse deletes by
-        where = {"secret_id": self.target.database.secret_id, "table": "owners", "column": "address", "value": key}
+        where = {"secret_id": need(self.target.database, "database").secret_id, "table": "owners", "column": "address", "value": key}
         url = self.target.site.url.rstrip("/") + SITE_WRITE_PATH
         entry = self.ledger.record(
-            Action("site.write_owner", {"url": url, "address": key}, f"a user adds owner {SITE_WRITE_LAST_NAME} ({phase}) through the site"),
+            Action("site.write_owner", {"url": url, "address": key},
+                   f"a user adds owner {SITE_WRITE_LAST_NAME} ({phase}) through the site"),
             Action("db.delete_rows", where, f"delete the owner a user added through the site in {phase} from the primary, if it landed"),
         )
         if entry.planned:
@@ -358,12 +401,11 @@ class DrillRun:
         """Start writing canary rows (RPO) into the primary, once, before the first fault."""
         if self.canary is not None or self.target.database is None or self.instants or self._entry("db.create_table"):
             return
+        from drill.ledger import Action
         from drivers.database import CanaryWriter
 
-        from drill.ledger import Action
-
         db = self.primary_db()
-        where = {"secret_id": self.target.database.secret_id, "table": "dr_canary"}
+        where = {"secret_id": need(self.target.database, "database").secret_id, "table": "dr_canary"}
         entry = self.ledger.record(
             Action("db.create_table", where, "create the dr_canary table in the primary (RPO canaries)"),
             Action("db.drop_table", where, "drop the dr_canary table from the primary"),
@@ -371,7 +413,7 @@ class DrillRun:
         if entry.planned:  # a dry run writes nothing into the primary
             self._write_marker_owner(db)
             return
-        self.canary = CanaryWriter(db, self.target.scaled(self.target.database.canary_interval_seconds))
+        self.canary = CanaryWriter(db, self.target.scaled(need(self.target.database, "database").canary_interval_seconds))
         self.canary.start()
         self.ledger.applied(entry)
         self._write_marker_owner(db)
@@ -381,7 +423,8 @@ class DrillRun:
         from drill.ledger import Action
 
         last_name = f"Drill-{self.run_id}"
-        where = {"secret_id": self.target.database.secret_id, "table": "owners", "column": "last_name", "value": last_name}
+        where = {"secret_id": need(self.target.database, "database").secret_id, "table": "owners", "column": "last_name",
+                 "value": last_name}
         entry = self.ledger.record(
             Action("db.insert_marker", where, f"insert marker owner {last_name} into the primary"),
             Action("db.delete_rows", where, f"delete marker owner {last_name} from the primary"),
@@ -394,15 +437,16 @@ class DrillRun:
                 "INSERT INTO owners (first_name, last_name, address, city, telephone) VALUES (%s, %s, %s, %s, %s)",
                 ("DR", last_name, "1 Drill Street", "Seoul", "0000000000"),
             )
+        committed_at = time.time()  # autocommit: the server has committed once execute returns
         self.ledger.applied(entry)
-        self.state["drill_owner"] = {"last_name": last_name, "written_at": written_at}
+        self.state["drill_owner"] = {"last_name": last_name, "written_at": written_at, "committed_at": committed_at}
 
     # -- Azure side (Phase 2) ------------------------------------------------------------------
     def backup_store(self) -> Any:
         from drivers.actions import blob_service
         from drivers.backups import BackupStore
 
-        st = self.target.azure.storage
+        st = need(self.target.azure, "azure").storage
         return BackupStore(blob_service(self.target).get_container_client(st.backup_container))
 
     def azure_auth(self) -> Any:
@@ -445,7 +489,7 @@ class DrillRun:
         from drill.ledger import Action
         from drivers.provisioner import destroy_action
 
-        fs = self.target.failover_stack
+        fs = need(self.target.failover_stack, "failover_stack")
         if self._entry("provisioner.apply"):
             return
         found = self.state.get("stack_preflight")
@@ -475,7 +519,7 @@ class DrillRun:
         from drivers.database import Database
 
         out = self.state["stack_outputs"]
-        az = self.target.azure
+        az = need(self.target.azure, "azure")
         return Database(out["mysql_fqdn"], az.mysql.port, out["mysql_admin_username"],
                         az.mysql.admin_password.get_secret_value(), out["mysql_database_name"], ssl_ca=az.mysql.ssl_ca)
 
@@ -489,12 +533,12 @@ class DrillRun:
         kubeconfig from ARM, 0600 in the work dir; its credentials are masked wherever the run writes."""
         from drivers.aks import AksCredentials, Kubelogin, cluster_ref, make_client
 
-        k = self.target.kubernetes
+        k = need(self.target.kubernetes, "kubernetes")
         name = outputs.get("aks_cluster_name")
         if not name:
             raise AssertionError(f"the failover stack's apply gave no aks_cluster_name output (outputs: {sorted(outputs)}): "
                                  "the drill cannot tell which AKS cluster to fetch credentials for")
-        rg = str(outputs.get("resource_group_name") or self.target.azure.resource_group)
+        rg = str(outputs.get("resource_group_name") or need(self.target.azure, "azure").resource_group)
         self.state["aks_cluster"] = cluster_ref(rg, str(name))
         creds = AksCredentials(make_client(self.azure_auth()), Kubelogin(k.kubelogin.mode, k.kubelogin.binary)
                                if k.kubelogin else None, log=self._log)
@@ -508,7 +552,7 @@ class DrillRun:
         from drivers.kube import Kube
 
         if "kube" not in self.state:
-            k = self.target.kubernetes
+            k = need(self.target.kubernetes, "kubernetes")
             path = self.state.get("kubeconfig") or (Path(k.kubeconfig).expanduser() if k.kubeconfig else self.kubeconfig_path())
             self.state["kube"] = Kube(path, context=k.context, cluster=self.state.get("aks_cluster"), api=api_settings(self.target))
         return self.state["kube"]
@@ -516,7 +560,7 @@ class DrillRun:
     def app_gateway(self) -> Any:
         from drivers.azure_network import AppGateway, make_client
 
-        az = self.target.azure
+        az = need(self.target.azure, "azure")
         return AppGateway(make_client(self.azure_auth()), az.resource_group, az.app_gateway.name, self.ledger)
 
     def _log(self, line: str) -> None:
@@ -528,7 +572,15 @@ class DrillRun:
         """Wait for `cls` after `fault` (up to objective + grace) and record it as a phase result."""
         target_s = self.target.scaled(objective_real)
         reached = self.wait_for_class(cls, fault.mono, target_s + self.target.scaled(self.target.grace_seconds))
+        self._probe_rtos[name] = (cls, fault, objective_real)
+        return self._probe_result(name, title, fault, cls, objective_real, reached)
+
+    def _probe_result(
+        self, name: str, title: str, fault: Instant, cls: str, objective_real: float, reached: tl.Sample | None,
+    ) -> PhaseResult:
+        target_s = self.target.scaled(objective_real)
         rto = None if reached is None else reached.mono - fault.mono
+        self._phase_start[name] = fault.mono
         result = PhaseResult(
             name=name,
             title=title,
@@ -539,11 +591,18 @@ class DrillRun:
             fault_at=iso(fault.t),
             reached_at=None if rto is None else iso(fault.t + rto),
             rto_target_real_seconds=objective_real,
-            rto_real_equivalent_seconds=None if rto is None else round(rto * self.target.time_scale, 1),
             detail={} if reached is None else {"first_response_latency_ms": round(reached.latency_ms, 1)},
         )
-        self.phases = [p for p in self.phases if p.name != name] + [result]
+        self._set_phase(result)
         return result
+
+    def _set_phase(self, result: PhaseResult) -> None:
+        """Record a phase result, replacing an earlier one of that name in place (phases stay in order)."""
+        names = [p.name for p in self.phases]
+        if result.name in names:
+            self.phases[names.index(result.name)] = result
+        else:
+            self.phases.append(result)
 
     def record_rto(
         self, name: str, title: str, fault: Instant, reached: Instant, objective_real: float, measured: str,
@@ -551,12 +610,13 @@ class DrillRun:
         """An RTO measured by the drill's own clock (e.g. data verified on Azure), not by the probe."""
         target_s = self.target.scaled(objective_real)
         rto = reached.mono - fault.mono
+        self._phase_start[name] = fault.mono
         result = PhaseResult(
             name=name, title=title, rto_seconds=round(rto, 3), rto_target_seconds=round(target_s, 3),
             passed=rto <= target_s, measured=measured, fault_at=iso(fault.t), reached_at=iso(reached.t),
-            rto_target_real_seconds=objective_real, rto_real_equivalent_seconds=round(rto * self.target.time_scale, 1),
+            rto_target_real_seconds=objective_real,
         )
-        self.phases = [p for p in self.phases if p.name != name] + [result]
+        self._set_phase(result)
         return result
 
     # -- end of run --------------------------------------------------------------------------
@@ -567,7 +627,7 @@ class DrillRun:
         noted, not obeyed (as Terraform does), because a half-done unwind leaves the system broken.
         """
         self._watching.clear()
-        shielded: dict[int, Any] = {}
+        shielded: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             def note(signum: int, frame: Any) -> None:
                 self.notes.append(f"signal {signum} received during the unwind: ignored until it finished")
@@ -603,8 +663,13 @@ class DrillRun:
         if not self.ledger.outstanding():
             # Everything is undone and the cluster gone with the stack: its credentials need not linger.
             self.kubeconfig_path().unlink(missing_ok=True)
-        # Put back is not instantly back: nodes boot and must pass the ALB's health checks again.
-        settle = self.target.scaled((self.target.objectives.failback_rto_seconds or 600.0) + self.target.grace_seconds)
+        # Put back is not instantly back: nodes boot and must pass the ALB's health checks again,
+        # within the failback objective (required whenever a drill phase runs: drill.config).
+        failback = self.target.objectives.failback_rto_seconds
+        if failback is None:
+            self.notes.append("objectives.failback_rto_seconds is not set: the end of the run did not wait for the "
+                              "system to settle back")
+        settle = 0.0 if failback is None else self.target.scaled(failback + self.target.grace_seconds)
         baseline_diff: list[str] = []
         if self.baseline is not None:
             from steps.baseline import capture, diff
@@ -612,7 +677,7 @@ class DrillRun:
             def differences() -> list[str]:
                 try:
                     return diff(self.baseline, capture(self))
-                except Exception as e:  # an unreadable state is a difference, not a pass
+                except Exception as e:  # noqa: BLE001 — an unreadable state is a difference, not a pass
                     return [f"(could not read the state after the drill: {type(e).__name__}: {e})"]
 
             deadline = time.monotonic() + settle
@@ -634,9 +699,71 @@ class DrillRun:
         finished = Instant.now()
         if self.probe is not None:
             self.probe.stop()
+            self.rejudge_rtos()
+        self.real_world()
         summary = self.summary(finished, failed_tests, restored)
         self._write_evidence(summary)
         return summary
+
+    def rejudge_rtos(self) -> None:
+        """Judge every probe-measured RTO again on the complete timeline.
+
+        A step judges its RTO on the answers in so far; a request still in flight then (sent
+        earlier, answered later) can join or break the sustained run it found. Once the probe has
+        stopped every request is in, so this is the final figure; a change is noted.
+        """
+        samples = self.samples()
+        p = self.target.probe
+        for name, (cls, fault, objective_real) in self._probe_rtos.items():
+            before = next((ph for ph in self.phases if ph.name == name), None)
+            if before is None:
+                continue
+            reached = tl.first_sustained_sample(samples, cls, fault.mono, p.sustain_seconds, p.min_samples, self.max_gap)
+            after = self._probe_result(name, before.title, fault, cls, objective_real, reached)
+            if after.rto_seconds != before.rto_seconds:
+                self.notes.append(f"{name}: RTO {before.rto_seconds}s as judged during the run is {after.rto_seconds}s "
+                                  "on the complete timeline (a request in flight then changed the sustained run)")
+
+    def real_world(self) -> None:
+        """Each phase's real-world equivalent: scale only what the target time-scales.
+
+        On a target that plays reality at its own pace (time_scale 1) the real-world figure is
+        the measurement. In the lab, only the delays it models are scaled (the phase's modeled
+        critical path, from its event log: lab.critical_path); the harness's own work and waits
+        and real process start-up are counted once, and reported apart (`unscaled_seconds`).
+        Without a way to tell them apart the figure is unknown (None), never a guess.
+        """
+        scale = self.target.time_scale
+        events = None
+        if scale != 1 and self.lab_events is not None and Path(self.lab_events).exists():
+            from lab.events import read_events
+
+            events = read_events(Path(self.lab_events))
+        for i, ph in enumerate(self.phases):
+            detail = dict(ph.detail)
+            real: float | None = None
+            if ph.rto_seconds is None:
+                pass
+            elif scale == 1:
+                real = ph.rto_seconds
+            elif events is None or ph.name not in self._phase_start:
+                detail["real_world_unknown"] = "the target is time-scaled but left no event log to tell modeled delays apart"
+            else:
+                from lab.critical_path import split
+
+                start = self._phase_start[ph.name]
+                got = split(ph.name, events, start, start + ph.rto_seconds, scale)
+                if "unknown" in got:
+                    detail["real_world_unknown"] = got["unknown"]
+                else:
+                    real = got["real_world_seconds"]
+                    detail.update(modeled_seconds=got["modeled_seconds"], unscaled_seconds=got["unscaled_seconds"],
+                                  modeled_chain=got["chain"], unscaled_gaps=got["gaps"])
+                    if got["ends_after_reached"]:
+                        detail["modeled_after_reached"] = got["ends_after_reached"]
+            if "real_world_unknown" in detail:
+                self.notes.append(f"{ph.name}: no real-world figure: {detail['real_world_unknown']}")
+            self.phases[i] = replace(ph, rto_real_equivalent_seconds=real, detail=detail)
 
     def summary(self, finished: Instant, failed_tests: list[str], restored: dict[str, Any]) -> dict[str, Any]:
         samples = self.samples()

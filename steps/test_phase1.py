@@ -15,6 +15,7 @@ scenarios("phase1_web_tier_down.feature")
 @when(parsers.parse("the AWS web node group is scaled to {desired:d} nodes"))
 def scale_web_nodegroup(drill_run: DrillRun, desired: int) -> None:
     eks = drill_run.target.aws.eks
+    drill_run.before_fault()  # which backups exist before the fault (Phase 2 restores only those)
     fault = Instant.now()
     entry = drill_run.nodegroups.set_desired(eks.cluster, eks.web_nodegroup, desired)
     drill_run.mark_fault("phase1.fault", fault)

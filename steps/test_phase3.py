@@ -47,7 +47,7 @@ def restore_nodegroup(drill_run: DrillRun) -> None:
     at = Instant.now()
     drill_run.instants["phase3.restore"] = at
     if entry.planned:
-        attach_json("planned: carry out the inverse of #%d (dry run)" % entry.id, entry.inverse.__dict__)
+        attach_json(f"planned: carry out the inverse of #{entry.id} (dry run)", entry.inverse.__dict__)
         return
     drill_run.nodegroups.apply_scaling(eks.cluster, eks.web_nodegroup, _scaling(entry.inverse.params["scaling"]))
     drill_run.ledger.settled(entry)
@@ -94,7 +94,7 @@ def revert_and_destroy(drill_run: DrillRun) -> None:
     def destroy() -> None:
         try:
             drill_run.terraform().destroy()
-        except BaseException as e:  # reported below
+        except BaseException as e:  # noqa: BLE001 — reported below: even an interrupt inside the destroy thread must reach the step
             errors.append(e)
             return
         # Settled here, not in the step: an interrupt after the destroy must not undo it again
@@ -121,6 +121,7 @@ def revert_and_destroy(drill_run: DrillRun) -> None:
 @then("CloudFront's secondary origin is the Blob maintenance site again")
 def origin_is_blob(drill_run: DrillRun) -> None:
     cf = drill_run.target.aws.cloudfront
+    assert drill_run.baseline is not None, "no baseline of the system was captured before the drill: nothing to compare with"
     before = drill_run.baseline["cloudfront"]["origins"][cf.secondary_origin_id]
     now = drill_run.cloudfront.origin(cf.distribution_id, cf.secondary_origin_id)
     attach_json("secondary origin", {"before_drill": before, "now": now})

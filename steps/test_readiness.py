@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import allure
 import pytest
@@ -87,7 +88,7 @@ def report(v: Verdict) -> None:
 def backups_listed(readiness_run: ReadinessRun) -> None:
     try:
         backups, _ = readiness_run.backup_listing()
-    except Exception as e:  # the checks that need the listing turn this into their failed verdicts
+    except Exception as e:  # noqa: BLE001 — the checks that need the listing turn this into their failed verdicts
         allure.attach(f"{type(e).__name__}: {e}", name="backup listing failed", attachment_type=allure.attachment_type.TEXT)
         return
     allure.attach(json.dumps({"count": len(backups), "newest": backups[-1].name if backups else None,

@@ -7,7 +7,7 @@ method and path against the operation's `requestUri` in botocore's model (rest-j
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -17,14 +17,14 @@ READ_PREFIXES = ("Describe", "Get", "List")
 _CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _models() -> dict[str, Any]:
     from lab.fault_shapes import aws_service
 
     return {s: aws_service(s) for s in SERVICES}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _routes(service: str) -> list[tuple[str, re.Pattern[str], frozenset[str], int, str]]:
     """(method, path regex, required query keys, literal length, operation) for a rest service, most specific first."""
     model = _models()[service]

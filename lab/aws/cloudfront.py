@@ -16,14 +16,14 @@ import copy
 import ipaddress
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from moto.cloudfront import models as cf_models
 from moto.cloudfront.exceptions import CloudFrontException, OriginDoesNotExist
 
 from lab.events import EventLog
-
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # What the real API answers (HTTP 400 InvalidArgument) for a write method on an origin-group behavior:
@@ -272,7 +272,7 @@ def install(model: CloudFrontModel) -> None:
         else:
             orig_config_init(self, config)
 
-    cf_models.DistributionConfig.__init__ = config_init  # type: ignore[method-assign]
+    cf_models.DistributionConfig.__init__ = config_init  # type: ignore[method-assign]  # patches moto
 
     orig_origin_init = cf_models.Origin.__init__
 
@@ -282,7 +282,7 @@ def install(model: CloudFrontModel) -> None:
         if origin.get("ResponseCompletionTimeout") is not None:
             self.response_completion_timeout = origin["ResponseCompletionTimeout"]
 
-    cf_models.Origin.__init__ = origin_init  # type: ignore[method-assign]
+    cf_models.Origin.__init__ = origin_init  # type: ignore[method-assign]  # patches moto
 
     def status(self: Any) -> str:
         m = _installed
@@ -290,19 +290,20 @@ def install(model: CloudFrontModel) -> None:
             return "Deployed"
         return "InProgress" if m.clock() < m.deployed_at(self.distribution_id) else "Deployed"
 
-    cf_models.Distribution.status = property(status, lambda self, v: None)  # type: ignore[assignment]
+    cf_models.Distribution.status = property(status, lambda self, v: None)  # type: ignore[assignment]  # patches moto
 
     def create_with_tags(self: Any, distribution_config: dict[str, Any], tags: list[dict[str, str]]) -> Any:
         refuse_ip_origins(distribution_config)
         raw = copy.deepcopy(distribution_config)
         dist, location, etag = orig_create(self, distribution_config, tags)
         dist.last_modified_time = _iso_now()
-        if _installed:
-            _installed.record(dist.distribution_id, raw, etag)
+        model: CloudFrontModel | None = _installed  # (None until install(); read at call time)
+        if model is not None:
+            model.record(dist.distribution_id, raw, etag)
         return dist, location, etag
 
     orig_create = cf_models.CloudFrontBackend.create_distribution_with_tags
-    cf_models.CloudFrontBackend.create_distribution_with_tags = create_with_tags  # type: ignore[method-assign]
+    cf_models.CloudFrontBackend.create_distribution_with_tags = create_with_tags  # type: ignore[method-assign]  # patches moto
 
     def update_distribution(self: Any, dist_config: dict[str, Any], _id: str, if_match: Any) -> Any:
         dist = self.distributions.get(_id)
@@ -313,14 +314,15 @@ def install(model: CloudFrontModel) -> None:
         dist, location, _ = orig_update(self, dist_config, _id, if_match)
         dist.etag = cf_models.random_id()
         dist.last_modified_time = _iso_now()
-        if _installed:
-            _installed.record(_id, raw, dist.etag)
-            if _installed.events:
-                _installed.events.record("cloudfront", "distribution updated", distribution=_id, etag=dist.etag)
+        model: CloudFrontModel | None = _installed
+        if model is not None:
+            model.record(_id, raw, dist.etag)
+            if model.events:
+                model.events.record("cloudfront", "distribution updated", distribution=_id, etag=dist.etag)
         return dist, location, dist.etag
 
     orig_update = cf_models.CloudFrontBackend.update_distribution
-    cf_models.CloudFrontBackend.update_distribution = update_distribution  # type: ignore[method-assign]
+    cf_models.CloudFrontBackend.update_distribution = update_distribution  # type: ignore[method-assign]  # patches moto
 
     def delete_distribution(self: Any, distribution_id: str, if_match: Any) -> None:
         dist = self.distributions.get(distribution_id)
@@ -329,22 +331,22 @@ def install(model: CloudFrontModel) -> None:
         orig_delete(self, distribution_id, if_match)
 
     orig_delete = cf_models.CloudFrontBackend.delete_distribution
-    cf_models.CloudFrontBackend.delete_distribution = delete_distribution  # type: ignore[method-assign]
+    cf_models.CloudFrontBackend.delete_distribution = delete_distribution  # type: ignore[method-assign]  # patches moto
 
     orig_inv_init = cf_models.Invalidation.__init__
 
     def inv_init(self: Any, *args: Any, **kwargs: Any) -> None:
         orig_inv_init(self, *args, **kwargs)
-        m = _installed
-        self._lab_done_at = (m.clock() + m.invalidation_seconds) if m else 0.0
+        m: CloudFrontModel | None = _installed
+        self._lab_done_at = (m.clock() + m.invalidation_seconds) if m is not None else 0.0
 
     def inv_status(self: Any) -> str:
-        m = _installed
+        m: CloudFrontModel | None = _installed
         done = m is None or m.clock() >= getattr(self, "_lab_done_at", 0.0)
         return "Completed" if done else "InProgress"
 
-    cf_models.Invalidation.__init__ = inv_init  # type: ignore[method-assign]
-    cf_models.Invalidation.status = property(inv_status, lambda self, v: None)  # type: ignore[assignment]
+    cf_models.Invalidation.__init__ = inv_init  # type: ignore[method-assign]  # patches moto
+    cf_models.Invalidation.status = property(inv_status, lambda self, v: None)  # type: ignore[assignment]  # patches moto
 
 
 def _iso_now() -> Any:

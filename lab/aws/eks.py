@@ -102,7 +102,8 @@ def _nodegroup_of(group: Any) -> Any | None:
         return None
     for cluster in list(backend.clusters.values()):
         for ng in list(cluster.nodegroups.values()):
-            if any(g.get("name") == group.name for g in (ng.resources or {}).get("autoScalingGroups") or []):
+            resources: Any = ng.resources or {}  # a dict at run time, whatever moto's annotation says
+            if any(g.get("name") == group.name for g in resources.get("autoScalingGroups") or []):
                 return ng
     return None
 
@@ -110,7 +111,7 @@ def _nodegroup_of(group: Any) -> Any | None:
 def _finish(update_id: str) -> None:
     """EKS has applied the update: the Auto Scaling group has the new sizes; the update is Successful."""
     with _lock:
-        cluster, ng_name, update = _updates[update_id]
+        _cluster, ng_name, update = _updates[update_id]
         nodegroup, scaling = update.pop("_apply")
         try:
             if scaling:
@@ -119,7 +120,7 @@ def _finish(update_id: str) -> None:
                     group.min_size, group.max_size = nodegroup.scaling_config["minSize"], nodegroup.scaling_config["maxSize"]
                     group.set_desired_capacity(nodegroup.scaling_config["desiredSize"])
             update["status"] = "Successful"
-        except Exception as e:  # the update fails, saying why, as DescribeUpdate's errors do
+        except Exception as e:  # noqa: BLE001 — the update fails, saying why, as DescribeUpdate's errors do
             update["status"] = "Failed"
             update["errors"] = [{"errorCode": "Unknown", "errorMessage": repr(e), "resourceIds": [ng_name]}]
         nodegroup.status = "ACTIVE"
@@ -151,6 +152,7 @@ def install(update_seconds: float, events: EventLog | None = None) -> None:
                 if scaling:
                     validate_scaling(nodegroup.scaling_config, scaling)
             result = orig_update(self, cluster_name, nodegroup_name, *args, **kwargs)
+            assert nodegroup is not None  # moto's update raised ResourceNotFoundException otherwise
             if scaling:
                 # The update's parameters as EKS lists them: one per scaling field given.
                 others = [p for p in result["params"] if p["type"] != "ScalingConfig"]
@@ -163,7 +165,7 @@ def install(update_seconds: float, events: EventLog | None = None) -> None:
         timer.start()
         return copy.deepcopy(result)
 
-    eks_models.EKSBackend.update_nodegroup_config = update_nodegroup_config  # type: ignore[method-assign]
+    eks_models.EKSBackend.update_nodegroup_config = update_nodegroup_config  # type: ignore[method-assign]  # patches moto
 
     def describe_update(self: Any, name: str, update_id: str, nodegroup_name: str | None) -> dict[str, Any]:
         if name not in self.clusters:
@@ -183,8 +185,8 @@ def install(update_seconds: float, events: EventLog | None = None) -> None:
         with _lock:
             return [uid for uid, (c, n, _) in _updates.items() if c == name and n == nodegroup_name]
 
-    eks_models.EKSBackend.describe_update = describe_update  # type: ignore[attr-defined]
-    eks_models.EKSBackend.list_updates = list_updates  # type: ignore[attr-defined]
+    eks_models.EKSBackend.describe_update = describe_update  # type: ignore[attr-defined]  # patches moto
+    eks_models.EKSBackend.list_updates = list_updates  # type: ignore[attr-defined]  # patches moto
 
     def r_describe_update(self: Any) -> Any:
         update = self.eks_backend.describe_update(
@@ -195,8 +197,8 @@ def install(update_seconds: float, events: EventLog | None = None) -> None:
         ids = self.eks_backend.list_updates(self._get_param("name"), self._get_param("nodegroupName"))
         return eks_responses.ActionResult({"updateIds": ids})
 
-    eks_responses.EKSResponse.describe_update = r_describe_update  # type: ignore[attr-defined]
-    eks_responses.EKSResponse.list_updates = r_list_updates  # type: ignore[attr-defined]
+    eks_responses.EKSResponse.describe_update = r_describe_update  # type: ignore[attr-defined]  # patches moto
+    eks_responses.EKSResponse.list_updates = r_list_updates  # type: ignore[attr-defined]  # patches moto
     # moto routes by URL first: DescribeUpdate and ListUpdates have none (hence its 404).
     eks_urls.url_paths["{0}/clusters/(?P<name>[^/]+)/updates$"] = eks_urls.response.dispatch
     eks_urls.url_paths["{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"] = eks_urls.response.dispatch
@@ -217,4 +219,4 @@ def install(update_seconds: float, events: EventLog | None = None) -> None:
         if nodegroup is not None and self.desired_capacity is not None:
             nodegroup.scaling_config["desiredSize"] = int(self.desired_capacity)
 
-    asg_models.FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity  # type: ignore[method-assign]
+    asg_models.FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity  # type: ignore[method-assign]  # patches moto

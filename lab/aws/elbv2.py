@@ -76,14 +76,15 @@ def install(registry: TargetHealthRegistry) -> None:
     orig_health_for = elb_models.FakeTargetGroup.health_for
 
     def health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
-        st = _registry.get(self.arn, target["Id"]) if _registry else None
+        registry: TargetHealthRegistry | None = _registry  # (None until install(); read at call time)
+        st = registry.get(self.arn, target["Id"]) if registry is not None else None
         if st is None:
             return orig_health_for(self, target, ec2_backend)
         return elb_models.FakeHealthStatus(
             st.target_id, str(st.port), self.health_check_port, st.state, st.reason, st.description
         )
 
-    elb_models.FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
+    elb_models.FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]  # patches moto
 
     orig_describe = elb_models.ELBv2Backend.describe_target_health
 
@@ -102,4 +103,4 @@ def install(registry: TargetHealthRegistry) -> None:
                 targets = registered + draining
         return orig_describe(self, target_group_arn, targets)
 
-    elb_models.ELBv2Backend.describe_target_health = describe_target_health  # type: ignore[method-assign]
+    elb_models.ELBv2Backend.describe_target_health = describe_target_health  # type: ignore[method-assign]  # patches moto

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from lab import fault_shapes
 from lab.aws.calls import call_of

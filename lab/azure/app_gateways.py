@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from lab.azure.arm_base import DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID, NETWORK, ArmError, Operation, _etag, _key
 from lab.azure.networks import VNET_TYPE, VirtualNetworks
@@ -79,7 +80,7 @@ class AppGateways(VirtualNetworks):
             active = gw.active if gw is not None else None
         try:
             pools = fn() if fn is not None else _unknown_health(active)
-        except Exception as e:  # a failing data plane shows as a failed operation, as ARM would
+        except Exception as e:  # noqa: BLE001 — a failing data plane shows as a failed operation, as ARM would
             with self._lock:
                 op.status, op.error = "Failed", ArmError(500, "InternalServerError", f"backend health: {e!r}")
             return
@@ -155,7 +156,8 @@ class AppGateways(VirtualNetworks):
             if created:
                 self._gateways[key] = _Gateway(resource, None, op)
             else:
-                gw.resource, gw.op = resource, op  # type: ignore[union-attr]
+                assert gw is not None  # not created: it exists
+                gw.resource, gw.op = resource, op
             self._schedule(op)
             self._record("gateway update started", gateway=name, created=created, seconds=round(seconds, 3))
             return copy.deepcopy(resource), op, created
@@ -322,11 +324,8 @@ class AppGateways(VirtualNetworks):
                             self._check_reference(gid, ref, pr["id"], index)
 
     def _check_reference(self, gid: str, ref: str, referrer: str, index: dict[str, str]) -> None:
-        missing = False
-        if ref.lower().startswith(gid.lower() + "/"):
-            missing = ref.lower() not in index
-        else:
-            missing = self._subnet_exists(ref) is False
+        in_gateway = ref.lower().startswith(gid.lower() + "/")
+        missing = ref.lower() not in index if in_gateway else self._subnet_exists(ref) is False
         if missing:
             raise ArmError(
                 400, "InvalidResourceReference",

@@ -26,8 +26,9 @@ import itertools
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from lab.events import EventLog
 from lab.httpfwd import Request, Response, Server, UpstreamError, forward
@@ -302,7 +303,7 @@ class AppGatewayDataPlane:
         return f"AppGatewayDataPlane({self.resource_group}/{self.name}, url={self.url!r})"
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "AppGatewayDataPlane":
+    def start(self) -> AppGatewayDataPlane:
         self.state.register_backend_health(self.resource_group, self.name, self.backend_health)
         server = Server(self.port, self.handle)
         # The stdlib handler adds `Server: BaseHTTP/... Python/...` to every response; App Gateway
@@ -373,7 +374,7 @@ class AppGatewayDataPlane:
                 for h in due:
                     threading.Thread(target=self._probe, args=(h.target,), daemon=True,
                                      name=f"appgw-probe:{h.target.address}").start()
-            except Exception as e:  # a probe-loop bug must be visible, not silently stop all probing
+            except Exception as e:  # noqa: BLE001 — a probe-loop bug must be visible, not silently stop all probing
                 self._record("probe loop error", error=repr(e))
             self._stop.wait(self.tick)
 
@@ -382,7 +383,7 @@ class AppGatewayDataPlane:
         p = t.probe
         try:
             resolved = self.resolve(t.address, t.probe_port)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — the resolver is pluggable (the lab's network model, a test's stub): whatever it raises means unresolvable
             resolved, why = [], repr(e)
         else:
             why = "no endpoint"
@@ -409,7 +410,7 @@ class AppGatewayDataPlane:
         started = time.monotonic()
         try:
             ok, log, definitive = self._probe_once(t)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — a probe thread records any failure as a failed probe; it must never die silently
             ok, log, definitive = False, f"probe error: {e!r}", False
         event = None
         with self._lock:
@@ -496,7 +497,7 @@ class AppGatewayDataPlane:
         t = live[next(self._rr_backend) % len(live)]
         try:
             resolved = self.resolve(t.address, settings.port)
-        except Exception:
+        except Exception:  # noqa: BLE001 — the resolver is pluggable (the lab's network model, a test's stub): whatever it raises means unresolvable
             resolved = []
         if not resolved:
             return self._gateway_502(f"cannot resolve {t.address}")

@@ -54,7 +54,7 @@ class ArmTimings:
     mysql_firewall_rule_seconds: float = 30.0
     mysql_firewall_propagation_seconds: float = 30.0
 
-    def scaled(self, time_scale: float) -> "ArmTimings":
+    def scaled(self, time_scale: float) -> ArmTimings:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         return replace(self, **{f.name: getattr(self, f.name) / time_scale for f in fields(self)})

@@ -31,24 +31,32 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections import deque
 import ssl
 import threading
 import time
 import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
+from lab import fault_shapes
 from lab.azure.arm_state import (
-    DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID, ArmError, ArmState, ArmTimings, Operation, seed_app_gateway, seed_virtual_network,
+    DEFAULT_LOCATION,
+    DEFAULT_SUBSCRIPTION_ID,
+    ArmError,
+    ArmState,
+    ArmTimings,
+    Operation,
+    seed_app_gateway,
+    seed_virtual_network,
 )
 from lab.azure.managed_clusters import ManagedClusters
-from lab import fault_shapes
 from lab.events import EventLog
 from lab.faults import Faults
 from lab.httpfwd import Request, Response, Server
@@ -90,7 +98,7 @@ def _header(req: Request, name: str) -> str | None:
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
 class ArmEmulator:
@@ -145,7 +153,7 @@ class ArmEmulator:
         return f"ArmEmulator(url={self.url!r}, tenant_id={self.tenant_id!r}, subscription_id={self.subscription_id!r})"
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> "ArmEmulator":
+    def start(self) -> ArmEmulator:
         ca = trustme.CA(organization_name="dr-drill lab")
         cert = ca.issue_cert("127.0.0.1", "localhost")
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -369,10 +377,10 @@ class ArmEmulator:
                 return _json(200 if existed else 201, st.create_resource_group(rg, body.get("location"), body.get("tags")))
             raise self._method(m)
         # /subscriptions/{s}/resourceGroups/{rg}/providers/{namespace}/{type}/...
-        handler = self._providers.get(lafter[1]) if len(lafter) >= 3 and lafter[0] == "providers" else None
-        if handler is None:
+        rg_handler = self._providers.get(lafter[1]) if len(lafter) >= 3 and lafter[0] == "providers" else None
+        if rg_handler is None:
             raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(after)}' could not be found.")
-        return handler(req, rg, after[2:], lafter[2:], api)
+        return rg_handler(req, rg, after[2:], lafter[2:], api)
 
     # -- Microsoft.Network --------------------------------------------------------------------------------
     def _network_subscription(self, req: Request, tail: list[str], ltail: list[str], api: str) -> Response:
@@ -412,6 +420,7 @@ class ArmEmulator:
 
     def _mysql(self, req: Request, rg: str, after: list[str], lafter: list[str], api: str) -> Response:
         """.../resourceGroups/{rg}/providers/Microsoft.DBforMySQL/flexibleServers/{s}[/firewallRules[/{r}]]"""
+        op: Operation | None
         st, m = self.state, req.method
         if lafter == ["flexibleservers"] and m == "GET":
             return _json(200, {"value": st.list_mysql_flexible_servers(rg)})
@@ -515,6 +524,7 @@ class ArmEmulator:
         raise ArmError(404, "InvalidResourceType", "The resource type could not be found.")
 
     def _gateways(self, req: Request, rg: str, names: list[str], lnames: list[str], api: str) -> Response:
+        op: Operation | None
         st, m = self.state, req.method
         if not names:
             if m == "GET":

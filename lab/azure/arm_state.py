@@ -15,7 +15,13 @@ from __future__ import annotations
 
 from lab.azure.app_gateways import GW_COLLECTIONS, GW_TYPE, AppGateways, HealthFn, seed_app_gateway
 from lab.azure.arm_base import (
-    DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID, NETWORK, NOT_FOUND_HINT, ArmError, ArmTimings, Operation,
+    DEFAULT_LOCATION,
+    DEFAULT_SUBSCRIPTION_ID,
+    NETWORK,
+    NOT_FOUND_HINT,
+    ArmError,
+    ArmTimings,
+    Operation,
 )
 from lab.azure.mysql_flexible import MysqlFlexibleServers
 from lab.azure.networks import VNET_TYPE, seed_virtual_network
@@ -27,7 +33,22 @@ class ArmState(AppGateways, StorageAccounts, MysqlFlexibleServers):
 
 
 __all__ = [
-    "ArmError", "ArmState", "ArmTimings", "Operation", "HealthFn", "DEFAULT_LOCATION", "DEFAULT_SUBSCRIPTION_ID",
-    "NETWORK", "NOT_FOUND_HINT", "GW_TYPE", "GW_COLLECTIONS", "VNET_TYPE", "STORAGE_TYPE", "POLICY_TYPE",
-    "seed_app_gateway", "seed_virtual_network", "seed_storage_account", "lifecycle_rule",
+    "DEFAULT_LOCATION",
+    "DEFAULT_SUBSCRIPTION_ID",
+    "GW_COLLECTIONS",
+    "GW_TYPE",
+    "NETWORK",
+    "NOT_FOUND_HINT",
+    "POLICY_TYPE",
+    "STORAGE_TYPE",
+    "VNET_TYPE",
+    "ArmError",
+    "ArmState",
+    "ArmTimings",
+    "HealthFn",
+    "Operation",
+    "lifecycle_rule",
+    "seed_app_gateway",
+    "seed_storage_account",
+    "seed_virtual_network",
 ]

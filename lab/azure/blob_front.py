@@ -37,7 +37,7 @@ class BlobFront:
     def __repr__(self) -> str:
         return f"BlobFront(port={self.port}, azurite={self.upstream_port})"
 
-    def start(self) -> "BlobFront":
+    def start(self) -> BlobFront:
         self.server.start()
         return self
 

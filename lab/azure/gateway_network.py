@@ -14,7 +14,7 @@ or raises Unreachable, whose message App Gateway's backend health shows as the p
 from __future__ import annotations
 
 import ipaddress
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from lab.kube.network import Unreachable
 

@@ -24,8 +24,9 @@ import copy
 import fnmatch
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from lab.azure.arm_state import NOT_FOUND_HINT, ArmError
 

@@ -25,7 +25,7 @@ import select
 import socket
 import struct
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from lab.events import EventLog
 
@@ -80,7 +80,7 @@ class FlexibleServerEndpoint:
     def __repr__(self) -> str:
         return f"FlexibleServerEndpoint({self.name}, port={self.port})"
 
-    def start(self) -> "FlexibleServerEndpoint":
+    def start(self) -> FlexibleServerEndpoint:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((LOOPBACK, self.port))
@@ -131,7 +131,7 @@ class FlexibleServerEndpoint:
         while not self._stop.is_set():
             try:
                 allowed = bool(self.allowed(LOOPBACK))
-            except Exception as e:  # a model error must show, and must not open the firewall
+            except Exception as e:  # noqa: BLE001 — a model error must show, and must not open the firewall
                 self._record("firewall check failed", error=repr(e))
                 allowed = False
             if allowed != self._open:

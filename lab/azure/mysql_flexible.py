@@ -166,7 +166,8 @@ class MysqlFlexibleServers(ArmBase):
             old = rules.get(op.result["name"].lower())
             start, end = ipaddress.IPv4Address(props["startIpAddress"]), ipaddress.IPv4Address(props["endIpAddress"])
             unchanged = old is not None and old.removed_at is None and (old.start, old.end) == (start, end)
-            rules[op.result["name"].lower()] = _Rule(op.result, start, end, old.effective_at if unchanged else effective)
+            rules[op.result["name"].lower()] = _Rule(op.result, start, end,
+                                                      old.effective_at if old is not None and unchanged else effective)
             self._record("mysql firewall rule created", server=op.name, rule=op.result["name"],
                          effective_in=round(0.0 if unchanged else effective - now, 3))
         else:

@@ -9,9 +9,9 @@
 they reach a real cluster.
 """
 from lab.kube.controller import ContainerRunner, Controller, ImagePullError, PetClinicRunner, RunningContainer
-from lab.kube.server import KubeApiServer
 from lab.kube.errors import ApiError
 from lab.kube.selectors import Selector
+from lab.kube.server import KubeApiServer
 from lab.kube.state import Store
 
 __all__ = [

@@ -28,7 +28,7 @@ from lab.kube.selectors import Selector
 from lab.kube.service_lb import ServiceLoadBalancers
 from lab.kube.state import Store
 
-__all__ = ["Controller", "ContainerRunner", "ImagePullError", "NamespaceController", "PetClinicRunner", "RunningContainer"]
+__all__ = ["ContainerRunner", "Controller", "ImagePullError", "NamespaceController", "PetClinicRunner", "RunningContainer"]
 
 
 class NamespaceController:
@@ -50,9 +50,8 @@ class NamespaceController:
                         self.store.delete(plural, name, obj["metadata"]["name"])
                     except ApiError:
                         pass
-            if not self.store.list("pods", name)[0]:
-                if self.store.finalize("namespaces", "", name, ns["metadata"]["uid"]):
-                    self.record("namespace deleted", namespace=name)
+            if not self.store.list("pods", name)[0] and self.store.finalize("namespaces", "", name, ns["metadata"]["uid"]):
+                self.record("namespace deleted", namespace=name)
 
 
 # -- the facade ------------------------------------------------------------------------------------
@@ -94,7 +93,7 @@ class Controller:
                 self.deployments.sync()
                 self.load_balancers.sync()
                 self.kubelet.sync()
-            except Exception as e:  # a controller bug must show in the event log, not end the loop
+            except Exception as e:  # noqa: BLE001 — a controller bug must show in the event log, not end the loop
                 self._record("controller error", error=repr(e))
             seen = self.store.wait_for_change(seen if seen >= 0 else self.store.resource_version, TICK * 2)
 

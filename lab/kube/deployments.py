@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.kube.errors import ApiError
-from lab.kube.resources import POD_TEMPLATE_HASH, now_rfc3339, parse_rfc3339, pod_ready, random_suffix, replicaset_uid, template_hash
+from lab.kube.resources import (
+    POD_TEMPLATE_HASH,
+    now_rfc3339,
+    parse_rfc3339,
+    pod_ready,
+    random_suffix,
+    replicaset_uid,
+    template_hash,
+)
 from lab.kube.state import Store
 from lab.kube.validation import int_or_percent
 
@@ -63,7 +71,8 @@ class DeploymentController:
             try:
                 self._sync_one(d, owned[uid])
             except ApiError as e:
-                self.record("deployment sync error", deployment=d["metadata"]["name"], namespace=d["metadata"]["namespace"], error=e.message)
+                self.record("deployment sync error", deployment=d["metadata"]["name"],
+                            namespace=d["metadata"]["namespace"], error=e.message)
         for uid in list(self.progress):
             if uid not in by_uid:
                 del self.progress[uid]
@@ -182,7 +191,8 @@ class DeploymentController:
         n_updated = sum(1 for p in active if p["metadata"]["labels"].get(POD_TEMPLATE_HASH) == h)
         gen = int(d["metadata"].get("generation", 1))
         ru = (spec.get("strategy") or {}).get("rollingUpdate") or {}
-        max_unavail = int_or_percent(ru.get("maxUnavailable", "25%"), replicas, False) if (spec.get("strategy") or {}).get("type") != "Recreate" else 0
+        recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
+        max_unavail = 0 if recreate else int_or_percent(ru.get("maxUnavailable", "25%"), replicas, False)
         complete = n_updated == replicas and len(active) == replicas and n_avail >= replicas and len(pods) == len(active)
         counts = (gen, len(active), n_updated, n_ready, n_avail)
         if counts != prog.counts:

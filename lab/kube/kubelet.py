@@ -217,7 +217,7 @@ class _Container:
 class _PodWorker:
     """One pod's life on its node: start containers, probe them, report status, stop them."""
 
-    def __init__(self, kubelet: "Kubelet", pod: dict[str, Any]) -> None:
+    def __init__(self, kubelet: Kubelet, pod: dict[str, Any]) -> None:
         self.k = kubelet
         self.ns, self.name, self.uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
         self.node = pod["spec"].get("nodeName", "")
@@ -258,7 +258,7 @@ class _PodWorker:
                         self._probe(c, now)
                 self._publish(pod)
                 self.stop_event.wait(TICK)
-        except Exception as e:  # a kubelet bug must not leave processes behind or kill the lab
+        except Exception as e:  # noqa: BLE001 — a kubelet bug must not leave processes behind or kill the lab
             self.k.record("kubelet error", pod=self.name, namespace=self.ns, error=repr(e))
         finally:
             self._kill_all()
@@ -316,7 +316,9 @@ class _PodWorker:
         # The kubelet restarts at once the first time, then backs off 10s, 20s, ... up to 5 min.
         delay = 0.0 if c.restarts == 1 else min(300.0, 10.0 * 2 ** (c.restarts - 2))
         c.next_start = time.monotonic() + delay / self.k.time_scale
-        c.waiting = ("CrashLoopBackOff", f"back-off {delay:.0f}s restarting failed container={c.name} pod={self.name}_{self.ns}({self.uid})") if delay else ("ContainerCreating", "")
+        c.waiting = (("CrashLoopBackOff",
+                      f"back-off {delay:.0f}s restarting failed container={c.name} pod={self.name}_{self.ns}({self.uid})")
+                     if delay else ("ContainerCreating", ""))
         self.k.record("container restarted", pod=self.name, namespace=self.ns, container=c.name, reason=reason, restarts=c.restarts)
 
     def _probe(self, c: _Container, now: float) -> None:

@@ -20,8 +20,8 @@ Controller add-on, which routes to pod IPs, on Overlay clusters).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from lab.kube.resources import SERVICE_CIDR
 
@@ -44,9 +44,9 @@ class Unreachable(LookupError):
 class ClusterNetwork:
     """The cluster's address ranges. The defaults are those of an AKS cluster in its own VNet."""
 
-    node_subnet: Network = field(default_factory=lambda: ipaddress.ip_network("10.224.0.0/16"))
+    node_subnet: Network = field(default_factory=lambda: ipaddress.IPv4Network("10.224.0.0/16"))
     subnet_name: str = "aks-subnet"
-    pod_cidr: Network = field(default_factory=lambda: ipaddress.ip_network("10.244.0.0/16"))
+    pod_cidr: Network = field(default_factory=lambda: ipaddress.IPv4Network("10.244.0.0/16"))
     service_cidr: Network = SERVICE_CIDR
     # Other subnets of the VNet by name, for the `azure-load-balancer-internal-subnet` annotation.
     subnets: Callable[[str], Network | None] | None = None

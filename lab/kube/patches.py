@@ -6,7 +6,6 @@ import copy
 import json
 from typing import Any
 
-
 _DELETE = object()
 
 

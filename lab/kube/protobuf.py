@@ -6,7 +6,6 @@ from typing import Any
 
 from lab.kube.errors import ApiError, bad_request
 
-
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 
@@ -108,5 +107,6 @@ def decode_protobuf(raw: bytes) -> dict[str, Any]:
             obj["immutable"] = True
     else:
         raise ApiError(415, "UnsupportedMediaType",
-                       f"the lab API server decodes protobuf only for Namespace, ConfigMap and Secret, not {api_version}/{kind}: use kubectl apply")
+                       f"the lab API server decodes protobuf only for Namespace, ConfigMap and Secret, "
+                       f"not {api_version}/{kind}: use kubectl apply")
     return obj

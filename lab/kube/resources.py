@@ -57,7 +57,7 @@ RESOURCES: dict[str, Resource] = {
 }
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
-SERVICE_CIDR = ipaddress.ip_network("10.0.0.0/16")  # AKS's default service CIDR
+SERVICE_CIDR = ipaddress.IPv4Network("10.0.0.0/16")  # AKS's default service CIDR
 KUBERNETES_SERVICE_IP = "10.0.0.1"
 DNS_SERVICE_IP = "10.0.0.10"
 NODE_PORT_RANGE = (30000, 32767)
@@ -67,11 +67,11 @@ POD_TEMPLATE_HASH = "pod-template-hash"
 
 
 def now_rfc3339() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_rfc3339(value: str) -> float:
-    return _dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc).timestamp()
+    return _dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC).timestamp()
 
 
 def random_suffix(n: int = 5) -> str:

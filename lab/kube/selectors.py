@@ -7,7 +7,6 @@ from typing import Any
 from lab.kube.errors import bad_request
 from lab.kube.resources import Resource
 
-
 LABEL_KEY = r"[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?"
 _SET_TERM = re.compile(rf"^\s*({LABEL_KEY})\s+(in|notin)\s+\(([^)]*)\)\s*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -36,7 +35,7 @@ class Selector:
         self.reqs = reqs or []
 
     @classmethod
-    def parse(cls, text: str | None) -> "Selector":
+    def parse(cls, text: str | None) -> Selector:
         reqs: list[tuple[str, str, tuple[str, ...]]] = []
         for term in split_terms(text or ""):
             m = _SET_TERM.match(term)
@@ -67,7 +66,7 @@ class Selector:
         return v
 
     @classmethod
-    def from_label_selector(cls, sel: dict[str, Any] | None) -> "Selector":
+    def from_label_selector(cls, sel: dict[str, Any] | None) -> Selector:
         """metav1.LabelSelector (matchLabels + matchExpressions), as in a Deployment's spec.selector."""
         sel = sel or {}
         reqs: list[tuple[str, str, tuple[str, ...]]] = [(k, "=", (str(v),)) for k, v in (sel.get("matchLabels") or {}).items()]
@@ -77,7 +76,7 @@ class Selector:
         return cls(reqs)
 
     @classmethod
-    def from_map(cls, labels: dict[str, str] | None) -> "Selector":
+    def from_map(cls, labels: dict[str, str] | None) -> Selector:
         return cls([(k, "=", (str(v),)) for k, v in (labels or {}).items()])
 
     def empty(self) -> bool:
@@ -135,7 +134,8 @@ class FieldSelector:
         allowed = ("metadata.name", "metadata.namespace") + FIELD_SELECTORS.get(res.plural, ())
         for term in split_terms(text or ""):
             neg = "!=" in term
-            k, v = term.split("!=", 1) if neg else (term.split("==", 1) if "==" in term else term.split("=", 1) if "=" in term else (term, None))
+            k, v = (term.split("!=", 1) if neg else
+                    term.split("==", 1) if "==" in term else term.split("=", 1) if "=" in term else (term, None))
             if v is None:
                 raise bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
             k = k.strip()

@@ -37,7 +37,8 @@ from lab.kube.patches import PATCH_TYPES, json_patch, merge_patch, strategic_mer
 from lab.kube.protobuf import PROTOBUF, decode_protobuf
 from lab.kube.resources import RESOURCES, Resource
 from lab.kube.state import Store
-from lab.kube.tables import TABLES, selector_text, table as make_table
+from lab.kube.tables import TABLES, selector_text
+from lab.kube.tables import table as make_table
 from lab.ports import free_port
 
 KUBE_VERSION = {
@@ -122,9 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "lab-kube-apiserver"
     timeout = 300  # idle keep-alive connections
-    api: "KubeApiServer"
+    api: KubeApiServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
@@ -182,7 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return json.loads(raw)
         except (ValueError, IndexError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise bad_request(f"the body of the request could not be decoded: {e}") from None
-        raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+        raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media "
+                       "types include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
 
     def _handle(self, method: str) -> None:
         self._read_key = None
@@ -210,9 +212,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._route(method, url.path.rstrip("/") or "/", query, body)
         except ApiError as e:
             self._send_json(e.code, e.status())
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
-        except Exception as e:  # an emulator bug must look like a 500 from the API server, not a hang
+        except Exception as e:  # noqa: BLE001 — an emulator bug must look like a 500 from the API server, not a hang
             self._send_json(500, ApiError(500, "InternalError", f"Internal error occurred: {type(e).__name__}: {e}").status())
 
     def _fault(self, rule: Any) -> None:
@@ -239,7 +241,8 @@ class _Handler(BaseHTTPRequestHandler):
             "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [{
                 "name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
                 "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}]},
-            "/apis/apps": {"kind": "APIGroup", "apiVersion": "v1", "name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+            "/apis/apps": {"kind": "APIGroup", "apiVersion": "v1", "name": "apps",
+                           "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
                            "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}},
             "/api/v1": _discovery(""),
             "/apis/apps/v1": _discovery("apps"),
@@ -490,7 +493,7 @@ class KubeApiServer:
         if self.events is not None:
             self.events.record("kube", "api server stopped", cluster=self.cluster_name)
 
-    def __enter__(self) -> "KubeApiServer":
+    def __enter__(self) -> KubeApiServer:
         self.start()
         return self
 
@@ -522,4 +525,4 @@ class KubeApiServer:
         return self.controller.namespace_exists(name)
 
 
-__all__ = ["KubeApiServer", "KUBE_VERSION"]
+__all__ = ["KUBE_VERSION", "KubeApiServer"]

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lab.kube.network import AZURE_RESERVED_LOW, ClusterNetwork
 from lab.kube.state import Store
@@ -89,6 +90,7 @@ class ServiceLoadBalancers:
         annotations = (svc["metadata"].get("annotations") or {})
         wanted = annotations.get(IPV4) or (svc.get("spec") or {}).get("loadBalancerIP")
         taken = self.in_use() | {self.network.node_ip(i) for i in range(len(self.store.list("nodes")[0]))}
+        subnet_name: str | None
         if not is_internal(svc):
             pool = PUBLIC_POOL
             subnet_name = "public"

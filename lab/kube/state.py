@@ -20,17 +20,36 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Generator
+from typing import Any
 
 from lab.kube.errors import (
-    ApiError, already_exists, bad_request, conflict, details, invalid, method_not_allowed, not_found,
+    ApiError,
+    already_exists,
+    bad_request,
+    conflict,
+    details,
+    invalid,
+    method_not_allowed,
+    not_found,
 )
 from lab.kube.network import ClusterNetwork
 from lab.kube.patches import PATCH_TYPES, json_patch, merge_patch, strategic_merge
 from lab.kube.resources import (
-    DNS_SERVICE_IP, KUBERNETES_SERVICE_IP, NODE_PORT_RANGE, POD_TEMPLATE_HASH, RESOURCES, SERVICE_CIDR,
-    SYSTEM_NAMESPACES, UNDELETABLE_NAMESPACES, WATCH_HISTORY, Resource, now_rfc3339, random_suffix, replicaset_uid,
+    DNS_SERVICE_IP,
+    KUBERNETES_SERVICE_IP,
+    NODE_PORT_RANGE,
+    POD_TEMPLATE_HASH,
+    RESOURCES,
+    SERVICE_CIDR,
+    SYSTEM_NAMESPACES,
+    UNDELETABLE_NAMESPACES,
+    WATCH_HISTORY,
+    Resource,
+    now_rfc3339,
+    random_suffix,
+    replicaset_uid,
 )
 from lab.kube.selectors import FieldSelector, Selector
 from lab.kube.validation import PREPARERS, check_labels, check_name
@@ -146,7 +165,8 @@ class Store:
         if creating and nsobj["metadata"].get("deletionTimestamp"):
             msg = f'{res.qualified} "{name}" is forbidden: unable to create new content in namespace {ns} because it is being terminated'
             det = details(res, name)
-            det["causes"] = [{"reason": "NamespaceTerminating", "message": f"namespace {ns} is being terminated", "field": "metadata.namespace"}]
+            det["causes"] = [{"reason": "NamespaceTerminating", "message": f"namespace {ns} is being terminated",
+                              "field": "metadata.namespace"}]
             raise ApiError(403, "Forbidden", msg, det)
 
     def _check_body(self, res: Resource, ns: str, body: Any) -> dict[str, Any]:
@@ -155,7 +175,8 @@ class Store:
         if body.get("kind") not in (None, "", res.kind):
             raise bad_request(f'the object provided is unrecognized (must be of type {res.kind}): kind {body.get("kind")!r}')
         if body.get("apiVersion") not in (None, "", res.api_version):
-            raise bad_request(f'the API version in the data ({body.get("apiVersion")}) does not match the expected API version ({res.api_version})')
+            raise bad_request(f'the API version in the data ({body.get("apiVersion")}) does not match the expected '
+                              f'API version ({res.api_version})')
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -305,7 +326,8 @@ class Store:
         res = self.resource(plural)
         ptype = PATCH_TYPES.get(content_type.split(";")[0].strip().lower())
         if ptype is None:
-            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: {', '.join(PATCH_TYPES)}")
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
+                           f"media types include: {', '.join(PATCH_TYPES)}")
         if "patch" not in res.verbs:
             raise method_not_allowed(res, "patch")
         if ptype == "apply" and not field_manager:
@@ -354,12 +376,15 @@ class Store:
                 raise not_found(res, name)
             pre = options.get("preconditions") or {}
             if pre.get("uid") and pre["uid"] != obj["metadata"]["uid"]:
-                raise conflict(res, name, f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {obj['metadata']['uid']}")
+                raise conflict(res, name, f"Precondition failed: UID in precondition: {pre['uid']}, "
+                                          f"UID in object meta: {obj['metadata']['uid']}")
             if pre.get("resourceVersion") and pre["resourceVersion"] != obj["metadata"]["resourceVersion"]:
-                raise conflict(res, name, f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, ResourceVersion in object meta: {obj['metadata']['resourceVersion']}")
+                raise conflict(res, name, f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                                          f"ResourceVersion in object meta: {obj['metadata']['resourceVersion']}")
             if plural == "namespaces":
                 if name in UNDELETABLE_NAMESPACES:
-                    raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be deleted', details(res, name))
+                    raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                                   details(res, name))
                 if obj["metadata"].get("deletionTimestamp") or dry_run:
                     return copy.deepcopy(obj)
                 new = copy.deepcopy(obj)
@@ -440,7 +465,8 @@ class Store:
     # -- watch ----------------------------------------------------------------------------------------
 
     def watch(self, plural: str, ns: str | None, resource_version: str | None, label_selector: str | None,
-              field_selector: str | None, timeout: float, stop: threading.Event | None = None) -> Generator[dict[str, Any] | None, None, None]:
+              field_selector: str | None, timeout: float,
+              stop: threading.Event | None = None) -> Generator[dict[str, Any] | None, None, None]:
         """Watch events as the API sends them ({type, object}); a too-old resourceVersion gives one
         ERROR event with a 410 Expired Status, as the real server does. Yields None about every
         half second without events, so the caller can notice a client that went away."""

@@ -38,7 +38,7 @@ def _pod_cells(p: dict[str, Any]) -> list[Any]:
     reason = st.get("reason") or st.get("phase") or "Pending"
     for c in cs:
         state = c.get("state") or {}
-        if state.get("waiting", {}).get("reason") and state["waiting"]["reason"] != "ContainerCreating" or \
+        if (state.get("waiting", {}).get("reason") and state["waiting"]["reason"] != "ContainerCreating") or \
                 (state.get("waiting") and reason == "Pending"):
             reason = state["waiting"].get("reason") or reason
         elif state.get("terminated"):
@@ -91,11 +91,14 @@ TABLES: dict[str, tuple[list[dict[str, Any]], Any]] = {
     "services": ([_col("Name", fmt="name"), _col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"), _col("Age"),
                   _col("Selector", 1)], _svc_cells),
     "namespaces": ([_col("Name", fmt="name"), _col("Status"), _col("Age")],
-                   lambda o: [o["metadata"]["name"], o.get("status", {}).get("phase", "Active"), _age(o["metadata"].get("creationTimestamp"))]),
+                   lambda o: [o["metadata"]["name"], o.get("status", {}).get("phase", "Active"),
+                              _age(o["metadata"].get("creationTimestamp"))]),
     "configmaps": ([_col("Name", fmt="name"), _col("Data", type_="integer"), _col("Age")],
-                   lambda o: [o["metadata"]["name"], len(o.get("data") or {}) + len(o.get("binaryData") or {}), _age(o["metadata"].get("creationTimestamp"))]),
+                   lambda o: [o["metadata"]["name"], len(o.get("data") or {}) + len(o.get("binaryData") or {}),
+                              _age(o["metadata"].get("creationTimestamp"))]),
     "secrets": ([_col("Name", fmt="name"), _col("Type"), _col("Data", type_="integer"), _col("Age")],
-                lambda o: [o["metadata"]["name"], o.get("type", "Opaque"), len(o.get("data") or {}), _age(o["metadata"].get("creationTimestamp"))]),
+                lambda o: [o["metadata"]["name"], o.get("type", "Opaque"), len(o.get("data") or {}),
+                           _age(o["metadata"].get("creationTimestamp"))]),
     "nodes": ([_col("Name", fmt="name"), _col("Status"), _col("Roles"), _col("Age"), _col("Version"), _col("Internal-IP", 1)], _node_cells),
 }
 

@@ -12,7 +12,8 @@ import copy
 import ipaddress
 import json
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from lab.kube.errors import bad_request
 from lab.kube.resources import SERVICE_CIDR, Resource
@@ -48,7 +49,8 @@ def check_labels(labels: Any, field: str) -> list[tuple[str, str]]:
         if not re.fullmatch(LABEL_KEY, k) or len(k.split("/")[-1]) > 63:
             errs.append((field, f'Invalid value: "{k}": name part must consist of alphanumeric characters, \'-\', \'_\' or \'.\''))
         if not isinstance(v, str) or len(v) > 63 or not LABEL_VALUE.match(v):
-            errs.append((field, f'Invalid value: "{v}": a valid label must be an empty string or consist of alphanumeric characters, \'-\', \'_\' or \'.\''))
+            errs.append((field, f'Invalid value: "{v}": a valid label must be an empty string or consist of '
+                                "alphanumeric characters, '-', '_' or '.'"))
     return errs
 
 
@@ -66,7 +68,7 @@ def int_or_percent(value: Any, total: int, round_up: bool) -> int:
 # -- defaulting and validation per kind -------------------------------------------------------------
 
 
-def _prep_namespace(store: "Store", obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _prep_namespace(store: Store, obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
     name = obj["metadata"]["name"]
     obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
     obj["spec"] = {"finalizers": ["kubernetes"]}
@@ -74,12 +76,13 @@ def _prep_namespace(store: "Store", obj: dict[str, Any], old: dict[str, Any] | N
     return []
 
 
-def _prep_configmap(store: "Store", obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _prep_configmap(store: Store, obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
     errs = []
     for field in ("data", "binaryData"):
         for k, v in (obj.get(field) or {}).items():
             if not _CONFIGLABEL_KEY.match(k):
-                errs.append((f"{field}[{k}]", f'Invalid value: "{k}": a valid config key must consist of alphanumeric characters, \'-\', \'_\' or \'.\''))
+                errs.append((f"{field}[{k}]", f'Invalid value: "{k}": a valid config key must consist of '
+                                              "alphanumeric characters, '-', '_' or '.'"))
             if field == "data" and not isinstance(v, str):
                 errs.append((f"data[{k}]", "Invalid value: must be a string"))
     if old is not None and old.get("immutable") and (obj.get("data") != old.get("data") or obj.get("binaryData") != old.get("binaryData")):
@@ -87,7 +90,7 @@ def _prep_configmap(store: "Store", obj: dict[str, Any], old: dict[str, Any] | N
     return errs
 
 
-def _prep_secret(store: "Store", obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _prep_secret(store: Store, obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
     data = obj.get("data") or {}
     for k, v in data.items():
         try:
@@ -111,7 +114,7 @@ def _prep_secret(store: "Store", obj: dict[str, Any], old: dict[str, Any] | None
     return errs
 
 
-def _prep_service(store: "Store", obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _prep_service(store: Store, obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
     spec = obj.setdefault("spec", {})
     errs: list[tuple[str, str]] = []
     stype = spec.setdefault("type", "ClusterIP")
@@ -162,7 +165,8 @@ def _prep_service(store: "Store", obj: dict[str, Any], old: dict[str, Any] | Non
         except ValueError:
             return errs + [("spec.clusterIPs[0]", f'Invalid value: "{ip}": must be a valid IP address')]
         if addr not in SERVICE_CIDR:
-            errs.append(("spec.clusterIPs[0]", f'Invalid value: "{ip}": failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {SERVICE_CIDR}'))
+            errs.append(("spec.clusterIPs[0]", f'Invalid value: "{ip}": failed to allocate IP {ip}: the provided IP ({ip}) '
+                                               f"is not in the valid range. The range of valid IPs is {SERVICE_CIDR}"))
         elif ip in store._cluster_ips:
             errs.append(("spec.clusterIPs[0]", f'Invalid value: "{ip}": failed to allocate IP {ip}: provided IP is already allocated'))
         else:
@@ -225,7 +229,8 @@ def _check_pod_spec(spec: Any, field: str) -> list[tuple[str, str]]:
             errs.append((f"{f}.image", "Required value"))
         for j, e in enumerate(c.get("env") or []):
             if not isinstance(e, dict) or not _ENV_NAME.match(str(e.get("name", ""))):
-                errs.append((f"{f}.env[{j}].name", "Invalid value: a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.'"))
+                errs.append((f"{f}.env[{j}].name", "Invalid value: a valid environment variable name must consist of "
+                                                   "alphabetic characters, digits, '_', '-', or '.'"))
             elif "value" in e and "valueFrom" in e:
                 errs.append((f"{f}.env[{j}].valueFrom", "Invalid value: may not be specified when `value` is not empty"))
         for j, p in enumerate(c.get("ports") or []):
@@ -234,7 +239,7 @@ def _check_pod_spec(spec: Any, field: str) -> list[tuple[str, str]]:
     return errs
 
 
-def _prep_deployment(store: "Store", obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _prep_deployment(store: Store, obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str]]:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return [("spec", "Required value")]
@@ -261,7 +266,8 @@ def _prep_deployment(store: "Store", obj: dict[str, Any], old: dict[str, Any] | 
     tmeta = template.setdefault("metadata", {})
     errs += check_labels(tmeta.get("labels"), "spec.template.metadata.labels")
     if isinstance(selector, dict) and not Selector.from_label_selector(selector).matches(tmeta.get("labels")):
-        errs.append(("spec.template.metadata.labels", f"Invalid value: {json.dumps(tmeta.get('labels') or {})}: `selector` does not match template `labels`"))
+        errs.append(("spec.template.metadata.labels",
+                     f"Invalid value: {json.dumps(tmeta.get('labels') or {})}: `selector` does not match template `labels`"))
     errs += _check_pod_spec(template.get("spec"), "spec.template.spec")
     if isinstance(template.get("spec"), dict):
         default_pod_spec(template["spec"])
@@ -270,7 +276,7 @@ def _prep_deployment(store: "Store", obj: dict[str, Any], old: dict[str, Any] | 
     return errs
 
 
-PREPARERS: dict[str, Callable[["Store", dict[str, Any], dict[str, Any] | None], list[tuple[str, str]]]] = {
+PREPARERS: dict[str, Callable[[Store, dict[str, Any], dict[str, Any] | None], list[tuple[str, str]]]] = {
     "namespaces": _prep_namespace,
     "configmaps": _prep_configmap,
     "secrets": _prep_secret,

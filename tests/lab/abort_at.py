@@ -158,7 +158,8 @@ class AbortAt:
         self._log("error", st, error=f"{type(exception).__name__}: {exception}"[:500])
         if self.fired or self.failed is not None:
             return
-        self.failed = {"step": st.index, "error": f"{type(exception).__name__}: {str(exception).splitlines()[0] if str(exception) else ''}"[:300]}
+        first_line = str(exception).splitlines()[0] if str(exception) else ""
+        self.failed = {"step": st.index, "error": f"{type(exception).__name__}: {first_line}"[:300]}
         if st.index < self.step:
             self._not_reached(request, f"step {st.index} failed first: {self.failed['error']}")
 

@@ -31,9 +31,10 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from abort_at import SIGNALS, DrillStep, drill_steps
 
@@ -122,7 +123,7 @@ class SharedLab:
         self.stop()
         self.start()
 
-    def __enter__(self) -> "SharedLab":
+    def __enter__(self) -> SharedLab:
         self.start()
         return self
 
@@ -233,20 +234,20 @@ class Observer:
         out: list[str] = []
         try:
             snap = self.snapshot()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — any failure to read is a problem the matrix reports for this cell
             return [f"could not read the lab's state: {type(e).__name__}: {e}"]
         out += [f"baseline: {d}" for d in diff(pristine.control_plane, snap.control_plane)]
         try:
             left = {a: s for a, s in self.stack_resources().items() if s != "absent"}
             if left:
                 out.append(f"failover stack resources remain: {left}")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — any failure to read is a problem the matrix reports for this cell
             out.append(f"could not read the failover stack: {type(e).__name__}: {e}")
         try:
             status = self.cloudfront_status()
             if status != "Deployed":
                 out.append(f"CloudFront distribution is {status}, not Deployed")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — any failure to read is a problem the matrix reports for this cell
             out.append(f"could not read CloudFront: {type(e).__name__}: {e}")
         if not self.site_on_aws():
             out.append("the site does not serve PetClinic from AWS")
@@ -254,7 +255,7 @@ class Observer:
             lk = self.lock()
             if lk["status"] != "unlocked":
                 out.append(f"the drill lock is still held ({lk['state']}) by {lk['holder'] or 'unknown'}")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — any failure to read is a problem the matrix reports for this cell
             out.append(f"could not read the drill lock: {type(e).__name__}: {e}")
         if snap.processes != pristine.processes:
             more = snap.processes - pristine.processes
@@ -509,8 +510,8 @@ def format_matrix(results: list[CellResult], steps: list[DrillStep] | None = Non
         name = name if len(name) <= width else name[: width - 1] + "…"
         row = f"{name:<{width}}"
         for s in signals:
-            r = cells.get(s)
-            text = "-" if r is None else f"{r.outcome} ({r.seconds:.0f}s{', try ' + str(r.attempts) if r.attempts > 1 else ''})"
+            got = cells.get(s)
+            text = "-" if got is None else f"{got.outcome} ({got.seconds:.0f}s{', try ' + str(got.attempts) if got.attempts > 1 else ''})"
             row += f"  {text:<22}"
         lines.append(row)
     bad = [r for r in results if r.outcome != "yes"]

@@ -1,8 +1,9 @@
 """One real Phase 1 drill, shared by the lab tests that examine what a drill leaves behind.
 
 It runs as an operator would (`pytest -m phase1` in a subprocess, its own lab, its own reports
-directory), with known secret values in its environment, and keeps the lab's workdir so the tests
-can read the secrets the lab generated (endpoints.json) and look for them in every output file.
+directory), with known secret values in its environment and hostile ones in its target file, and
+keeps the lab's workdir so the tests can read the secrets the lab generated (endpoints.json) and
+look for them in every output file. The bundle is left exactly as the drill wrote it.
 """
 from __future__ import annotations
 
@@ -26,6 +27,33 @@ PLANTED = {
     "GITHUB_TOKEN": "ghs_drillTestToken0123456789abcdef",
     "ACTIONS_RUNTIME_TOKEN": "actions-runtime-token-5Kd8s2",
 }
+# Hostile secrets the drill really holds: the target file takes them from the environment for
+# fields a Phase 1 drill loads, masks and (the AWS key) signs every AWS call with (moto accepts
+# any key). Quotes, backslashes, unicode, a newline, and one too short to mask inside free text.
+HOSTILE = {
+    "DRILL_HOSTILE_AWS": 'aws"se\\cr\\et\n키🔑-Q7',
+    "DRILL_HOSTILE_MYSQL": "my\\sql\"pa'ss\r\n비밀-秘密",
+    "DRILL_HOSTILE_SHORT": "Zq",
+}
+HOSTILE_FIELDS = {
+    ("aws", "secret_access_key"): "DRILL_HOSTILE_AWS",
+    ("azure", "mysql", "admin_password"): "DRILL_HOSTILE_MYSQL",
+    ("readiness", "scratch_database", "password"): "DRILL_HOSTILE_SHORT",
+}
+
+
+def hostile_target(path: Path) -> Path:
+    """targets/lab.yaml with the hostile secrets in place, read from the environment."""
+    import yaml
+
+    raw = yaml.safe_load((REPO / "targets" / "lab.yaml").read_text())
+    for keys, env in HOSTILE_FIELDS.items():
+        node = raw
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = f"${{env:{env}}}"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
 
 
 @dataclass
@@ -38,11 +66,10 @@ class DrillOutput:
     proc: subprocess.CompletedProcess[str]
     seconds: float
     endpoints: dict[str, Any] = field(default_factory=dict)
-    finalized_by_drill: bool = False
 
     def secrets(self) -> dict[str, str]:
         """Every secret value the drill could have seen: planted ones and the lab's generated ones."""
-        out = {f"env:{k}": v for k, v in PLANTED.items()}
+        out = {f"env:{k}": v for k, v in {**PLANTED, **HOSTILE}.items()}
         for k, v in self.endpoints.items():
             if SECRET_KEY.search(k) and isinstance(v, str) and len(v) >= 6 and not v.startswith("/"):
                 out[f"lab:{k}"] = v
@@ -59,11 +86,12 @@ def phase1_drill(tmp_path_factory: pytest.TempPathFactory) -> DrillOutput:
     env = dict(os.environ, TMPDIR=str(root), DRILL_OPERATOR="evidence-test", DRILL_KEEP_LAB="1",
                GITHUB_ACTIONS="true", GITHUB_RUN_ID="4242", GITHUB_RUN_NUMBER="17", GITHUB_REPOSITORY="acme/dr-drill",
                GITHUB_SERVER_URL="https://github.com", GITHUB_WORKFLOW="dr-drill", GITHUB_ACTOR="octo",
-               GITHUB_EVENT_NAME="workflow_dispatch", **PLANTED)
+               GITHUB_EVENT_NAME="workflow_dispatch", **PLANTED, **HOSTILE)
+    target = hostile_target(root / "lab-hostile.yaml")
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-m", "phase1", "-p", "no:cacheprovider", "--reports-dir", str(reports),
-         f"--alluredir={reports / 'allure-results'}", "steps/test_phase1.py"],
+         f"--alluredir={reports / 'allure-results'}", f"--target={target}", "steps/test_phase1.py"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     seconds = time.monotonic() - t0
@@ -73,12 +101,5 @@ def phase1_drill(tmp_path_factory: pytest.TempPathFactory) -> DrillOutput:
     labs = sorted(root.glob("dr-drill-lab-*/endpoints.json"))
     assert labs, "the lab's workdir is gone: DRILL_KEEP_LAB=1 was not honoured"
     out.endpoints = json.loads(labs[0].read_text())
-    out.finalized_by_drill = (bundle / "manifest.json").exists()
-    if not out.finalized_by_drill:
-        # Until steps/runtime.py calls it: the same call, in a process with the drill's environment.
-        code = ("import sys; from pathlib import Path; from drill.finalize import finalize_bundle; "
-                "sys.exit(1 if finalize_bundle(Path(sys.argv[1]), Path(sys.argv[2])) else 0)")
-        fin = subprocess.run([sys.executable, "-c", code, str(bundle), str(out.allure_results)], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=120)
-        assert fin.returncode == 0, fin.stdout + fin.stderr
+    # The bundle is examined as the drill left it: nothing here seals or renders it.
     return out

@@ -33,9 +33,10 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from abort_at import DrillStep, drill_steps
 from abort_matrix_lib import HERE, REPO, TAG_VAR, Log, SharedLab, _last_error, _summary, kill_tagged

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from abort_matrix_lib import Cell, format_matrix, run_matrix
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]

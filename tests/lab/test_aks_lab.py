@@ -23,8 +23,9 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -44,6 +45,7 @@ from drivers.azure_network import AppGateway
 from drivers.azure_network import make_client as network_client
 from drivers.kube import Kube, petclinic_manifests
 from lab.azure.appgw_dataplane import AppGatewayDataPlane
+from lab.azure.arm_base import ArmError
 from lab.azure.arm_server import ArmEmulator
 from lab.azure.gateway_network import GatewayNetwork
 from lab.events import EventLog
@@ -67,11 +69,11 @@ def _cluster(work: Path, emu: ArmEmulator, events: EventLog) -> KubeApiServer:
 
     def other(name: str) -> ipaddress.IPv4Network | None:
         try:
-            return ipaddress.ip_network(emu.state.get_subnet(RG, VNET, name)["properties"]["addressPrefix"])
-        except Exception:
+            return ipaddress.IPv4Network(emu.state.get_subnet(RG, VNET, name)["properties"]["addressPrefix"])
+        except (ArmError, KeyError, ValueError):  # ARM's 404 (no such subnet); no single or no valid addressPrefix
             return None
 
-    net = ClusterNetwork(node_subnet=ipaddress.ip_network(subnet["properties"]["addressPrefix"]), subnet_name=SUBNET,
+    net = ClusterNetwork(node_subnet=ipaddress.IPv4Network(subnet["properties"]["addressPrefix"]), subnet_name=SUBNET,
                          subnets=other)
     srv = KubeApiServer(work, PetClinicRunner(work / "pods"), time_scale=SCALE, events=events, cluster_name=CLUSTER, network=net)
     srv.start()
@@ -177,7 +179,7 @@ def test_a_load_balancer_service_gets_its_ip_from_the_subnet_after_the_modeled_d
     ip, waited = _wait_ip(core, "ilb-a")
     assert ip is not None and waited >= LB_DELAY * 0.9, (ip, waited)
     nodes = {a.address for n in core.list_node().items for a in n.status.addresses if a.type == "InternalIP"}
-    subnet = ipaddress.ip_network("172.16.11.0/24")
+    subnet = ipaddress.IPv4Network("172.16.11.0/24")
     assert ipaddress.ip_address(ip) in subnet and all(ipaddress.ip_address(n) in subnet for n in nodes)
     assert ip not in nodes and int(ipaddress.ip_address(ip)) - int(subnet.network_address) >= 4  # Azure's reserved .0-.3
     # Another subnet of the VNet by annotation; a subnet the VNet does not have stays pending; no annotation: public.
@@ -187,7 +189,7 @@ def test_a_load_balancer_service_gets_its_ip_from_the_subnet_after_the_modeled_d
         **internal, "service.beta.kubernetes.io/azure-load-balancer-internal-subnet": "snet-nosuch"}))
     core.create_namespaced_service("default", _lb_service("public"))
     other, _ = _wait_ip(core, "ilb-appgw-subnet")
-    assert other is not None and ipaddress.ip_address(other) in ipaddress.ip_network("172.16.31.0/24")
+    assert other is not None and ipaddress.ip_address(other) in ipaddress.IPv4Network("172.16.31.0/24")
     public, _ = _wait_ip(core, "public")
     assert public is not None and not ipaddress.ip_address(public).is_private
     assert _wait_ip(core, "ilb-nosuch", timeout=LB_DELAY + 1)[0] is None
@@ -231,8 +233,8 @@ def test_the_app_gateway_cannot_reach_a_clusterip_and_reaches_the_internal_load_
     kube, _ = petclinic
     cluster_ip = kube.service_cluster_ip(NS, "petclinic")
     lb_ip, _ = kube.wait_load_balancer_ip(NS, "petclinic", timeout=10)
-    assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network("10.0.0.0/16")
-    assert ipaddress.ip_address(lb_ip) in ipaddress.ip_network("172.16.11.0/24")
+    assert ipaddress.ip_address(cluster_ip) in ipaddress.IPv4Network("10.0.0.0/16")
+    assert ipaddress.ip_address(lb_ip) in ipaddress.IPv4Network("172.16.11.0/24")
     # Inside the cluster the ClusterIP works (kube-proxy); the gateway is not inside the cluster.
     assert len(world.srv.service_endpoints(cluster_ip, 80)) == 1
 
@@ -336,7 +338,7 @@ def test_an_entra_cluster_needs_kubelogin_and_gets_it(world: World, tmp_path: Pa
         world.emu.clusters.register(RG, "aks-entra", srv.client_kubeconfig, aad=True)
         from drivers.aks import AksCredentialsError
 
-        with pytest.raises(AksCredentialsError, match="Entra-integrated.*kubernetes.kubelogin.mode"):
+        with pytest.raises(AksCredentialsError, match=r"Entra-integrated.*kubernetes\.kubelogin\.mode"):
             AksCredentials(make_client(world.auth)).fetch(RG, "aks-entra", tmp_path / "a" / "kubeconfig")
         fake = fake_kubelogin(tmp_path / "bin")
         dest = tmp_path / "b" / "kubeconfig"
@@ -406,7 +408,8 @@ def test_preflight_names_a_backend_the_app_gateway_could_not_reach(world: World)
         assert list(found) == ["preflight.aks.backend_reachable"], found
         assert "'snet-aks' is not a subnet of vnet-blue" in found["preflight.aks.backend_reachable"]
     finally:
-        net.subnets.begin_create_or_update(RG, VNET, SUBNET, NM.Subnet(address_prefix=prefix)).result()
+        net.subnets.begin_create_or_update(
+            RG, VNET, SUBNET, NM.Subnet(properties=NM.SubnetPropertiesFormat(address_prefix=prefix))).result()
     assert aks_findings(world.target) == {}
 
 

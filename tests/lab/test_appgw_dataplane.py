@@ -7,9 +7,11 @@ Every test builds its own gateway (in-process, from the seed) and data plane, so
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -187,13 +189,13 @@ def test_all_backends_down_gives_502_after_unhealthy_threshold(emu: ArmEmulator,
     for be in (a, b):
         assert len([p for p in be.probes() if p[0] >= t0 and p[2] == 503]) >= 3
     assert set(health(dp).values()) == {"Down"}
-    names = [e.event for e in emu.events.events(after=after) if e.detail.get("gateway") == "appgw-down"]  # type: ignore[union-attr]
+    names = [e.event for e in emu.events.events(after=after) if e.detail.get("gateway") == "appgw-down"]
     assert names.count("backend unhealthy") == 2 and "first 502" in names
     assert names.index("first 502") > names.index("backend unhealthy")
     # One successful probe brings a server back.
     a.status = b.status = 200
     wait_for(lambda: httpx.get(dp.url + "/").status_code == 200, INTERVAL + 1.0, "served again")
-    assert "502 cleared" in [e.event for e in emu.events.events(after=after)]  # type: ignore[union-attr]
+    assert "502 cleared" in [e.event for e in emu.events.events(after=after)]
 
 
 def test_probe_interval_timeout_and_threshold_are_scaled(emu: ArmEmulator, plane: Any, backends: Any) -> None:
@@ -207,7 +209,7 @@ def test_probe_interval_timeout_and_threshold_are_scaled(emu: ArmEmulator, plane
     time.sleep(2.0)
     window = [p for p in be.probes() if p[0] >= t0]
     assert 3 <= len(window) <= 5, len(window)  # 2 s / 0.5 s
-    gaps = [y[0] - x[0] for x, y in zip(window, window[1:])]
+    gaps = [y[0] - x[0] for x, y in itertools.pairwise(window)]
     assert all(INTERVAL - 0.05 <= g <= INTERVAL + 0.15 for g in gaps), gaps
     assert {(p[1].path, p[1].headers["Host"]) for p in window} == {("/healthz", "probe.example")}
     be.status = 500
@@ -231,7 +233,7 @@ def test_default_probe_when_settings_have_no_probe(emu: ArmEmulator, plane: Any,
 
 
 def test_probe_timeout_marks_slow_backend_down(emu: ArmEmulator, plane: Any, backends: Any) -> None:
-    slow = Server(free_port(), lambda r: (time.sleep(1.0), Response(200, [], b"late"))[1]).start()
+    slow = Server(free_port(), lambda r: (time.sleep(1.0), Response(200, [], b"late"))[1]).start()  # type: ignore[func-returns-value]  # sleep, then answer
     try:
         body = gateway_body(emu, "appgw-slow", ["10.6.0.1"], probe={"timeout": 15, "unhealthyThreshold": 1})
         dp = plane("appgw-slow", body, {("10.6.0.1", 80): [("127.0.0.1", slow.port)]})  # timeout 0.25 s
@@ -274,7 +276,7 @@ def test_pool_repointed_through_sdk_traffic_follows(emu: ArmEmulator, client: Ne
             time.sleep(0.02)
     poller.result()
     assert statuses == {200}  # no gap while the gateway updates
-    [done] = [e for e in emu.events.events("gateway provisioned", after=after)  # type: ignore[union-attr]
+    [done] = [e for e in emu.events.events("gateway provisioned", after=after)
               if e.detail["gateway"] == "appgw-repoint"]
     # The old configuration serves while Updating; the switch happens when provisioning completes
     # (the SDK only notices at its next poll, up to Retry-After later). Times are when backends saw them.
@@ -289,10 +291,10 @@ def test_pool_repointed_through_sdk_traffic_follows(emu: ArmEmulator, client: Ne
     r = httpx.get(dp.url + "/")
     assert r.headers["X-Served-By"] == "azure"
     assert pod1.requests()[-1].headers["Host"] == CLUSTER_IP  # pickHostNameFromBackendAddress kept
-    changed = [e for e in emu.events.events("pool changed", after=after) if e.detail["gateway"] == "appgw-repoint"]  # type: ignore[union-attr]
+    changed = [e for e in emu.events.events("pool changed", after=after) if e.detail["gateway"] == "appgw-repoint"]
     assert changed and changed[0].detail["before"] == [BLOB] and changed[0].detail["after"] == [CLUSTER_IP]
-    h = client.application_gateways.begin_backend_health("rg-blue", "appgw-repoint").result()
-    [srv] = h.backend_address_pools[0].backend_http_settings_collection[0].servers
+    health = client.application_gateways.begin_backend_health("rg-blue", "appgw-repoint").result()
+    [srv] = health.backend_address_pools[0].backend_http_settings_collection[0].servers
     assert (srv.address, srv.health) == (CLUSTER_IP, "Up")
     _, probe, _ = (pod1.probes() + pod2.probes())[-1]
     assert probe.headers["Host"] == CLUSTER_IP

@@ -12,13 +12,15 @@ group puts it back and waits until it has settled again (try/finally), whatever 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import secrets
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -435,7 +437,7 @@ def test_scale_web_down_and_unwind_the_ledger(
     real_update = ngs.eks.update_nodegroup_config
 
     def spy(**kw: Any) -> Any:
-        seen_at_call.append({"kw": kw, "disk": json.loads(ledger.path.read_text())})  # type: ignore[union-attr]
+        seen_at_call.append({"kw": kw, "disk": json.loads(ledger.path.read_text())})
         return real_update(**kw)
 
     ngs.eks.update_nodegroup_config = spy  # instance attribute: only this driver object
@@ -450,7 +452,7 @@ def test_scale_web_down_and_unwind_the_ledger(
         assert on_disk["inverse"]["op"] == "aws.eks.set_scaling"
         assert on_disk["inverse"]["params"] == {"cluster": c, "nodegroup": web, "scaling": original.as_api()}
         assert entry.state == "applied" and entry.applied_at is not None
-        assert json.loads(ledger.path.read_text())["entries"][0]["state"] == "applied"  # type: ignore[union-attr]
+        assert json.loads(ledger.path.read_text())["entries"][0]["state"] == "applied"
 
         # The update is in progress: the node group is busy and refuses another update.
         update_id = ngs.updates[(c, web)]
@@ -633,7 +635,7 @@ def test_alb_health_checks_follow_the_target_groups_settings(
         assert t.streak_before(became("healthy", t_ok)) == (200, 2)
         # …and the checks came HealthCheckIntervalSeconds (5 s) apart.
         times = [m for m, _ in t.checks if m > t_fail + 60 / scale]
-        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        gaps = sorted(b - a for a, b in itertools.pairwise(times))
         assert gaps and gaps[len(gaps) // 2] == pytest.approx(5 / scale, rel=0.4), gaps
 
         # Deregistered: draining for the delay set (30 s: 1 s here), no new requests, then gone.

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from drill.ledger import Action, Entry, Ledger
 from drivers.azure_network import (
-    OP_CONFIGURE_BACKEND, OP_SET_RESPONSE_HEADER, AppGateway, AzureAuth, ResponseHeaderRewrite, execute_azure_action,
-    make_client, make_credential,
+    OP_CONFIGURE_BACKEND,
+    OP_SET_RESPONSE_HEADER,
+    AppGateway,
+    AzureAuth,
+    ResponseHeaderRewrite,
+    execute_azure_action,
+    make_client,
+    make_credential,
 )
 from lab.azure.appgw_dataplane import AppGatewayDataPlane
 from lab.azure.arm_server import ArmEmulator
@@ -60,7 +67,7 @@ def gateway(emu: ArmEmulator) -> Iterator[str]:
 
 def children(emu: ArmEmulator, name: str) -> dict[str, Any]:
     """Pool, settings and probe as ARM stores them, minus what changes on every PUT."""
-    props = emu.state.get_app_gateway("rg-blue", name)["properties"]  # type: ignore[index]
+    props = emu.state.get_app_gateway("rg-blue", name)["properties"]
     strip = lambda c: {k: v for k, v in c["properties"].items() if k != "provisioningState"}  # noqa: E731
     return {
         "pool": strip(props["backendAddressPools"][0]),
@@ -79,7 +86,7 @@ class SpyLedger(Ledger):
 
     def record(self, change: Action, inverse: Action) -> Entry:
         entry = super().record(change, inverse)
-        self.at_record.append((children(self.emu, self.gateway), json.loads(self.path.read_text())))  # type: ignore[union-attr]
+        self.at_record.append((children(self.emu, self.gateway), json.loads(self.path.read_text())))
         return entry
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import pymysql
 import pytest
@@ -28,7 +29,12 @@ from drill.ledger import Ledger
 from drivers.azure_network import AzureAuth
 from drivers.database import Database
 from drivers.mysql_firewall import (
-    EgressError, MysqlFirewall, egress_address, execute_mysql_action, make_mysql_client, wait_for_access,
+    EgressError,
+    MysqlFirewall,
+    egress_address,
+    execute_mysql_action,
+    make_mysql_client,
+    wait_for_access,
 )
 from lab.azure.arm_server import ArmEmulator
 from lab.azure.arm_state import ArmTimings
@@ -101,9 +107,9 @@ def allowed(arm: ArmEmulator, server: tuple[FlexibleServerEndpoint, Path]) -> It
     time.sleep(0.2)
 
 
-def connect(port: int, **kw: object) -> pymysql.connections.Connection:
+def connect(port: int, **kw: Any) -> pymysql.connections.Connection:
     return pymysql.connect(host="127.0.0.1", port=port, user=USER, password=PASSWORD, database=DB,
-                           connect_timeout=2, read_timeout=5, **kw)  # type: ignore[arg-type]
+                           connect_timeout=2, read_timeout=5, **kw)
 
 
 def test_plaintext_is_refused_with_mysql_error_3159(server: tuple[FlexibleServerEndpoint, Path], allowed: None) -> None:

@@ -6,9 +6,10 @@ import itertools
 import re
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
@@ -225,8 +226,30 @@ def test_periodic_job_produces_backups_without_gaps(
     assert names == job.uploaded
     assert store_for(azurite, container).gaps(interval) == []
     assert len(events.events("backup uploaded")) == len(backups) and not events.events("backup failed")
-    spacing = [(b.started_at - a.started_at).total_seconds() for a, b in zip(backups, backups[1:])]
-    assert all(0.5 < s < 1.5 for s in spacing), spacing
+    # After the first (taken at start), on cron's grid: at the multiples of the interval, one interval apart.
+    starts = [b.started_at.timestamp() for b in backups]
+    assert all(abs(t - round(t / interval) * interval) < 0.3 for t in starts[1:]), starts
+    spacing = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(0.7 < s < 1.3 for s in spacing), spacing
+    assert 0 < starts[1] - starts[0] <= interval + 0.3
+
+
+def test_the_first_backup_can_stand_for_the_last_slot_before_start(
+    azurite: Azurite, container: ContainerClient, events: EventLog, source: Database
+) -> None:
+    """The lab's history: the first backup is stamped for the schedule's last slot (the database was
+    unchanged since), and says when it was really dumped."""
+    job = job_for(source, azurite, container, events, interval=10.0)
+    now = time.time()
+    slot = job.last_slot(now)
+    assert slot <= now < slot + 10.0 and slot % 10.0 == 0
+    job.start(first_as_of=slot)
+    job.stop()
+    (b,) = store_for(azurite, container).list()
+    assert b.started_at.timestamp() == pytest.approx(slot) and b.precise
+    assert datetime.fromisoformat(b.metadata["lab_dumped_at"]).timestamp() >= now
+    (ev,) = events.events("backup uploaded")
+    assert ev.detail["started"] == pytest.approx(slot) and ev.detail["dumped_at"] >= now
 
 
 def test_failed_dump_is_recorded_and_retried_next_interval(
@@ -277,7 +300,7 @@ def test_latest_is_chosen_by_name_timestamp_not_upload_order(azurite: Azurite, c
     assert by_name["backups/backup-20251227-025500.sql.gz"].last_modified > by_name["backups/backup-20251227-030500.sql.gz"].last_modified
     latest = store.latest()
     assert latest.name == "backups/backup-20251227-030500.sql.gz"
-    assert latest.taken_at == datetime(2025, 12, 27, 3, 5, tzinfo=timezone.utc)
+    assert latest.taken_at == datetime(2025, 12, 27, 3, 5, tzinfo=UTC)
     assert not latest.precise  # no metadata, as the seeds' EC2 job uploads them
 
     # A name without a timestamp falls back to Last-Modified.
@@ -315,7 +338,7 @@ def test_corrupt_backups_are_refused(azurite: Azurite, container: ContainerClien
 
 def test_gaps_finds_a_missing_interval(azurite: Azurite, container: ContainerClient) -> None:
     gz = gzip.compress(fake_dump())
-    t0 = datetime(2025, 12, 27, 3, 0, tzinfo=timezone.utc)
+    t0 = datetime(2025, 12, 27, 3, 0, tzinfo=UTC)
     for k in range(7):
         if k == 3:  # 03:15 never happened
             continue
@@ -364,7 +387,7 @@ def test_canary_rows_measure_what_a_restore_loses(
     # One row per interval, each acknowledged write counted.
     assert len(rows) == writer.writes and writer.failures == 0
     assert abs(writer.writes - (elapsed / interval + 1)) <= 2, (writer.writes, elapsed)
-    spacing = [b[1] - a[1] for a, b in zip(rows, rows[1:])]
+    spacing = [b[1] - a[1] for a, b in itertools.pairwise(rows)]
     # Fixed-rate: a late write is followed by an early one, so the mean holds even on a busy machine.
     assert sum(spacing) / len(spacing) == pytest.approx(interval, rel=0.25) and max(spacing) < 2.5 * interval, spacing
     assert writer.last_written() == pytest.approx(float(rows[-1][0]))

@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from lab.client import LabProcess, control
+from lab.events import read_events
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -85,17 +87,21 @@ def _aks_credentials_stayed_private(tmp_path: Path, run_id: str) -> None:
 
 
 def test_phase2_will_not_fail_over_onto_a_stale_backup(tmp_path: Path) -> None:
-    """Backups stopped: the newest is older than the RPO and no newer one lands in the time one could
-    be in flight, so Phase 2 stops at its backup gate before the failover stack is touched."""
+    """Backups stopped: at the fault the newest backup is older than the interval plus the time one can
+    be in flight (one was missed), so Phase 2 stops at its backup gate before the failover stack is touched."""
     lab = LabProcess(30.0, workdir=tmp_path / "lab", watch_parent=True)
     try:
         e = lab.start()
         control(e, "/backups/pause")
+        # Stale for sure by the fault: the newest backup (its slot is at most an interval before the
+        # lab started) older than the interval + the in-flight allowance (300 s + 60 s, scaled).
+        newest = max(ev["started"] for ev in read_events(Path(e["events_path"])) if ev["event"] == "backup uploaded")
+        time.sleep(max(0.0, newest + (300 + 60) / 30.0 - time.time()))
         proc, summary = drill(tmp_path, "-m", "drill and phase2", f"--lab-endpoints={lab.workdir / 'endpoints.json'}")
     finally:
         lab.stop()
     assert proc.returncode == 1, proc.stdout[-3000:]
-    assert "more than the RPO" in proc.stdout and "none newer landed within" in proc.stdout, proc.stdout[-3000:]
+    assert "for a backup in flight: backups had stopped" in proc.stdout, proc.stdout[-3000:]
     assert summary["verdict"] == "failed"
     actions = json.loads(((tmp_path / "reports" / "evidence" / "latest").resolve() / "actions.json").read_text())
     ops = [a["change"]["op"] for a in actions]

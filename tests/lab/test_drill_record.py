@@ -15,9 +15,9 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
 
@@ -158,7 +158,7 @@ def test_history_table_and_chart_of_three_lab_drills_and_an_injected_worse_rto(r
 
 
 def test_junit_xml_carries_the_measured_rto(record: Record) -> None:
-    for xml, b in zip(record.junit, record.bundles[1:]):
+    for xml, b in zip(record.junit, record.bundles[1:], strict=True):
         summary = json.loads((b / "summary.json").read_text())
         phase1 = summary["phases"][0]
         tree = ET.parse(xml)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import subprocess
 import sys
@@ -11,20 +12,55 @@ import pytest
 
 from drill.bundle import verify
 from drill.checklist import ITEMS
+from drill.evidence import Masker
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _strings(obj: object) -> set[str]:
+    if isinstance(obj, str):
+        return {obj}
+    if isinstance(obj, dict):
+        return {x for k, v in obj.items() for x in _strings(k) | _strings(v)}
+    if isinstance(obj, list):
+        return {x for v in obj for x in _strings(v)}
+    return set()
+
+
 def leaks_in(files: list[Path], secrets: dict[str, str], root: Path) -> list[str]:
-    """`name in file` for each secret found in a file: as is, JSON-escaped, or base64-encoded."""
+    """`name in file` for each secret found in a file: as is, JSON-escaped (either way), HTML-escaped
+    or base64-encoded; a secret too short to mask inside text (Masker.MIN_IN_TEXT), as any whole
+    JSON string value."""
     out = []
     for p in files:
         data = p.read_bytes()
+        values: set[str] | None = None
         for name, value in secrets.items():
-            forms = {value.encode(), json.dumps(value)[1:-1].encode(), base64.b64encode(value.encode())}
-            if any(f in data for f in forms):
+            if len(value) < Masker.MIN_IN_TEXT:
+                if values is None:
+                    values = _json_values(p, data)
+                if value in values:
+                    out.append(f"{name} in {p.relative_to(root)}")
+                continue
+            forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], html.escape(value)}
+            if any(f.encode() in data for f in forms) or base64.b64encode(value.encode()) in data:
                 out.append(f"{name} in {p.relative_to(root)}")
+    return out
+
+
+def _json_values(p: Path, data: bytes) -> set[str]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return set()
+    docs = [text] if p.suffix == ".json" else text.split("\n") if p.suffix == ".jsonl" else []
+    out: set[str] = set()
+    for d in docs:
+        try:
+            out |= _strings(json.loads(d))
+        except ValueError:
+            pass
     return out
 
 
@@ -32,7 +68,11 @@ def test_no_secret_appears_in_any_report_attachment_log_or_evidence_file(phase1_
     secrets = phase1_drill.secrets()
     # The lab generates these; if one is missing the check below proves less than it claims.
     assert {"lab:aws_secret_access_key", "lab:rds_password", "lab:storage_account_key", "lab:azure_client_secret",
-            "lab:azure_mysql_password", "env:DRILL_TEST_SECRET", "env:GITHUB_TOKEN"} <= set(secrets), sorted(secrets)
+            "lab:azure_mysql_password", "env:DRILL_TEST_SECRET", "env:GITHUB_TOKEN", "env:DRILL_HOSTILE_AWS",
+            "env:DRILL_HOSTILE_MYSQL", "env:DRILL_HOSTILE_SHORT"} <= set(secrets), sorted(secrets)
+    # The hostile ones really were the drill's: target.json shows those fields masked.
+    target = json.loads((phase1_drill.bundle / "target.json").read_text())
+    assert target["aws"]["secret_access_key"] == target["azure"]["mysql"]["admin_password"] == "***"
     files = [p for p in phase1_drill.reports.rglob("*") if p.is_file()]
     kinds = {p.name.rsplit(".", 1)[-1] for p in files}
     assert {"json", "jsonl", "md", "html", "png", "properties"} <= kinds, kinds
@@ -48,8 +88,10 @@ def test_no_secret_appears_in_any_report_attachment_log_or_evidence_file(phase1_
                 assert "SecretStr" not in param["value"] and "password" not in param["value"].lower(), param
 
 
-def test_the_bundle_is_sealed_and_walks_the_phase1_checklist(phase1_drill) -> None:
+def test_the_drill_sealed_its_bundle_and_it_walks_the_phase1_checklist(phase1_drill) -> None:
     b = phase1_drill.bundle
+    # Sealed by the drill itself (nothing in the fixture seals): a manifest, and every file matches it.
+    assert (b / "manifest.json").is_file(), "the drill left its evidence bundle unsealed (no manifest.json)"
     assert verify(b) == []
     names = {p.name for p in b.iterdir()}
     assert {"summary.json", "timeline.jsonl", "actions.json", "target.json", "environment.json", "lab-events.jsonl",

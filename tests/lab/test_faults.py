@@ -9,9 +9,10 @@ The drill-level half (a step failing, the unwind, an empty baseline_diff) is tes
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -261,7 +262,7 @@ def test_kube_429_carries_retry_after_and_a_status_and_reads_are_retried(kube_ap
         kube_api.faults.add({"surface": "kube", "kind": "5xx", "match": "GET /api/v1/namespaces/*", "count": 1})
         assert k.get("Namespace", None, "default") is not None  # idempotent: retried after no answer and a 500
         kube_api.faults.add({"surface": "kube", "kind": "5xx", "match": "GET /api/v1/namespaces/*", "count": 10})
-        with pytest.raises((ApiException, KubeError), match="500|InternalError"):
+        with pytest.raises((ApiException, KubeError), match=r"500|InternalError"):
             k.get("Namespace", None, "default")
         assert calls.calls()[-1].outcome == "failed" and calls.calls()[-1].attempts == 5
 

@@ -5,13 +5,13 @@ The lab runs apart from the drill (as `drill lab up` does) so that a killed dril
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import httpx

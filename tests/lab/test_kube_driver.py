@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
@@ -150,7 +150,8 @@ def test_reapply_over_existing_objects_restores_them_on_unwind(kube: Kube, admin
     core, apps = admin
     # What was there before the drill: namespace, config, secret, a 1-replica deployment, the service.
     core.create_namespace({"metadata": {"name": NS}})
-    core.create_namespaced_config_map(NS, {"metadata": {"name": "petclinic-config", "labels": {"owner": "ops"}}, "data": {"MYSQL_HOST": "old-db"}})
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "petclinic-config", "labels": {"owner": "ops"}},
+                                           "data": {"MYSQL_HOST": "old-db"}})
     core.create_namespaced_secret(NS, {"metadata": {"name": "petclinic-secret", "annotations": {"rotated": "2024"}},
                                        "stringData": {"MYSQL_USER": "old", "MYSQL_PASSWORD": "old-pw"}})
     dep, svc = petclinic_manifests("springcommunity/spring-petclinic:2.7", 1)

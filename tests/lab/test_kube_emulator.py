@@ -14,8 +14,9 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -219,7 +220,8 @@ def _status(e: ApiException) -> dict[str, Any]:
     return json.loads(e.body)
 
 
-def _petclinic_config(lab: Lab, ns: str, db_port: int, password: str = DB_PASSWORD, keys: tuple[str, ...] = ("MYSQL_USER", "MYSQL_PASSWORD")) -> None:
+def _petclinic_config(lab: Lab, ns: str, db_port: int, password: str = DB_PASSWORD,
+                      keys: tuple[str, ...] = ("MYSQL_USER", "MYSQL_PASSWORD")) -> None:
     lab.core.create_namespaced_config_map(ns, {"metadata": {"name": "petclinic-config"}, "data": {
         "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(db_port), "MYSQL_DATABASE": DB}})
     values = {"MYSQL_USER": DB_USER, "MYSQL_PASSWORD": password}
@@ -285,7 +287,7 @@ def test_namespace_crud_and_system_namespaces(lab: Lab) -> None:
     with pytest.raises(ApiException) as ei:
         lab.core.create_namespace({"metadata": {"name": "Not_Valid"}})
     assert ei.value.status == 422 and _status(ei.value)["reason"] == "Invalid"
-    deleted = lab.core.delete_namespace("drill")
+    deleted: Any = lab.core.delete_namespace("drill")
     assert deleted["status"]["phase"] == "Terminating"  # a dict in 37.x; the Namespace, as the real API returns
     lab.wait("namespace gone", lambda: not lab.srv.namespace_exists("drill"), 5)
     with pytest.raises(ApiException) as ei:
@@ -323,7 +325,7 @@ def test_configmap_crud_errors_and_optimistic_concurrency(lab: Lab) -> None:
     with pytest.raises(ApiException) as ei:
         lab.core.create_namespaced_config_map("no-such-ns", {"metadata": {"name": "c1"}})
     assert ei.value.status == 404 and _status(ei.value)["message"] == 'namespaces "no-such-ns" not found'
-    out = lab.core.delete_namespaced_config_map("c1", ns)
+    out: Any = lab.core.delete_namespaced_config_map("c1", ns)
     assert out["status"] == "Success" and out["details"]["name"] == "c1"
     assert lab.core.list_namespaced_config_map(ns).items == []
 
@@ -336,7 +338,8 @@ def test_secret_string_data_is_write_only(lab: Lab) -> None:
     with pytest.raises(ApiException) as ei:
         lab.core.create_namespaced_secret(ns, {"metadata": {"name": "bad"}, "data": {"PW": "!!not base64!!"}})
     assert ei.value.status == 400 and "not base64" not in ei.value.body
-    assert lab.core.delete_namespaced_secret("s", ns)["details"]["kind"] == "secrets"
+    deleted_secret: Any = lab.core.delete_namespaced_secret("s", ns)  # a dict in 37.x, as the real API returns
+    assert deleted_secret["details"]["kind"] == "secrets"
 
 
 def test_service_cluster_ip_allocation_and_immutability(lab: Lab) -> None:
@@ -434,7 +437,7 @@ def test_deployment_patch_types_scale_and_status(lab: Lab) -> None:
     with pytest.raises(ApiException) as ei:
         lab.core.create_namespaced_pod(ns, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
     assert ei.value.status == 405
-    out = lab.apps.delete_namespaced_deployment("petclinic", ns)
+    out: Any = lab.apps.delete_namespaced_deployment("petclinic", ns)  # a dict in 37.x
     assert out["status"] == "Success" and out["details"]["group"] == "apps" and st.metadata.name == "petclinic"
 
 

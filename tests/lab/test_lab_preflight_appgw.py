@@ -64,6 +64,7 @@ def test_azure_mysqls_ca_bundle_missing_or_not_pem(target: Target, tmp_path: Pat
 def test_the_drills_address_cannot_be_learned(target: Target) -> None:
     dead = f"http://127.0.0.1:{free_port()}/"
     detail = found(with_(target, "azure", "mysql", client_address_url=dead))
-    assert list(detail) == ["preflight.mysql_client_address"] and "did not tell the drill its address" in detail["preflight.mysql_client_address"]
+    assert list(detail) == ["preflight.mysql_client_address"]
+    assert "did not tell the drill its address" in detail["preflight.mysql_client_address"]
     detail = found(with_(target, "azure", "mysql", client_address_url=None))
     assert "cannot create the firewall rule" in detail["preflight.mysql_client_address"]

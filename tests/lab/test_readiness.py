@@ -18,10 +18,11 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -33,7 +34,8 @@ from azure.mgmt.storage import StorageManagementClient
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from drivers.backups import BackupStore, parse_name_time
-from lab.client import LabProcess, control as lab_control
+from lab.client import LabProcess
+from lab.client import control as lab_control
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -118,7 +120,7 @@ def seed_passing_drill(evidence: Path, days_ago: float = 7.0) -> Path:
     """A sealed bundle of a passing full drill `days_ago` (drills.last_passing reads the record of drills)."""
     from drill.seal import seal_bundle
 
-    started = datetime.now(timezone.utc) - timedelta(days=days_ago)
+    started = datetime.now(UTC) - timedelta(days=days_ago)
     run_id = f"{started:%Y%m%dT%H%M%SZ}-5eed00"
     b = evidence / run_id
     b.mkdir(parents=True)
@@ -259,7 +261,7 @@ def test_missing_maintenance_container(ready_lab: Lab, tmp_path: Path) -> None:
         def recreate() -> bool:
             try:
                 web = svc.create_container("$web")
-            except Exception:  # the deletion may still be settling
+            except Exception:  # noqa: BLE001 — the deletion may still be settling
                 return False
             web.upload_blob("index.html", (REPO / "lab" / "static" / "maintenance.html").read_bytes(), overwrite=True,
                             content_settings=ContentSettings(content_type="text/html; charset=utf-8"))
@@ -279,7 +281,8 @@ def test_missing_subnet(ready_lab: Lab, tmp_path: Path) -> None:
         assert_not_ready(r, "preflight.aks.backend_reachable", "'snet-aks' is not a subnet of vnet-blue")
         assert r.failed == {"azure.network", "preflight.aks.backend_reachable"}, r.explain()
     finally:
-        net.subnets.begin_create_or_update(RG, VNET, "snet-aks", NM.Subnet(address_prefix=prefix)).result()
+        net.subnets.begin_create_or_update(
+            RG, VNET, "snet-aks", NM.Subnet(properties=NM.SubnetPropertiesFormat(address_prefix=prefix))).result()
 
 
 def test_missing_lifecycle_policy(ready_lab: Lab, tmp_path: Path) -> None:
@@ -330,7 +333,7 @@ def test_corrupt_newest_backup(ready_lab: Lab, tmp_path: Path) -> None:
     # Named 14 s after the newest real backup: it stays the newest until the job's second next backup
     # (20 s away), long enough for readiness to list it; 14 s is within the schedule's 15 s tolerance.
     at = newest.taken_at.timestamp() + 14
-    name = f"backups/backup-{datetime.fromtimestamp(at, timezone.utc):%Y%m%d-%H%M%S}.sql.gz"
+    name = f"backups/backup-{datetime.fromtimestamp(at, UTC):%Y%m%d-%H%M%S}.sql.gz"
     store.container.upload_blob(name, io.BytesIO(whole[: len(whole) // 2]), overwrite=False)
     try:
         r = readiness(ready_lab, tmp_path)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -112,9 +113,9 @@ def test_a_second_drill_on_the_same_target_is_refused(running_lab: tuple[dict[st
     # A stale lock (its holder killed) is broken explicitly.
     stale = DrillLock(load_target("lab", endpoints))
     stale.acquire("killed-run")
-    out = subprocess.run([sys.executable, "-m", "drill.cli", "unlock", "--lab-endpoints", str(endpoints_file), "--break"],
-                         cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and "(run killed-run)" in out.stdout and "lock broken" in out.stdout
+    unlock = subprocess.run([sys.executable, "-m", "drill.cli", "unlock", "--lab-endpoints", str(endpoints_file), "--break"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert unlock.returncode == 0 and "(run killed-run)" in unlock.stdout and "lock broken" in unlock.stdout
     again = DrillLock(load_target("lab", endpoints))
     again.acquire("next-run")
     again.release()

@@ -17,9 +17,10 @@ from __future__ import annotations
 import ast
 import re
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel
 from pytest_bdd import parsers
@@ -55,7 +56,7 @@ class Reads:
     paths: set[tuple[str, ...]] = field(default_factory=set)
     outputs: set[str] = field(default_factory=set)
 
-    def update(self, other: "Reads") -> None:
+    def update(self, other: Reads) -> None:
         self.paths |= other.paths
         self.outputs |= other.outputs
 
@@ -86,9 +87,9 @@ class Code:
             if isinstance(d, ast.Call) and isinstance(d.func, ast.Name) and d.func.id in ("given", "when", "then") and d.args:
                 arg = d.args[0]
                 if isinstance(arg, ast.Constant):
-                    text, matcher = arg.value, None
+                    text, matcher = str(arg.value), None
                 elif isinstance(arg, ast.Call) and isinstance(arg.args[0], ast.Constant):  # parsers.parse("...")
-                    text = arg.args[0].value
+                    text = str(arg.args[0].value)
                     matcher = parsers.parse(text)
                 else:
                     continue
@@ -290,7 +291,7 @@ class _Walker(ast.NodeVisitor):
         params = [a.arg for a in callee.node.args.args]
         if bound.get("self") is not None and params and params[0] == "self":
             params = params[1:]
-        for p, v in zip(params, args):
+        for p, v in zip(params, args, strict=False):  # params may have defaults that args do not fill
             if v is not None:
                 bound[p] = v
         for k, v in kwargs.items():

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from drill.seal import seal_bundle
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TARGETS = {"phase1": 6.0, "phase2-data": 30.0, "phase2": 90.0, "phase3": 20.0}
 
 

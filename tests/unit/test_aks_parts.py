@@ -50,7 +50,8 @@ def test_aks_checks_over_facts() -> None:
     found = aks(lab, {k: v for k, v in HEALTHY.items() if k != "aks.permissions"} | {"aks.permissions.error": "403 nope"})
     assert "could not be checked" in found["preflight.aks.credentials_route"] and "403 nope" in found["preflight.aks.credentials_route"]
     found = aks(lab, {**HEALTHY, "aks.permissions": [{"actions": ["*/read"]}]})
-    assert "may not call Microsoft.ContainerService/managedClusters/listClusterUserCredential/action" in found["preflight.aks.credentials_route"]
+    assert ("may not call Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"
+            in found["preflight.aks.credentials_route"])
     entra = with_kube(lab, kubelogin=KubeloginConfig(mode="msi"))
     assert aks(entra, HEALTHY) == {}
     assert "no binary here" in aks(entra, {**HEALTHY, "aks.kubelogin": "no binary here"})["preflight.aks.credentials_route"]
@@ -78,7 +79,7 @@ def test_the_target_keys_of_the_aks_part_are_validated() -> None:
 def test_the_service_the_drill_deploys_is_an_internal_load_balancer() -> None:
     _, runbook = petclinic_manifests("img:petclinic", 2)
     assert runbook["spec"]["type"] == "ClusterIP" and "annotations" not in runbook["metadata"]
-    dep, svc = petclinic_manifests("img:petclinic", 2, "petclinic", "LoadBalancer", "snet-aks")
+    _dep, svc = petclinic_manifests("img:petclinic", 2, "petclinic", "LoadBalancer", "snet-aks")
     assert svc["spec"]["type"] == "LoadBalancer" and svc["spec"]["ports"] == runbook["spec"]["ports"]
     assert svc["metadata"]["annotations"] == {
         "service.beta.kubernetes.io/azure-load-balancer-internal": "true",
@@ -133,7 +134,7 @@ def test_kubelogin_converts_in_place_with_only_the_mode_on_its_command_line(fake
 def test_kubelogin_failures_and_what_each_mode_needs(fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kc = write_private(tmp_path / "kubeconfig", b"apiVersion: v1\n")
     monkeypatch.setenv("FAKE_KUBELOGIN_FAIL", "1")
-    with pytest.raises(AksCredentialsError, match="exit 2.*failed to load kubeconfig"):
+    with pytest.raises(AksCredentialsError, match=r"exit 2.*failed to load kubeconfig"):
         convert_kubeconfig(Kubelogin("msi", str(fake)), kc)
     with pytest.raises(AksCredentialsError, match="not an executable"):
         convert_kubeconfig(Kubelogin("msi", str(tmp_path / "nope")), kc)

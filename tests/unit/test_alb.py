@@ -10,14 +10,16 @@ group's own interval — read from the target group at each check.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -64,7 +66,7 @@ def test_settings_are_read_from_the_target_group_and_scaled() -> None:
     assert (s.healthy_threshold, s.unhealthy_threshold, s.matcher, s.path) == (5, 2, "200-399", "/actuator/health")
     tg.health_check_interval_seconds, tg.unhealthy_threshold_count = 60, "7"  # modify_target_group
     s = HealthCheckSettings.of(tg, 30.0)
-    assert (s.interval_seconds, s.unhealthy_threshold) == (pytest.approx(2.0), 7)
+    assert s.interval_seconds == pytest.approx(2.0) and s.unhealthy_threshold == 7
 
 
 # -- the ALB against real HTTP targets ---------------------------------------------------------------
@@ -120,7 +122,8 @@ def rig(tmp_path: Path) -> Iterator[SimpleNamespace]:
                               state=lambda tid: getattr(registry.get(tg.arn, tid), "state", None))
     finally:
         # Each server's shutdown waits out its poll interval: stop them all at once.
-        stops = [threading.Thread(target=x.stop) for x in [alb, *(t.server for t in targets)]]
+        servers: list[Any] = [alb, *(t.server for t in targets)]
+        stops = [threading.Thread(target=x.stop) for x in servers]
         for th in stops:
             th.start()
         for th in stops:
@@ -175,10 +178,10 @@ def test_a_new_target_is_healthy_after_its_first_check_and_gets_nothing_before(r
 
 
 def test_initial_target_gets_no_traffic_beside_a_healthy_one(rig: SimpleNamespace) -> None:
-    a = rig.add("a")
+    rig.add("a")
     wait_for(lambda: rig.state("a") == "healthy", 2, "a healthy")
     rig.tg.health_check_interval_seconds = 30  # 1 s before b's first check
-    b = rig.add("b")
+    rig.add("b")
     wait_for(lambda: rig.state("b") == "initial", 2, "b registered")
     answers = while_initial(rig, "b", lambda: get(rig.alb.port))
     assert len(answers) >= 5 and set(answers) == {(200, "served by a")}
@@ -192,25 +195,25 @@ def test_thresholds_and_interval_come_from_the_target_group(rig: SimpleNamespace
     for unhealthy, healthy in ((2, 3), (4, 2)):
         tg.unhealthy_threshold_count, tg.healthy_threshold_count = str(unhealthy), str(healthy)
         a = rig.add(f"a{unhealthy}")
-        wait_for(lambda: rig.state(a.name) == "healthy", 2, "healthy")
+        wait_for(lambda: rig.state(a.name) == "healthy", 2, "healthy")  # noqa: B023 — wait_for calls it at once, in this iteration
         a.health_status = 503
         n0 = len(a.checks)
-        wait_for(lambda: rig.state(a.name) == "unhealthy", 3, "unhealthy")
+        wait_for(lambda: rig.state(a.name) == "unhealthy", 3, "unhealthy")  # noqa: B023 — wait_for calls it at once, in this iteration
         assert len(a.checks) - n0 == unhealthy  # out of service after exactly UnhealthyThresholdCount failures
         reason = rig.registry.get(tg.arn, a.name)
         assert (reason.reason, reason.description) == ("Target.ResponseCodeMismatch", "Health checks failed with these codes: [503]")
         a.health_status = 200
         n1 = len(a.checks)
-        wait_for(lambda: rig.state(a.name) == "healthy", 3, "healthy again")
+        wait_for(lambda: rig.state(a.name) == "healthy", 3, "healthy again")  # noqa: B023 — wait_for calls it at once, in this iteration
         assert len(a.checks) - n1 == healthy  # back after exactly HealthyThresholdCount passes
         del tg.targets[a.name]
-        wait_for(lambda: rig.state(a.name) is None, 2, "deregistered")
+        wait_for(lambda: rig.state(a.name) is None, 2, "deregistered")  # noqa: B023 — wait_for calls it at once, in this iteration
     # The interval: checks of one target come HealthCheckIntervalSeconds apart, as now set.
     for interval in (3, 9):  # 0.1 s, 0.3 s
         tg.health_check_interval_seconds = interval
         b = rig.add(f"b{interval}")
-        wait_for(lambda: len(b.checks) >= 5, 5, "five checks")
-        gaps = sorted(y - x for x, y in zip(b.checks, b.checks[1:]))
+        wait_for(lambda: len(b.checks) >= 5, 5, "five checks")  # noqa: B023 — wait_for calls it at once, in this iteration
+        gaps = sorted(y - x for x, y in itertools.pairwise(b.checks))
         assert gaps[len(gaps) // 2] == pytest.approx(interval / SCALE, rel=0.35), gaps
         del tg.targets[b.name]
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from synthetic_runs import T0, make_run
 
 from drill import attestation as att
 from drill.bundle import ATTESTATION_NAME, MANIFEST_NAME, write_manifest
 from drill.config import EvidenceConfig
 from drill.finalize import finalize_bundle
 from drill.seal import seal_bundle
-from synthetic_runs import T0, make_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -159,7 +159,7 @@ def test_keys_from_the_target(tmp_path: Path, keys: tuple[Path, Path]) -> None:
     assert att.signing_key(EvidenceConfig()) is None
     with pytest.raises(att.SigningKeyError, match=r"evidence.signing_key_file: .*nope.pem: No such file"):
         att.signing_key(EvidenceConfig(signing_key_file=str(tmp_path / "nope.pem")))
-    with pytest.raises(att.SigningKeyError, match="evidence.signing_key: not a PEM private key"):
+    with pytest.raises(att.SigningKeyError, match=r"evidence\.signing_key: not a PEM private key"):
         att.signing_key(EvidenceConfig(signing_key="not a key at all"))
     rsa_pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()

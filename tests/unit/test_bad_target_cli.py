@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -34,6 +35,12 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("unknown class", lambda r: r["probe"].update(rules=[{"name": "gcp"}]), "probe.rules.0.name"),
     ("port out of range", lambda r: r["azure"]["mysql"].update(port=70000), "azure.mysql.port"),
     ("unset env secret", lambda r: r["azure"]["mysql"].update(admin_password="${env:DRILL_NO_SUCH_VAR}"), "DRILL_NO_SUCH_VAR is not set"),
+    # No silent defaults: an objective a selected phase compares must be set (checked once -m has selected).
+    ("no RPO objective", lambda r: r["objectives"].pop("rpo_seconds"), "objectives.rpo_seconds is required when phase2 runs"),
+    ("no data-restore objective", lambda r: r["objectives"].pop("data_restore_rto_seconds"),
+     "objectives.data_restore_rto_seconds is required when phase2 runs"),
+    ("no failback objective", lambda r: r["objectives"].pop("failback_rto_seconds"),
+     "objectives.failback_rto_seconds is required when phase1 runs"),
     ("unknown Terraform auth", lambda r: r["failover_stack"].update(auth="password"), "failover_stack.auth"),
     ("admin password as a plain variable", lambda r: r["failover_stack"].update(variables={"mysql_admin_password": "x"}),
      "mysql_admin_password comes from azure.mysql.admin_password"),
@@ -119,3 +126,20 @@ def test_a_duplicated_key_is_refused_before_anything_starts(tmp_path: Path, kind
     assert f"{path}: duplicated key (line {first} and line {second})" in errors[0], errors[0]
     assert not list(tmp_path.glob("dr-drill-lab-*")), "a lab was started for an invalid target"
     assert not (tmp_path / "reports" / "evidence").exists(), "a drill run began for an invalid target"
+
+
+def test_an_objective_only_a_later_phase_compares_is_not_required_for_an_earlier_one(tmp_path: Path) -> None:
+    """Phase 1 alone compares no RPO: a target without one is fine for `-m phase1` (collected only)."""
+    raw = yaml.safe_load((REPO / "targets" / "lab.yaml").read_text())
+    for key in ("rpo_seconds", "data_restore_rto_seconds", "full_service_rto_seconds"):
+        raw["objectives"].pop(key)
+    path = tmp_path / "phase1-only.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    ok = subprocess.run([sys.executable, "-m", "pytest", "-m", "phase1", f"--target={path}", "-p", "no:cacheprovider",
+                         "--collect-only", "-q"], cwd=REPO, env=dict(os.environ, TMPDIR=str(tmp_path)),
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "invalid target" not in ok.stdout + ok.stderr, ok.stdout[-2000:] + ok.stderr[-2000:]
+    refused = subprocess.run([sys.executable, "-m", "pytest", "-m", "drill and phase2", f"--target={path}", "-p",
+                              "no:cacheprovider", "--collect-only", "-q"], cwd=REPO, env=dict(os.environ, TMPDIR=str(tmp_path)),
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "objectives.data_restore_rto_seconds is required when phase2 runs" in refused.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
 def samples(plan: list[tuple[float, float, str]], rate: float = 10.0) -> list[Sample]:
@@ -50,7 +50,8 @@ def summary(phases: list[dict[str, Any]], end: float, verdict: str = "passed") -
 def phase(name: str, fault: float, reached: float | None, target: float) -> dict[str, Any]:
     return {"name": name, "fault_at": iso(T0 + fault), "reached_at": None if reached is None else iso(T0 + reached),
             "rto_seconds": None if reached is None else reached - fault, "rto_target_seconds": target,
-            "passed": reached is not None and reached - fault <= target, "rto_real_equivalent_seconds": None if reached is None else (reached - fault) * 30}
+            "passed": reached is not None and reached - fault <= target,
+            "rto_real_equivalent_seconds": None if reached is None else (reached - fault) * 30}
 
 
 def check_png(path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import copy
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ RUNBOOK = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "dr-failove
 
 
 def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
 def phase(name: str, fault: float, reached: float | None, target: float, title: str = "") -> dict[str, Any]:
@@ -99,7 +99,8 @@ def full_drill() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, A
         return {"t": t, "mono": t - T0, "source": source, "event": event, **kw}
 
     events = [
-        ev(T0 - 3, "web-tier", "replica started", instance="i-a", port=1), ev(T0 - 3, "web-tier", "replica started", instance="i-b", port=2),
+        ev(T0 - 3, "web-tier", "replica started", instance="i-a", port=1),
+        ev(T0 - 3, "web-tier", "replica started", instance="i-b", port=2),
         ev(fault + 0.1, "web-tier", "node draining", instance="i-a"), ev(fault + 0.1, "web-tier", "node draining", instance="i-b"),
         ev(fault + 0.3, "web-tier", "pod evicted", instance="i-a"), ev(fault + 0.3, "web-tier", "pod evicted", instance="i-b"),
         ev(fault + 0.35, "alb", "no serving targets"),
@@ -233,7 +234,7 @@ def test_markdown_carries_every_item_with_its_evidence_and_escapes_cells() -> No
     summary["notes"] = ["a | pipe\nand a newline <b>"]
     md = render_markdown(summary, actions, events, files=["summary.json", "timeline.png"])
     results = evaluate(summary, actions, events)
-    for item, check in results:
+    for item, _check in results:
         row = next(line for line in md.splitlines() if line.startswith(f"| {item.number} |"))
         assert item.ko in row and item.en in row and "✅ passed" in row
         assert row.count(" | ") == 5  # six cells: no stray pipe from the evidence

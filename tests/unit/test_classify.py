@@ -1,6 +1,8 @@
 """drill.classify: the definition of what a user saw."""
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -105,7 +107,7 @@ def test_only_first_64_kib_of_body_examined() -> None:
 
 
 def test_rules_from_config_dicts() -> None:
-    raw = [
+    raw: list[dict[str, Any]] = [
         {"name": "azure", "header": {"X-Cloud": "azure"}},
         {"name": "aws", "body_regex": "PetClinic"},
         {"name": "maintenance", "status": None, "body_regex": "(?i)maintenance"},

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from drill.config import ConfigError, load_target, read_raw, resolve_path, substitute
 
-LAB_ENDPOINTS = {
+LAB_ENDPOINTS: dict[str, Any] = {
     "aws_endpoint": "http://127.0.0.1:5555",
     "aws_access_key_id": "AKIAEXAMPLEEXAMPLE",
     "aws_secret_access_key": "s3cr3t-value-for-tests",
@@ -102,7 +103,7 @@ def test_bad_targets_name_the_key_and_problem(tmp_path: Path, mutate, expected: 
 
 
 def test_unknown_target_name_lists_known_ones() -> None:
-    with pytest.raises(ConfigError, match="known: .*lab"):
+    with pytest.raises(ConfigError, match=r"known: .*lab"):
         resolve_path("nonexistent")
 
 

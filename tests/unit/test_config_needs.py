@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
+from config_reads import Analyzer, Code, dotted, is_field, iter_parts, longest_nullable_prefix, nullable
 from pydantic import BaseModel, SecretStr
 
-from config_reads import Analyzer, Code, dotted, is_field, iter_parts, longest_nullable_prefix, nullable
 from drill.config import PLACEHOLDER, Target, load_target, substitute, validate
 from drivers.terraform_stack import DATA_TIER_OUTPUTS, STACK_OUTPUTS
 from steps.config_needs import DRILL_PHASES, NEEDS, missing
@@ -127,9 +127,9 @@ def test_the_production_examples_secrets_are_environment_references_only() -> No
             if field is None:
                 continue
             ann = field.annotation
-            if SecretStr in (ann, *getattr(ann, "__args__", ())):
-                if not (isinstance(value, str) and re.fullmatch(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}", value)):
-                    out.append(f"{where}{key}")
+            if SecretStr in (ann, *getattr(ann, "__args__", ())) and not (
+                    isinstance(value, str) and re.fullmatch(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}", value)):
+                out.append(f"{where}{key}")
             inner = [a for a in (*getattr(ann, "__args__", ()), ann) if isinstance(a, type) and issubclass(a, BaseModel)]
             if inner:
                 out += walk(inner[0], value, f"{where}{key}.")
@@ -160,8 +160,8 @@ def test_a_phase_without_a_need_fails_at_its_first_step_naming_it(phase: str, re
 
     target = _example(remove)
     begun: list[str] = []
-    run = SimpleNamespace(target=target, begin_phase=begun.append, instants={}, dry_run=False,
-                          current_class=lambda: None)
+    run: Any = SimpleNamespace(target=target, begin_phase=begun.append, instants={}, dry_run=False,  # a DrillRun's stand-in
+                               current_class=lambda: None)
     first = p2.maintenance_after_phase1 if phase == "phase2" else p3.azure_after_phase2
     with pytest.raises(AssertionError) as e:
         first.__wrapped__(run) if hasattr(first, "__wrapped__") else first(run)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_checklist import T0, full_drill
 
 from drill import finalize as fin
 from drill.allure_meta import CATEGORIES, _escape_properties, executor_info, scrub_results, write_allure_metadata
@@ -14,7 +15,6 @@ from drill.bundle import verify
 from drill.checklist import ITEMS
 from drill.evidence import Masker
 from drill.timeline import Sample, dump_sample
-from test_checklist import T0, full_drill  # noqa: E402  (tests/unit is on sys.path: rootdir import mode)
 
 SECRET = "sekrit-Value-0123456789"
 

@@ -8,10 +8,10 @@ rest of the guard (STS, the Azure subscription) against a running lab.
 from __future__ import annotations
 
 import pytest
+from test_config import LAB_ENDPOINTS
 
 from drill.config import load_target
 from drivers.safety import Refused, check_production_guard, lab_mismatches, stand_in_endpoints
-from test_config import LAB_ENDPOINTS
 
 LAB = load_target("lab", LAB_ENDPOINTS)
 

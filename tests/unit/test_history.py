@@ -7,16 +7,16 @@ import json
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from synthetic_runs import T0, make_run
 
 from drill import chain, history
 from drill.attestation import generate, private_key_from_pem
 from drill.bundle import MANIFEST_NAME
 from drill.finalize import finalize_bundle
-from synthetic_runs import T0, make_run
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = timedelta(days=1)
@@ -36,7 +36,7 @@ def test_each_run_links_to_the_previous_sealed_run_of_its_target(three: list[Pat
     root = three[0].parent
     links = [json.loads((b / MANIFEST_NAME).read_text())["previous"] for b in three]
     assert links[0] is None
-    for prev, link in zip(three, links[1:]):
+    for prev, link in zip(three, links[1:], strict=False):  # each run but the last, and its successor's link
         assert link == {"run_id": prev.name, "manifest_sha256": chain.manifest_digest(prev)}
     head = chain.read_head(root, "lab")
     assert head is not None and head["run_id"] == three[2].name and head["manifest_sha256"] == chain.manifest_digest(three[2])
@@ -211,7 +211,7 @@ def test_an_empty_directory_says_so(tmp_path: Path) -> None:
 
 
 # -- readiness: days since the last passing drill ------------------------------------------------------
-def _readiness(tmp_path: Path):  # type: ignore[no-untyped-def]
+def _readiness(tmp_path: Path):
     from drill.config import load_target
     from drill.evidence import Masker
     from steps.readiness import ReadinessRun
@@ -220,7 +220,7 @@ def _readiness(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_readiness_reports_a_stale_record_of_drills_as_a_finding(tmp_path: Path) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     evidence = tmp_path / "reports" / "evidence"
     none = _readiness(tmp_path).check_last_passing_drill()
     assert not none.passed and none.detail.startswith("drills.last_passing: no passing drill covering phase1, phase2, phase3")

@@ -37,8 +37,8 @@ def test_a_stale_read_gives_the_previous_answer_count_times_and_only_when_it_cha
     assert f.read("kube", "GET /x", 200, [], b"v1") is None  # remembered
     f.add({"surface": "kube", "kind": "stale", "match": "GET /x", "count": 2})
     assert f.read("kube", "GET /x", 200, [], b"v1") is None  # unchanged: nothing to be stale about
-    assert f.read("kube", "GET /x", 200, [], b"v2").body == b"v1"  # type: ignore[union-attr]
-    assert f.read("kube", "GET /x", 200, [], b"v2").body == b"v1"  # type: ignore[union-attr]
+    assert f.read("kube", "GET /x", 200, [], b"v2").body == b"v1"
+    assert f.read("kube", "GET /x", 200, [], b"v2").body == b"v1"
     assert f.read("kube", "GET /x", 200, [], b"v2") is None  # the rule is spent: fresh
     assert f.read("kube", "GET /x", 404, [], b"gone") is None  # only 2xx answers are remembered
     # Reads of other resources with the same call key are other reads (memo).

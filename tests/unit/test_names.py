@@ -33,7 +33,7 @@ def test_phase2_checks_the_origin_output_before_cloudfront_is_called() -> None:
 
     fqdn = "appgw-blue-dr.koreacentral.cloudapp.azure.com"
     assert _origin_domain({"appgw_fqdn": fqdn + "."}, "appgw_fqdn") == fqdn
-    with pytest.raises(AssertionError, match="output 'appgw_public_ip' cannot be CloudFront's origin: 20.41.0.12 is an IP"):
+    with pytest.raises(AssertionError, match=r"output 'appgw_public_ip' cannot be CloudFront's origin: 20\.41\.0\.12 is an IP"):
         _origin_domain({"appgw_public_ip": "20.41.0.12"}, "appgw_public_ip")
     with pytest.raises(AssertionError, match="has no output 'appgw_fqdn'"):
         _origin_domain({"appgw_public_ip": "20.41.0.12"}, "appgw_fqdn")

@@ -1,7 +1,8 @@
 """The preflight registry and the runbook-correction record: what they promise the checks that use them."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -90,7 +91,8 @@ def test_the_report_names_each_runbook_step_the_drill_corrected_and_the_prefligh
     }
     md = render_markdown(summary)
     assert "## Where the runbook is wrong — 1 step(s)" in md
-    assert "| 2.6 | origin = $APPGW_IP | is refused by CloudFront &lt;IP&gt; | used the stack's appgw_fqdn output [CloudFront Developer Guide] |" in md
+    assert ("| 2.6 | origin = $APPGW_IP | is refused by CloudFront &lt;IP&gt; | "
+            "used the stack's appgw_fqdn output [CloudFront Developer Guide] |") in md
     assert "preflight.x: the CA file is missing" in md
     html = render_html(summary)
     assert "Where the runbook is wrong" in html and "is refused by CloudFront &lt;IP&gt;" in html

@@ -3,14 +3,13 @@ global options before the subcommand, `init` before anything that reads the stat
 provider, and azurerm v4's mandatory subscription id for plan/apply/destroy."""
 from __future__ import annotations
 
-import json
 import shutil
-import stat
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from fake_terraform import ENV_SECRET, INIT, SECRET, argv_log, calls, fake, make_fake, stack  # noqa: F401  (tests/unit is on sys.path)
 
 from drill.ledger import Action, Ledger
 from drivers.provisioner import (
@@ -21,8 +20,6 @@ from drivers.provisioner import (
     execute_provisioner_action,
     resolve_binary,
 )
-
-from fake_terraform import INIT, ENV_SECRET, SECRET, argv_log, calls, fake, make_fake, stack  # noqa: F401  (tests/unit is on sys.path)
 
 
 def test_apply_streams_log_and_returns_plain_outputs(fake: Path, stack: Path, argv_log: Path) -> None:

@@ -7,7 +7,14 @@ import sys
 import pytest
 
 from drill.readiness import (
-    BackupTime, Verdict, backup_spacing, compare_restore, lifecycle_delete_days, overall, parse_plan, render_markdown,
+    BackupTime,
+    Verdict,
+    backup_spacing,
+    compare_restore,
+    lifecycle_delete_days,
+    overall,
+    parse_plan,
+    render_markdown,
     table_lines,
 )
 

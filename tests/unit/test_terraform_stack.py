@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_terraform import INIT, SECRET, argv_log, fake, records, stack  # noqa: F401  (tests/unit is on sys.path)
+from test_config import LAB_ENDPOINTS
 
 from drill.config import DATA_TIER_TARGETS, read_raw, resolve_path, substitute, validate
 from drivers.provisioner import SENSITIVE, ProvisionerError, TerraformCli
@@ -27,8 +29,6 @@ from drivers.terraform_stack import (
     stack_terraform,
     terraform_env,
 )
-from fake_terraform import INIT, SECRET, argv_log, fake, records, stack  # noqa: F401  (tests/unit is on sys.path)
-from test_config import LAB_ENDPOINTS
 
 SUBSCRIPTION = LAB_ENDPOINTS["azure_subscription_id"]
 CLIENT_SECRET = LAB_ENDPOINTS["azure_client_secret"]
@@ -40,11 +40,11 @@ DATA_TIER_PLAN = "\n".join(f"  # {a} will be created" for a in DATA_TIER_TARGETS
 
 
 @pytest.fixture(autouse=True)
-def azurerm(monkeypatch: pytest.MonkeyPatch, argv_log: Path) -> None:  # noqa: F811
+def azurerm(monkeypatch: pytest.MonkeyPatch, argv_log: Path) -> None:
     monkeypatch.delenv("FAKE_TF_NO_AZURERM", raising=False)  # the fake now needs ARM_SUBSCRIPTION_ID as azurerm v4 does
 
 
-def target(fake: Path, stack: Path, **failover_stack: Any) -> Any:  # noqa: F811
+def target(fake: Path, stack: Path, **failover_stack: Any) -> Any:
     """targets/lab.yaml with the fake as its terraform and `failover_stack` overrides."""
     raw = read_raw(resolve_path("lab"))
     raw["failover_stack"].update(failover_stack)
@@ -53,7 +53,7 @@ def target(fake: Path, stack: Path, **failover_stack: Any) -> Any:  # noqa: F811
 
 
 def test_terraform_gets_the_targets_identity_and_variables_in_its_environment_never_argv(
-    fake: Path, stack: Path, argv_log: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    fake: Path, stack: Path, argv_log: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Whatever the drill's own process has must not decide where Terraform applies, nor as whom.
     monkeypatch.setenv("ARM_SUBSCRIPTION_ID", "11111111-another-subscription")
@@ -83,7 +83,7 @@ def test_terraform_gets_the_targets_identity_and_variables_in_its_environment_ne
     ("msi", {"ARM_USE_MSI": "true", "ARM_TENANT_ID": "tenant", "ARM_CLIENT_ID": "client"}),
     ("cli", {"ARM_USE_CLI": "true", "ARM_TENANT_ID": "tenant"}),
 ])
-def test_auth_modes(fake: Path, stack: Path, argv_log: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+def test_auth_modes(fake: Path, stack: Path, argv_log: Path, monkeypatch: pytest.MonkeyPatch,
                     auth: str, expected: dict[str, str]) -> None:
     monkeypatch.setenv("ARM_CLIENT_SECRET", "a-stale-secret-from-the-shell")
     stack_terraform(target(fake, stack, auth=auth)).plan()
@@ -91,7 +91,7 @@ def test_auth_modes(fake: Path, stack: Path, argv_log: Path, monkeypatch: pytest
     assert env == {"ARM_SUBSCRIPTION_ID": SUBSCRIPTION, **expected, "TF_VAR_mysql_admin_password": PASSWORD}
 
 
-def test_a_service_principal_needs_its_three_values(fake: Path, stack: Path) -> None:  # noqa: F811
+def test_a_service_principal_needs_its_three_values(fake: Path, stack: Path) -> None:
     raw = read_raw(resolve_path("lab"))
     raw["azure"]["credential"].pop("client_id")
     raw["failover_stack"]["auth"] = "client_secret"
@@ -100,12 +100,12 @@ def test_a_service_principal_needs_its_three_values(fake: Path, stack: Path) -> 
         terraform_env(t)
 
 
-def test_without_the_targets_environment_azurerm_v4_refuses(fake: Path, stack: Path) -> None:  # noqa: F811
+def test_without_the_targets_environment_azurerm_v4_refuses(fake: Path, stack: Path) -> None:
     with pytest.raises(ProvisionerError, match="subscription ID could not be determined"):
         TerraformCli(stack, binary=str(fake)).apply()
 
 
-def test_sensitive_outputs_reach_the_runs_masker_and_are_never_shown(fake: Path, stack: Path) -> None:  # noqa: F811
+def test_sensitive_outputs_reach_the_runs_masker_and_are_never_shown(fake: Path, stack: Path) -> None:
     learned: list[str] = []
     tf = stack_terraform(target(fake, stack), on_secret=learned.extend)
     outputs = tf.output()
@@ -130,7 +130,7 @@ def _plans(monkeypatch: pytest.MonkeyPatch, full: str = FULL_PLAN, targeted: str
     monkeypatch.setenv("FAKE_TF_PLAN_EXIT", "2")
 
 
-def test_preflight_of_an_absent_stack(fake: Path, stack: Path, argv_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_preflight_of_an_absent_stack(fake: Path, stack: Path, argv_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _plans(monkeypatch)
     found = preflight(stack_terraform(target(fake, stack)), DATA_TIER_TARGETS)
     assert found.outputs == [] and found.plan == f"{len(DATA_TIER_TARGETS) + 1} to add"
@@ -147,14 +147,14 @@ def test_preflight_of_an_absent_stack(fake: Path, stack: Path, argv_log: Path, m
      "azurerm_mysql_flexible_server.main (update)"),
     ("{}", "No changes. Your infrastructure matches the configuration.", "proposes no creations"),
 ], ids=["outputs present", "plan updates", "nothing to create"])
-def test_preflight_refuses_a_stack_that_is_there(fake: Path, stack: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+def test_preflight_refuses_a_stack_that_is_there(fake: Path, stack: Path, monkeypatch: pytest.MonkeyPatch,
                                                   outputs: str, full: str, words: str) -> None:
     _plans(monkeypatch, full=full, outputs=outputs)
     with pytest.raises(StackNotAbsent, match=words.replace("(", r"\(").replace(")", r"\)")):
         preflight(stack_terraform(target(fake, stack)), DATA_TIER_TARGETS)
 
 
-def test_preflight_refuses_a_data_tier_that_leaves_out_a_dependent(fake: Path, stack: Path,  # noqa: F811
+def test_preflight_refuses_a_data_tier_that_leaves_out_a_dependent(fake: Path, stack: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     targets = DATA_TIER_TARGETS[:2]  # the server and the database, not the firewall rule nor the parameter
     _plans(monkeypatch, targeted="\n".join(f"  # {a} will be created" for a in targets) + "\nPlan: 2 to add, 0 to change, 0 to destroy.")
@@ -163,13 +163,13 @@ def test_preflight_refuses_a_data_tier_that_leaves_out_a_dependent(fake: Path, s
     assert "leaves out " + ", ".join(sorted(DATA_TIER_TARGETS[2:])) + ", which the data tier needs" in str(e.value)
 
 
-def test_preflight_refuses_a_target_terraform_would_ignore(fake: Path, stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_preflight_refuses_a_target_terraform_would_ignore(fake: Path, stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _plans(monkeypatch)
     with pytest.raises(StackError, match=r"azurerm_mysql_flexible_server.primary not in the configuration's plan"):
         preflight(stack_terraform(target(fake, stack)), [*DATA_TIER_TARGETS, "azurerm_mysql_flexible_server.primary"])
 
 
-def test_a_provider_block_subscription_is_seen_and_must_be_allowed(stack: Path, fake: Path) -> None:  # noqa: F811
+def test_a_provider_block_subscription_is_seen_and_must_be_allowed(stack: Path, fake: Path) -> None:
     (stack / "providers.tf").write_text(
         'terraform {\n  required_providers { azurerm = { source = "hashicorp/azurerm" } }\n}\n'
         'provider "azurerm" {\n  features {}\n  # subscription_id = "commented-out"\n'
@@ -177,7 +177,7 @@ def test_a_provider_block_subscription_is_seen_and_must_be_allowed(stack: Path, 
         'provider "aws" {\n  subscription_id = "not-azurerm"\n}\n')
     assert provider_subscriptions(stack) == [("providers.tf", '"22222222-2222-2222-2222-222222222222"')]
     t = target(fake, stack)
-    with pytest.raises(Refused, match="sets subscription_id = .*22222222.* wins over ARM_SUBSCRIPTION_ID"):
+    with pytest.raises(Refused, match=r"sets subscription_id = .*22222222.* wins over ARM_SUBSCRIPTION_ID"):
         _terraform_subscription(t, [SUBSCRIPTION])
     with pytest.raises(Refused, match=f"Terraform would apply the failover stack to subscription {SUBSCRIPTION}"):
         _terraform_subscription(t, ["22222222-2222-2222-2222-222222222222"])

@@ -5,6 +5,7 @@ import json
 import random
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from drill.timeline import (
     class_totals,
     downtime,
     dump_sample,
-    first_sustained,
+    first_sustained_sample,
     load_timeline,
     parse_sample,
     summarize,
@@ -45,7 +46,14 @@ def series(start: float, *phases: tuple[str, int]) -> list[Sample]:
     return out
 
 
-def ivs(intervals: Iterable[Interval]) -> list[tuple[float, float]]:
+def first_sustained(samples: list[Sample], cls: str, after: float, sustain: float, min_samples: int = 3,
+                    max_gap: float = float("inf")) -> float | None:
+    """The RTO instant: the send instant of the first sample beginning a sustained run (or None)."""
+    found = first_sustained_sample(samples, cls, after, sustain, min_samples, max_gap)
+    return None if found is None else found.mono
+
+
+def ivs(intervals: Iterable[Interval]) -> list[tuple[Any, Any]]:  # pytest.approx pairs
     return [(pytest.approx(iv.start), pytest.approx(iv.end)) for iv in intervals]
 
 
@@ -75,7 +83,8 @@ def test_load_sorts_by_seen_and_skips_blank_lines(tmp_path: Path) -> None:
     assert load_timeline(p) == [b, a]
 
 
-@pytest.mark.parametrize("tail", ['{"t": 1.0, "mono": 3', '{"t":1,"mono":3,"status":200}', "\x00\x00garbage", '{"t": 1.0, "mono": 3.0, "sta'])
+@pytest.mark.parametrize("tail", ['{"t": 1.0, "mono": 3', '{"t":1,"mono":3,"status":200}', "\x00\x00garbage",
+                                  '{"t": 1.0, "mono": 3.0, "sta'])
 def test_load_tolerates_truncated_last_line(tmp_path: Path, tail: str) -> None:
     good = series(0.0, ("aws", 3))
     p = tmp_path / "t.jsonl"
@@ -317,8 +326,6 @@ def test_summarize_fields() -> None:
 
 
 def test_first_sustained_sample_uses_send_instant_and_ignores_requests_sent_before() -> None:
-    from drill.timeline import Sample, first_sustained_sample
-
     slow_before = Sample(t=0, mono=9.95, status=200, latency_ms=200, cls="maintenance")  # sent before the fault
     after = [Sample(t=0, mono=10.0 + 0.1 * i, status=200, latency_ms=50, cls="maintenance") for i in range(5)]
     s = first_sustained_sample([slow_before, *after], "maintenance", after=10.0, sustain=0.3, min_samples=3)
