@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 _RUN = pytest.StashKey[Any]()
+_STEP_STARTED: dict[int, float] = {}
+
+
+def pytest_bdd_before_step(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any) -> None:
+    _STEP_STARTED[id(step)] = time.time()
+
+
+def pytest_bdd_after_step(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any,
+                          step_func_args: Any) -> None:
+    _record_step(request, scenario, step, "passed")
+
+
+def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any,
+                          step_func_args: Any, exception: BaseException) -> None:
+    _record_step(request, scenario, step, "failed", f"{type(exception).__name__}: {str(exception)[:300]}")
+
+
+def _record_step(request: pytest.FixtureRequest, scenario: Any, step: Any, status: str, error: str | None = None) -> None:
+    """Each executed drill step, with its phase and times: the drill's OpenTelemetry trace (drivers.tracing)."""
+    started = _STEP_STARTED.pop(id(step), time.time())
+    run = request.config.stash.get(_RUN, None)
+    if run is None or request.node.get_closest_marker("drill") is None:
+        return
+    idx = _phase(request.node)
+    run.steps.append({"phase": PHASES[idx] if idx is not None else "run", "scenario": scenario.name,
+                      "step": f"{step.keyword} {step.name}", "start": started, "end": time.time(), "status": status,
+                      "error": None if error is None else run.evidence.mask(error)})
 _ATTRIBUTED = pytest.StashKey[set]()
 
 
@@ -221,6 +249,11 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
         if findings and not dry_run:
             raise Refused("preflight found what the real clouds would refuse (`pytest -m drill --dry-run` lists it):\n  "
                           + "\n  ".join(f.detail for f in findings))
+        # The team's signals (stop.alarms, stop.alertmanager) must exist and be quiet before the first change.
+        from drivers.aws import Aws
+        from drivers.stop_signals import check_before_start
+
+        signal_notes = check_before_start(target, Aws(target.aws))
         lock = DrillLock(target) if target.azure is not None else None
         # A dry run changes nothing, so it takes no lock (a lock is a write); it says who holds one.
         other = lock.holder() if lock and dry_run else None
@@ -232,6 +265,7 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
     run = DrillRun(target, reports_dir, masker, lab_events, run_id=run_id, dry_run=dry_run)
     run.preflight = findings
     run.notes.extend(verified)
+    run.notes.extend(signal_notes)
     if masker.too_short_for_text():
         run.notes.append(f"{masker.too_short_for_text()} secret(s) shorter than {Masker.MIN_IN_TEXT} characters: masked "
                          "wherever they are a whole value, not inside free text (that would spell them out)")
@@ -368,6 +402,10 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
             f"  (real-world ≈ {real} / {ph['rto_target_real_seconds']:g}s{split})"
             f"  {'PASS' if ph['passed'] else 'FAIL'}"
         )
+    from drill.vantages import summary_lines
+
+    for line in summary_lines(s):  # more than one vantage: each one's RTO, the spread, clocks, gaps
+        tr.write_line(line)
     flow = " → ".join(t["class"] for t in s["transitions"]) or "(no sustained state)"
     tr.write_line(f"  users saw: {flow}")
     tr.write_line(f"  downtime (errors) {s['downtime_seconds']:.2f}s over {s['requests']} probe requests")
@@ -380,6 +418,23 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
                       f"fault: {rpo.get('backup', '?').rsplit('/', 1)[-1]}){bound}{'  ERROR' if rpo.get('error') else ''}")
     tr.write_line(f"  degraded (maintenance) {s['degraded_seconds']:.2f}s; on Azure {s['azure_seconds']:.2f}s; "
                   f"drill took {s['duration_seconds']:.1f}s")
+    alarms = s.get("alarms") or {}
+    clears = {c["alarm"]: c for c in alarms.get("clear") or []}
+    for phase, dets in (alarms.get("phases") or {}).items():
+        for d in dets:
+            fired = "never" if d["detection_seconds"] is None else f"{d['detection_seconds']:.2f}s"
+            told = "never" if d["notification_seconds"] is None else f"{d['notification_seconds']:.2f}s"
+            c = clears.get(d["alarm"])
+            ok = "" if c is None else (f"; OK {c['clear_seconds']:+.2f}s from the restore" if c["clear_seconds"] is not None
+                                       else f"; still {c['state_now']}")
+            verdict = "PASS" if d["passed"] and (c is None or c["passed"]) else "FAIL"
+            tr.write_line(f"  alarm {d['alarm']:<20} ({phase}) ALARM {fired}, notified {told} / target "
+                          f"{d['objective_seconds']:.2f}s{ok}  {verdict}")
+    if s.get("stopped_by"):
+        tr.write_line(f"  stopped by: {s['stopped_by']}")
+    mon = s.get("monitoring") or {}
+    for where, r in mon.items():
+        tr.write_line(f"  results → {where}: {r}")
     if s.get("outage_write"):
         writes = "; ".join(f"{phase} ({w.get('users_saw')}) {w.get('status')} {'saved' if w.get('accepted') else 'refused'}"
                            for phase, w in s["outage_write"].items())

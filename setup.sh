@@ -4,6 +4,8 @@
 #   - MariaDB server + client (apt)            — the lab's RDS / Azure MySQL
 #   - Azurite 3.35.0 (npm, into .tools/)       — the lab's Azure Blob Storage (3.36+ needs Node 22)
 #   - Allure 2.46.1 (npm allure-commandline, into .tools/; runs on the Java 17 here) — `drill report`
+#   - Prometheus Alertmanager + Pushgateway (apt) — real ones for the stop-condition and results-push
+#     tests (started on free ports with temporary configs by those tests, never as services)
 #   - Chromium (apt, if the distribution has it) — only for the test that renders the HTML report
 #   - the Python package and its pinned deps   — into .venv/, this checkout's own virtual environment,
 #     with the dev tools (zizmor: the workflow's static analysis; ruff and mypy: ./check), run by `pytest`
@@ -26,6 +28,16 @@ if [ ! -x /usr/sbin/mariadbd ] && ! command -v mariadbd >/dev/null 2>&1 || ! com
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq mariadb-server mariadb-client >/dev/null
 else
   say "MariaDB present"
+fi
+
+# Debian's Alertmanager and Pushgateway: the tests start their own (free port, temp config); the
+# packages' services are not wanted (a container's policy-rc.d usually keeps them from starting).
+if ! command -v prometheus-alertmanager >/dev/null 2>&1 || ! command -v prometheus-pushgateway >/dev/null 2>&1; then
+  say "installing Prometheus Alertmanager and Pushgateway (apt)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus-alertmanager prometheus-pushgateway >/dev/null
+else
+  say "Prometheus Alertmanager and Pushgateway present"
 fi
 
 # DRILL_TOOLS_FROM=<another checkout's .tools>: start from a copy of it instead of downloading (CI,

@@ -9,7 +9,7 @@ Prints the table step × signal → yes / NO / not reached, and why for anything
 that is "not reached" (the drill failed earlier, e.g. a timing objective missed on a busy machine)
 is retried once. Exit 0 only if every cell is yes.
 
-The whole matrix is 30 steps × 3 signals ≈ 2 min each: hours. Pick cells with:
+The whole matrix is 33 steps × 3 signals ≈ 2 min each: hours. Pick cells with:
 
   python benchmarks/abort_matrix.py --list                      # the numbered steps
   python benchmarks/abort_matrix.py                             # everything

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drill.runbook import RUNBOOK, from_summary
+from drill.vantages import REPORT_PHASE_HEAD, REPORT_VANTAGE_HEAD, report_tables
 
 PASSED, FAILED, NOT_PROVEN, NOT_RUN, DRY_RUN = "passed", "failed", "not proven", "not run", "dry run"
 STATUSES = (PASSED, FAILED, NOT_PROVEN, NOT_RUN, DRY_RUN)
@@ -593,7 +594,55 @@ def _objectives(s: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      f"— / {rpo['rpo_target_real_seconds']:g} s"
                      if scaled and isinstance(rpo.get("rpo_target_real_seconds"), (int, float)) else "—",
                      "PASS" if rpo.get("passed") else "FAIL"))
+    raw_alarms = s.get("alarms")
+    alarms: dict[str, Any] = raw_alarms if isinstance(raw_alarms, dict) else {}
+    factor = float(scale) if scaled and isinstance(scale, (int, float)) else None
+    for phase, dets in (alarms.get("phases") or {}).items():
+        for d in dets if isinstance(dets, list) else []:
+            if not isinstance(d, dict):
+                continue
+            target = d.get("objective_seconds")
+            for what, key in (("in ALARM", "detection_seconds"), ("notified", "notification_seconds")):
+                v = d.get(key)
+                rows.append((f"{phase} detection — {d.get('alarm')} {what} after the fault",
+                             "never" if v is None else _secs(v), _secs(target),
+                             f"≈ {v * factor:g} s / {target * factor:g} s" if factor and isinstance(v, (int, float))
+                             and isinstance(target, (int, float)) else "—",
+                             "PASS" if isinstance(v, (int, float)) and isinstance(target, (int, float)) and v <= target else "FAIL"))
+    for c in alarms.get("clear") or []:
+        if isinstance(c, dict):
+            v, target = c.get("clear_seconds"), c.get("objective_seconds")
+            rows.append((f"alarm clear — {c.get('alarm')} OK again after the restore"
+                         + (" (cleared BEFORE the restore, during the outage)" if c.get("cleared_before_restore") else ""),
+                         "never" if v is None else _secs(v), _secs(target),
+                         f"≈ {v * factor:g} s / {target * factor:g} s" if factor and isinstance(v, (int, float))
+                         and isinstance(target, (int, float)) else "—",
+                         "PASS" if c.get("passed") else "FAIL"))
     return rows
+
+
+def _alarm_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """Which alarm fired when: one line per alarm, from summary.json's `alarms`."""
+    raw_alarms = s.get("alarms")
+    alarms: dict[str, Any] = raw_alarms if isinstance(raw_alarms, dict) else {}
+    clears = {c.get("alarm"): c for c in alarms.get("clear") or [] if isinstance(c, dict)}
+    out = []
+    for phase, dets in (alarms.get("phases") or {}).items():
+        for d in dets if isinstance(dets, list) else []:
+            if not isinstance(d, dict):
+                continue
+            c = clears.get(d.get("alarm")) or {}
+            text = ("never entered ALARM after the fault" if d.get("fired_at") is None else
+                    f"ALARM at {d.get('fired_at')} (fault +{_secs(d.get('detection_seconds'))}); "
+                    + ("notification never delivered" if d.get("notified_at") is None
+                       else f"notified at {d.get('notified_at')} (fault +{_secs(d.get('notification_seconds'))})"))
+            if c:
+                text += ("; OK again at " + str(c.get("cleared_at")) + f" (restore {float(c['clear_seconds']):+.2f} s)"
+                         if c.get("clear_seconds") is not None else f"; still {c.get('state_now')} after the restore")
+            if d.get("reason"):
+                text += f" — {d['reason']}"
+            out.append((f"alarm {d.get('alarm')} ({phase})", text))
+    return out
 
 
 def _facts(s: dict[str, Any]) -> list[tuple[str, str]]:
@@ -611,6 +660,7 @@ def _facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     if isinstance(s.get("failback_data_loss"), dict):
         out.append(("lost on failback", f"{s['failback_data_loss'].get('total')} row(s) {s['failback_data_loss'].get('rows')} — "
                                         f"{s['failback_data_loss'].get('policy', '')}"))
+    out += _alarm_facts(s)
     outage_write = s.get("outage_write")
     writes = outage_write if isinstance(outage_write, dict) else {}
     for phase, w in writes.items():
@@ -699,6 +749,17 @@ def render_markdown(summary: dict[str, Any] | None, actions: Sequence[dict[str, 
     else:
         L += ["No phase measured anything (the run stopped before its first measurement)."]
     L += [""] + [f"- **{_md(k)}**: {_md(v)}" for k, v in _facts(s)] + [""]
+    vt_tables = report_tables(s)
+    if vt_tables:
+        ph_rows, why, each = vt_tables
+        names = [r[0] for r in each]
+        head = [REPORT_PHASE_HEAD[0], *names, *REPORT_PHASE_HEAD[1:]]
+        L += [f"## Vantages — what users at each of {len(names)} places saw", ""]
+        L += ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)]
+        L += [f"| {' | '.join(_md(c) for c in r)} |" for r in ph_rows] + [""]
+        L += [f"- {_md(w)}" for w in why] + [""]
+        L += ["| " + " | ".join(REPORT_VANTAGE_HEAD) + " |", "|" + "---|" * len(REPORT_VANTAGE_HEAD)]
+        L += [f"| {' | '.join(_md(c) for c in r)} |" for r in each] + [""]
     L += ["## Timeline", ""]
     L += [f"![what users saw over time]({chart})" if chart else "_The timeline chart is not available._", ""]
     L += [f"## Checklist (체크리스트) — {_counts(results)}", ""]
@@ -782,6 +843,17 @@ def render_html(summary: dict[str, Any] | None, actions: Sequence[dict[str, Any]
     else:
         H.append("<p>No phase measured anything (the run stopped before its first measurement).</p>")
     H.append("<ul>" + "".join(f"<li><b>{_h(k)}</b>: {_h(v)}</li>" for k, v in _facts(s)) + "</ul>")
+    vt_tables = report_tables(s)
+    if vt_tables:
+        ph_rows, why, each = vt_tables
+        names = [r[0] for r in each]
+        head = [REPORT_PHASE_HEAD[0], *names, *REPORT_PHASE_HEAD[1:]]
+        H.append(f"<h2>Vantages — what users at each of {len(names)} places saw</h2>")
+        H.append("<table><tr>" + "".join(f"<th>{_h(h)}</th>" for h in head) + "</tr>"
+                 + "".join("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in r) + "</tr>" for r in ph_rows) + "</table>")
+        H.append("<ul>" + "".join(f"<li>{_h(w)}</li>" for w in why) + "</ul>")
+        H.append("<table><tr>" + "".join(f"<th>{_h(h)}</th>" for h in REPORT_VANTAGE_HEAD) + "</tr>"
+                 + "".join("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in r) + "</tr>" for r in each) + "</table>")
     H.append("<h2>Timeline</h2>")
     if png:
         H.append(f'<img alt="what users saw over time" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">')

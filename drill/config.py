@@ -229,6 +229,41 @@ class SiteConfig(_Strict):
     url: str = Field(pattern=r"^https?://[^/\s]+")
 
 
+# host:port, e.g. 203.0.113.7:443, edge.example.net:443 or [2001:db8::1]:443
+HOST_PORT = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$"
+VANTAGE_NAME = r"^[a-z0-9][a-z0-9-]{0,31}$"
+
+
+class VantageConfig(_Strict):
+    """One place users reach the site from: the probe runs one Locust worker per vantage, and every
+    sample carries the vantage's name.
+
+    How it reaches the site: by default as its host's DNS says (CloudFront's DNS answers with the
+    edge location near the resolver); `connect_to` sends its requests to one address instead, keeping
+    the site's name for Host and TLS (as `curl --connect-to` does): in the lab, an edge location's
+    address. Where its worker runs: `local` (the drill starts it beside the master) or `remote` (an
+    operator starts `drill probe-worker --master HOST:PORT --vantage NAME` on that host: a runner in
+    another region); `where` says which, for the evidence.
+    """
+
+    name: str = Field(pattern=VANTAGE_NAME)
+    worker: Literal["local", "remote"] = "local"
+    where: str = ""
+    connect_to: str | None = Field(default=None, pattern=HOST_PORT)
+
+
+class ProbeMasterConfig(_Strict):
+    """Where the Locust master listens for its workers. Only local workers: loopback and a free port.
+    A remote vantage needs an address its host can reach and a fixed port (its operator's command
+    names them); ZeroMQ between master and workers is neither authenticated nor encrypted, so bind a
+    private interface (VPN, VPC) and open the port to the workers' hosts only."""
+
+    bind: str = Field(default="127.0.0.1", min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    # Wall-clock seconds the drill waits, before anything changes, for every remote vantage's first sample.
+    join_timeout_seconds: float = Field(default=120.0, gt=0)
+
+
 class ProbeConfig(_Strict):
     rate_per_second: float = Field(default=10.0, gt=0, le=200)
     users: int = Field(default=4, ge=1, le=50)
@@ -240,6 +275,29 @@ class ProbeConfig(_Strict):
     # Default: the request timeout plus two intervals (drivers.probe.default_max_gap).
     max_gap_seconds: float | None = Field(default=None, gt=0)
     rules: list[ClassRule] | None = None
+    # Where users are: one vantage (this host, the site as its DNS gives it) unless the target says more.
+    vantages: list[VantageConfig] = Field(default_factory=lambda: [VantageConfig(name="default")], min_length=1)
+    # A phase's RTO across vantages: the worst vantage's, or a percentile (nearest rank: p90 of 10
+    # vantages is the 9th best). A vantage that never got there, or whose worker was gone, counts as never.
+    verdict_on: str = Field(default="worst", pattern=r"^(worst|p([1-9][0-9]?|100))$")
+    master: ProbeMasterConfig | None = None
+
+    @model_validator(mode="after")
+    def _vantages(self) -> ProbeConfig:
+        names = [v.name for v in self.vantages]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"vantages: the name {dup[0]!r} is used twice")
+        remote = [v.name for v in self.vantages if v.worker == "remote"]
+        if remote and (self.master is None or self.master.port is None):
+            raise ValueError(f"master.port: remote vantage {remote[0]!r} needs a fixed master port "
+                             "(its worker is started with --master HOST:PORT)")
+        return self
+
+    @property
+    def distributed(self) -> bool:
+        """Locust master and workers; else one standalone Locust process (one local vantage, today's probe)."""
+        return len(self.vantages) > 1 or self.master is not None or self.vantages[0].worker == "remote"
 
 
 class Objectives(_Strict):
@@ -250,6 +308,51 @@ class Objectives(_Strict):
     full_service_rto_seconds: float | None = Field(default=None, gt=0)
     failback_rto_seconds: float | None = Field(default=None, gt=0)
     rpo_seconds: float | None = Field(default=None, gt=0)
+    # Detection (alarms.expected): fault → each expected alarm in ALARM and its notification delivered.
+    detection_seconds: float | None = Field(default=None, gt=0)
+    # After failback (or the end-of-run unwind): the node group restored → every such alarm OK again.
+    alarm_clear_seconds: float | None = Field(default=None, gt=0)
+
+
+PHASE_NAMES = ("phase1", "phase2", "phase3")
+
+
+class AlarmsConfig(_Strict):
+    """The team's CloudWatch alarms (design §7: CloudWatch → SNS → chat) and how the drill observes them.
+
+    `expected`: for a phase, the alarms its fault must set off; the drill measures fault → ALARM
+    (from the alarm's history) and → its notification delivered, against objectives.detection_seconds,
+    and after failback → OK again, against objectives.alarm_clear_seconds; their states are part of the
+    baseline. `notification_queue_url`: an SQS queue subscribed to the alarms' SNS topic beside the
+    chat integration — SNS delivers to both at once, and a drill can read a queue (not Slack).
+    `dr_relevant`: what readiness checks exist, have actions and are OK (default: every expected
+    alarm and every stop.alarms guard).
+    """
+
+    expected: dict[Literal["phase1", "phase2", "phase3"], list[str]] = Field(default_factory=dict)
+    notification_queue_url: str | None = Field(default=None, pattern=r"^https?://")
+    dr_relevant: list[str] | None = None
+
+    def watched(self) -> list[str]:
+        """Every alarm some phase expects, in order, once each."""
+        ordered = sorted(self.expected.items(), key=lambda kv: PHASE_NAMES.index(kv[0]))
+        return list(dict.fromkeys(a for _, names in ordered for a in names))
+
+
+class MonitoringConfig(_Strict):
+    """Where a drill's results go besides the evidence: the team's Prometheus and tracing.
+
+    `pushgateway_url`: a Prometheus Pushgateway the figures are pushed to (job `pushgateway_job`,
+    grouped by target); `textfile_dir`: a node_exporter textfile-collector directory the same
+    figures are written to (`dr_drill_<target>.prom`, atomically). `otlp_traces_endpoint`: an
+    OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces) the drill's trace is exported
+    to; the trace is always in the evidence as well (trace.otlp.json).
+    """
+
+    pushgateway_url: str | None = Field(default=None, pattern=r"^https?://")
+    pushgateway_job: str = Field(default="dr_drill", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    textfile_dir: str | None = Field(default=None, min_length=1)
+    otlp_traces_endpoint: str | None = Field(default=None, pattern=r"^https?://")
 
 
 class ScratchDatabaseConfig(_Strict):
@@ -327,6 +430,14 @@ class GuardConfig(_Strict):
     azure_subscription_ids: list[str] = Field(default_factory=list)
 
 
+class AlertmanagerStop(_Strict):
+    """Firing alerts in a Prometheus Alertmanager (its v2 API) whose labels match stop the drill."""
+
+    url: str = Field(pattern=r"^https?://[^/\s]+")
+    # Label equality matchers (every one must match), e.g. {severity: critical, team: payments}.
+    matchers: dict[str, str] = Field(min_length=1)
+
+
 class StopConfig(_Strict):
     """Stop conditions (real-world seconds): when one fires the drill stops and unwinds."""
 
@@ -334,6 +445,13 @@ class StopConfig(_Strict):
     max_phase_seconds: float | None = Field(default=None, gt=0)
     # Users getting errors for longer than this at a stretch stops the drill (the error budget).
     max_error_seconds: float | None = Field(default=None, gt=0)
+    # The team's signals, as AWS FIS stop conditions: a CloudWatch alarm entering ALARM (its history
+    # is read too, so one that fired between two looks still stops the drill)...
+    alarms: list[str] = Field(default_factory=list)
+    # ... or an Alertmanager alert matching these labels firing (not silenced, not inhibited).
+    alertmanager: AlertmanagerStop | None = None
+    # How often the signals are read (real-world seconds; CloudWatch's DescribeAlarms is rate-limited).
+    poll_seconds: float = Field(default=10.0, gt=0)
 
 
 class EvidenceConfig(_Strict):
@@ -399,6 +517,8 @@ class Target(_Strict):
     readiness: ReadinessConfig | None = None
     evidence: EvidenceConfig = EvidenceConfig()
     api: ApiConfig = ApiConfig()
+    alarms: AlarmsConfig | None = None
+    monitoring: MonitoringConfig = MonitoringConfig()
     # Seconds the drill waits for a state beyond its objective before calling it failed (real-world).
     grace_seconds: float = Field(default=60.0, ge=0)
 
@@ -444,6 +564,15 @@ class Target(_Strict):
                     f"objectives.rpo_seconds ({o.rpo_seconds:g}): backups that far apart can never meet the RPO")
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _alarm_objectives(self) -> Target:
+        # Like every objective the drill compares: required once something uses it, never defaulted.
+        if self.alarms is not None and self.alarms.watched():
+            lacking = [k for k in ("detection_seconds", "alarm_clear_seconds") if getattr(self.objectives, k) is None]
+            if lacking:
+                raise ValueError(f"alarms.expected is set: objectives.{' and objectives.'.join(lacking)} must be given")
         return self
 
     @property
@@ -583,7 +712,9 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_raw(path: Path) -> dict[str, Any]:
+def read_raw(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's mapping; `extends: NAME_OR_FILE` starts from that target's (mappings merged key by
+    key, anything else replaced), so a variant names only what differs."""
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
     except DuplicateKey as e:
@@ -592,7 +723,30 @@ def read_raw(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a target file is a mapping of keys, got {type(raw).__name__}")
-    return raw
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"{path}: extends: the name or file of another target, got {base_name!r}")
+    # A name is a target of targets/; a file is relative to the file that extends it.
+    is_file = "/" in base_name or base_name.endswith((".yaml", ".yml"))
+    try:
+        base_path = (path.parent / base_name) if is_file else resolve_path(base_name)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: extends: {e}") from None
+    if not base_path.exists():
+        raise ConfigError(f"{path}: extends: target file not found: {base_name}")
+    if base_path.resolve() in _seen + (path.resolve(),):
+        raise ConfigError(f"{path}: extends: {base_name} extends this file again (a cycle)")
+    return merge(read_raw(base_path, _seen + (path.resolve(),)), raw)
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on `base`: mappings merged recursively, lists and scalars replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def substitute(raw: Any, lab: Mapping[str, Any] | Callable[[str], Any] | None, env: Mapping[str, str] | None = None) -> Any:
@@ -637,6 +791,8 @@ def placeholder_value(key: str) -> Any:
         return "https://127.0.0.1:9/"
     if key.endswith("_port"):
         return 9
+    if key.endswith("_address"):
+        return "127.0.0.1:9"
     if key.endswith("_arn"):
         return "arn:aws:elasticloadbalancing:ap-northeast-2:123456789012:targetgroup/x/0"
     return "placeholder"

@@ -14,6 +14,7 @@ Feature: Phase 2 — a long outage: PetClinic is brought up on Azure from the la
     And the newest backup is restored into Azure MySQL while the rest of the stack is provisioned
     Then owners written before the backup are found in Azure MySQL
     And Azure MySQL holds the restored data within the data-restore RTO
+    And the team was alerted of the web tier's failure: each alarm it set off fired and was notified within the detection objective
     When PetClinic is deployed on AKS
     # The header first: that gateway update runs while Azure still makes the internal load balancer
     # the backend update waits for (one gateway update off the critical path).

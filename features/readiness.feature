@@ -46,6 +46,12 @@ Feature: DR readiness — is disaster recovery actually ready today?
   Scenario: AWS primary — the ALB has healthy targets
     Then the ALB has at least the expected number of healthy targets
 
+  Scenario: AWS primary — the team's alarms would tell them of an outage
+    The design's CloudWatch alarms (and the drill's stop-condition alarms) must exist, have an ALARM
+    action (SNS → the team's chat) with actions enabled, and be OK: one already in ALARM tells no one
+    about the next outage, and a drill guarded by it refuses to start.
+    Then every DR-relevant alarm exists, notifies on ALARM and is OK
+
   Scenario: AWS primary — users get PetClinic through CloudFront
     Then the site serves PetClinic from AWS through CloudFront
 

@@ -140,6 +140,9 @@ class Alb:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._rr = itertools.count()
+        # Metrics hook (lab.monitoring): called with each response's status and whether the load
+        # balancer generated it (HTTPCode_ELB_*) or the target did (HTTPCode_Target_*).
+        self.on_response: Callable[[int, bool], None] | None = None
         self._routable_before: int | None = None
         self._serving_before: int | None = None
         self.port = free_port()
@@ -290,15 +293,22 @@ class Alb:
         setattr(self, attr, n)
 
     def _route(self, req: Request) -> Response:
+        resp, by_elb = self._answer(req)
+        if self.on_response is not None:
+            self.on_response(resp.status, by_elb)
+        return resp
+
+    def _answer(self, req: Request) -> tuple[Response, bool]:
+        """The response, and whether the load balancer generated it (True) or the target did."""
         pool = self.pool()
         if not pool:
-            return Response(503, list(ALB_HEADERS), ALB_503)
+            return Response(503, list(ALB_HEADERS), ALB_503), True
         tid, port = pool[next(self._rr) % len(pool)]
         where = self.resolve(tid, port)
         if where is None:
-            return Response(502, list(ALB_HEADERS), ALB_502)  # TCP RST from the target
+            return Response(502, list(ALB_HEADERS), ALB_502), True  # TCP RST from the target
         try:
-            return forward(where[0], where[1], req, connect_timeout=1.0, read_timeout=self.idle_timeout)
+            return forward(where[0], where[1], req, connect_timeout=1.0, read_timeout=self.idle_timeout), False
         except UpstreamError as e:
             body, code = (ALB_504, 504) if e.timed_out else (ALB_502, 502)
-            return Response(code, list(ALB_HEADERS), body)
+            return Response(code, list(ALB_HEADERS), body), True

@@ -113,7 +113,7 @@ class Lab:
 
         from lab.aws.server import AwsControlPlane  # imports moto: keep it off `import lab`
 
-        aws = AwsControlPlane(self.timings, self.events, self.faults)
+        aws = AwsControlPlane(self.timings, self.events, time_scale=self.settings.time_scale, faults=self.faults)
         self._stack.append(aws)
         db_secret = {
             "username": T.DB_USER, "password": db_password, "engine": "mysql",
@@ -132,15 +132,21 @@ class Lab:
         web.start()
         self._stack.append(web)
 
+        alarms = self._start_monitoring(aws, seed, web)
+
         site = StaticWebsite(free_port(), self.azurite.connection_string).start()
         self._stack.append(site)
         # The lab's DNS as the edge sees it: fixed names, and the failover stack's public names (the
         # App Gateway's public IP DNS name) for as long as ARM has them.
         dns = {seed.alb_dns_name: ("127.0.0.1", web.alb_port), T.BLOB_WEB_HOST: ("127.0.0.1", site.server.port)}
-        edge = Edge(free_port(), seed.distribution_id, aws.cloudfront, lambda name: dns.get(name) or self._public_dns(name),
-                    self.settings.time_scale, self.events)
-        edge.start()
-        self._stack.append(edge)
+        edges: list[Edge] = []
+        for location, host in T.EDGE_LOCATIONS:
+            edge = Edge(free_port(host), seed.distribution_id, aws.cloudfront, lambda name: dns.get(name) or self._public_dns(name),
+                        self.settings.time_scale, self.events, location=location, host=host)
+            edge.start()
+            self._stack.append(edge)
+            edges.append(edge)
+        edge = edges[0]  # the public site address
 
         azure = self._start_azure(site.server.port, app, db_password)
 
@@ -157,6 +163,9 @@ class Lab:
             "alb_dns_name": seed.alb_dns_name,
             "target_group_arn": seed.target_group_arn,
             "site_url": f"http://127.0.0.1:{edge.server.port}/",
+            # Each edge location's address (host:port), for vantages that reach the site through it.
+            "edge_locations": {e.location: e.address for e in edges},
+            **{edge_endpoint_key(e.location): e.address for e in edges},
             "alb_url": f"http://127.0.0.1:{web.alb_port}/",
             "blob_web_url": f"http://127.0.0.1:{site.server.port}/",
             "blob_endpoint": f"http://127.0.0.1:{blob_front.port}/{T.STORAGE_ACCOUNT}",
@@ -176,6 +185,7 @@ class Lab:
             "scratch_db_user": "scratch",
             "scratch_db_password": scratch_password,
             "scratch_db_database": "scratch",
+            **alarms,
             **azure,
         }
         return self.endpoints
@@ -234,6 +244,29 @@ class Lab:
             "lab_control_url": control.url,
             "lab_control_token": token,
         }
+
+    def _start_monitoring(self, aws: Any, seed: Any, web: WebTier) -> dict[str, Any]:
+        """CloudWatch's side: the chat stand-in subscribed to the alarm topic, the design's alarms, the
+        services' metrics and every alarm's evaluation (lab.monitoring); back once each seeded alarm
+        has been evaluated (a new alarm is INSUFFICIENT_DATA until then)."""
+        from lab.chat import ChatStandIn
+        from lab.monitoring import AlbSource, Monitoring, NodeCountSource, RdsCpuSource
+
+        chat = ChatStandIn(confirm=aws.confirm_subscription).start()
+        self._stack.append(chat)
+        monitoring = Monitoring(aws.alarms, self.settings.time_scale, self.events, [
+            AlbSource(web.alb, seed.target_group_arn, seed.alb_arn),
+            NodeCountSource(T.CLUSTER, lambda: web.node_count() + aws.in_service(T.WAS_NODEGROUP)),
+            RdsCpuSource(T.RDS_INSTANCE, lambda: self.rds.pid),
+        ])
+        out = aws.seed_alarms(chat.url)
+        monitoring.start()
+        self._stack.append(monitoring)
+        deadline = time.monotonic() + 3 * monitoring.minute + 10
+        backend = aws.alarms.backend()
+        while any(a.state_value == "INSUFFICIENT_DATA" for a in backend.alarms.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return {**out, "chat_url": chat.url, "chat_messages_url": chat.url.rsplit("/", 1)[0] + "/messages"}
 
     def _public_dns(self, name: str) -> tuple[str, int] | None:
         """A public DNS name of the failover stack (Azure DNS for a public IP's label), else None."""
@@ -467,6 +500,11 @@ class FailoverParts:
                 destroy()
             except Exception:  # noqa: BLE001 — stopping goes on through every resource whatever one raises: nothing may leak
                 pass
+
+
+def edge_endpoint_key(location: str) -> str:
+    """The endpoints key of an edge location's address: `edge_nrt57_p3_address` (a `${lab:KEY}` name)."""
+    return "edge_" + "".join(c if c.isalnum() else "_" for c in location.lower()) + "_address"
 
 
 def write_terraform_shim(bin_dir: Path) -> Path:

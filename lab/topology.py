@@ -10,6 +10,15 @@ NODEGROUP_SCALING = {"minSize": 2, "maxSize": 4, "desiredSize": 2}
 ALB_NAME = "blue-alb"
 TARGET_GROUP = "blue-web-tg"
 SITE_ALIAS = "blueisthenewblack.store"
+# The CloudFront edge locations the lab runs, each on its own loopback address: the first one answers
+# on the public site address (where the drill host's DNS would send it: Seoul); vantages reach the
+# others by address (probe.vantages[].connect_to, `${lab:edge_<location>_address}`). A configuration
+# change reaches each at its own time within the deploy window (lab.aws.cloudfront).
+EDGE_LOCATIONS: tuple[tuple[str, str], ...] = (
+    ("ICN54-P1", "127.0.0.1"),  # Seoul
+    ("NRT57-P3", "127.0.0.11"),  # Tokyo
+    ("SIN2-P1", "127.0.0.12"),  # Singapore
+)
 PRIMARY_ORIGIN = "primary-aws"
 SECONDARY_ORIGIN = "secondary-azure"
 ORIGIN_GROUP = "petclinic-failover"
@@ -44,3 +53,10 @@ APPGW_PUBLIC_IP = "pip-appgw-blue"
 # The DNS name label the failover stack gives the gateway's public IP (domain_name_label), so that
 # the stack can output a name CloudFront accepts as an origin: <label>.koreacentral.cloudapp.azure.com.
 APPGW_DNS_LABEL = "appgw-blue-dr"
+# The primary database's RDS instance identifier (the seeds name none).
+RDS_INSTANCE = "blue-rds"
+# Design §7: CloudWatch alarms → SNS → the team's chat (AWS Chatbot → Slack).
+ALARM_TOPIC = "blue-alarms"
+# An SQS queue subscribed to the alarm topic beside the chat integration: where the drill reads
+# when SNS delivered each notification (a drill cannot read Slack).
+ALARM_RECEIPTS_QUEUE = "dr-drill-alarm-receipts"

@@ -141,6 +141,11 @@ class WebTier:
                     n.proc.stop()
             self.nodes = {}
 
+    def node_count(self) -> int:
+        """Nodes of this group in the cluster now (Container Insights' count): joined, draining included."""
+        with self._lock:
+            return sum(1 for n in self.nodes.values() if n.state in ("running", "draining"))
+
     def resolve(self, target_id: str, port: int) -> tuple[str, int] | None:
         """Where the ALB's connection to a target lands; None: refused. Lock-free (the ALB calls it)."""
         n = self.nodes.get(target_id)

@@ -35,6 +35,11 @@ def capture(run: Any) -> dict[str, Any]:
         snap["azure_failover_stack"] = run.azure_failover_resources()
     if t.database is not None:
         snap["primary_database"] = run.drill_artifacts_in_primary()
+    from steps.runtime import dr_relevant_alarms
+
+    if dr_relevant_alarms(t):
+        # The team's alarms: a drill that leaves one firing pages people after it is "over".
+        snap["alarms"] = run.alarm_states()
     return _strip(snap)
 
 

@@ -37,8 +37,10 @@ AZURE_AUTH = (
 # (the runner's role, or OIDC in CI) applies.
 AWS_AUTH = ("aws.profile", "aws.access_key_id", "aws.secret_access_key")
 # How users' experience is judged and when a drill stops itself (defaults when unset).
-PROBE = ("probe.rules", "probe.max_gap_seconds")
-STOP = ("stop.max_phase_seconds", "stop.max_error_seconds")
+PROBE = ("probe.rules", "probe.max_gap_seconds", "probe.master", "probe.master.port")
+STOP = ("stop.max_phase_seconds", "stop.max_error_seconds", "stop.alertmanager")
+# The team's alarms (detection, the baseline's alarm states).
+ALARMS = ("alarms", "alarms.dr_relevant", "alarms.notification_queue_url")
 
 NEEDS: dict[str, Needs] = {
     # The run itself, whatever its phases: the guard (production), the failover stack's check before
@@ -49,14 +51,15 @@ NEEDS: dict[str, Needs] = {
         # `database.ssl_ca`: without it the primary is reached in plain TCP (preflight names that).
         optional=(*AWS_AUTH, "database", "database.ssl_ca", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
                   "kubernetes", "kubernetes.kubelogin",
-                  "objectives.failback_rto_seconds", *PROBE, *STOP),
+                  "objectives.failback_rto_seconds", *PROBE, *STOP, *ALARMS, "objectives.detection_seconds",
+                  "objectives.alarm_clear_seconds", "monitoring.otlp_traces_endpoint"),
     ),
     # The web tier down, users on the maintenance page. The canary writer and the marker owner need
     # the primary (`database`); the baseline snapshot includes the failover stack when there is one.
     # The backups listed just before the fault (Phase 2 restores only those) are read from Blob.
     "phase1": Needs(
         optional=("database", "database.ssl_ca", "azure", "azure.storage.account_key", *AZURE_AUTH, "failover_stack",
-                  *PROBE, *STOP),
+                  *PROBE, *STOP, *ALARMS, "objectives.detection_seconds"),
     ),
     # Azure from the newest backup. `kubernetes.kubeconfig` is optional: without it the cluster's
     # credentials come from ARM after the apply (issue #12). `readiness` lends its backup-in-flight
@@ -70,14 +73,15 @@ NEEDS: dict[str, Needs] = {
                   "kubernetes.kubelogin", "kubernetes.internal_lb_subnet", "readiness",
                   "database.ssl_ca", "azure.mysql.client_address", "azure.mysql.client_address_url",
                   "azure.app_gateway.routing_rules",
-                  *PROBE, *STOP),
+                  *PROBE, *STOP, "alarms", "objectives.detection_seconds"),
         outputs=STACK_OUTPUTS,
     ),
     # Failback: the node group restored, the origin reverted, the stack destroyed. A user's write
     # after failback is looked up in the primary (`database`) when there is one.
     "phase3": Needs(
         needs=("objectives.failback_rto_seconds",),
-        optional=("database", "database.ssl_ca", "azure", "azure.mysql.ssl_ca", *AZURE_AUTH, "failover_stack", *PROBE, *STOP),
+        optional=("database", "database.ssl_ca", "azure", "azure.mysql.ssl_ca", *AZURE_AUTH, "failover_stack", *PROBE, *STOP,
+                  "alarms", "alarms.notification_queue_url", "objectives.alarm_clear_seconds"),
         outputs=("mysql_fqdn", "mysql_admin_username", "mysql_database_name"),
     ),
     # `pytest -m readiness`: read-only checks of everything above, and a restore into a scratch database.
@@ -86,7 +90,7 @@ NEEDS: dict[str, Needs] = {
         optional=(*AWS_AUTH, "database.ssl_ca", "azure.storage.account_key", *AZURE_AUTH, "readiness.scratch_database.secret_id",
                   "readiness.scratch_database.host", "readiness.scratch_database.user",
                   "readiness.scratch_database.password", "readiness.scratch_database.database",
-                  "readiness.scratch_database.ssl_ca", "probe.rules"),
+                  "readiness.scratch_database.ssl_ca", "probe.rules", "alarms", "alarms.dr_relevant"),
     ),
 }
 DRILL_PHASES = ("phase1", "phase2", "phase3")

@@ -520,6 +520,44 @@ class ReadinessRun:
 
         return self.measure(check, run)
 
+    def check_alarms(self) -> Verdict:
+        """The team's DR-relevant CloudWatch alarms (design §7: CloudWatch → SNS → chat) exist, will
+        notify someone (actions enabled, an ALARM action) and are OK today. An alarm already in ALARM
+        cannot tell anyone about the next outage, and a drill with it as a stop condition would not start."""
+        check = "aws.alarms"
+
+        def run() -> Verdict:
+            from drivers.cloudwatch import Alarms
+            from steps.runtime import dr_relevant_alarms
+
+            names = dr_relevant_alarms(self.target)
+            if not names:
+                return Verdict(check, False, None, "alarms exist, have actions, OK", sentence(
+                    check, "the target names no DR-relevant alarm (alarms.expected, alarms.dr_relevant or stop.alarms): "
+                           "nothing shows that an outage would be noticed"))
+            states = Alarms(self.aws).describe(names)
+            measured: dict[str, str] = {}
+            problems: list[str] = []
+            for n in names:
+                a = states.get(n)
+                if a is None:
+                    measured[n] = "(absent)"
+                    problems.append(f"{n} does not exist")
+                    continue
+                measured[n] = a.state
+                if not a.actions_enabled:
+                    problems.append(f"{n} has its actions disabled: it notifies no one")
+                elif not a.alarm_actions:
+                    problems.append(f"{n} has no ALARM action: it notifies no one")
+                if a.state != "OK":
+                    problems.append(f"{n} is {a.state} since {iso(a.updated_at) if a.updated_at else '?'}: {a.reason}")
+            text = "; ".join(problems) or f"{', '.join(names)} exist, notify on ALARM and are OK"
+            return Verdict(check, not problems, measured, {n: "OK, with an ALARM action" for n in names}, sentence(check, text),
+                           data={n: {"state": a.state, "reason": a.reason, "actions_enabled": a.actions_enabled,
+                                     "alarm_actions": a.alarm_actions, "ok_actions": a.ok_actions} for n, a in states.items()})
+
+        return self.measure(check, run)
+
     def check_site(self) -> Verdict:
         check = "aws.site"
 

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from drill import __version__
 from drill import timeline as tl
+from drill import vantages as vt
 from drill.config import ConfigError, Target
 from drill.evidence import SCHEMA_VERSION, EvidenceDir, Masker, PhaseResult, iso, new_run_id, phase_dicts
 from drill.ledger import Ledger
@@ -28,7 +29,7 @@ from drill.preflight import Finding
 from drill.runbook import Deviation, Deviations
 from drivers.actions import executor
 from drivers.aws import Aws, CloudFront, LoadBalancing, NodeGroups
-from drivers.probe import Probe
+from drivers.probe import Probe, ProbeFleet, Vantage
 from drivers.retries import api_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +98,14 @@ def kubeconfig_secrets(path: Path) -> list[str]:
     return out
 
 
+def dr_relevant_alarms(target: Target) -> list[str]:
+    """The alarms a drill depends on: `alarms.dr_relevant`, else every expected alarm and stop.alarms guard."""
+    a = target.alarms
+    if a is not None and a.dr_relevant is not None:
+        return list(a.dr_relevant)
+    return list(dict.fromkeys([*(a.watched() if a is not None else []), *target.stop.alarms]))
+
+
 def wait_until(check: Callable[[], Any], timeout: float, poll: float = 0.2) -> Any:
     """Poll `check` until it returns something truthy; return it, or the last falsy value on timeout."""
     deadline = time.monotonic() + timeout
@@ -140,7 +149,7 @@ class DrillRun:
         self.instants: dict[str, Instant] = {}
         self.phases: list[PhaseResult] = []
         self.notes: list[str] = []
-        self.probe: Probe | None = None
+        self.probe: Probe | ProbeFleet | None = None
         self.canary: Any = None  # drivers.database.CanaryWriter, while users' writes are modeled
         self.state: dict[str, Any] = {}  # what one phase hands to the next (explicit, checked)
         self.rpo: dict[str, Any] | None = None
@@ -149,8 +158,8 @@ class DrillRun:
         self.allure_results: Path | None = None  # pytest's --alluredir, set by conftest.py (None: no Allure)
         self.phase: tuple[str, Instant] | None = None  # the phase under way and when it began
         self.stopped_by: str | None = None
-        # Probe-measured RTOs (name -> class, fault, objective): re-judged on the complete timeline.
-        self._probe_rtos: dict[str, tuple[str, Instant, float]] = {}
+        # Probe-measured RTOs (name -> class, fault, objective, when judged): re-judged on the complete timeline.
+        self._probe_rtos: dict[str, tuple[str, Instant, float, float]] = {}
         self._phase_start: dict[str, float] = {}  # name -> monotonic instant its RTO is measured from
         # Where the drill had to depart from the runbook because the runbook as written would fail.
         self.runbook = Deviations()
@@ -158,21 +167,47 @@ class DrillRun:
         self.preflight: list[Finding] | None = None
         self._watchdog: threading.Thread | None = None
         self._watching = threading.Event()
+        # The team's alarms (alarms.expected): per phase, fault → ALARM → notified; after failback → OK.
+        self.detections: dict[str, Any] = {}  # phase -> list[drill.detection.Detection]
+        self.clearings: list[Any] | None = None  # list[drill.detection.Clearing], once judged
+        self._receipts: Any = None  # drivers.cloudwatch.Receipts
+        self._detecting: dict[str, threading.Thread] = {}  # phase -> its background detection watcher
+        # Each executed Gherkin step (phase, scenario, step, start, end, status): the drill's trace.
+        self.steps: list[dict[str, Any]] = []
+        self.monitoring: dict[str, Any] | None = None  # where the results went (Pushgateway, textfile, OTLP)
 
     def __repr__(self) -> str:  # Allure shows fixture reprs as step parameters
         return f"DrillRun({self.run_id}, target={self.target.name})"
 
     # -- probe -------------------------------------------------------------------------------
-    def ensure_probe(self) -> Probe:
+    def ensure_probe(self) -> Probe | ProbeFleet:
+        """The probe, started once: one standalone Locust process (one local vantage), or a Locust
+        master with a worker per vantage, every remote vantage joined before the drill goes on."""
         if self.probe is None:
             p = self.target.probe
-            self.probe = Probe(
-                self.target.site.url, self.work / "timeline.jsonl", rate_per_second=p.rate_per_second,
-                users=p.users, timeout_seconds=p.timeout_seconds, rules=p.rules, log_path=self.work / "probe.log",
-            )
+            if p.distributed:
+                m = p.master
+                self.probe = ProbeFleet(
+                    self.target.site.url, self.work / "timeline.jsonl",
+                    [Vantage(v.name, v.worker, v.where, v.connect_to) for v in p.vantages],
+                    rate_per_second=p.rate_per_second, users=p.users, timeout_seconds=p.timeout_seconds, rules=p.rules,
+                    log_dir=self.work, bind=m.bind if m else "127.0.0.1", port=m.port if m else None,
+                    join_timeout=m.join_timeout_seconds if m else 120.0,
+                )
+            else:
+                v = p.vantages[0]
+                self.probe = Probe(
+                    self.target.site.url, self.work / "timeline.jsonl", rate_per_second=p.rate_per_second,
+                    users=p.users, timeout_seconds=p.timeout_seconds, rules=p.rules, log_path=self.work / "probe.log",
+                    vantage=v.name, connect_to=v.connect_to,
+                )
             self.probe.start()
             self._start_watchdog()
         return self.probe
+
+    @property
+    def vantage_names(self) -> list[str]:
+        return [v.name for v in self.target.probe.vantages]
 
     # -- stop conditions --------------------------------------------------------------------
     def begin_phase(self, name: str) -> None:
@@ -180,7 +215,8 @@ class DrillRun:
 
     def _start_watchdog(self) -> None:
         stop = self.target.stop
-        if stop.max_phase_seconds is None and stop.max_error_seconds is None:
+        signals = bool(stop.alarms) or stop.alertmanager is not None
+        if stop.max_phase_seconds is None and stop.max_error_seconds is None and not signals:
             return
         self._watching.set()
         self._watchdog = threading.Thread(target=self._watch, name="stop-conditions", daemon=True)
@@ -188,10 +224,21 @@ class DrillRun:
 
     def _watch(self) -> None:
         stop = self.target.stop
+        since, next_signals = time.time(), 0.0
         while self._watching.is_set() and self.stopped_by is None:
             time.sleep(0.25)
             reason = None
-            if stop.max_phase_seconds is not None and self.phase is not None:
+            if (stop.alarms or stop.alertmanager is not None) and time.monotonic() >= next_signals:
+                # The team's signals (CloudWatch alarms, Alertmanager), at stop.poll_seconds.
+                # At least a second apart: the reads must not load the machine the drill measures on.
+                next_signals = time.monotonic() + max(1.0, self.target.scaled(stop.poll_seconds))
+                from drivers.stop_signals import fired
+
+                try:
+                    reason = fired(self.target, self.aws, since - 1.0)
+                except Exception as e:  # noqa: BLE001 — a signal that cannot be read is noted, not a reason to stop
+                    self._log(f"stop conditions: could not read the team's signals: {type(e).__name__}: {e}")
+            if reason is None and stop.max_phase_seconds is not None and self.phase is not None:
                 name, began = self.phase
                 limit = self.target.scaled(stop.max_phase_seconds)
                 if time.monotonic() - began.mono > limit:
@@ -209,44 +256,87 @@ class DrillRun:
                 os.kill(os.getpid(), signal.SIGINT)
 
     def _trailing_errors(self) -> float:
-        samples = self.samples()
-        if not samples or samples[-1].cls != "error":
-            return 0.0
-        first = samples[-1]
-        for s in reversed(samples):
-            if s.cls != "error":
-                break
-            first = s
-        return samples[-1].seen - first.seen
+        """The longest current stretch of errors any vantage's users are in."""
+        worst = 0.0
+        for samples in self.by_vantage().values():
+            if not samples or samples[-1].cls != "error":
+                continue
+            first = samples[-1]
+            for s in reversed(samples):
+                if s.cls != "error":
+                    break
+                first = s
+            worst = max(worst, samples[-1].seen - first.seen)
+        return worst
 
     @property
     def max_gap(self) -> float:
         return self.target.probe.max_gap_seconds or self.ensure_probe().max_gap
 
     def samples(self) -> list[tl.Sample]:
+        """Every vantage's samples (each carries its vantage)."""
         return self.probe.samples() if self.probe else []
 
-    def first_sustained(self, cls: str, after: float) -> tl.Sample | None:
+    def by_vantage(self) -> dict[str, list[tl.Sample]]:
+        return vt.split(self.samples(), self.vantage_names)
+
+    def vantage_rtos(self, cls: str, after: float, now: float | None = None) -> list[vt.VantageRto]:
+        """Each vantage's first request sent since `after` that begins a sustained run of `cls`
+        (drill.vantages), judged at `now` (default: now)."""
         p = self.target.probe
-        return tl.first_sustained_sample(self.samples(), cls, after, p.sustain_seconds, p.min_samples, self.max_gap)
+        return vt.phase_rtos(self.by_vantage(), cls, after, p.sustain_seconds, p.min_samples, self.max_gap,
+                             time.monotonic() if now is None else now)
+
+    def wait_for_vantages(self, cls: str, after: float, timeout: float) -> list[vt.VantageRto]:
+        """Wait until every vantage has got `cls` sustained, or its worker is gone, or `timeout`."""
+        self.ensure_probe()
+        deadline = time.monotonic() + timeout
+        while True:
+            rtos = self.vantage_rtos(cls, after)
+            pending = [r.vantage for r in rtos if r.rto_seconds is None and not self._gone(r.vantage)]
+            if not pending or time.monotonic() >= deadline:
+                return rtos
+            time.sleep(0.2)
+
+    def _gone(self, vantage: str) -> bool:
+        """The probe knows this vantage's worker is gone (exited, missing at the master), and its samples stopped."""
+        probe = self.probe
+        if probe is None:
+            return True
+        samples = self.by_vantage().get(vantage, [])
+        if vt.alive(samples, time.monotonic(), self.max_gap):
+            return False
+        return not probe.running() if isinstance(probe, Probe) else probe.gone(vantage)
 
     def wait_for_class(self, cls: str, after: float, timeout: float) -> tl.Sample | None:
-        """Wait until users get `cls` sustained for requests sent since `after`; the first such sample."""
-        self.ensure_probe()
-        return wait_until(lambda: self.first_sustained(cls, after), timeout, poll=0.2)
+        """Wait until users get `cls` sustained for requests sent since `after`: every vantage still
+        observed. The reaching sample of the last of them (None: some observed vantage did not get there,
+        or none is observed at all)."""
+        rtos = self.wait_for_vantages(cls, after, timeout)
+        if any(r.state == vt.NOT_REACHED for r in rtos) or not any(r.state == vt.MEASURED for r in rtos):
+            return None
+        last = max((r for r in rtos if r.state == vt.MEASURED), key=lambda r: r.reached_mono or 0.0)
+        by = self.by_vantage().get(last.vantage, [])
+        return next((s for s in by if s.mono == last.reached_mono), None)
 
     def current_class(self) -> str | None:
-        """The class users see now: the last samples agree for `sustain_seconds`, else None."""
+        """The class users see now: at every vantage still observed, the last samples agree for
+        `sustain_seconds` on one class, the same everywhere; else None."""
         p = self.target.probe
-        samples = self.samples()
-        if not samples:
-            return None
-        now = samples[-1].seen
-        recent = [s for s in samples if s.seen >= now - p.sustain_seconds]
-        if len(recent) < p.min_samples or samples[0].seen > now - p.sustain_seconds:
-            return None
-        classes = {s.cls for s in recent}
-        return classes.pop() if len(classes) == 1 else None
+        seen: set[str] = set()
+        now = time.monotonic()
+        for samples in self.by_vantage().values():
+            if not vt.alive(samples, now, self.max_gap):
+                continue  # a vantage whose worker is gone says nothing of now
+            last = samples[-1].seen
+            recent = [s for s in samples if s.seen >= last - p.sustain_seconds]
+            if len(recent) < p.min_samples or samples[0].seen > last - p.sustain_seconds:
+                return None
+            classes = {s.cls for s in recent}
+            if len(classes) != 1:
+                return None
+            seen |= classes
+        return seen.pop() if len(seen) == 1 else None
 
     def runbook_deviation(self, step: str, as_written: str, refused_because: str, drill_did: str,
                           source: str = "") -> Deviation:
@@ -567,31 +657,152 @@ class DrillRun:
         with open(self.work / "drivers.log", "a", encoding="utf-8") as f:
             f.write(self.evidence.mask(line.rstrip("\n")) + "\n")
 
+    # -- the team's alarms ---------------------------------------------------------------------
+    def cloudwatch_alarms(self) -> Any:
+        from drivers.cloudwatch import Alarms
+
+        return Alarms(self.aws)
+
+    def receipts(self) -> list[Any]:
+        """Every alarm notification delivered so far (read from the receipts queue), oldest first."""
+        a = self.target.alarms
+        if a is None or a.notification_queue_url is None:
+            return []
+        if self._receipts is None:
+            from drivers.cloudwatch import Receipts
+
+            self._receipts = Receipts(self.aws, a.notification_queue_url)
+        return list(self._receipts.drain())
+
+    def alarm_transitions(self, names: list[str], since: float) -> dict[str, list[Any]]:
+        alarms = self.cloudwatch_alarms()
+        return {n: alarms.transitions(n, since) for n in names}
+
+    def wait_for_detection(self, phase: str) -> list[Any]:
+        """Fault → each alarm `phase` expects in ALARM and its notification delivered; waits until all
+        are, or the detection objective (plus grace) has passed since the fault. Kept per phase."""
+        from drill.detection import detect
+
+        t = self.target
+        expected = list((t.alarms.expected if t.alarms else {}).get(phase, []))  # type: ignore[call-overload]
+        objective = t.objectives.detection_seconds
+        if not expected or objective is None:
+            return []
+        fault = self.instants[f"{phase}.fault"]
+        limit = t.scaled(objective)
+        deadline = fault.mono + limit + t.scaled(t.grace_seconds)
+        # The instants come from the alarms' history and SQS's SentTimestamp, not from when we look:
+        # a look a second keeps the load on the machine (and the rate-limited APIs) low.
+        poll = 1.0
+
+        def measure() -> list[Any]:
+            return detect(phase, fault.t, expected, self.alarm_transitions(expected, fault.t - 1.0), self.receipts(), limit)
+
+        found = measure()
+        while not all(d.complete for d in found) and time.monotonic() < deadline:
+            time.sleep(poll)
+            found = measure()
+        self.detections[phase] = found
+        return found
+
+    def start_detection(self, phase: str) -> None:
+        """Measure `phase`'s detection (wait_for_detection) in a background thread: judged later, by
+        `detection_result` (a later step, or the end of the run), so it never delays the drill."""
+        if phase in self._detecting or phase in self.detections:
+            return
+
+        def run() -> None:
+            try:
+                self.wait_for_detection(phase)
+            except Exception as e:  # noqa: BLE001 — unreadable alarms: every expected alarm is reported as never fired
+                from drill.detection import detect
+
+                self._log(f"alarms: detection of {phase} could not be measured: {type(e).__name__}: {e}")
+                self.notes.append(f"alarms: detection of {phase} could not be measured: {type(e).__name__}: {e}")
+                t = self.target
+                expected = list((t.alarms.expected if t.alarms else {}).get(phase, []))  # type: ignore[call-overload]
+                self.detections[phase] = detect(phase, self.instants[f"{phase}.fault"].t, expected, {}, [],
+                                                t.scaled(t.objectives.detection_seconds or 0.0))
+
+        thread = threading.Thread(target=run, name=f"detection-{phase}", daemon=True)
+        self._detecting[phase] = thread
+        thread.start()
+
+    def detecting(self, phase: str) -> bool:
+        return phase in self._detecting
+
+    def detection_result(self, phase: str) -> list[Any]:
+        """`phase`'s detections, waiting for its watcher (bounded by the objective + grace from the fault)."""
+        thread = self._detecting.get(phase)
+        if thread is not None:
+            t = self.target
+            deadline = (self.instants[f"{phase}.fault"].mono + t.scaled(t.objectives.detection_seconds or 0.0)
+                        + t.scaled(t.grace_seconds) + 30.0)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return list(self.detections.get(phase, []))
+
+    def wait_for_clear(self, restored: Instant) -> list[Any]:
+        """Restore → every alarm that fired back to OK; waits up to the clear objective (plus grace)."""
+        from drill.detection import clear
+
+        t = self.target
+        fired = [d for ds in self.detections.values() for d in ds if d.fired_at is not None]
+        objective = t.objectives.alarm_clear_seconds
+        if not fired or objective is None:
+            return []
+        names = list(dict.fromkeys(d.alarm for d in fired))
+        alarms = self.cloudwatch_alarms()
+        limit = t.scaled(objective)
+        deadline = restored.mono + limit + t.scaled(t.grace_seconds)
+        poll = max(0.1, min(1.0, limit / 50))
+        while True:
+            states = alarms.describe(names)
+            if all(states.get(n) is not None and states[n].state == "OK" for n in names) or time.monotonic() >= deadline:
+                break
+            time.sleep(poll)
+        since = min(d.fired_at for d in fired) - 1.0
+        self.clearings = clear(restored.t, fired, self.alarm_transitions(names, since), states, limit)
+        self.receipts()  # the OK notifications, for the record
+        return self.clearings
+
+    def alarm_states(self) -> dict[str, str]:
+        """The DR-relevant alarms' states now (for the baseline): name -> state, or "(absent)"."""
+        names = dr_relevant_alarms(self.target)
+        states = self.cloudwatch_alarms().describe(names)
+        return {n: states[n].state if n in states else "(absent)" for n in names}
+
     # -- results -----------------------------------------------------------------------------
     def measure_rto(self, name: str, title: str, fault: Instant, cls: str, objective_real: float) -> PhaseResult:
-        """Wait for `cls` after `fault` (up to objective + grace) and record it as a phase result."""
+        """Wait for `cls` after `fault` (up to objective + grace) at every vantage and record it as a
+        phase result: the RTO is the verdict vantage's (probe.verdict_on: the worst, or a percentile),
+        each vantage's RTO, the spread and its explanation are in `detail`."""
         target_s = self.target.scaled(objective_real)
-        reached = self.wait_for_class(cls, fault.mono, target_s + self.target.scaled(self.target.grace_seconds))
-        self._probe_rtos[name] = (cls, fault, objective_real)
-        return self._probe_result(name, title, fault, cls, objective_real, reached)
+        rtos = self.wait_for_vantages(cls, fault.mono, target_s + self.target.scaled(self.target.grace_seconds))
+        self._probe_rtos[name] = (cls, fault, objective_real, time.monotonic())
+        return self._probe_result(name, title, fault, cls, objective_real, rtos)
 
     def _probe_result(
-        self, name: str, title: str, fault: Instant, cls: str, objective_real: float, reached: tl.Sample | None,
+        self, name: str, title: str, fault: Instant, cls: str, objective_real: float, rtos: list[vt.VantageRto],
     ) -> PhaseResult:
+        p = self.target.probe
         target_s = self.target.scaled(objective_real)
-        rto = None if reached is None else reached.mono - fault.mono
+        rto, pick = vt.verdict(rtos, p.verdict_on)
         self._phase_start[name] = fault.mono
+        detail: dict[str, Any] = {} if rto is None or pick is None else {
+            "first_response_latency_ms": round(pick.latency_ms or 0.0, 1)}
+        detail.update(vt.phase_detail(rtos, p.verdict_on, 1.0 / p.rate_per_second, cls, self.target.time_scale, wall=iso))
         result = PhaseResult(
             name=name,
             title=title,
             rto_seconds=None if rto is None else round(rto, 3),
             rto_target_seconds=round(target_s, 3),
             passed=rto is not None and rto <= target_s,
-            measured=f"fault → first request answered with '{cls}', sustained {self.target.probe.sustain_seconds:g}s",
+            measured=f"fault → first request answered with '{cls}', sustained {self.target.probe.sustain_seconds:g}s"
+                     + (f", at every vantage ({p.verdict_on} of {len(rtos)})" if len(rtos) > 1 else ""),
             fault_at=iso(fault.t),
             reached_at=None if rto is None else iso(fault.t + rto),
             rto_target_real_seconds=objective_real,
-            detail={} if reached is None else {"first_response_latency_ms": round(reached.latency_ms, 1)},
+            detail=detail,
         )
         self._set_phase(result)
         return result
@@ -664,12 +875,17 @@ class DrillRun:
             # Everything is undone and the cluster gone with the stack: its credentials need not linger.
             self.kubeconfig_path().unlink(missing_ok=True)
         # Put back is not instantly back: nodes boot and must pass the ALB's health checks again,
-        # within the failback objective (required whenever a drill phase runs: drill.config).
-        failback = self.target.objectives.failback_rto_seconds
+        # within the failback objective (required whenever a drill phase runs: drill.config), and the
+        # team's alarms must be back to OK within theirs (they are in the baseline; required with alarms.expected).
+        o = self.target.objectives
+        failback = o.failback_rto_seconds
         if failback is None:
             self.notes.append("objectives.failback_rto_seconds is not set: the end of the run did not wait for the "
                               "system to settle back")
-        settle = 0.0 if failback is None else self.target.scaled(failback + self.target.grace_seconds)
+        watched = bool(self.detections or self._detecting)  # alarms expected to fire (a watcher may still run)
+        settle_real = max([x for x in (failback, o.alarm_clear_seconds if watched else None) if x is not None],
+                          default=None)
+        settle = 0.0 if settle_real is None else self.target.scaled(settle_real + self.target.grace_seconds)
         baseline_diff: list[str] = []
         if self.baseline is not None:
             from steps.baseline import capture, diff
@@ -696,12 +912,28 @@ class DrillRun:
                 restored["seconds"] = None if back is None else round(back.mono - t0.mono, 3)
             else:
                 restored["site_class"] = self.current_class()
+        for phase in list(self._detecting):
+            # A watcher still running (a Phase-1-only run, a stopped drill): its result is part of the run.
+            self.detection_result(phase)
+        if self.detections and self.clearings is None and outstanding:
+            # No failback step judged the alarms: the unwind restored the primary, so judge from the
+            # instant it put the node group back (after the newer changes were undone), else its start.
+            restored_at = [e.undone_at for e in outstanding if e.change.op == "aws.eks.set_scaling" and e.undone_at]
+            since = t0 if not restored_at else Instant(max(restored_at), t0.mono + (max(restored_at) - t0.t))
+            try:
+                self.wait_for_clear(since)
+            except Exception as e:  # noqa: BLE001 — the run is over: its evidence is still written
+                self.notes.append(f"alarms: could not read their states after the unwind: {type(e).__name__}: {e}")
         finished = Instant.now()
         if self.probe is not None:
             self.probe.stop()
             self.rejudge_rtos()
         self.real_world()
         summary = self.summary(finished, failed_tests, restored)
+        from drivers.monitoring import export_results
+
+        # Into the team's monitoring (Pushgateway, textfile collector); failures are noted, never fatal.
+        self.monitoring = summary["monitoring"] = export_results(self.target, summary)
         self._write_evidence(summary)
         return summary
 
@@ -712,14 +944,12 @@ class DrillRun:
         earlier, answered later) can join or break the sustained run it found. Once the probe has
         stopped every request is in, so this is the final figure; a change is noted.
         """
-        samples = self.samples()
-        p = self.target.probe
-        for name, (cls, fault, objective_real) in self._probe_rtos.items():
+        for name, (cls, fault, objective_real, judged_at) in self._probe_rtos.items():
             before = next((ph for ph in self.phases if ph.name == name), None)
             if before is None:
                 continue
-            reached = tl.first_sustained_sample(samples, cls, fault.mono, p.sustain_seconds, p.min_samples, self.max_gap)
-            after = self._probe_result(name, before.title, fault, cls, objective_real, reached)
+            # Per vantage, as judged then: a vantage whose samples had stopped by then stays unobserved.
+            after = self._probe_result(name, before.title, fault, cls, objective_real, self.vantage_rtos(cls, fault.mono, judged_at))
             if after.rto_seconds != before.rto_seconds:
                 self.notes.append(f"{name}: RTO {before.rto_seconds}s as judged during the run is {after.rto_seconds}s "
                                   "on the complete timeline (a request in flight then changed the sustained run)")
@@ -765,16 +995,69 @@ class DrillRun:
                 self.notes.append(f"{ph.name}: no real-world figure: {detail['real_world_unknown']}")
             self.phases[i] = replace(ph, rto_real_equivalent_seconds=real, detail=detail)
 
+    def vantages_summary(self, gap: float) -> tuple[list[dict[str, Any]], str]:
+        """Per vantage: where it was, what its users saw, its probe gaps, its worker(s) and clock; and
+        the vantage whose users had the most downtime."""
+        p = self.target.probe
+        by = self.by_vantage()
+        all_seen = [s.seen for v in by.values() for s in v]
+        start, end = (min(all_seen), max(all_seen)) if all_seen else (None, None)
+        status = self.probe.status() if isinstance(self.probe, ProbeFleet) else {}
+        declared = {v.name: v for v in p.vantages}
+        out = []
+        for name, samples in by.items():
+            st = vt.vantage_stats(samples, gap, start, end, p.sustain_seconds, p.min_samples)
+            cfg = declared.get(name)
+            workers = [w for w in status.get("workers", []) if w.get("vantage") == name]
+            holder = next((w for w in workers if w.get("holds_vantage")), workers[-1] if workers else None)
+            clock: dict[str, Any] | None
+            if isinstance(self.probe, Probe):
+                clock = {"offset_seconds": 0.0, "uncertainty_seconds": 0.0,
+                         "source": "the standalone probe runs on the drill's host: one clock"}
+            else:
+                clock = dict(holder["clock"], source="NTP-style exchanges over the Locust master–worker channel "
+                             "(drill.clocks)") if holder and holder.get("clock") else None
+            out.append({
+                "name": name, "worker": cfg.worker if cfg else "undeclared", "where": cfg.where if cfg else "",
+                "connect_to": cfg.connect_to if cfg else None,
+                "requests": st["requests"], "edges": st["edges"],
+                "downtime_seconds": st["downtime_seconds"],
+                "downtime_intervals": [{"from": iso(self._wall(a)), "to": iso(self._wall(b)), "seconds": round(b - a, 3)}
+                                       for a, b in st["downtime_intervals"]],
+                "unobserved_seconds": st["unobserved_seconds"],
+                "unobserved_intervals": [{"from": iso(self._wall(a)), "to": iso(self._wall(b)), "seconds": round(b - a, 3)}
+                                         for a, b in st["unobserved_intervals"]],
+                "seconds_by_class": st["seconds_by_class"],
+                "transitions": [{"class": c, "from": iso(self._wall(a)), "to": iso(self._wall(b))} for c, a, b in st["transitions"]],
+                "first_sample_at": iso(self._wall(st["first_seen"])) if st["first_seen"] is not None else None,
+                "last_sample_at": iso(self._wall(st["last_seen"])) if st["last_seen"] is not None else None,
+                "clock": clock,
+                "wall_clock": holder.get("wall_clock") if holder else None,
+                "workers": [{k: w.get(k) for k in ("host", "pid", "state", "samples", "left")} | {"joined_at": iso(w.get("joined_t"))}
+                            for w in workers],
+            })
+        worst = max(out, key=lambda v: v["downtime_seconds"])["name"] if out else (self.vantage_names or [tl.DEFAULT_VANTAGE])[0]
+        return out, worst
+
     def summary(self, finished: Instant, failed_tests: list[str], restored: dict[str, Any]) -> dict[str, Any]:
-        samples = self.samples()
+        everything = self.samples()
         p = self.target.probe
         gap = self.max_gap if self.probe else 1.0
+        vantages, worst = self.vantages_summary(gap)
+        by = self.by_vantage()
+        # Single-stream figures: the users of the reference vantage (the first declared: with one
+        # vantage, everything), except downtime, which is the worst vantage's (summary.json: vantages).
+        reference = self.vantage_names[0]
+        samples = by.get(reference, [])
         stats = tl.summarize(samples, gap) if samples else {}
-        down, intervals = tl.downtime(samples, gap) if samples else (0.0, [])
+        worst_samples = by.get(worst, [])
+        down, intervals = tl.downtime(worst_samples, gap) if worst_samples else (0.0, [])
         restored_ok = not restored["failures"] and restored["site_class"] in (None, "aws") and not restored.get("baseline_diff")
         rpo_ok = self.rpo is None or self.rpo["passed"]
+        alarms = self.alarms_summary()
+        alarms_ok = alarms is None or alarms["passed"]
         preflight_ok = not self.preflight  # a dry run that finds the plan would fail is no "dry-run" pass
-        ok = ((bool(self.phases) or self.dry_run) and all(ph.passed for ph in self.phases) and rpo_ok
+        ok = ((bool(self.phases) or self.dry_run) and all(ph.passed for ph in self.phases) and rpo_ok and alarms_ok
               and not failed_tests and restored_ok and self.stopped_by is None and preflight_ok)
         # A dry run proves the plan and the reads, never an objective: it must not read as "passed".
         verdict = ("dry-run" if self.dry_run else "passed") if ok else "failed"
@@ -799,6 +1082,7 @@ class DrillRun:
             "rpo": self.rpo,
             "failback_data_loss": self.failback_data_loss,
             "outage_write": self.state.get("outage_write"),
+            "alarms": alarms,
             "runbook_deviations": self.runbook.as_list(),
             "preflight": None if self.preflight is None else [f.as_dict() for f in self.preflight],
             "baseline_diff": restored.get("baseline_diff", []),
@@ -810,8 +1094,13 @@ class DrillRun:
                 for i in intervals
             ],
             "seconds_by_class": {k: round(v, 3) for k, v in stats.get("seconds", {}).items()} if stats else {},
-            "requests": len(samples),
-            "unobserved_seconds": stats.get("unobserved_seconds", 0.0) if stats else 0.0,
+            "requests": len(everything),
+            "unobserved_seconds": max((v["unobserved_seconds"] for v in vantages), default=0.0),
+            "vantages": vantages,
+            "vantage_reference": reference,
+            "vantage_verdict_on": p.verdict_on,
+            "downtime_vantage": worst,
+            "probe_refused": (self.probe.status().get("refused") or []) if isinstance(self.probe, ProbeFleet) else [],
             "transitions": [
                 {"class": s["class"], "from": iso(self._wall(s["from"])), "to": iso(self._wall(s["to"]))}
                 for s in tl.transitions(samples, gap, p.sustain_seconds, p.min_samples)
@@ -825,11 +1114,28 @@ class DrillRun:
             "verdict": verdict,
         }
 
+    def alarms_summary(self) -> dict[str, Any] | None:
+        """summary.json's `alarms` (drill.detection.summary), or None when no alarm was watched."""
+        from drill.detection import summary
+
+        if not self.detections:
+            return None
+        o = self.target.objectives
+        return summary(self.detections, self.clearings,
+                       None if o.detection_seconds is None else round(self.target.scaled(o.detection_seconds), 3),
+                       None if o.alarm_clear_seconds is None else round(self.target.scaled(o.alarm_clear_seconds), 3))
+
     def _wall(self, mono: float) -> float:
         return self.started.t + (mono - self.started.mono)
 
     def _write_evidence(self, summary: dict[str, Any]) -> None:
         ev = self.evidence
+        from drivers.tracing import export_trace
+
+        # One OpenTelemetry trace of the drill: into the evidence, and to OTLP when configured.
+        trace = export_trace(self, summary, ev.path / "trace.otlp.json")
+        if isinstance(summary.get("monitoring"), dict):
+            summary["monitoring"]["otlp"] = trace
         ev.write_json("summary.json", summary)
         ev.copy_text(self.work / "timeline.jsonl", "timeline.jsonl")
         if (self.work / "api-calls.jsonl").exists():
@@ -845,6 +1151,7 @@ class DrillRun:
         )
         if self.lab_events is not None:
             ev.copy_text(self.lab_events, "lab-events.jsonl")
+
         from drill.attestation import signing_key
         from drill.finalize import finalize_bundle
 

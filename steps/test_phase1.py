@@ -71,6 +71,28 @@ def maintenance_within_rto(drill_run: DrillRun) -> None:
     assert result.passed, f"maintenance-page RTO {result.rto_seconds:.2f}s exceeds the target {result.rto_target_seconds:.2f}s"
 
 
+@then("the team's alarms are watched from the fault on: each alarm the web tier's failure must set off exists and notifies the team")
+def team_alarms_watched(drill_run: DrillRun) -> None:
+    """Each alarm of `alarms.expected.phase1` exists with an ALARM action (actions enabled); from here a
+    background watcher measures fault → ALARM (its history) → notification delivered (the receipts queue).
+    It is judged in Phase 2 (or, in a Phase-1-only run, at the end of the run): waiting for it here
+    would put detection on the outage's critical path, which Phase 2's RTOs are measured along."""
+    if dry_run_skips(drill_run, "the team's alarms are watched from the fault on"):
+        return
+    expected = (drill_run.target.alarms.expected if drill_run.target.alarms else {}).get("phase1", [])
+    if not expected:
+        drill_run.notes.append("alarms: the target expects no alarm of Phase 1 (alarms.expected.phase1): detection not measured")
+        attach_json("alarms", {"expected": [], "note": "detection not measured: alarms.expected.phase1 is not set"})
+        return
+    states = drill_run.cloudwatch_alarms().describe(list(expected))
+    attach_json("alarms watched", {n: None if n not in states else {"state": states[n].state, "actions": states[n].alarm_actions}
+                                   for n in expected})
+    silent = [f"{n} does not exist" if n not in states else f"{n} notifies no one (no ALARM action, or actions disabled)"
+              for n in expected if n not in states or not (states[n].actions_enabled and states[n].alarm_actions)]
+    drill_run.start_detection("phase1")  # measured either way: a missing alarm is reported as never fired
+    assert not silent, "the team cannot be alerted: " + "; ".join(silent)
+
+
 @then("the web node group's original size is held in the rollback ledger")
 def original_size_in_ledger(drill_run: DrillRun) -> None:
     eks = drill_run.target.aws.eks

@@ -304,6 +304,24 @@ def data_restore_rto(drill_run: DrillRun) -> None:
     assert result.passed, f"data restored {result.rto_seconds:.2f}s after the fault, target {result.rto_target_seconds:.2f}s"
 
 
+@then("the team was alerted of the web tier's failure: each alarm it set off fired and was notified within the detection objective")
+def team_alerted(drill_run: DrillRun) -> None:
+    """Phase 1's fault → each alarm of `alarms.expected.phase1` in ALARM and its notification delivered,
+    against objectives.detection_seconds (measured in the background since Phase 1, judged here)."""
+    if dry_run_skips(drill_run, "the team was alerted of the web tier's failure"):
+        return
+    if "phase1" not in drill_run.detections and not drill_run.detecting("phase1"):
+        drill_run.notes.append("alarms: no alarm of Phase 1 was watched (alarms.expected.phase1): detection not judged")
+        attach_json("alarms", {"note": "detection not judged: no alarm of Phase 1 was watched"})
+        return
+    found = drill_run.detection_result("phase1")
+    attach_json("alarms: fault → ALARM → notified", [d.as_dict() for d in found])
+    from drill.detection import sentence
+
+    missed = [sentence(d) for d in found if not d.passed]
+    assert not missed, "the team was not alerted in time: " + "; ".join(missed)
+
+
 # Runbook corrections of 2.3 and 2.4: the App Gateway must reach PetClinic at an address of its VNet.
 RUNBOOK_23 = dict(
     step="2.3",

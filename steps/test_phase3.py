@@ -147,3 +147,19 @@ def azure_data_reported(drill_run: DrillRun) -> None:
     }
     attach_json("data lost on failback", drill_run.failback_data_loss)
     assert set(rows) >= {"owners", "pets", "visits"}, f"Azure-only rows were not counted: {rows}"
+
+
+@then("the team's alarms are back to OK within the clear objective after failback")
+def alarms_cleared(drill_run: DrillRun) -> None:
+    """Node group restored → every alarm that fired back to OK, against objectives.alarm_clear_seconds.
+    An alarm that cleared before the restore (while users still had no primary) is reported as such."""
+    if dry_run_skips(drill_run, "the team's alarms are back to OK within the clear objective after failback"):
+        return
+    if not drill_run.detections:
+        attach_json("alarms", {"note": "no alarm was expected to fire (alarms.expected): nothing to clear"})
+        return
+    cleared = drill_run.wait_for_clear(drill_run.instants["phase3.restore"])
+    attach_json("alarms: failback → OK", [c.as_dict() for c in cleared])
+    late = [f"{c.alarm} is {c.state_now}" + ("" if c.clear_seconds is None else f", OK {c.clear_seconds:.2f}s after the restore")
+            for c in cleared if not c.passed]
+    assert not late, f"alarms not back to OK within {cleared[0].objective_seconds:.1f}s of the restore: " + "; ".join(late)

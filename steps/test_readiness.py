@@ -158,6 +158,11 @@ def alb_targets(readiness_run: ReadinessRun) -> None:
     report(readiness_run.check_alb_targets())
 
 
+@then("every DR-relevant alarm exists, notifies on ALARM and is OK")
+def alarms(readiness_run: ReadinessRun) -> None:
+    report(readiness_run.check_alarms())
+
+
 @then("the site serves PetClinic from AWS through CloudFront")
 def site(readiness_run: ReadinessRun) -> None:
     report(readiness_run.check_site())

@@ -12,8 +12,10 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from lab import topology as T
 from lab.aws import cloudfront as lab_cf
+from lab.aws import cloudwatch as lab_cw
 from lab.aws import eks as lab_eks
 from lab.aws import elbv2 as lab_elb
+from lab.aws import sns as lab_sns
 from lab.aws.fault_gate import FaultGate
 from lab.aws.seed import AwsSeed, client, seed
 from lab.events import EventLog
@@ -47,8 +49,9 @@ class MotoServer:
 
 
 class AwsControlPlane:
-    def __init__(self, timings: Timings, events: EventLog, faults: Faults | None = None) -> None:
+    def __init__(self, timings: Timings, events: EventLog, time_scale: float = 1.0, faults: Faults | None = None) -> None:
         self.timings = timings
+        self.time_scale = time_scale
         self.events = events
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -59,8 +62,10 @@ class AwsControlPlane:
             deploy_seconds=timings.cloudfront_deploy_seconds,
             invalidation_seconds=timings.cloudfront_invalidation_seconds,
             events=events,
+            locations=tuple(name for name, _ in T.EDGE_LOCATIONS),
         )
         self.target_health = lab_elb.TargetHealthRegistry()
+        self.alarms = lab_cw.Alarms(T.REGION, T.ACCOUNT_ID)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per API call otherwise
         self.faults = faults or Faults(events=events)
         self._server = MotoServer(self.port, self.faults)
@@ -70,12 +75,35 @@ class AwsControlPlane:
         lab_cf.install(self.cloudfront)
         lab_elb.install(self.target_health)
         lab_eks.install(self.timings.nodegroup_update_seconds, self.events)
+        lab_cw.install(self.alarms)
+        lab_sns.install(self.endpoint, self.time_scale)
+        self.alarms.publish = self._publish
         self._server.start()
         self.seed = seed(self.endpoint, self.access_key, self.secret_key, db_secret)
         # The distribution exists before the drill: its first deployment is long finished.
         self.cloudfront.record(self.seed.distribution_id, self._raw_config(), self._etag(), immediate=True)
         self._warm()
         return self.seed
+
+    def _publish(self, topic_arn: str, subject: str, message: str) -> None:
+        """An alarm action: CloudWatch publishes to SNS (in-process, as the service itself)."""
+        get_backend("sns")[T.ACCOUNT_ID][T.REGION].publish(message, arn=topic_arn, subject=subject)
+
+    def seed_alarms(self, chat_url: str) -> dict[str, str]:
+        """The design's alarms, their topic and its subscribers (lab.aws.alarm_seed)."""
+        from lab.aws.alarm_seed import seed_alarms
+
+        assert self.seed
+        return seed_alarms(self._client, self.seed.alb_arn, self.seed.target_group_arn, chat_url)
+
+    def confirm_subscription(self, topic_arn: str, token: str) -> str:
+        """What a subscriber does with SNS's SubscriptionConfirmation: ConfirmSubscription with the token."""
+        return str(self._client("sns").confirm_subscription(TopicArn=topic_arn, Token=token)["SubscriptionArn"])
+
+    def in_service(self, nodegroup: str) -> int:
+        """InService instances of a node group's Auto Scaling group (its nodes, for Container Insights)."""
+        group = self.auto_scaling_group(self.nodegroup(T.CLUSTER, nodegroup))
+        return sum(1 for s in list(group.instance_states) if s.lifecycle_state == "InService")
 
     def _client(self, service: str) -> Any:
         return client(service, self.endpoint, self.access_key, self.secret_key)
@@ -96,6 +124,8 @@ class AwsControlPlane:
         self._client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[])
         self._client("eks").list_updates(name=T.CLUSTER, nodegroupName=T.WEB_NODEGROUP)
         self._client("secretsmanager").describe_secret(SecretId=T.DB_SECRET_NAME)
+        self._client("cloudwatch").describe_alarms(AlarmNames=["-"])
+        self._client("sqs").list_queues()
 
     def nodegroup(self, cluster: str, name: str) -> Any:
         return get_backend("eks")[T.ACCOUNT_ID][T.REGION].clusters[cluster].nodegroups[name]

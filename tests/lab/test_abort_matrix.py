@@ -25,9 +25,9 @@ from abort_matrix_lib import Cell, format_matrix, run_matrix
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 CI_CELLS = [
-    Cell(15, "SIGKILL", delay=10.0),
-    Cell(20, "SIGTERM", delay=5.0),
-    Cell(27, "SIGINT"),
+    Cell(17, "SIGKILL", delay=10.0),
+    Cell(22, "SIGTERM", delay=5.0),
+    Cell(29, "SIGINT"),
 ]
 
 

@@ -197,7 +197,7 @@ def test_healthy_lab_is_ready_and_readiness_changes_nothing(ready_lab: Lab, tmp_
         "backups.freshness", "backups.schedule", "backups.restorable", "backups.restored_tables",
         "backups.restored_reference", "backups.restored_append_only", "backups.lifecycle",
         "cdn.failover_criteria", "cdn.secondary_origin", "cdn.maintenance_page",
-        "aws.nodegroups", "aws.alb_targets", "aws.site",
+        "aws.nodegroups", "aws.alb_targets", "aws.alarms", "aws.site",
         "azure.storage_account", "azure.containers", "azure.network", "azure.failover_plan",
         "credentials.aws.sts", "credentials.azure.token", "credentials.azure.mysql", "credentials.terraform", "drills.last_passing",
     } <= checks, sorted(checks)
@@ -323,6 +323,36 @@ def test_nodegroup_at_the_wrong_size(ready_lab: Lab, tmp_path: Path) -> None:
         eks.update_nodegroup_config(clusterName="blue-eks", nodegroupName="blue-was-ng", scalingConfig={"desiredSize": 2})
 
 
+# -- the team's alarms --------------------------------------------------------------------------------------
+def test_alarm_without_action_and_alarm_stuck_in_alarm(ready_lab: Lab, tmp_path: Path) -> None:
+    """alb-5xx-errors-high loses its actions (it would tell no one); unhealthy-hosts is re-put with a
+    threshold its metric always crosses (0 unhealthy > -1): the lab's evaluation puts it in ALARM and
+    keeps it there, as CloudWatch would. Both are put back through PutMetricAlarm afterwards."""
+    cw = ready_lab.aws("cloudwatch")
+    keys = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions", "MetricName", "Namespace",
+            "Statistic", "Dimensions", "Period", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
+            "ComparisonOperator", "TreatMissingData")
+    original = {a["AlarmName"]: {k: a[k] for k in keys if k in a}
+                for a in cw.describe_alarms(AlarmNames=["alb-5xx-errors-high", "unhealthy-hosts"])["MetricAlarms"]}
+    assert set(original) == {"alb-5xx-errors-high", "unhealthy-hosts"}
+
+    def state(name: str) -> str:
+        return cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
+
+    cw.put_metric_alarm(**{**original["alb-5xx-errors-high"], "AlarmActions": [], "OKActions": []})
+    cw.put_metric_alarm(**{**original["unhealthy-hosts"], "Threshold": -1.0})
+    try:
+        wait_for("unhealthy-hosts in ALARM", lambda: state("unhealthy-hosts") == "ALARM", timeout=20)
+        r = readiness(ready_lab, tmp_path)
+        assert_not_ready(r, "aws.alarms", "alb-5xx-errors-high has no ALARM action", "unhealthy-hosts is ALARM since")
+        assert r.failed == {"aws.alarms"}, r.explain()
+        assert r.verdict("aws.alarms")["measured"]["unhealthy-hosts"] == "ALARM"
+    finally:
+        for a in original.values():
+            cw.put_metric_alarm(**a)
+    wait_for("unhealthy-hosts OK again", lambda: state("unhealthy-hosts") == "OK", timeout=20)
+
+
 # -- backups ----------------------------------------------------------------------------------------------
 def test_corrupt_newest_backup(ready_lab: Lab, tmp_path: Path) -> None:
     store = ready_lab.backups()
@@ -359,3 +389,4 @@ def test_stale_backups(ready_lab: Lab, tmp_path: Path) -> None:
         ready_lab.control("/backups/resume")  # takes a backup at once
     assert time.time() - store.latest().started_at.timestamp() < RPO_WALL
     assert parse_name_time(store.latest().name) is not None
+

@@ -57,11 +57,11 @@ def run(tmp_path: Path, spec: str, **env: str) -> tuple[subprocess.CompletedProc
     return proc, fired, log
 
 
-def test_the_drill_has_30_steps_numbered_across_the_phases() -> None:
+def test_the_drill_has_33_steps_numbered_across_the_phases() -> None:
     steps = drill_steps()
-    assert len(steps) == 30 and [s.index for s in steps] == list(range(1, 31))
-    assert [s.phase for s in steps] == [1] * 8 + [2] * 14 + [3] * 8
-    assert steps[0].text == "PetClinic is served from AWS" and steps[22].text == "PetClinic is served from Azure after Phase 2"
+    assert len(steps) == 33 and [s.index for s in steps] == list(range(1, 34))
+    assert [s.phase for s in steps] == [1] * 9 + [2] * 15 + [3] * 9
+    assert steps[0].text == "PetClinic is served from AWS" and steps[24].text == "PetClinic is served from Azure after Phase 2"
     assert parse_spec("12:sigint:3") == (12, "SIGINT", 3.0) and parse_spec("26:SIGKILL") == (26, "SIGKILL", 0.0)
     for bad in ("12", "12:SIGHUP", "0:SIGINT", "3:SIGINT:-1"):
         with pytest.raises(ValueError):
@@ -69,19 +69,19 @@ def test_the_drill_has_30_steps_numbered_across_the_phases() -> None:
 
 
 def test_the_signal_goes_just_before_the_step_runs(tmp_path: Path) -> None:
-    proc, fired, log = run(tmp_path, "10:SIGINT")
+    proc, fired, log = run(tmp_path, "11:SIGINT")
     assert proc.returncode == 2, proc.stdout[-2000:]  # interrupted
-    assert fired["reached"] and fired["step"] == 10 and fired["in_step"] == 10 and not fired["step_finished"]
+    assert fired["reached"] and fired["step"] == 11 and fired["in_step"] == 11 and not fired["step_finished"]
     assert fired["phase"] == 2 and fired["text"].endswith("the newest backup completed before the fault is on the backup schedule")
-    assert [e["step"] for e in log if e["event"] == "end"] == list(range(1, 10))  # 10 started, never ended
-    assert log[-1] == {**log[-1], "event": "start", "step": 10}
+    assert [e["step"] for e in log if e["event"] == "end"] == list(range(1, 11))  # 11 started, never ended
+    assert log[-1] == {**log[-1], "event": "start", "step": 11}
 
 
 def test_with_a_delay_the_signal_lands_inside_the_step(tmp_path: Path) -> None:
-    proc, fired, log = run(tmp_path, "27:SIGTERM:0.5", STUB_SLOW="CloudFront's secondary origin is reverted=5")
+    proc, fired, log = run(tmp_path, "29:SIGTERM:0.5", STUB_SLOW="CloudFront's secondary origin is reverted=5")
     assert proc.returncode == -15  # no drill conftest here: SIGTERM's default action
-    assert fired["reached"] and fired["in_step"] == 27 and not fired["step_finished"]
-    assert [e["step"] for e in log if e["event"] == "end"] == list(range(1, 27))
+    assert fired["reached"] and fired["in_step"] == 29 and not fired["step_finished"]
+    assert [e["step"] for e in log if e["event"] == "end"] == list(range(1, 29))
 
 
 def test_a_delay_longer_than_the_step_is_reported_as_such(tmp_path: Path) -> None:
@@ -90,8 +90,8 @@ def test_a_delay_longer_than_the_step_is_reported_as_such(tmp_path: Path) -> Non
 
 
 def test_an_earlier_failure_is_not_reached_and_stops_the_run(tmp_path: Path) -> None:
-    proc, fired, log = run(tmp_path, "20:SIGKILL", STUB_FAIL="the ALB reports no healthy targets")
-    assert fired == {"reached": False, "step": 20, "signal": "SIGKILL",
+    proc, fired, log = run(tmp_path, "21:SIGKILL", STUB_FAIL="the ALB reports no healthy targets")
+    assert fired == {"reached": False, "step": 21, "signal": "SIGKILL",
                      "reason": "step 6 failed first: AssertionError: stub failure"}
     assert proc.returncode == 2, proc.stdout[-2000:]  # stopped after Phase 1, not killed
     assert max(e["step"] for e in log) == 6  # Phases 2 and 3 never started

@@ -14,6 +14,7 @@ def test_core_modules_import_no_sdk() -> None:
         "import drill.runbook, drill.checklist\n"
         "import drill.bundle, drill.attestation, drill.chain, drill.seal, drill.history, drill.history_chart\n"
         "import drill.junit_properties, drill.finalize\n"
+        "import drill.vantages, drill.clocks\n"
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})\n"
         "print(','.join(bad))\n"
     )

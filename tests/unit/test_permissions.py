@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "permissions"
 SOURCES = sorted([*REPO.glob("drivers/*.py"), *REPO.glob("steps/*.py")])
 IAM_PREFIX = {"eks": "eks", "cloudfront": "cloudfront", "elbv2": "elasticloadbalancing", "secretsmanager": "secretsmanager",
-              "sts": "sts", "autoscaling": "autoscaling"}
+              "sts": "sts", "autoscaling": "autoscaling", "cloudwatch": "cloudwatch", "sqs": "sqs"}
 # AWS STS API reference, GetCallerIdentity: "No permissions are required to perform this operation."
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 AZURE_OPERATIONS = {
@@ -59,6 +59,9 @@ def aws_calls() -> set[str]:
         text = src.read_text()
         clients = dict((attr, svc) for attr, svc in re.findall(r"self\.(\w+) = aws\.client\(\"(\w+)\"\)", text))
         for attr, op in re.findall(r"self\.(\w+)\.([a-z_]+)\(", text):
+            if attr in clients:
+                calls.add((clients[attr], op))
+        for attr, op in re.findall(r"self\.(\w+)\.get_paginator\(\"([a-z_]+)\"\)", text):
             if attr in clients:
                 calls.add((clients[attr], op))
         calls.update(re.findall(r"client\(\"(\w+)\"\)\.([a-z_]+)\(", text))
