@@ -484,6 +484,15 @@ class EvidenceConfig(_Strict):
         return self
 
 
+class ApiConfig(_Strict):
+    """How long the drill's API clients (boto3, azure-mgmt-*, azure-storage-blob, kubernetes) wait, in
+    wall seconds: a call with no answer after `read_timeout_seconds` counts as hung and is retried by
+    the SDK's retry policy (drivers/retries.py), so a hang costs this much per attempt."""
+
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    read_timeout_seconds: float = Field(default=30.0, gt=0)
+
+
 class LabConfig(_Strict):
     """Present only in a lab target: the drill starts the embedded lab and fills in `${lab:...}`."""
 
@@ -507,6 +516,7 @@ class Target(_Strict):
     objectives: Objectives
     readiness: ReadinessConfig | None = None
     evidence: EvidenceConfig = EvidenceConfig()
+    api: ApiConfig = ApiConfig()
     alarms: AlarmsConfig | None = None
     monitoring: MonitoringConfig = MonitoringConfig()
     # Seconds the drill waits for a state beyond its objective before calling it failed (real-world).
@@ -523,6 +533,37 @@ class Target(_Strict):
         if self.lab is None and self.time_scale != 1:
             raise ValueError(f"time_scale: must be 1 for a target without a `lab:` section (got {self.time_scale:g}); "
                              "only the lab plays time faster")
+        return self
+
+    @model_validator(mode="after")
+    def _combinations_that_can_work(self) -> Target:
+        """Keys that are each valid but together cannot work: refused before anything starts, each
+        problem naming the keys (e.g. a state that must hold longer than the objective it proves)."""
+        problems: list[str] = []
+        o = self.objectives
+        probed = [("maintenance_rto_seconds", o.maintenance_rto_seconds), ("full_service_rto_seconds", o.full_service_rto_seconds),
+                  ("failback_rto_seconds", o.failback_rto_seconds)]
+        for key, objective in probed:
+            if objective is not None and self.probe.sustain_seconds > self.scaled(objective):
+                problems.append(
+                    f"probe.sustain_seconds ({self.probe.sustain_seconds:g}s) is longer than objectives.{key} / time_scale "
+                    f"({objective:g} / {self.time_scale:g} = {self.scaled(objective):g}s): users would have to see the "
+                    "outcome for longer than the objective allows before the drill may count it reached")
+        if self.probe.max_gap_seconds is not None and self.probe.max_gap_seconds < 1.0 / self.probe.rate_per_second:
+            problems.append(
+                f"probe.max_gap_seconds ({self.probe.max_gap_seconds:g}s) is shorter than the probe's interval "
+                f"(1 / probe.rate_per_second = {1.0 / self.probe.rate_per_second:g}s): every request would start a gap")
+        if o.rpo_seconds is not None:
+            if self.database is not None and self.database.canary_interval_seconds > o.rpo_seconds:
+                problems.append(
+                    f"database.canary_interval_seconds ({self.database.canary_interval_seconds:g}) is longer than "
+                    f"objectives.rpo_seconds ({o.rpo_seconds:g}): canaries that far apart cannot show the data-loss window")
+            if self.azure is not None and self.azure.storage.backup_interval_seconds > o.rpo_seconds:
+                problems.append(
+                    f"azure.storage.backup_interval_seconds ({self.azure.storage.backup_interval_seconds:g}) is longer than "
+                    f"objectives.rpo_seconds ({o.rpo_seconds:g}): backups that far apart can never meet the RPO")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -623,11 +664,61 @@ def resolve_path(name_or_file: str) -> Path:
     raise ConfigError(f"no target named {name_or_file!r} (known: {', '.join(known)}; or pass a file path)")
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A mapping that names a key twice: YAML 1.2 requires keys to be unique, PyYAML keeps the last."""
+
+    def __init__(self, key: Any, first_line: int, second_line: int) -> None:
+        super().__init__(f"{key}: duplicated key (line {first_line} and line {second_line}); a later value "
+                         "would silently replace the earlier one")
+        self.key, self.lines = key, (first_line, second_line)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping with a duplicated key (`time_scale: 30` then
+    `time_scale: 1`, a second `guard:` block) instead of silently keeping the last value. The error
+    names the key by its path in the file (`probe.sustain_seconds`) and both lines."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._paths: dict[int, str] = {}
+        self._walk(node, "")
+        return super().construct_document(node)
+
+    def _walk(self, node: yaml.Node, path: str) -> None:
+        if id(node) in self._paths:  # an alias: seen already
+            return
+        self._paths[id(node)] = path
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                name = k.value if isinstance(k, yaml.ScalarNode) else "?"
+                self._walk(v, f"{path}.{name}" if path else str(name))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                self._walk(v, f"{path}[{i}]")
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)  # merge keys (<<) may be overridden: that is what they are for
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        parent = getattr(self, "_paths", {}).get(id(node), "")
+                        raise DuplicateKey(f"{parent}.{key}" if parent else key, seen[key], line)
+                except TypeError:  # an unhashable key: SafeLoader's own error follows
+                    continue
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_raw(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The file's mapping; `extends: NAME_OR_FILE` starts from that target's (mappings merged key by
     key, anything else replaced), so a variant names only what differs."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+    except DuplicateKey as e:
+        raise ConfigError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):

@@ -37,6 +37,7 @@ from lab.failover_stack import (
     StackParts,
     write_stack_dir,
 )
+from lab.faults import Faults
 from lab.mariadb import MariaDB, issue_server_tls
 from lab.ports import free_port
 from lab.static_site import StaticWebsite
@@ -61,6 +62,9 @@ class Lab:
         self.workdir = Path(settings.workdir or tempfile.mkdtemp(prefix="dr-drill-lab-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.events = EventLog(self.workdir / "events.jsonl")
+        # What the lab's cloud APIs answer a chosen call with (throttling, 5xx, hang, stale, partial apply):
+        # armed through the control endpoint, shared by every surface (lab.faults).
+        self.faults = Faults(settings.time_scale, self.events)
         # The lab's certificate authority for its databases: RDS's and Azure MySQL's server certificates
         # (the drill verifies them with it, host name included, as it would RDS's and DigiCert's roots).
         self.db_ca = trustme.CA(organization_name="dr-drill lab databases")
@@ -101,10 +105,15 @@ class Lab:
         self.azurite.start()
         self._stack.append(self.azurite)
         self._seed_storage()
+        from lab.azure.blob_front import BlobFront
+
+        # The account's Blob endpoint as clients reach it: Azurite behind the lab's faults.
+        blob_front = BlobFront(free_port(), self.azurite.port, self.faults).start()
+        self._stack.append(blob_front)
 
         from lab.aws.server import AwsControlPlane  # imports moto: keep it off `import lab`
 
-        aws = AwsControlPlane(self.timings, self.events, time_scale=self.settings.time_scale)
+        aws = AwsControlPlane(self.timings, self.events, time_scale=self.settings.time_scale, faults=self.faults)
         self._stack.append(aws)
         db_secret = {
             "username": T.DB_USER, "password": db_password, "engine": "mysql",
@@ -159,7 +168,7 @@ class Lab:
             **{edge_endpoint_key(e.location): e.address for e in edges},
             "alb_url": f"http://127.0.0.1:{web.alb_port}/",
             "blob_web_url": f"http://127.0.0.1:{site.server.port}/",
-            "blob_endpoint": self.azurite.blob_endpoint,
+            "blob_endpoint": f"http://127.0.0.1:{blob_front.port}/{T.STORAGE_ACCOUNT}",
             "storage_account": T.STORAGE_ACCOUNT,
             "storage_account_key": self.azurite.key,
             "rds_host": "127.0.0.1",
@@ -188,7 +197,7 @@ class Lab:
         from lab.backups import BackupJob
 
         scale = self.settings.time_scale
-        arm = ArmEmulator(self.workdir / "arm", self.events, time_scale=scale)
+        arm = ArmEmulator(self.workdir / "arm", self.events, time_scale=scale, faults=self.faults)
         arm.start()
         self._stack.append(arm)
         # 1-always: the resource group and the network the failover stack deploys into.
@@ -210,7 +219,7 @@ class Lab:
         egress = EgressEcho().start()
         self._stack.append(egress)
         token = secrets.token_urlsafe(24)
-        control = ControlServer(stack, token, backups).start()
+        control = ControlServer(stack, token, backups, self.faults).start()
         self._stack.append(control)
         stack_dir = self.workdir / "stacks" / "2-failover"
         write_stack_dir(stack_dir, control.url, token)
@@ -231,7 +240,7 @@ class Lab:
             "appgw_http_port": parts.appgw_port,
             "terraform_binary": str(shim),
             "failover_stack_dir": str(stack_dir),
-            # The lab's own control endpoint (failover stack, backup job), for tests and tools.
+            # The lab's own control endpoint (failover stack, backup job, faults), for tests and tools.
             "lab_control_url": control.url,
             "lab_control_token": token,
         }
@@ -433,7 +442,8 @@ class FailoverParts:
         network = ClusterNetwork(node_subnet=ipaddress.IPv4Network(subnet["properties"]["addressPrefix"]),
                                  subnet_name=T.AKS_SUBNET, subnets=other_subnet)
         kube = KubeApiServer(self.lab.workdir / "aks", PetClinicRunner(self.lab.workdir / "logs"),
-                             time_scale=self.time_scale, events=self.lab.events, cluster_name=T.AKS_CLUSTER, network=network)
+                             time_scale=self.time_scale, events=self.lab.events, cluster_name=T.AKS_CLUSTER, network=network,
+                             faults=self.lab.faults)
         self.kube = kube  # set before start: a failed start is still stopped by destroy_aks
         kube.start()
         self._aks_subnet_id = subnet["id"]

@@ -30,6 +30,7 @@ from drill.runbook import Deviation, Deviations
 from drivers.actions import executor
 from drivers.aws import Aws, CloudFront, LoadBalancing, NodeGroups
 from drivers.probe import Probe, ProbeFleet, Vantage
+from drivers.retries import api_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What a user's write through the site is: PetClinic's "add owner" form. The last name is counted by
@@ -135,9 +136,14 @@ class DrillRun:
         self.work = reports_dir / "work" / self.run_id
         self.work.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(self.work / "ledger.json", dry_run=dry_run)
+        # Every API call that had to be retried, or failed, from the SDKs' own hooks (drivers.retries).
+        from drivers import retries
+
+        self.api_calls = retries.CallLog(self.work / "api-calls.jsonl", mask=self.evidence.mask)
+        retries.use(self.api_calls)
         self.lab_events = lab_events
-        self.aws = Aws(target.aws)
-        self.nodegroups = NodeGroups(self.aws, self.ledger)
+        self.aws = Aws(target.aws, api_settings(target))
+        self.nodegroups = NodeGroups(self.aws, self.ledger, consistency_seconds=target.scaled(60))
         self.elb = LoadBalancing(self.aws)
         self.cloudfront = CloudFront(self.aws, self.ledger, time_scale=target.time_scale)
         self.instants: dict[str, Instant] = {}
@@ -638,7 +644,7 @@ class DrillRun:
         if "kube" not in self.state:
             k = need(self.target.kubernetes, "kubernetes")
             path = self.state.get("kubeconfig") or (Path(k.kubeconfig).expanduser() if k.kubeconfig else self.kubeconfig_path())
-            self.state["kube"] = Kube(path, context=k.context, cluster=self.state.get("aks_cluster"))
+            self.state["kube"] = Kube(path, context=k.context, cluster=self.state.get("aks_cluster"), api=api_settings(self.target))
         return self.state["kube"]
 
     def app_gateway(self) -> Any:
@@ -1101,6 +1107,8 @@ class DrillRun:
             ],
             "restore": restored,
             "failed_steps": failed_tests,
+            # Calls the SDKs retried (outcome "ok") or gave up on ("failed"): which, how often, each error.
+            "api_calls": [c.as_dict() for c in self.api_calls.calls()],
             "stopped_by": self.stopped_by,
             "notes": self.notes,
             "verdict": verdict,
@@ -1130,6 +1138,8 @@ class DrillRun:
             summary["monitoring"]["otlp"] = trace
         ev.write_json("summary.json", summary)
         ev.copy_text(self.work / "timeline.jsonl", "timeline.jsonl")
+        if (self.work / "api-calls.jsonl").exists():
+            ev.copy_text(self.work / "api-calls.jsonl", "api-calls.jsonl")
         ev.write_json("actions.json", self.ledger.to_list())
         ev.write_json("target.json", self.target.masked_dict())
         ev.write_json(
