@@ -438,6 +438,10 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
             f"  (real-world ≈ {real} / {ph['rto_target_real_seconds']:g}s{split})"
             f"  {'PASS' if ph['passed'] else 'FAIL'}"
         )
+    from drill.vantages import summary_lines
+
+    for line in summary_lines(s):  # more than one vantage: each one's RTO, the spread, clocks, gaps
+        tr.write_line(line)
     flow = " → ".join(t["class"] for t in s["transitions"]) or "(no sustained state)"
     tr.write_line(f"  users saw: {flow}")
     tr.write_line(f"  downtime (errors) {s['downtime_seconds']:.2f}s over {s['requests']} probe requests")
@@ -475,6 +479,13 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
         tr.write_line(f"  lost on failback (written on Azure, not replicated): {s['failback_data_loss']['rows']}")
     for d in s.get("runbook_deviations") or []:
         tr.write_line(f"  runbook {d['step']} corrected: {d['refused_because']}; the drill {d['drill_did']}")
+    calls = s.get("api_calls") or []
+    if calls:
+        failed = [c for c in calls if c["outcome"] == "failed"]
+        tr.write_line(f"  API calls: {len(calls) - len(failed)} retried and recovered, {len(failed)} failed after retries")
+        for c in failed + [c for c in calls if c["outcome"] != "failed"][:5]:
+            tr.write_line(f"    - {c['sdk']} {c['service']} {c['operation']}: {c['outcome']} after {c['attempts']} "
+                          f"attempt(s) ({', '.join(c['errors'])})")
     r = s["restore"]
     tr.write_line(f"  rollback: {r['unwound']} change(s) undone, failures: {len(r['failures'])}, site back on {r['site_class']}")
     diff = s.get("baseline_diff") or []

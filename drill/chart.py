@@ -5,6 +5,9 @@
 * top panel — one lane per class (PetClinic from AWS, maintenance page, PetClinic from Azure,
   errors): a band while users saw that class (the timeline's own piecewise-constant rule, so a
   probe silence longer than `max_gap` is left blank, never drawn as up), and a dot per request;
+  with more than one vantage, one lane per vantage instead, its band coloured by what that
+  vantage's users saw (blank where its probe was silent: a killed worker's gap stays a gap), and a
+  triangle where it reached each phase's expected class, with its own RTO;
 * vertical lines — the fault (solid red), later phases' starting instants (remediations, solid
   green), every change the drill made (dotted grey, `#id` of the rollback ledger) and every change
   it undid (dotted green, `↩#id`); each phase's RTO target deadline (dash-dot, from that phase's
@@ -79,6 +82,15 @@ def _join_labels(labels: list[str], limit: int = 3) -> str:
     return "; ".join(labels[:limit]) + f"; +{len(labels) - limit} more"
 
 
+def vantage_lanes(summary: dict[str, Any], samples: Sequence[tl.Sample]) -> list[str]:
+    """The vantages the chart draws a lane for: the summary's (declared order), then any other sampled."""
+    names = [str(v.get("name")) for v in summary.get("vantages") or [] if isinstance(v, dict) and v.get("name")]
+    for s in samples:
+        if s.vantage not in names:
+            names.append(s.vantage)
+    return names
+
+
 def render_timeline(
     summary: dict[str, Any],
     samples: Sequence[tl.Sample],
@@ -127,8 +139,13 @@ def render_timeline(
         max_gap = max(1.0, 2.0 + 2 * spacing)
 
     present = {s.cls for s in samples}
-    lanes = list(LANES) + [(c, c, OTHER_COLOUR) for c in sorted(present - {c for c, _, _ in LANES})]
-    lane_y = {cls: len(lanes) - 1 - i for i, (cls, _, _) in enumerate(lanes)}  # first lane on top
+    class_lanes = list(LANES) + [(c, c, OTHER_COLOUR) for c in sorted(present - {c for c, _, _ in LANES})]
+    colour = {c: col for c, _, col in class_lanes}
+    vantage_names = vantage_lanes(summary, samples)
+    by_vantage = {n: [s for s in samples if s.vantage == n] for n in vantage_names}
+    per_vantage = len(vantage_names) > 1
+    lanes = [(n, n, "") for n in vantage_names] if per_vantage else class_lanes
+    lane_y = {key: len(lanes) - 1 - i for i, (key, _, _) in enumerate(lanes)}  # first lane on top
 
     fig = Figure(figsize=(12.5, 7.2), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
@@ -138,22 +155,47 @@ def render_timeline(
 
     # -- bands and points ------------------------------------------------------------------------
     seconds = summary.get("seconds_by_class") or {}
-    for cls, label, col in lanes:
-        y: float = lane_y[cls]
-        spans = [(iv.start + offset - origin, iv.duration) for iv in tl.class_intervals(samples, cls, max_gap)]
-        spans = [(x, max(w, x_max / 1500)) for x, w in spans]  # a single request still shows
-        if spans:
-            ax.broken_barh(spans, (y - 0.32, 0.64), facecolors=col, alpha=0.30, edgecolor="none")
+    # (lane y, that lane's samples, the classes drawn in it): a class's lane, or a vantage's lane of every class.
+    rows = ([(lane_y[n], by_vantage[n], [c for c, _, _ in class_lanes]) for n in vantage_names] if per_vantage
+            else [(lane_y[c], samples, [c]) for c, _, _ in class_lanes])
+    y: float
+    for y, lane_samples, classes in rows:
+        for cls in classes:
+            spans = [(iv.start + offset - origin, iv.duration) for iv in tl.class_intervals(lane_samples, cls, max_gap)]
+            spans = [(x, max(w, x_max / 1500)) for x, w in spans]  # a single request still shows
+            if spans:
+                ax.broken_barh(spans, (y - 0.32, 0.64), facecolors=colour[cls], alpha=0.30, edgecolor="none")
+            pts = [s for s in lane_samples if s.cls == cls]
+            if pts:
+                ax.scatter([s.wall_seen - origin for s in pts], [y] * len(pts), s=7 if not per_vantage else 4,
+                           color=colour[cls], linewidths=0, zorder=3)
+    for cls, label, col in class_lanes:
         pts = [s for s in samples if s.cls == cls]
         if pts:
-            ax.scatter([s.wall_seen - origin for s in pts], [y] * len(pts), s=7, color=col, linewidths=0, zorder=3)
             lat.scatter([s.wall_seen - origin for s in pts], [max(s.latency_ms, 0.1) for s in pts], s=7, color=col,
                         marker="x" if cls == tl.ERROR else "o", linewidths=0.8 if cls == tl.ERROR else 0, zorder=3,
                         label=label)
     ticklabels = []
-    for cls, label, _ in lanes:
-        secs = seconds.get(cls)
-        ticklabels.append(f"{label}\n{secs:.1f}s" if isinstance(secs, (int, float)) and secs else label)
+    if per_vantage:
+        about = {v.get("name"): v for v in summary.get("vantages") or [] if isinstance(v, dict)}
+        for n in vantage_names:
+            edges = sorted({s.edge for s in by_vantage[n] if s.edge})
+            v = about.get(n) or {}
+            down = v.get("downtime_seconds")
+            extra = [", ".join(edges)] if edges else []
+            if isinstance(down, (int, float)) and down:
+                extra.append(f"errors {down:.1f}s")
+            if isinstance(v.get("unobserved_seconds"), (int, float)) and v["unobserved_seconds"] >= 0.05:
+                extra.append(f"unobserved {v['unobserved_seconds']:.1f}s")
+            ticklabels.append(n + ("\n" + "; ".join(extra) if extra else ""))
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(facecolor=col, alpha=0.5, label=label) for c, label, col in class_lanes
+                           if c in present], fontsize=7, loc="lower left", ncols=4, framealpha=0.85)
+    else:
+        for cls, label, _ in lanes:
+            secs = seconds.get(cls)
+            ticklabels.append(f"{label}\n{secs:.1f}s" if isinstance(secs, (int, float)) and secs else label)
     ax.set_yticks([lane_y[c] for c, _, _ in lanes], ticklabels, fontsize=8)
 
     # -- instants: faults, remediations, ledger changes, RTO deadlines; arrows: measured RTOs ------
@@ -251,6 +293,18 @@ def render_timeline(
             ax.text(stop, y, f" {name} RTO not reached FAIL", fontsize=7, color=FAULT_COLOUR, ha="left",
                     va="center", zorder=5, clip_on=True)
 
+    # Where each vantage reached each phase's class: a triangle on its lane, labelled with its own RTO.
+    if per_vantage:
+        for p in measured:
+            for v in ((p.get("detail") or {}).get("vantages") or []):
+                at = _ts(v.get("reached_at"))
+                if at is None or v.get("vantage") not in lane_y or not isinstance(v.get("rto_seconds"), (int, float)):
+                    continue
+                y = lane_y[v["vantage"]]
+                ax.scatter([at - origin], [y + 0.36], marker="v", s=28, color=TARGET_COLOUR, zorder=6)
+                ax.text(at - origin, y + 0.36, f" {p.get('name')} {v['rto_seconds']:.2f}s", fontsize=6, color=TARGET_COLOUR,
+                        ha="left", va="bottom", zorder=6, clip_on=True)
+
     # -- axes, titles, empty cases ----------------------------------------------------------------
     ax.set_ylim(-0.6, y_max)
     ax.set_xlim(x_min, x_max * 1.01)
@@ -260,10 +314,9 @@ def render_timeline(
         ax.text(0.5, 0.45, "no probe samples (the probe never ran, or the run was interrupted)",
                 transform=ax.transAxes, ha="center", va="center", fontsize=11, color="#555555")
     verdict = str(summary.get("verdict", "unknown")).upper()
-    ax.set_title(
-        f"dr-drill {summary.get('run_id', '?')} on {summary.get('target', '?')}: {verdict} — what users saw",
-        fontsize=11, loc="left",
-    )
+    title = (f"dr-drill {summary.get('run_id', '?')} on {summary.get('target', '?')}: {verdict} — what users saw"
+             + (f" at each of {len(vantage_names)} vantages" if per_vantage else ""))
+    ax.set_title(title, fontsize=11, loc="left")
     scale = summary.get("time_scale")
     if isinstance(scale, (int, float)) and scale > 0 and not math.isclose(float(scale), 1.0):
         k = float(scale)
@@ -293,5 +346,34 @@ def render_timeline(
         lat.set_ylim(1, 1000)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", metadata={"Software": None})
+    # The lanes drawn, readable without looking at the picture (a PNG tEXt chunk, png_lanes()).
+    lanes_text = ("vantages: " if per_vantage else "classes: ") + ", ".join(key for key, _, _ in lanes)
+    fig.savefig(out, format="png", metadata={"Software": None, "Description": lanes_text, "Title": title})
     return out
+
+
+def png_lanes(path: Path) -> str | None:
+    """The lanes a timeline.png was drawn with ("vantages: a, b" or "classes: aws, …"), from its tEXt chunk."""
+    return png_text(path, "Description")
+
+
+def png_text(path: Path, keyword: str) -> str | None:
+    """A text chunk of a PNG this module wrote ("Description": the lanes, "Title": the chart's title)."""
+    import struct
+    import zlib
+
+    data = Path(path).read_bytes()
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            key, _, rest = body.partition(b"\0")
+            if key == keyword.encode("latin-1"):
+                if kind == b"zTXt":
+                    rest = zlib.decompress(rest[1:])
+                elif kind == b"iTXt":
+                    rest = rest[2:].split(b"\0", 2)[-1]
+                return rest.decode("latin-1" if kind == b"tEXt" else "utf-8")
+        pos += 12 + length
+    return None

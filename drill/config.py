@@ -274,6 +274,46 @@ class SessionUserConfig(_Strict):
     interval_seconds: float = Field(default=0.5, gt=0)
 
 
+# host:port, e.g. 203.0.113.7:443, edge.example.net:443 or [2001:db8::1]:443
+HOST_PORT = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$"
+VANTAGE_NAME = r"^[a-z0-9][a-z0-9-]{0,31}$"
+
+
+class VantageConfig(_Strict):
+    """One place users reach the site from: the probe runs one Locust worker per vantage, and every
+    sample carries the vantage's name.
+
+    How it reaches the site: by default as its host's DNS says (CloudFront's DNS answers with the
+    edge location near the resolver); `connect_to` sends its requests to one address instead, keeping
+    the site's name for Host and TLS (as `curl --connect-to` does): in the lab, an edge location's
+    address; `resolver` (else probe.resolver) resolves the name through a caching resolver that keeps
+    each answer for its TTL, as users' resolvers do after a DNS failover. Where its worker runs:
+    `local` (the drill starts it beside the master) or `remote` (an operator starts `drill
+    probe-worker --master HOST:PORT --vantage NAME` on that host: a runner in another region);
+    `where` says which, for the evidence.
+    """
+
+    name: str = Field(pattern=VANTAGE_NAME)
+    worker: Literal["local", "remote"] = "local"
+    where: str = ""
+    connect_to: str | None = Field(default=None, pattern=HOST_PORT)
+    # This vantage's users' caching resolver, when it differs from probe.resolver (its users ask another
+    # name server, or ignore TTL). Neither: the host's own resolver.
+    resolver: ResolverConfig | None = None
+
+
+class ProbeMasterConfig(_Strict):
+    """Where the Locust master listens for its workers. Only local workers: loopback and a free port.
+    A remote vantage needs an address its host can reach and a fixed port (its operator's command
+    names them); ZeroMQ between master and workers is neither authenticated nor encrypted, so bind a
+    private interface (VPN, VPC) and open the port to the workers' hosts only."""
+
+    bind: str = Field(default="127.0.0.1", min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    # Wall-clock seconds the drill waits, before anything changes, for every remote vantage's first sample.
+    join_timeout_seconds: float = Field(default=120.0, gt=0)
+
+
 class ProbeConfig(_Strict):
     rate_per_second: float = Field(default=10.0, gt=0, le=200)
     users: int = Field(default=4, ge=1, le=50)
@@ -287,6 +327,36 @@ class ProbeConfig(_Strict):
     rules: list[ClassRule] | None = None
     resolver: ResolverConfig | None = None
     session_user: SessionUserConfig | None = None
+    # Where users are: one vantage (this host, the site as its DNS gives it) unless the target says more.
+    vantages: list[VantageConfig] = Field(default_factory=lambda: [VantageConfig(name="default")], min_length=1)
+    # A phase's RTO across vantages: the worst vantage's, or a percentile (nearest rank: p90 of 10
+    # vantages is the 9th best). A vantage that never got there, or whose worker was gone, counts as never.
+    verdict_on: str = Field(default="worst", pattern=r"^(worst|p([1-9][0-9]?|100))$")
+    master: ProbeMasterConfig | None = None
+
+    @model_validator(mode="after")
+    def _vantages(self) -> ProbeConfig:
+        names = [v.name for v in self.vantages]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"vantages: the name {dup[0]!r} is used twice")
+        for v in self.vantages:
+            if v.connect_to is not None and (v.resolver or self.resolver) is not None:
+                raise ValueError(f"vantages: {v.name!r} has connect_to and a resolver ({'its own' if v.resolver else 'probe.resolver'}): "
+                                 "both choose the address its requests go to; give one")
+        remote = [v.name for v in self.vantages if v.worker == "remote"]
+        if remote and (self.master is None or self.master.port is None):
+            raise ValueError(f"master.port: remote vantage {remote[0]!r} needs a fixed master port "
+                             "(its worker is started with --master HOST:PORT)")
+        if self.session_user is not None and self.distributed:
+            raise ValueError("session_user: the signed-in user runs in the standalone probe only (one local vantage, "
+                             "no master); with several vantages, leave it out")
+        return self
+
+    @property
+    def distributed(self) -> bool:
+        """Locust master and workers; else one standalone Locust process (one local vantage, today's probe)."""
+        return len(self.vantages) > 1 or self.master is not None or self.vantages[0].worker == "remote"
 
 
 class Objectives(_Strict):
@@ -475,6 +545,15 @@ class EvidenceConfig(_Strict):
         return self
 
 
+class ApiConfig(_Strict):
+    """How long the drill's API clients (boto3, azure-mgmt-*, azure-storage-blob, kubernetes) wait, in
+    wall seconds: a call with no answer after `read_timeout_seconds` counts as hung and is retried by
+    the SDK's retry policy (drivers/retries.py), so a hang costs this much per attempt."""
+
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    read_timeout_seconds: float = Field(default=30.0, gt=0)
+
+
 class LabConfig(_Strict):
     """Present only in a lab target: the drill starts the embedded lab and fills in `${lab:...}`."""
 
@@ -506,6 +585,7 @@ class Target(_Strict):
     objectives: Objectives
     readiness: ReadinessConfig | None = None
     evidence: EvidenceConfig = EvidenceConfig()
+    api: ApiConfig = ApiConfig()
     alarms: AlarmsConfig | None = None
     monitoring: MonitoringConfig = MonitoringConfig()
     # Seconds the drill waits for a state beyond its objective before calling it failed (real-world).
@@ -538,6 +618,37 @@ class Target(_Strict):
                 missing.append(path)
         if missing:
             raise ValueError(f"system {self.system!r} needs {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _combinations_that_can_work(self) -> Target:
+        """Keys that are each valid but together cannot work: refused before anything starts, each
+        problem naming the keys (e.g. a state that must hold longer than the objective it proves)."""
+        problems: list[str] = []
+        o = self.objectives
+        probed = [("maintenance_rto_seconds", o.maintenance_rto_seconds), ("full_service_rto_seconds", o.full_service_rto_seconds),
+                  ("failback_rto_seconds", o.failback_rto_seconds), ("dr_site_rto_seconds", o.dr_site_rto_seconds)]
+        for key, objective in probed:
+            if objective is not None and self.probe.sustain_seconds > self.scaled(objective):
+                problems.append(
+                    f"probe.sustain_seconds ({self.probe.sustain_seconds:g}s) is longer than objectives.{key} / time_scale "
+                    f"({objective:g} / {self.time_scale:g} = {self.scaled(objective):g}s): users would have to see the "
+                    "outcome for longer than the objective allows before the drill may count it reached")
+        if self.probe.max_gap_seconds is not None and self.probe.max_gap_seconds < 1.0 / self.probe.rate_per_second:
+            problems.append(
+                f"probe.max_gap_seconds ({self.probe.max_gap_seconds:g}s) is shorter than the probe's interval "
+                f"(1 / probe.rate_per_second = {1.0 / self.probe.rate_per_second:g}s): every request would start a gap")
+        if o.rpo_seconds is not None:
+            if self.database is not None and self.database.canary_interval_seconds > o.rpo_seconds:
+                problems.append(
+                    f"database.canary_interval_seconds ({self.database.canary_interval_seconds:g}) is longer than "
+                    f"objectives.rpo_seconds ({o.rpo_seconds:g}): canaries that far apart cannot show the data-loss window")
+            if self.azure is not None and self.azure.storage.backup_interval_seconds > o.rpo_seconds:
+                problems.append(
+                    f"azure.storage.backup_interval_seconds ({self.azure.storage.backup_interval_seconds:g}) is longer than "
+                    f"objectives.rpo_seconds ({o.rpo_seconds:g}): backups that far apart can never meet the RPO")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -650,14 +761,89 @@ def resolve_path(name_or_file: str) -> Path:
     raise ConfigError(f"no target named {name_or_file!r} (known: {', '.join(known)}; or pass a file path)")
 
 
-def read_raw(path: Path) -> dict[str, Any]:
+class DuplicateKey(yaml.YAMLError):
+    """A mapping that names a key twice: YAML 1.2 requires keys to be unique, PyYAML keeps the last."""
+
+    def __init__(self, key: Any, first_line: int, second_line: int) -> None:
+        super().__init__(f"{key}: duplicated key (line {first_line} and line {second_line}); a later value "
+                         "would silently replace the earlier one")
+        self.key, self.lines = key, (first_line, second_line)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping with a duplicated key (`time_scale: 30` then
+    `time_scale: 1`, a second `guard:` block) instead of silently keeping the last value. The error
+    names the key by its path in the file (`probe.sustain_seconds`) and both lines."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._paths: dict[int, str] = {}
+        self._walk(node, "")
+        return super().construct_document(node)
+
+    def _walk(self, node: yaml.Node, path: str) -> None:
+        if id(node) in self._paths:  # an alias: seen already
+            return
+        self._paths[id(node)] = path
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                name = k.value if isinstance(k, yaml.ScalarNode) else "?"
+                self._walk(v, f"{path}.{name}" if path else str(name))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                self._walk(v, f"{path}[{i}]")
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)  # merge keys (<<) may be overridden: that is what they are for
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        parent = getattr(self, "_paths", {}).get(id(node), "")
+                        raise DuplicateKey(f"{parent}.{key}" if parent else key, seen[key], line)
+                except TypeError:  # an unhashable key: SafeLoader's own error follows
+                    continue
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_raw(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's mapping; `extends: NAME_OR_FILE` starts from that target's (mappings merged key by
+    key, anything else replaced), so a variant names only what differs."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+    except DuplicateKey as e:
+        raise ConfigError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a target file is a mapping of keys, got {type(raw).__name__}")
-    return raw
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"{path}: extends: the name or file of another target, got {base_name!r}")
+    # A name is a target of targets/; a file is relative to the file that extends it.
+    is_file = "/" in base_name or base_name.endswith((".yaml", ".yml"))
+    try:
+        base_path = (path.parent / base_name) if is_file else resolve_path(base_name)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: extends: {e}") from None
+    if not base_path.exists():
+        raise ConfigError(f"{path}: extends: target file not found: {base_name}")
+    if base_path.resolve() in _seen + (path.resolve(),):
+        raise ConfigError(f"{path}: extends: {base_name} extends this file again (a cycle)")
+    return merge(read_raw(base_path, _seen + (path.resolve(),)), raw)
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on `base`: mappings merged recursively, lists and scalars replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def substitute(raw: Any, lab: Mapping[str, Any] | Callable[[str], Any] | None, env: Mapping[str, str] | None = None) -> Any:
@@ -702,6 +888,8 @@ def placeholder_value(key: str) -> Any:
         return "https://127.0.0.1:9/"
     if key.endswith("_port"):
         return 9
+    if key.endswith("_address"):
+        return "127.0.0.1:9"
     if key.endswith("_arn"):
         return "arn:aws:elasticloadbalancing:ap-northeast-2:123456789012:targetgroup/x/0"
     return "placeholder"

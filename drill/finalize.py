@@ -6,7 +6,7 @@ reads the bundle (summary.json, timeline.jsonl, actions.json, target.json, envir
 lab-events.jsonl — any of them may be missing: an interrupted run), then writes
 
     timeline.png   the chart (drill.chart; matplotlib, imported here lazily)
-    report.md      the runbook checklist walked item by item, with the measurements (drill.checklist)
+    report.md      the runbook checklist walked item by item, with the measurements (items: drill.checklist; rendering: drill.report)
     report.html    the same, self-contained (the PNG embedded as base64)
 
 the Allure metadata into `allure_results` (drill.allure_meta), and seals the bundle LAST
@@ -27,7 +27,7 @@ from typing import Any
 
 from drill.allure_meta import write_allure_metadata
 from drill.bundle import ATTESTATION_NAME, MANIFEST_NAME
-from drill.checklist import render_html, render_markdown
+from drill.report import render_html, render_markdown
 from drill.seal import seal_bundle
 from drill.timeline import Sample, parse_sample, sort_samples
 

@@ -2,6 +2,8 @@
 
 Rules (the numbers in a drill report mean exactly this):
 
+* Each sample carries its vantage (where the user was: drill.vantages); the functions here take
+  one vantage's samples at a time: a timeline is one user's experience.
 * A sample has two instants. `mono` is when the request was *sent*: the instant it observed the
   system. `seen` = `mono + latency_ms / 1000` is when the user had the answer (for a timeout, when
   the user gave up). With uneven latency the two orders differ: a slow request sent first can be
@@ -39,6 +41,7 @@ from typing import Any
 
 CLASSES: tuple[str, ...] = ("aws", "maintenance", "azure", "error")
 ERROR = "error"
+DEFAULT_VANTAGE = "default"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,12 @@ class Sample:
     latency_ms: float
     cls: str  # JSON key "class"
     error: str | None = None  # short exception text when there was no response
+    vantage: str = DEFAULT_VANTAGE  # where the user was (probe.vantages[].name)
+    edge: str | None = None  # the CDN edge location that answered (CloudFront's X-Amz-Cf-Pop), when it said
+    # A remote worker's clock, corrected into the master's (drill.clocks): what was added to its own
+    # readings, and how far that correction may be off. 0 for a probe on the drill's own host.
+    clock_offset: float = 0.0
+    clock_uncertainty: float = 0.0
     address: str | None = None  # the server address the request went to (a probe that resolves names itself)
 
     @property
@@ -79,19 +88,23 @@ class Interval:
 
 def dump_sample(sample: Sample) -> str:
     """One JSON line (no newline) in the probe's JSONL format."""
-    return json.dumps(
-        {
-            "t": sample.t,
-            "mono": sample.mono,
-            "status": sample.status,
-            "latency_ms": sample.latency_ms,
-            "class": sample.cls,
-            "error": sample.error,
-            **({"address": sample.address} if sample.address is not None else {}),
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    d: dict[str, Any] = {
+        "t": sample.t,
+        "mono": sample.mono,
+        "status": sample.status,
+        "latency_ms": sample.latency_ms,
+        "class": sample.cls,
+        "error": sample.error,
+        "vantage": sample.vantage,
+    }
+    if sample.edge is not None:
+        d["edge"] = sample.edge
+    if sample.clock_offset or sample.clock_uncertainty:
+        d["clock_offset"] = sample.clock_offset
+        d["clock_uncertainty"] = sample.clock_uncertainty
+    if sample.address is not None:
+        d["address"] = sample.address
+    return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
 
 def parse_sample(line: str) -> Sample:
@@ -99,7 +112,7 @@ def parse_sample(line: str) -> Sample:
     d = json.loads(line)
     if not isinstance(d, dict):
         raise ValueError("sample line is not a JSON object")
-    err = d.get("error")
+    err, edge = d.get("error"), d.get("edge")
     return Sample(
         t=float(d["t"]),
         mono=float(d["mono"]),
@@ -107,6 +120,10 @@ def parse_sample(line: str) -> Sample:
         latency_ms=float(d["latency_ms"]),
         cls=str(d["class"]),
         error=None if err is None else str(err),
+        vantage=str(d.get("vantage") or DEFAULT_VANTAGE),  # written before vantages: the one probe
+        edge=None if edge is None else str(edge),
+        clock_offset=float(d.get("clock_offset") or 0.0),
+        clock_uncertainty=float(d.get("clock_uncertainty") or 0.0),
         address=None if d.get("address") is None else str(d["address"]),
     )
 
@@ -130,7 +147,7 @@ def load_timeline(path: str | Path) -> list[Sample]:
 
 
 def _fields(s: Sample) -> tuple[Any, ...]:
-    return (s.cls, s.status, s.latency_ms, s.t, s.error or "")
+    return (s.cls, s.status, s.latency_ms, s.t, s.error or "", s.vantage, s.edge or "")
 
 
 def sort_samples(samples: Iterable[Sample]) -> list[Sample]:

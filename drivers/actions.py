@@ -17,10 +17,13 @@ from drill.ledger import NOTHING, Action
 from drivers.aws import Aws, CloudFront, NodeGroups, Scaling, Secrets
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+INVERSE_ATTEMPTS = 3  # an inverse carried out at most this often when it fails transiently (each with the SDK's retries)
 
 
 def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], None] | None = None) -> Callable[[Action], None]:
-    aws = Aws(target.aws)
+    from drivers.retries import api_settings
+
+    aws = Aws(target.aws, api_settings(target))
 
     def eks_set_scaling(p: dict[str, Any]) -> None:
         NodeGroups(aws).apply_scaling(p["cluster"], p["nodegroup"], Scaling.from_api(p["scaling"]), busy_timeout)
@@ -72,7 +75,7 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
         from drivers.kube import execute_kube_action
 
         ensure_kubeconfig(action.params, target, log)  # a fresh process whose kubeconfig is gone fetches it again
-        execute_kube_action(action)
+        execute_kube_action(action, api_settings(target))
 
     def azure_op(action: Action) -> None:
         from drivers.azure_network import execute_azure_action, make_client
@@ -99,7 +102,7 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
         NOTHING: lambda p: None,  # the way back is another entry's, or none is needed
     }
 
-    def execute(action: Action) -> None:
+    def once(action: Action) -> None:
         if action.op.startswith("kube."):
             return kube_op(action)
         if action.op.startswith("azure."):
@@ -110,12 +113,31 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
             raise ValueError(f"no executor for operation {action.op!r}") from None
         op(action.params)
 
+    def execute(action: Action) -> None:
+        """An inverse, tried again (INVERSE_ATTEMPTS in all) while it fails with what the services call
+        transient (throttling, 5xx, no answer) after the SDK's own retries: inverses are idempotent, and
+        an unwind that gives up on a throttled API leaves the system changed. Bounded: an API that stays
+        unreachable (a cluster whose stack is already gone) costs a few tries, not the unwind's time."""
+        from tenacity import stop_after_attempt, wait_exponential
+
+        from drivers.retries import is_transient
+
+        scale = target.time_scale
+        stop = stop_after_attempt(INVERSE_ATTEMPTS) | stop_after_delay(busy_timeout)
+        for attempt in Retrying(retry=retry_if_exception(is_transient), reraise=True, stop=stop,
+                                wait=wait_exponential(multiplier=2.0 / scale, max=60.0 / scale),
+                                before_sleep=lambda st: log and log(f"{action.description}: transient failure, trying "
+                                                                    f"again: {st.outcome.exception()}")):  # type: ignore[union-attr]
+            with attempt:
+                once(action)
+
     return execute
 
 
 def azure_auth(target: Target) -> Any:
     """The target's Azure section in the shape drivers.azure_network reads."""
     from drivers.azure_network import AzureAuth
+    from drivers.retries import api_settings
 
     az = target.azure
     if az is None:
@@ -124,7 +146,7 @@ def azure_auth(target: Target) -> Any:
     return AzureAuth(
         subscription_id=az.subscription_id, tenant_id=c.tenant_id, client_id=c.client_id,
         client_secret=c.client_secret, authority_host=c.authority_host,
-        resource_manager_url=az.arm_endpoint, ca_bundle=c.ca_bundle,
+        resource_manager_url=az.arm_endpoint, ca_bundle=c.ca_bundle, api=api_settings(target),
     )
 
 
@@ -144,4 +166,7 @@ def blob_service(target: Target) -> Any:
         from drivers.azure_network import make_credential
 
         credential = make_credential(azure_auth(target))
-    return BlobServiceClient(st.account_url, credential=credential)
+    from drivers.retries import api_settings, storage_client_kwargs
+
+    # The storage SDK's own retries (ServerBusy, 5xx), recorded, at the target's time scale.
+    return BlobServiceClient(st.account_url, credential=credential, **storage_client_kwargs(api_settings(target)))

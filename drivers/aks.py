@@ -31,7 +31,7 @@ from typing import Any
 from azure.core.credentials import TokenCredential
 from azure.mgmt.containerservice import ContainerServiceClient
 
-from drivers.azure_network import make_credential
+from drivers.azure_network import client_kwargs, make_credential
 
 PERMISSIONS_API_VERSION = "2022-04-01"  # Microsoft.Authorization/permissions
 KUBELOGIN_MODES = ("azurecli", "spn", "workloadidentity", "msi")
@@ -58,9 +58,7 @@ class Kubelogin:
 
 def make_client(auth: Any, credential: TokenCredential | None = None) -> ContainerServiceClient:
     """ContainerServiceClient for `auth.subscription_id` (the same AzureAuth shape drivers.azure_network reads)."""
-    kw: dict[str, Any] = {}
-    if getattr(auth, "ca_bundle", None):
-        kw["connection_verify"] = str(auth.ca_bundle)
+    kw: dict[str, Any] = client_kwargs(auth)
     return ContainerServiceClient(credential or make_credential(auth), auth.subscription_id,
                                   base_url=getattr(auth, "resource_manager_url", None) or None, **kw)
 

@@ -17,6 +17,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from drill.config import AwsConfig
 from drill.ledger import Action, Entry, Ledger
+from drivers.retries import AWS_MAX_ATTEMPTS, ApiSettings, instrument_boto_client
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,14 @@ def error_code(e: BaseException) -> str | None:
 
 
 class Aws:
-    """boto3 clients for one target; credentials from the target file or the default chain."""
+    """boto3 clients for one target; credentials from the target file or the default chain.
 
-    def __init__(self, cfg: AwsConfig) -> None:
+    Every client retries in botocore's `standard` mode (drivers.retries) and records the calls it had
+    to retry or that failed; `api` sets how long a call may take before it counts as hung."""
+
+    def __init__(self, cfg: AwsConfig, api: ApiSettings | None = None) -> None:
         self.cfg = cfg
+        self.api = api or ApiSettings()
         kw: dict[str, Any] = {"region_name": cfg.region}
         if cfg.profile:
             kw["profile_name"] = cfg.profile
@@ -124,11 +129,12 @@ class Aws:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self._session.client(
+            self._clients[service] = instrument_boto_client(self._session.client(
                 service,
                 endpoint_url=self.cfg.endpoint_url,
-                config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30),
-            )
+                config=Config(retries={"max_attempts": AWS_MAX_ATTEMPTS, "mode": "standard"},
+                              connect_timeout=self.api.connect_timeout, read_timeout=self.api.read_timeout),
+            ))
         return self._clients[service]
 
 
@@ -157,10 +163,14 @@ class NodeGroups:
     stays listed (Terminating, Terminating:Wait, …) until it has terminated.
     """
 
-    def __init__(self, aws: Aws, ledger: Ledger | None = None) -> None:
+    def __init__(self, aws: Aws, ledger: Ledger | None = None, consistency_seconds: float = 60.0) -> None:
         self.aws = aws
         self.eks = aws.client("eks")
         self.ledger = ledger
+        # AWS's Describe calls are eventually consistent ("Eventual consistency in the Amazon EC2 API":
+        # a read just after a change may show the state before it): a size that differs from the one
+        # the drill set counts as changed only if it still differs this long after it was first seen.
+        self.consistency_seconds = consistency_seconds
         # The last update this driver made, per (cluster, node group): what a settle wait follows.
         self.updates: dict[tuple[str, str], str] = {}
 
@@ -253,10 +263,16 @@ class NodeGroups:
         the node group's desiredSize ("When the Cluster Autoscaler is used, the desiredSize parameter
         is altered by the Cluster Autoscaler", EKS API Reference, NodegroupScalingConfig): a size the
         drill set that no longer holds means something else is scaling the node group."""
-        scaling, nodes = self.scaling(cluster, nodegroup), self.instances(cluster, nodegroup)
+        deadline = time.monotonic() + self.consistency_seconds
+        while True:
+            scaling, nodes = self.scaling(cluster, nodegroup), self.instances(cluster, nodegroup)
+            if (scaling.desired_size == desired and nodes.desired_capacity == desired) or time.monotonic() >= deadline:
+                break
+            time.sleep(max(0.05, self.consistency_seconds / 20))  # a stale read, or something really changed it
         if scaling.desired_size != desired or nodes.desired_capacity != desired:
             raise SizeChanged(
-                f"node group {nodegroup} no longer has the size the drill set ({desired}): EKS desiredSize "
+                f"node group {nodegroup} no longer has the size the drill set ({desired}) after "
+                f"{self.consistency_seconds:g}s of reads: EKS desiredSize "
                 f"{scaling.desired_size}, Auto Scaling desired capacity {nodes.desired_capacity}. Something else "
                 "scales it (a Cluster Autoscaler or Karpenter?): suspend it for the drill, or the drill proves nothing"
             )
@@ -327,6 +343,9 @@ class CloudFront:
         self.cf = aws.client("cloudfront")
         self.ledger = ledger
         self.time_scale = time_scale
+        # The ETag each distribution got from this driver's last update: its deployment is what
+        # wait_deployed waits for (a stale GetDistribution still shows the previous config, Deployed).
+        self.etags: dict[str, str] = {}
 
     def config(self, distribution_id: str) -> tuple[dict[str, Any], str]:
         r = self.cf.get_distribution_config(Id=distribution_id)
@@ -389,6 +408,7 @@ class CloudFront:
                     if key in settings:
                         custom[key] = settings[key]
                 r = self.cf.update_distribution(Id=distribution_id, DistributionConfig=cfg, IfMatch=etag)
+        self.etags[distribution_id] = str(r["ETag"])
         return str(r["ETag"])
 
     def set_origin(
@@ -417,15 +437,23 @@ class CloudFront:
             self.ledger.applied(entry)
         return entry
 
-    def wait_deployed(self, distribution_id: str, timeout: float, poll: float | None = None) -> float:
-        """Wait until the distribution is Deployed; seconds waited. Polls at boto3's waiter rate (scaled)."""
+    def wait_deployed(self, distribution_id: str, timeout: float, poll: float | None = None, etag: str | None = None) -> float:
+        """Until the distribution is Deployed *with* the config of this driver's last update (`etag`,
+        default: the ETag that update returned; a read still showing the previous config is stale);
+        seconds waited. Polls at boto3's waiter rate (scaled)."""
         poll = DEPLOYED_POLL_SECONDS / self.time_scale if poll is None else poll
+        etag = etag or self.etags.get(distribution_id)
         t0 = time.monotonic()
-        while self.status(distribution_id) != "Deployed":
+        while True:
+            r = self.cf.get_distribution(Id=distribution_id)
+            status, seen = str(r["Distribution"]["Status"]), str(r.get("ETag") or "")
+            if status == "Deployed" and (etag is None or seen == etag):
+                return time.monotonic() - t0
             if time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"distribution {distribution_id} not Deployed after {timeout:.0f}s")
+                stale = f"; its ETag is {seen}, not {etag} (the update's): a stale read or another change" \
+                    if etag is not None and seen != etag else ""
+                raise TimeoutError(f"distribution {distribution_id} not Deployed after {timeout:.0f}s (status {status}{stale})")
             time.sleep(poll)
-        return time.monotonic() - t0
 
     def invalidate(self, distribution_id: str, paths: list[str]) -> str:
         r = self.cf.create_invalidation(

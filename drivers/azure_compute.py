@@ -17,12 +17,11 @@ from drill.ledger import Action, Entry, Ledger
 
 
 def make_client(cfg: Any) -> ComputeManagementClient:
-    """ComputeManagementClient for `cfg.subscription_id`, against `cfg.resource_manager_url` if set."""
-    from drivers.azure_network import make_credential
+    """ComputeManagementClient for `cfg.subscription_id`, against `cfg.resource_manager_url` if set; built
+    as every ARM client of the drill is (CA bundle, timeouts, the recording retry policy: drivers.retries)."""
+    from drivers.azure_network import client_kwargs, make_credential
 
-    kw: dict[str, Any] = {}
-    if getattr(cfg, "ca_bundle", None):
-        kw["connection_verify"] = str(cfg.ca_bundle)
+    kw: dict[str, Any] = client_kwargs(cfg)
     return ComputeManagementClient(make_credential(cfg), cfg.subscription_id,
                                    base_url=getattr(cfg, "resource_manager_url", None) or None, **kw)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from azure.core.credentials import TokenCredential
@@ -28,6 +28,7 @@ from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as M
 
 from drill.ledger import Action, Entry, Ledger
+from drivers.retries import ApiSettings, azure_client_kwargs
 
 OP_CONFIGURE_BACKEND = "azure.appgw.configure_backend"
 OP_SET_RESPONSE_HEADER = "azure.appgw.set_response_header"
@@ -46,6 +47,7 @@ class AzureAuth:
     resource_manager_url: str | None = None  # None = https://management.azure.com
     ca_bundle: str | None = None  # PEM file trusted for both the authority and ARM
     disable_instance_discovery: bool | None = None  # default: True iff authority_host is set
+    api: ApiSettings = field(default_factory=ApiSettings)  # timeouts and the time scale of the SDK's retry backoff
 
     def __repr__(self) -> str:
         return (f"AzureAuth(subscription_id={self.subscription_id!r}, tenant_id={self.tenant_id!r}, "
@@ -85,11 +87,17 @@ def make_credential(cfg: Any) -> TokenCredential:
     return DefaultAzureCredential(**kw)
 
 
-def make_client(cfg: Any, credential: TokenCredential | None = None) -> NetworkManagementClient:
-    """NetworkManagementClient for `cfg.subscription_id`, against `cfg.resource_manager_url` if set."""
-    kw: dict[str, Any] = {}
+def client_kwargs(cfg: Any) -> dict[str, Any]:
+    """What every ARM client of the drill is built with: the CA bundle, timeouts, the recording retry policy."""
+    kw: dict[str, Any] = azure_client_kwargs(getattr(cfg, "api", None) or ApiSettings())
     if getattr(cfg, "ca_bundle", None):
         kw["connection_verify"] = str(cfg.ca_bundle)
+    return kw
+
+
+def make_client(cfg: Any, credential: TokenCredential | None = None) -> NetworkManagementClient:
+    """NetworkManagementClient for `cfg.subscription_id`, against `cfg.resource_manager_url` if set."""
+    kw: dict[str, Any] = client_kwargs(cfg)
     return NetworkManagementClient(
         credential or make_credential(cfg), cfg.subscription_id,
         base_url=getattr(cfg, "resource_manager_url", None) or None, **kw,
@@ -160,9 +168,33 @@ class AppGateway:
             },
         }
 
+    def put(self, change: Callable[[M.ApplicationGateway], None], attempts: int = 5) -> M.ApplicationGateway:
+        """GET, `change` the model, PUT it back with If-Match on the etag read; wait until provisioned.
+
+        If-Match (ARM's optimistic concurrency on resource etags) turns a lost update into 412
+        PreconditionFailed: when the read was stale (an eventually consistent GET still showing the
+        gateway before the previous PUT) or someone changed the gateway meanwhile, the whole GET-
+        change-PUT is done again on a fresh read instead of writing the old state back."""
+        from azure.core.exceptions import HttpResponseError
+
+        for attempt in range(1, attempts + 1):
+            gw = self.get()
+            change(gw)
+            headers = {"If-Match": gw.etag} if gw.etag else {}
+            try:
+                return self.client.application_gateways.begin_create_or_update(
+                    self.resource_group, self.name, gw, headers=headers).result()
+            except HttpResponseError as e:
+                if e.status_code != 412 or attempt == attempts:
+                    raise
+                time.sleep(min(2.0, 0.2 * attempt))
+        raise AssertionError("unreachable")
+
     def apply(self, snap: dict[str, Any]) -> M.ApplicationGateway:
         """Set pool, settings and probe to `snap` (a `snapshot` shape) in one PUT; wait until provisioned."""
-        gw = self.get()
+        return self.put(lambda gw: self._set(gw, snap))
+
+    def _set(self, gw: M.ApplicationGateway, snap: dict[str, Any]) -> None:
         p = self._find(gw.backend_address_pools, snap["pool"]["name"], "backend pool", self.name)
         p.backend_addresses = [
             M.ApplicationGatewayBackendAddress(ip_address=a.get("ipAddress"), fqdn=a.get("fqdn"))
@@ -177,7 +209,6 @@ class AppGateway:
         pr = self._find(gw.probes, pd["name"], "probe", self.name)
         pr.protocol, pr.path, pr.host, pr.port = pd["protocol"], pd["path"], pd["host"], pd["port"]
         pr.pick_host_name_from_backend_http_settings = pd["pickHostNameFromBackendHttpSettings"]
-        return self.client.application_gateways.begin_create_or_update(self.resource_group, self.name, gw).result()
 
     def point_at(
         self,
@@ -270,8 +301,11 @@ class ResponseHeaderRewrite:
         }
 
     def apply(self, snap: dict[str, Any]) -> M.ApplicationGateway:
-        """Make the rule set and the routing rules' references what `snap` says, in one PUT."""
-        gw = self.gateway.get()
+        """Make the rule set and the routing rules' references what `snap` says, in one PUT (If-Match)."""
+        return self.gateway.put(lambda gw: self._set(gw, snap))
+
+    @staticmethod
+    def _set(gw: M.ApplicationGateway, snap: dict[str, Any]) -> None:
         kept = [rs for rs in gw.rewrite_rule_sets or [] if (rs.name or "").lower() != snap["name"].lower()]
         if snap["rule_set"] is not None:
             kept.append(M.ApplicationGatewayRewriteRuleSet(snap["rule_set"]))
@@ -280,8 +314,6 @@ class ResponseHeaderRewrite:
             if rule.name in snap["routing"]:
                 leaf = snap["routing"][rule.name]
                 rule.rewrite_rule_set = M.SubResource(id=f"{gw.id}/rewriteRuleSets/{leaf}") if leaf else None
-        gw_client = self.gateway.client.application_gateways
-        return gw_client.begin_create_or_update(self.gateway.resource_group, self.gateway.name, gw).result()
 
     def add(self, rule_set: str, header: str, value: str, routing_rules: list[str] | None = None) -> Entry:
         """Every response through `routing_rules` (None: all) gets `header: value`; the way back first."""

@@ -14,6 +14,13 @@ ledger records only that backup's name.
 
 Responses are read as raw JSON (`_preload_content=False`) rather than the client's strict models:
 37.x models reject fields they do not know, which a newer real API server may send.
+
+The Python client retries nothing (urllib3's own retries are turned off so that one policy decides):
+every call goes through tenacity the way client-go's rest client retries (rest/request.go,
+checkWait): an answer 429, or 5xx with Retry-After, is retried after that delay whatever the verb
+(the server did not carry the request out); idempotent reads are also retried on other 5xx and on
+connection errors and timeouts. Each call has a connect and read timeout (target `api:`), so a hung
+API server is given up on, and every retried or failed call is recorded (drivers.retries).
 """
 from __future__ import annotations
 
@@ -25,10 +32,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from drill.ledger import Action, Entry, Ledger
+from drivers.retries import KUBE_ATTEMPTS, ApiCall, ApiSettings
+from drivers.retries import current as _calls
 
 NAMESPACE_DELETE_TIMEOUT = 180.0
 BACKUP_LABEL = "dr-drill/backup-of"
@@ -37,11 +48,56 @@ KINDS = ("Namespace", "ConfigMap", "Secret", "Deployment", "Service")
 
 
 class KubeError(RuntimeError):
-    """A Kubernetes API call failed; the message carries the API's Status, with secrets masked."""
+    """A Kubernetes API call failed; the message carries the API's Status, with secrets masked.
+    `transient`: no answer at all (a timeout, a dropped connection), which a retry may fix."""
 
-    def __init__(self, message: str, status: int | None = None, reason: str | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, reason: str | None = None, transient: bool = False) -> None:
         super().__init__(message)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.transient = status, reason, transient
+
+
+def _retry_after(e: BaseException) -> float | None:
+    headers = getattr(e, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _kube_transient(e: BaseException, idempotent: bool) -> bool:
+    """What client-go retries: 429, or 5xx with Retry-After, for any verb; for an idempotent call (a
+    read, a delete) also other 5xx and no answer at all."""
+    if isinstance(e, ApiException):
+        status = int(e.status or 0)
+        return status == 429 or (status >= 500 and (idempotent or _retry_after(e) is not None))
+    return idempotent and isinstance(e, urllib3.exceptions.HTTPError)
+
+
+def _attempt_error(e: BaseException | None) -> str:
+    if isinstance(e, ApiException):
+        reason = e.reason
+        try:
+            reason = json.loads(e.body or "{}").get("reason") or reason
+        except (ValueError, TypeError, AttributeError):
+            pass
+        return f"{e.status} {reason}"
+    return type(e).__name__
+
+
+class _Wait:
+    """Retry-After when the server gives one (it asks for seconds), else 0.5 s doubling up to 8 s,
+    played at the target's time scale."""
+
+    def __init__(self, time_scale: float) -> None:
+        self.time_scale = time_scale
+
+    def __call__(self, state: RetryCallState) -> float:
+        e = state.outcome.exception() if state.outcome is not None else None
+        after = _retry_after(e) if e is not None else None
+        if after is not None:
+            return after
+        return min(8.0, 0.5 * 2 ** (state.attempt_number - 1)) / self.time_scale
 
 
 class RolloutFailed(TimeoutError):
@@ -68,12 +124,17 @@ def _api_error(e: ApiException, what: str, mask: Iterable[str] = ()) -> KubeErro
 class Kube:
     """One cluster, reached through a kubeconfig (the lab's or `az aks get-credentials`')."""
 
-    def __init__(self, kubeconfig: str | Path, context: str | None = None, cluster: dict[str, str] | None = None) -> None:
+    def __init__(self, kubeconfig: str | Path, context: str | None = None, cluster: dict[str, str] | None = None,
+                 api: ApiSettings | None = None) -> None:
         self.kubeconfig = str(Path(kubeconfig).expanduser().resolve())
         self.context = context
         self.cluster = cluster  # drivers.aks.cluster_ref of an AKS cluster: how to fetch this kubeconfig again
+        self.api = api or ApiSettings()
+        cfg = client.Configuration()
+        cfg.retries = False  # urllib3 retries nothing: one policy (`_call`) decides and records
         # persist_config=False: never write refreshed credentials back into the operator's file.
-        self.api_client = config.new_client_from_config(config_file=self.kubeconfig, context=context, persist_config=False)
+        self.api_client = config.new_client_from_config(config_file=self.kubeconfig, context=context, persist_config=False,
+                                                        client_configuration=cfg)
         self.core = client.CoreV1Api(self.api_client)
         self.apps = client.AppsV1Api(self.api_client)
 
@@ -91,14 +152,47 @@ class Kube:
 
     # -- raw access ------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _raw(fn: Callable[..., Any], *args: Any, **kw: Any) -> dict[str, Any]:
-        resp = fn(*args, _preload_content=False, **kw)
+    def _raw(self, fn: Callable[..., Any], *args: Any, idempotent: bool = False, **kw: Any) -> dict[str, Any]:
+        """One API call as raw JSON, retried as client-go would (see the module's docstring).
+
+        ApiException after the retries; a call that got no answer at all is a transient KubeError."""
+        kw.setdefault("_request_timeout", (self.api.connect_timeout, self.api.read_timeout))
+        errors: list[str] = []
+        started = time.time()
+
+        def once() -> dict[str, Any]:
+            resp = fn(*args, _preload_content=False, **kw)
+            try:
+                data = resp.data
+            finally:
+                resp.release_conn()
+            return json.loads(data) if data else {}
+
+        retrying = Retrying(retry=retry_if_exception(lambda e: _kube_transient(e, idempotent)), wait=_Wait(self.api.time_scale),
+                            stop=stop_after_attempt(KUBE_ATTEMPTS), reraise=True,
+                            before_sleep=lambda st: errors.append(_attempt_error(st.outcome.exception() if st.outcome else None)))
+        operation = getattr(fn, "__name__", "call")
         try:
-            data = resp.data
-        finally:
-            resp.release_conn()
-        return json.loads(data) if data else {}
+            out = retrying(once)
+        except (ApiException, urllib3.exceptions.HTTPError) as e:
+            if isinstance(e, ApiException) and e.status == 404:
+                # An answer (the object is not there), not a failure of the call, retried or not.
+                if errors:
+                    _calls().record(ApiCall("kubernetes", "kube-apiserver", operation, len(errors) + 1, errors, "ok",
+                                            started, round(time.time() - started, 3)))
+                raise
+            errors.append(_attempt_error(e))
+            if len(errors) > 1 or _kube_transient(e, True):
+                _calls().record(ApiCall("kubernetes", "kube-apiserver", operation, len(errors), errors, "failed",
+                                        started, round(time.time() - started, 3)))
+            if isinstance(e, ApiException):
+                raise
+            raise KubeError(f"{operation}: no answer from the API server after {len(errors)} attempt(s): "
+                            f"{type(e).__name__}: {e}", transient=True) from None
+        if errors:
+            _calls().record(ApiCall("kubernetes", "kube-apiserver", operation, len(errors) + 1, errors, "ok",
+                                    started, round(time.time() - started, 3)))
+        return out
 
     def _fns(self, kind: str) -> dict[str, Callable[..., Any]]:
         c, a = self.core, self.apps
@@ -122,7 +216,7 @@ class Kube:
         """The object as the API returns it, or None when it does not exist."""
         args = (name,) if kind == "Namespace" else (name, namespace)
         try:
-            return self._raw(self._fns(kind)["read"], *args)
+            return self._raw(self._fns(kind)["read"], *args, idempotent=True)
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -141,9 +235,9 @@ class Kube:
         fn = self._fns(kind)["delete"]
         try:
             if kind == "Namespace":
-                self._raw(fn, name, propagation_policy="Background")
+                self._raw(fn, name, propagation_policy="Background", idempotent=True)  # a repeat finds it gone: 404
             else:
-                self._raw(fn, name, namespace, propagation_policy="Background")
+                self._raw(fn, name, namespace, propagation_policy="Background", idempotent=True)
             return True
         except ApiException as e:
             if e.status == 404:
@@ -320,19 +414,23 @@ class Kube:
                 dep = self._must_get_deployment(ns, name)
                 continue
             w = watch.Watch()
+            seconds = max(1, int(min(remaining, 30)))
             try:
                 for ev in w.stream(self.apps.list_namespaced_deployment, ns, field_selector=f"metadata.name={name}",
-                                   resource_version=dep["metadata"]["resourceVersion"],
-                                   timeout_seconds=max(1, int(min(remaining, 30))), deserialize=False):
+                                   resource_version=dep["metadata"]["resourceVersion"], timeout_seconds=seconds,
+                                   deserialize=False, _request_timeout=(self.api.connect_timeout, seconds + self.api.read_timeout)):
                     if ev.get("type") == "DELETED":
                         raise KubeError(f"Deployment {ns}/{name} was deleted while waiting for its rollout", 404, "NotFound")
                     if ev.get("type") in ("ADDED", "MODIFIED"):
                         dep = ev["object"]
                         if rollout_state(dep) != "progressing":
                             break
-            except ApiException as e:
-                if e.status != 410:  # 410: the resourceVersion expired; re-read and watch again
+            except (ApiException, urllib3.exceptions.HTTPError) as e:
+                # 410: the resourceVersion expired; a throttled, failed or dropped watch: re-read and watch again.
+                if isinstance(e, ApiException) and e.status != 410 and not _kube_transient(e, True):
                     raise _api_error(e, f"watch Deployment {ns}/{name}") from None
+                if not (isinstance(e, ApiException) and e.status == 410):
+                    time.sleep(min(max(0.0, deadline - time.monotonic()), _retry_after(e) or 1.0 / self.api.time_scale))
                 dep = self._must_get_deployment(ns, name)
             finally:
                 w.stop()
@@ -357,8 +455,8 @@ class Kube:
         labels = ((spec.get("selector") or {}).get("matchLabels") or {})
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
         try:
-            pods = self._raw(self.core.list_namespaced_pod, ns, label_selector=selector).get("items") or []
-        except ApiException:
+            pods = self._raw(self.core.list_namespaced_pod, ns, label_selector=selector, idempotent=True).get("items") or []
+        except (ApiException, KubeError):
             return "unavailable"
         out = []
         for p in pods:
@@ -476,13 +574,13 @@ def rollout_state(dep: dict[str, Any]) -> str:
     return "done" if counts[0] == want and counts[1] == want and counts[2] >= want and counts[3] >= want else "progressing"
 
 
-def execute_kube_action(action: Action) -> None:
+def execute_kube_action(action: Action, api: ApiSettings | None = None) -> None:
     """Carry out a ledger inverse of this driver (a fresh process can, from the ledger file alone)."""
     p = action.params
     ops = ("kube.delete", "kube.delete_namespace", "kube.restore", "kube.restore_secret")
     if action.op not in ops:
         raise ValueError(f"no executor for operation {action.op!r} (kube inverses: {', '.join(ops)})")
-    with Kube(p["kubeconfig"], p.get("context")) as k:
+    with Kube(p["kubeconfig"], p.get("context"), api=api) as k:
         if action.op == "kube.delete":
             k.delete(p["kind"], p.get("namespace"), p["name"])
         elif action.op == "kube.delete_namespace":

@@ -33,11 +33,9 @@ class EgressError(RuntimeError):
 
 def make_mysql_client(cfg: Any, credential: TokenCredential | None = None) -> MySQLManagementClient:
     """MySQLManagementClient for `cfg.subscription_id` (an AzureAuth-shaped object), like make_client."""
-    from drivers.azure_network import make_credential
+    from drivers.azure_network import client_kwargs, make_credential
 
-    kw: dict[str, Any] = {}
-    if getattr(cfg, "ca_bundle", None):
-        kw["connection_verify"] = str(cfg.ca_bundle)
+    kw: dict[str, Any] = client_kwargs(cfg)
     return MySQLManagementClient(
         credential or make_credential(cfg), cfg.subscription_id,
         base_url=getattr(cfg, "resource_manager_url", None) or "https://management.azure.com", **kw,

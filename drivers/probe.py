@@ -1,26 +1,35 @@
-"""The user-experience probe: a Locust subprocess that GETs the public site at a steady rate and
-appends one JSON line per request (see drivers/probe_locustfile.py and drill.timeline).
+"""The user-experience probe: Locust GETs the public site at a steady rate, one JSON line per request
+(see drivers/probe_locustfile.py and drill.timeline).
 
-Locust runs in its own process, never imported here: `import locust` gevent-patches the whole
-interpreter and breaks ssl in a process that already imported it. The process gets its own
+`Probe` is one standalone Locust process: one vantage on this host (today's probe, the default).
+`ProbeFleet` is Locust's distributed mode: a master and one worker per vantage — local workers
+started here, remote ones joining from their own hosts (`drill probe-worker --master HOST:PORT
+--vantage NAME`). Samples come back over Locust's master–worker channel; the master puts each on its
+own clock (drill.clocks) and writes them all to one timeline, each with its vantage.
+
+Locust runs in its own processes, never imported here: `import locust` gevent-patches the whole
+interpreter and breaks ssl in a process that already imported it. Each process gets its own
 session/process group so stop() reaches everything it started.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from drill.classify import ClassRule, parse_rules
-from drill.timeline import Sample, load_timeline, summarize
+from drill.timeline import DEFAULT_VANTAGE, Sample, load_timeline, summarize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = REPO_ROOT / "drivers" / "probe_locustfile.py"
@@ -56,11 +65,17 @@ class Probe:
         timeout_seconds: float = 2.0,
         rules: Sequence[ClassRule | Mapping[str, Any]] | None = None,
         log_path: Path | None = None,
+        vantage: str = DEFAULT_VANTAGE,
+        connect_to: str | None = None,
         resolver: Mapping[str, Any] | None = None,
         session_user: Mapping[str, Any] | None = None,
     ) -> None:
         if rate_per_second <= 0 or users < 1 or timeout_seconds <= 0:
             raise ValueError("rate_per_second, users and timeout_seconds must be positive")
+        check_connect_to(connect_to)
+        check_reach(connect_to, resolver)
+        self.vantage = vantage
+        self.connect_to = connect_to
         self.url = url
         self.host, self.path = split_url(url)
         self.out = Path(out).resolve()
@@ -127,6 +142,7 @@ class Probe:
         self.out.write_bytes(b"")
         config = {
             "out": str(self.out),
+            "host": self.host,
             "path": self.path,
             "rate_per_second": self.rate_per_second,
             "users": self.users,
@@ -134,7 +150,8 @@ class Probe:
             "rules": [r.model_dump() for r in self.rules],
             "fresh_connections": True,
             "parent_pid": os.getpid(),
-            "resolver": self.resolver,
+            "vantage": self.vantage,
+            "vantages": {self.vantage: {"name": self.vantage, "connect_to": self.connect_to, "resolver": self.resolver}},
             "session_user": self.session_user,
             "sessions_out": str(self.sessions_out),
         }
@@ -221,6 +238,22 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+def check_connect_to(address: str | None) -> None:
+    """host:port (IPv6 in brackets), or None."""
+    if address is None:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"connect_to must be HOST:PORT, got {address!r}")
+
+
+def check_reach(connect_to: str | None, resolver: Mapping[str, Any] | None) -> None:
+    """A vantage reaches the site through a fixed address or through its resolver, not both."""
+    if connect_to is not None and resolver:
+        raise ValueError(f"connect_to ({connect_to}) and a resolver ({resolver.get('nameserver')}) both choose "
+                         "the address a vantage's requests go to: give one")
+
+
 def run_standalone(
     url: str,
     duration: float,
@@ -229,9 +262,11 @@ def run_standalone(
     users: int = 4,
     timeout_seconds: float = 2.0,
     rules: Sequence[ClassRule | Mapping[str, Any]] | None = None,
+    vantage: str = DEFAULT_VANTAGE,
+    connect_to: str | None = None,
 ) -> dict[str, Any]:
     """Probe `url` for `duration` seconds (counted from the first sample) and summarise it."""
-    probe = Probe(url, Path(out), rate_per_second, users, timeout_seconds, rules)
+    probe = Probe(url, Path(out), rate_per_second, users, timeout_seconds, rules, vantage=vantage, connect_to=connect_to)
     with probe:
         time.sleep(duration)
     summary = summarize(probe.samples(), probe.max_gap)
@@ -241,5 +276,289 @@ def run_standalone(
         rate_per_second=probe.rate_per_second,
         users=probe.users,
         duration=duration,
+        vantage=vantage,
+        connect_to=connect_to,
+        edges=sorted({s.edge for s in probe.samples() if s.edge}),
     )
     return summary
+
+
+# -- Locust's distributed mode: a master and one worker per vantage ------------------------------------
+@dataclass(frozen=True)
+class Vantage:
+    """What the fleet needs of a vantage (drill.config.VantageConfig has the same fields)."""
+
+    name: str
+    worker: str = "local"  # "local": started here; "remote": joins with `drill probe-worker`
+    where: str = ""
+    connect_to: str | None = None
+    # Its users' caching resolver (drivers.dns_resolver: nameserver, time_scale, honour_ttl); None: the host's.
+    resolver: Mapping[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "worker": self.worker, "where": self.where, "connect_to": self.connect_to,
+                "resolver": dict(self.resolver) if self.resolver else None}
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host if host not in ("*", "0.0.0.0") else "127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def worker_argv(master_host: str, master_port: int) -> list[str]:
+    """A Locust worker of the probe (its vantage comes from $DRILL_PROBE_VANTAGE, the rest from the master)."""
+    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host", master_host,
+            "--master-port", str(master_port), "--loglevel", "WARNING"]
+
+
+def worker_env(vantage: str, parent_pid: int | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["DRILL_PROBE_VANTAGE"] = vantage
+    env.pop("DRILL_PROBE_CONFIG", None)
+    if parent_pid:
+        env["DRILL_PROBE_PARENT_PID"] = str(parent_pid)
+    else:
+        env.pop("DRILL_PROBE_PARENT_PID", None)
+    return env
+
+
+def run_worker(master: str, vantage: str) -> None:
+    """`drill probe-worker`: become a probe worker for `vantage` of the master at HOST:PORT (this process
+    is replaced by Locust's, so a signal to it reaches the worker itself). Returns only on error."""
+    host, sep, port = master.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"--master must be HOST:PORT, got {master!r}")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", vantage):
+        raise ValueError(f"--vantage must be a vantage name of the drill's target (a-z, 0-9, -), got {vantage!r}")
+    argv = worker_argv(host.strip("[]"), int(port))
+    os.execve(argv[0], argv, worker_env(vantage))
+
+
+class ProbeFleet:
+    """A Locust master and one worker per local vantage; remote vantages' workers join it.
+
+    The same surface as `Probe` (start, stop, samples, max_gap, ...), plus `status()`: the master's
+    view of its workers (vantage, host, pid, clock offset and its uncertainty, samples) and the
+    workers it refused.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        out: Path,
+        vantages: Sequence[Vantage],
+        rate_per_second: float = 10,
+        users: int = 4,
+        timeout_seconds: float = 2.0,
+        rules: Sequence[ClassRule | Mapping[str, Any]] | None = None,
+        log_dir: Path | None = None,
+        bind: str = "127.0.0.1",
+        port: int | None = None,
+        join_timeout: float = 120.0,
+    ) -> None:
+        if rate_per_second <= 0 or users < 1 or timeout_seconds <= 0:
+            raise ValueError("rate_per_second, users and timeout_seconds must be positive")
+        names = [v.name for v in vantages]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"vantages must be one or more distinct names, got {names}")
+        for v in vantages:
+            check_connect_to(v.connect_to)
+            check_reach(v.connect_to, v.resolver)
+        if any(v.worker == "remote" for v in vantages) and port is None:
+            raise ValueError("a remote vantage needs a fixed master port")
+        self.url = url
+        self.host, self.path = split_url(url)
+        self.out = Path(out).resolve()
+        self.vantages = list(vantages)
+        self.rate_per_second = float(rate_per_second)
+        self.users = int(users)
+        self.timeout_seconds = float(timeout_seconds)
+        self.rules = parse_rules(rules)
+        self.log_dir = Path(log_dir).resolve() if log_dir else self.out.parent
+        self.bind = bind
+        self.port = port
+        self.join_timeout = float(join_timeout)
+        self.config_path = self.out.with_name(self.out.name + ".probe-config.json")
+        self.status_path = self.out.with_name(self.out.name + ".status.json")
+        self._master: subprocess.Popen[bytes] | None = None
+        self._workers: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopped = False
+
+    @property
+    def interval(self) -> float:
+        return 1.0 / self.rate_per_second
+
+    @property
+    def max_gap(self) -> float:
+        return default_max_gap(self.rate_per_second, self.timeout_seconds)
+
+    @property
+    def local(self) -> list[Vantage]:
+        return [v for v in self.vantages if v.worker == "local"]
+
+    @property
+    def master_address(self) -> str:
+        """HOST:PORT a worker's --master names (the bind address, or this host's name for a wildcard bind)."""
+        host = self.bind if self.bind not in ("*", "0.0.0.0") else socket.gethostname()
+        return f"{host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._master.pid if self._master else None
+
+    def worker_pid(self, vantage: str) -> int | None:
+        proc = self._workers.get(vantage)
+        return proc.pid if proc else None
+
+    def running(self) -> bool:
+        return self._master is not None and self._master.poll() is None
+
+    def log_path(self, who: str) -> Path:
+        return self.log_dir / f"probe-{who}.log"
+
+    def _start(self, who: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with open(self.log_path(who), "ab") as log:
+            # cwd = the output folder: Locust reads locust.conf/pyproject.toml from its cwd.
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    cwd=self.out.parent, start_new_session=True)
+
+    def start(self, wait_first_sample: float = 30.0) -> None:
+        """Start the master and the local workers; return once every vantage has a sample on the timeline
+        (local ones within `wait_first_sample`, remote ones within the join timeout)."""
+        if self.running():
+            raise RuntimeError("probe already running")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.out.write_bytes(b"")
+        self.status_path.unlink(missing_ok=True)
+        if self.port is None:
+            self.port = _free_port(self.bind)
+        expect = max(1, len(self.local))
+        config = {
+            "out": str(self.out), "status": str(self.status_path), "host": self.host, "path": self.path,
+            "rate_per_second": self.rate_per_second, "users": self.users, "timeout_seconds": self.timeout_seconds,
+            "rules": [r.model_dump() for r in self.rules], "fresh_connections": True, "parent_pid": os.getpid(),
+            "vantages": [v.as_dict() for v in self.vantages],
+        }
+        self.config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        env.update(DRILL_PROBE_CONFIG=str(self.config_path), PYTHONUNBUFFERED="1")
+        env.pop("DRILL_PROBE_VANTAGE", None)
+        n = str(self.users * expect)
+        self._stopped = False
+        self._master = self._start("master", [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--master",
+            "--master-bind-host", self.bind, "--master-bind-port", str(self.port),
+            "--headless", "-u", n, "-r", n, "-t", RUN_TIME_CEILING, "-H", self.host,
+            "--expect-workers", str(expect), "--expect-workers-max-wait", str(int(max(wait_first_sample, self.join_timeout))),
+            "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
+        ], env)  # fmt: skip
+        connect = self.bind if self.bind not in ("*", "0.0.0.0") else "127.0.0.1"
+        for v in self.local:
+            self._workers[v.name] = self._start(v.name, worker_argv(connect, self.port), worker_env(v.name, os.getpid()))
+        try:
+            self._wait_for([v.name for v in self.local], wait_first_sample, "local")
+            remote = [v.name for v in self.vantages if v.worker == "remote"]
+            self._wait_for(remote, self.join_timeout, "remote")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_for(self, names: list[str], timeout: float, kind: str) -> None:
+        deadline = time.monotonic() + timeout
+        while names:
+            seen = {s.vantage for s in self.samples()}
+            names = [n for n in names if n not in seen]
+            if not names:
+                return
+            if self._master is not None and self._master.poll() is not None:
+                raise RuntimeError(f"probe master exited with {self._master.returncode}:\n{self.log_tail('master')}")
+            for n in names:
+                proc = self._workers.get(n)
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(f"probe worker {n!r} exited with {proc.returncode}:\n{self.log_tail(n)}")
+            if time.monotonic() > deadline:
+                refused = [r for r in self.status().get("refused", []) if r.get("vantage") in names]
+                why = "".join(f"\n  refused {r.get('vantage')} from {r.get('host')}: {r.get('reason')}" for r in refused)
+                if kind == "remote":
+                    raise TimeoutError(
+                        f"probe: no sample from remote vantage(s) {', '.join(names)} within {timeout:.0f}s; on each "
+                        f"vantage's host run: drill probe-worker --master {self.master_address} --vantage NAME{why}")
+                raise TimeoutError(f"probe: no sample from vantage(s) {', '.join(names)} within {timeout:.0f}s{why}\n"
+                                   + "\n".join(self.log_tail(n) for n in names))
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Local workers first (each sends what it still holds), then the master (which tells remote
+        workers to quit). SIGTERM, SIGKILL after `timeout`. Idempotent."""
+        if self._stopped or self._master is None:
+            return
+        self._stopped = True
+        procs = list(self._workers.values())
+        for proc in procs:
+            if proc.poll() is None:
+                _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        master = self._master
+        if master.poll() is None:
+            _signal_group(master.pid, signal.SIGTERM)
+            try:
+                master.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(master.pid, signal.SIGKILL)
+                master.wait(timeout=5)
+        for proc in [*procs, master]:  # anything left in the groups (children that outlived the leader)
+            _signal_group(proc.pid, signal.SIGKILL)
+
+    def samples(self) -> list[Sample]:
+        try:
+            return load_timeline(self.out)
+        except FileNotFoundError:
+            return []
+
+    def gone(self, vantage: str) -> bool:
+        """No live worker holds `vantage`: its local process exited, or the master lost it (missing
+        heartbeats), or the master itself is gone."""
+        if not self.running():
+            return True
+        proc = self._workers.get(vantage)
+        if proc is not None and proc.poll() is not None:
+            return True
+        holders = [w for w in self.status().get("workers", []) if w.get("vantage") == vantage and w.get("holds_vantage")]
+        return not holders or all(w.get("state") in ("missing", "gone") or w.get("left") for w in holders)
+
+    def status(self) -> dict[str, Any]:
+        """The master's last status (every second): workers, their clocks and samples; refusals."""
+        try:
+            return json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def summary(self, end: float | None = None) -> dict[str, Any]:
+        return summarize(self.samples(), self.max_gap, end=end)
+
+    def log_tail(self, who: str = "master", lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path(who).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> ProbeFleet:
+        if not self.running():
+            self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drill.config import Target, placeholder_value
+from drivers.retries import api_settings
 
 OPT_IN = "DRILL_ALLOW_PRODUCTION"
 LOCK_CONTAINER = "dr-drill"
@@ -113,7 +114,7 @@ def check_production_guard(
         raise Refused(f"target {target.name!r} has no guard.aws_account_ids allowlist: refusing to drill an unlisted account")
     from drivers.aws import Aws
 
-    account = Aws(target.aws).client("sts").get_caller_identity()["Account"]
+    account = Aws(target.aws, api_settings(target)).client("sts").get_caller_identity()["Account"]
     if account not in guard.aws_account_ids:
         raise Refused(f"the AWS credentials are for account {account}, which target {target.name!r} does not allow "
                       f"(guard.aws_account_ids: {', '.join(guard.aws_account_ids)})")
@@ -218,11 +219,18 @@ class DrillLock:
                 raise
         try:
             self._blob.upload_blob(b"", overwrite=False)
-        except (ResourceExistsError, HttpResponseError):
+        except ResourceExistsError:
             pass  # exists (perhaps leased): the lease decides
+        except HttpResponseError as e:
+            # 412 LeaseIdMissing: it exists and is leased. Anything else (ServerBusy after the SDK's
+            # retries, say) is not "someone else holds the lock": say what it is.
+            if e.status_code != 412:
+                raise
         try:
             lease = self._blob.acquire_lease(lease_duration=-1)
-        except HttpResponseError:
+        except HttpResponseError as e:
+            if e.status_code != 409:  # 409 LeaseAlreadyPresent: another drill holds it
+                raise
             time.sleep(0.5)  # the holder sets its name just after taking the lease
             h = self.holder()
             who = f"{h.who} since {h.since} (run {h.run_id})" if h else "another drill"

@@ -19,14 +19,33 @@ from lab.procs import ManagedProcess
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def control(endpoints: dict[str, Any], path: str, method: str = "POST", timeout: float = 60.0) -> dict[str, Any]:
+def control(endpoints: dict[str, Any], path: str, method: str = "POST", timeout: float = 60.0,
+            body: dict[str, Any] | None = None) -> dict[str, Any]:
     """Call the running lab's control endpoint (e.g. POST /backups/pause) with its bearer token."""
     import httpx
 
-    r = httpx.request(method, endpoints["lab_control_url"] + path,
+    r = httpx.request(method, endpoints["lab_control_url"] + path, json=body,
                       headers={"Authorization": f"Bearer {endpoints['lab_control_token']}"}, timeout=timeout)
+    if r.status_code == 400 and path == "/faults":
+        raise ValueError(r.json().get("error", r.text))
     r.raise_for_status()
     return dict(r.json())
+
+
+def arm_fault(endpoints: dict[str, Any], surface: str, kind: str, match: str = "*", count: int = 1,
+              **more: Any) -> dict[str, Any]:
+    """Make the lab answer the next `count` calls matching `match` on `surface` with a `kind` fault (lab.faults)."""
+    return control(endpoints, "/faults", body={"surface": surface, "kind": kind, "match": match, "count": count, **more})
+
+
+def faults(endpoints: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lab's fault rules with their hits."""
+    return list(control(endpoints, "/faults", method="GET")["rules"])
+
+
+def clear_faults(endpoints: dict[str, Any]) -> list[dict[str, Any]]:
+    """Remove every fault rule; returns them with their hits."""
+    return list(control(endpoints, "/faults", method="DELETE")["cleared"])
 
 
 class LabProcess:

@@ -1,7 +1,10 @@
-"""CloudFront's data plane in the lab: an edge on the public site address.
+"""CloudFront's data plane in the lab: edge locations, the first on the public site address.
 
-It serves the distribution configuration that is *deployed* (lab.aws.cloudfront keeps the history
-and the modeled deployment delay) and routes each request as CloudFront documents it (CloudFront
+Each `Edge` is one edge location (its own loopback address and port, its own name in `X-Amz-Cf-Pop`,
+the response header CloudFront names the serving location with). It serves the distribution
+configuration that has *arrived at that location* (lab.aws.cloudfront keeps the history and when
+each change reaches each location within the modeled deploy window) and routes each request as
+CloudFront documents it (CloudFront
 Developer Guide: "Values that you specify when you create or update a distribution", sections *Path
 pattern*, *Allowed HTTP methods*, *Connection attempts*, *Connection timeout*, *Response timeout*;
 "Optimize high availability with CloudFront origin failover"):
@@ -99,15 +102,19 @@ class Edge:
         resolve: Resolver,
         time_scale: float,
         events: EventLog,
+        location: str | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.distribution_id = distribution_id
+        self.location = location or model.locations[0]
         self.model = model
         self.resolve = resolve
         self.time_scale = time_scale
         self.events = events
         self._last_origin: dict[str, str] = {}  # per cache behavior (path pattern)
         self._lock = threading.Lock()
-        self.server = Server(port, self.handle)
+        self.server = Server(port, self.handle, host=host)
+        self.host = host
 
     def start(self) -> Edge:
         self.server.start()
@@ -117,7 +124,7 @@ class Edge:
         self.server.stop()
 
     def handle(self, req: Request) -> Response:
-        cfg = self.model.active(self.distribution_id)
+        cfg = self.model.active(self.distribution_id, self.location)
         if cfg is None or not cfg.enabled:
             return Response(403, [("Content-Type", "text/html")], b"<H1>403 ERROR</H1>The distribution is not enabled.")
         behavior = select_behavior(cfg, req.path)
@@ -145,14 +152,18 @@ class Edge:
         self._note(behavior, served_by or "error", cfg)
         return self._stamp(resp)
 
-    @staticmethod
-    def _stamp(resp: Response) -> Response:
+    @property
+    def address(self) -> str:
+        """host:port of this edge location (what a vantage's `connect_to` names)."""
+        return f"{self.host}:{self.server.port}"
+
+    def _stamp(self, resp: Response) -> Response:
         # CloudFront says "Error from cloudfront" for any error status, an origin's or its own.
-        resp.headers = [h for h in resp.headers if h[0].lower() not in ("via", "x-cache")]
+        resp.headers = [h for h in resp.headers if h[0].lower() not in ("via", "x-cache", "x-amz-cf-pop")]
         resp.headers += [
             ("X-Cache", "Miss from cloudfront" if resp.status < 400 else "Error from cloudfront"),
             ("Via", "1.1 lab-edge.cloudfront.net (CloudFront)"),
-            ("X-Amz-Cf-Pop", "ICN54-P1"),
+            ("X-Amz-Cf-Pop", self.location),
         ]
         return resp
 
@@ -184,10 +195,11 @@ class Edge:
         raise last
 
     def _note(self, behavior: BehaviorSpec, origin: str, cfg: EdgeConfig) -> None:
-        """Ground truth for the evidence: the origin a behavior's requests get, on each change."""
+        """Ground truth for the evidence: the origin a behavior's requests get at this location, on each change."""
         with self._lock:
             if self._last_origin.get(behavior.path_pattern) == origin:
                 return
             self._last_origin[behavior.path_pattern] = origin
         domain = cfg.origins[origin].domain_name if origin in cfg.origins else None
-        self.events.record("edge", "serving origin", origin=origin, domain=domain, behavior=behavior.path_pattern)
+        self.events.record("edge", "serving origin", origin=origin, domain=domain, behavior=behavior.path_pattern,
+                           location=self.location, etag=cfg.etag)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab import fault_shapes
 from lab.events import EventLog
 
 MYSQL = "azurerm_mysql_flexible_server.main"
@@ -74,6 +75,7 @@ class Operation:
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
     variables: dict[str, str] = field(default_factory=dict, repr=False)  # the admin password: never in a repr
+    keep: int | None = None  # a partial fault: resources done before the rest fail (None: no fault)
 
 
 @dataclass
@@ -135,32 +137,42 @@ class FailoverStack:
         chosen = with_dependencies([t for t in targets if t in self.resources]) if targets else list(self.resources)
         return [a for a in chosen if self.resources[a].state != "present"]
 
+    def todo(self, kind: str, targets: list[str]) -> list[str]:
+        """What an apply or destroy with these -target addresses would do now, in configuration order."""
+        known = [t for t in targets if t in self.resources]
+        if kind == "apply":
+            chosen = with_dependencies(known) if targets else list(self.resources)
+            return [a for a in chosen if self.resources[a].state != "present"]
+        chosen = with_dependents(known) if targets else list(self.resources)
+        return [a for a in chosen if self.resources[a].state != "absent"]
+
     def start(self, kind: str, targets: list[str], subscription_id: str | None = None,
-              variables: dict[str, str] | None = None) -> Operation:
+              variables: dict[str, str] | None = None, keep: int | None = None) -> Operation:
+        """Start an apply or destroy. `keep` (a partial fault, lab.faults): only the first `keep` of
+        its resources (configuration order) get done; the others fail, as an apply that exits 1 half-way."""
         self.check(subscription_id, variables or {})
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("Error acquiring the state lock: another operation is running")
         op = Operation(uuid.uuid4().hex[:12], kind, targets)
         op.variables = dict(variables or {})
+        op.keep = keep
         self.operations[op.id] = op
         threading.Thread(target=self._run, args=(op,), name=f"stack-{kind}", daemon=True).start()
         return op
 
     def _run(self, op: Operation) -> None:
         try:
-            known = [t for t in op.targets if t in self.resources]  # unknown -target addresses: ignored
+            # unknown -target addresses: ignored
+            todo = self.todo(op.kind, op.targets)
             if op.kind == "apply":
-                chosen = with_dependencies(known) if op.targets else list(self.resources)
-                todo = [a for a in chosen if self.resources[a].state != "present"]
                 create: dict[str, Callable[[], None]] = {
                     a: functools.partial(f, op.variables) for a, f in self.parts.create.items()}
                 prepare: dict[str, Callable[[], None]] = {
                     a: functools.partial(f, op.variables) for a, f in self.parts.prepare.items()}
-                self._parallel(op, todo, "creating", "present", CREATE_SECONDS, create, prepare)
+                self._parallel(op, todo, "creating", "present", CREATE_SECONDS, create, prepare, _failing(op, todo))
             else:
-                chosen = with_dependents(known) if op.targets else list(self.resources)
-                todo = [a for a in chosen if self.resources[a].state != "absent"]
-                self._parallel(op, todo, "destroying", "absent", DESTROY_SECONDS, self.parts.destroy)
+                self._parallel(op, todo, "destroying", "absent", DESTROY_SECONDS, self.parts.destroy,
+                               failing=_failing(op, todo))
             failed = [a for a in todo if self.resources[a].state == "failed"]
             if failed:
                 raise RuntimeError("; ".join(f"{a}: {self.resources[a].error}" for a in failed))
@@ -177,7 +189,15 @@ class FailoverStack:
         self, op: Operation, todo: list[str], during: str, after: str,
         seconds: dict[str, float], actions: dict[str, Callable[[], None]],
         prepare: dict[str, Callable[[], None]] | None = None,
+        failing: set[str] | None = None,
     ) -> None:
+        failing = failing or set()
+        # A resource left failed (tainted) by an earlier operation is this one's to redo: until its
+        # turn it is waiting, not failed (a dependent must wait for it, not give up at once).
+        tainted = {a for a in todo if self.resources[a].state == "failed"}
+        for a in tainted:
+            self.resources[a].state = "waiting"
+
         def one(addr: str) -> None:
             res = self.resources[addr]
             # Terraform orders by dependency: a dependent is created after, and destroyed before, what it needs.
@@ -188,6 +208,14 @@ class FailoverStack:
                 op.log.append(f"{addr}: failed: {res.error}")
                 return
             res.state, res.error = during, None
+            if during == "creating" and addr in tainted:  # Terraform replaces a tainted resource (a failed create): destroy, then create
+                op.log.append(f"{addr}: Destroying... (tainted)")
+                try:
+                    self.parts.destroy[addr]()
+                except Exception as e:  # noqa: BLE001 — a failed destroy of the tainted resource is its error, as Terraform reports it
+                    res.state, res.error = "failed", f"{type(e).__name__}: {e}"
+                    op.log.append(f"{addr}: failed: {res.error}")
+                    return
             op.log.append(f"{addr}: {'Creating' if during == 'creating' else 'Destroying'}...")
             self.events.record("stack", f"{addr} {during}")
             t0 = time.monotonic()
@@ -205,13 +233,18 @@ class FailoverStack:
                 preparing.start()
             # Destroy removes the thing first and then waits out the API; create does the reverse.
             try:
-                if during == "destroying":
+                if during == "destroying" and addr not in failing:
                     actions[addr]()
                 time.sleep(max(0.0, seconds[addr] / self.time_scale - (time.monotonic() - t0)))
                 if preparing is not None:
                     preparing.join()  # slower than the model: the lab cannot be faster than its own processes
                     if prepared and prepared[0] is not None:
                         raise prepared[0]
+                if addr in failing:  # a partial fault: the cloud's operation failed; what it made stays (tainted)
+                    res.state, res.error = "failed", fault_shapes.terraform_partial(addr, op.kind)
+                    op.log.append(f"{addr}: failed: {res.error}")
+                    self.events.record("stack", f"{addr} failed (lab fault)")
+                    return
                 if during == "creating":
                     actions[addr]()
             except Exception as e:  # noqa: BLE001 — any failure while creating a resource is that resource's error, as Terraform reports it
@@ -237,6 +270,13 @@ class FailoverStack:
             if "failed" in states:
                 return False
             time.sleep(0.05)
+
+
+def _failing(op: Operation, todo: list[str]) -> set[str]:
+    """The resources a partial fault fails: all after the first `keep` (configuration order)."""
+    if op.keep is None:
+        return set()
+    return set(todo[min(op.keep, len(todo)):])
 
 
 def write_stack_dir(stack_dir: Path, control_url: str, token: str) -> None:

@@ -33,6 +33,9 @@ class Response:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    # A hung server (lab.faults): no answer; the connection is held this many seconds (or until the
+    # client hangs up), then dropped.
+    hang: float | None = None
 
 
 class UpstreamError(Exception):
@@ -115,10 +118,20 @@ class _QuietHandler(BaseHTTPRequestHandler):
             resp = type(self).app(req)
         except Exception as e:  # noqa: BLE001 — a bug in a lab proxy must look like a server error, not a hang
             resp = Response(500, [("Content-Type", "text/plain")], f"lab proxy error: {e}".encode())
+        if resp.hang is not None:
+            from lab.faults import drop, hold
+
+            hold(self.connection, resp.hang)
+            drop(self.connection)
+            self.close_connection = True
+            return
         self.send_response(resp.status)
+        given = next((v for k, v in resp.headers if k.lower() == "content-length"), None)
         for k, v in resp.headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(0 if self.command == "HEAD" else len(resp.body)))
+            if k.lower() != "content-length":
+                self.send_header(k, v)
+        # A HEAD answer may tell the size of what a GET would send (a blob's); the body is never sent.
+        self.send_header("Content-Length", (given or "0") if self.command == "HEAD" else str(len(resp.body)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(resp.body)

@@ -256,6 +256,9 @@ class MariaDB:
     # -- internals ---------------------------------------------------------------------------------
 
     def _write_cnf(self, port: int) -> None:
+        # Its own temporary directory: servers bootstrapping at once in a shared /tmp can collide on
+        # a temporary table's name ("Unknown table 'mysql.tmp_user_sys'", install-db aborts).
+        (self.basedir / "tmp").mkdir(parents=True, exist_ok=True)
         self.cnf_path.write_text(
             "[mysqld]\n"
             "user=root\n"
@@ -264,6 +267,7 @@ class MariaDB:
             f"socket={self.socket_path}\n"
             f"datadir={self.datadir}\n"
             f"pid-file={self.pid_path}\n"
+            f"tmpdir={self.basedir / 'tmp'}\n"
             "skip-name-resolve\n"
             "innodb_buffer_pool_size=32M\n"
             # The 96M default redo log is disk we don't need per lab instance.

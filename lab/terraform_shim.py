@@ -26,10 +26,12 @@ class Usage(Exception):
     pass
 
 
-def _call(cfg: dict[str, str], method: str, path: str, body: Any = None) -> Any:
+def _call(cfg: dict[str, str], method: str, path: str, body: Any = None, command: str | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(cfg["control_url"] + path, data=data, method=method)
     req.add_header("Authorization", f"Bearer {cfg['token']}")
+    if command:  # what the lab's faults (lab.faults, surface "terraform") match on
+        req.add_header("X-Terraform-Command", command)
     req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
@@ -66,7 +68,7 @@ def _subscription() -> str:
 
 def _run_operation(cfg: dict[str, Any], kind: str, targets: list[str]) -> int:
     body = {"targets": targets, "subscription_id": _subscription(), "variables": _variables(cfg)}
-    op = _call(cfg, "POST", f"/stacks/2-failover/{kind}", body)["operation"]
+    op = _call(cfg, "POST", f"/stacks/2-failover/{kind}", body, command=kind)["operation"]
     printed = 0
     t0 = time.monotonic()
     next_note = 10.0  # Terraform says "Still creating..." every 10 s
@@ -112,7 +114,7 @@ def main(argv: list[str]) -> int:
             return 1
         return _run_operation(cfg, cmd, targets)
     if cmd == "output":
-        outs = _call(cfg, "GET", "/stacks/2-failover")["outputs"]
+        outs = _call(cfg, "GET", "/stacks/2-failover", command="output")["outputs"]
         if "-json" in rest:
             print(json.dumps({k: {"sensitive": False, "type": "string", "value": v} for k, v in outs.items()}, indent=2))
         else:
@@ -122,7 +124,8 @@ def main(argv: list[str]) -> int:
     if cmd == "plan":
         sub = _subscription()
         _variables(cfg)
-        pending = _call(cfg, "POST", "/stacks/2-failover/plan", {"targets": targets, "subscription_id": sub})["create"]
+        pending = _call(cfg, "POST", "/stacks/2-failover/plan", {"targets": targets, "subscription_id": sub},
+                        command="plan")["create"]
         for a in pending:
             print(f"  # {a} will be created")
         print(f"Plan: {len(pending)} to add, 0 to change, 0 to destroy." if pending

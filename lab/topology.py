@@ -10,6 +10,15 @@ NODEGROUP_SCALING = {"minSize": 2, "maxSize": 4, "desiredSize": 2}
 ALB_NAME = "blue-alb"
 TARGET_GROUP = "blue-web-tg"
 SITE_ALIAS = "blueisthenewblack.store"
+# The CloudFront edge locations the lab runs, each on its own loopback address: the first one answers
+# on the public site address (where the drill host's DNS would send it: Seoul); vantages reach the
+# others by address (probe.vantages[].connect_to, `${lab:edge_<location>_address}`). A configuration
+# change reaches each at its own time within the deploy window (lab.aws.cloudfront).
+EDGE_LOCATIONS: tuple[tuple[str, str], ...] = (
+    ("ICN54-P1", "127.0.0.1"),  # Seoul
+    ("NRT57-P3", "127.0.0.11"),  # Tokyo
+    ("SIN2-P1", "127.0.0.12"),  # Singapore
+)
 PRIMARY_ORIGIN = "primary-aws"
 SECONDARY_ORIGIN = "secondary-azure"
 ORIGIN_GROUP = "petclinic-failover"

@@ -37,7 +37,7 @@ AZURE_AUTH = (
 # (the runner's role, or OIDC in CI) applies.
 AWS_AUTH = ("aws.profile", "aws.access_key_id", "aws.secret_access_key")
 # How users' experience is judged and when a drill stops itself (defaults when unset).
-PROBE = ("probe.rules", "probe.max_gap_seconds")
+PROBE = ("probe.rules", "probe.max_gap_seconds", "probe.master", "probe.master.port")
 STOP = ("stop.max_phase_seconds", "stop.max_error_seconds", "stop.alertmanager")
 # The team's alarms (detection, the baseline's alarm states).
 ALARMS = ("alarms", "alarms.dr_relevant", "alarms.notification_queue_url")

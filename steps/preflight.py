@@ -11,6 +11,7 @@ from typing import Any
 
 from drill import preflight
 from drill.config import Target
+from drivers.retries import api_settings
 
 # Fact gatherers: name -> function of the target. A gatherer that fails leaves its fact out and
 # records why under "<name>.error", so the checks that need it say "could not be checked".
@@ -109,7 +110,7 @@ def _primary_tls(target: Target) -> dict[str, Any]:
     out = inspect_ca_bundle(target.database.ssl_ca)
     if "error" in out:
         return out
-    s = Secrets(Aws(target.aws)).json(target.database.secret_id)
+    s = Secrets(Aws(target.aws, api_settings(target))).json(target.database.secret_id)
     db = Database(str(s["host"]), int(s["port"]), str(s["username"]), str(s["password"]), str(s["dbname"]),
                   ssl_ca=target.database.ssl_ca)
     try:

@@ -40,6 +40,7 @@ from drill.readiness import (
     sentence,
 )
 from drivers.aws import Aws, CloudFront, LoadBalancing, NodeGroups, error_code
+from drivers.retries import api_settings
 from steps.runtime import git_revision, operator
 
 LATEST_LINK = "readiness-latest"
@@ -65,7 +66,7 @@ class ReadinessRun:
     @property
     def aws(self) -> Aws:
         if "aws" not in self._cache:
-            self._cache["aws"] = Aws(self.target.aws)
+            self._cache["aws"] = Aws(self.target.aws, api_settings(self.target))
         return self._cache["aws"]
 
     # No ledger: these drivers refuse to change anything.

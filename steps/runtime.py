@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from drill import __version__
 from drill import timeline as tl
+from drill import vantages as vt
 from drill.config import ConfigError, Target
 from drill.evidence import SCHEMA_VERSION, EvidenceDir, Masker, PhaseResult, iso, new_run_id, phase_dicts
 from drill.ledger import Ledger
@@ -28,7 +29,8 @@ from drill.preflight import Finding
 from drill.runbook import Deviation, Deviations
 from drivers.actions import executor
 from drivers.aws import Aws, CloudFront, LoadBalancing, NodeGroups
-from drivers.probe import Probe
+from drivers.probe import Probe, ProbeFleet, Vantage
+from drivers.retries import api_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What a user's write through the site is: PetClinic's "add owner" form. The last name is counted by
@@ -134,15 +136,20 @@ class DrillRun:
         self.work = reports_dir / "work" / self.run_id
         self.work.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(self.work / "ledger.json", dry_run=dry_run)
+        # Every API call that had to be retried, or failed, from the SDKs' own hooks (drivers.retries).
+        from drivers import retries
+
+        self.api_calls = retries.CallLog(self.work / "api-calls.jsonl", mask=self.evidence.mask)
+        retries.use(self.api_calls)
         self.lab_events = lab_events
-        self.aws = Aws(target.aws)
-        self.nodegroups = NodeGroups(self.aws, self.ledger)
+        self.aws = Aws(target.aws, api_settings(target))
+        self.nodegroups = NodeGroups(self.aws, self.ledger, consistency_seconds=target.scaled(60))
         self.elb = LoadBalancing(self.aws)
         self.cloudfront = CloudFront(self.aws, self.ledger, time_scale=target.time_scale)
         self.instants: dict[str, Instant] = {}
         self.phases: list[PhaseResult] = []
         self.notes: list[str] = []
-        self.probe: Probe | None = None
+        self.probe: Probe | ProbeFleet | None = None
         self.dr_probe: Probe | None = None  # users of the DR site (target.dr_site), from when it is brought up
         self.dns_watch: Any = None  # drivers.route53.AnswerWatch of the site's name, once a phase starts it
         self.canary: Any = None  # drivers.database.CanaryWriter, while users' writes are modeled
@@ -153,8 +160,8 @@ class DrillRun:
         self.allure_results: Path | None = None  # pytest's --alluredir, set by conftest.py (None: no Allure)
         self.phase: tuple[str, Instant] | None = None  # the phase under way and when it began
         self.stopped_by: str | None = None
-        # Probe-measured RTOs (name -> class, fault, objective): re-judged on the complete timeline.
-        self._probe_rtos: dict[str, tuple[str, Instant, float]] = {}
+        # Probe-measured RTOs (name -> class, fault, objective, when judged): re-judged on the complete timeline.
+        self._probe_rtos: dict[str, tuple[str, Instant, float, float]] = {}
         self._phase_start: dict[str, float] = {}  # name -> monotonic instant its RTO is measured from
         # Where the drill had to depart from the runbook because the runbook as written would fail.
         self.runbook = Deviations()
@@ -175,35 +182,54 @@ class DrillRun:
         return f"DrillRun({self.run_id}, target={self.target.name})"
 
     # -- probe -------------------------------------------------------------------------------
-    def _resolver(self) -> dict[str, Any] | None:
-        r = self.target.probe.resolver
+    def _resolver(self, vantage: Any = None) -> dict[str, Any] | None:
+        """A vantage's caching resolver (its own, else probe.resolver) as the probe takes it; None: the host's."""
+        r = (vantage.resolver if vantage is not None else None) or self.target.probe.resolver
         return None if r is None else {"nameserver": r.nameserver, "time_scale": self.target.time_scale,
                                        "honour_ttl": r.honour_ttl}
 
-    def ensure_probe(self) -> Probe:
+    def ensure_probe(self) -> Probe | ProbeFleet:
+        """The probe, started once: one standalone Locust process (one local vantage), or a Locust
+        master with a worker per vantage, every remote vantage joined before the drill goes on."""
         if self.probe is None:
             p = self.target.probe
-            self.probe = Probe(
-                self.target.site.url, self.work / "timeline.jsonl", rate_per_second=p.rate_per_second,
-                users=p.users, timeout_seconds=p.timeout_seconds, rules=p.rules, log_path=self.work / "probe.log",
-                resolver=self._resolver(),
-                session_user=p.session_user.model_dump() if p.session_user is not None else None,
-            )
+            if p.distributed:
+                m = p.master
+                self.probe = ProbeFleet(
+                    self.target.site.url, self.work / "timeline.jsonl",
+                    [Vantage(v.name, v.worker, v.where, v.connect_to, self._resolver(v)) for v in p.vantages],
+                    rate_per_second=p.rate_per_second, users=p.users, timeout_seconds=p.timeout_seconds, rules=p.rules,
+                    log_dir=self.work, bind=m.bind if m else "127.0.0.1", port=m.port if m else None,
+                    join_timeout=m.join_timeout_seconds if m else 120.0,
+                )
+            else:
+                v = p.vantages[0]
+                self.probe = Probe(
+                    self.target.site.url, self.work / "timeline.jsonl", rate_per_second=p.rate_per_second,
+                    users=p.users, timeout_seconds=p.timeout_seconds, rules=p.rules, log_path=self.work / "probe.log",
+                    vantage=v.name, connect_to=v.connect_to, resolver=self._resolver(v),
+                    session_user=p.session_user.model_dump() if p.session_user is not None else None,
+                )
             self.probe.start()
             self._start_watchdog()
         return self.probe
 
+    @property
+    def vantage_names(self) -> list[str]:
+        return [v.name for v in self.target.probe.vantages]
+
     def ensure_dr_probe(self) -> Probe:
-        """Users of the DR site (target.dr_site), probed like the main site from now to the end of the run."""
+        """Users of the DR site (target.dr_site), probed like the main site from now to the end of the run:
+        a standalone probe on the drill's host, resolving as the reference vantage (the first declared) does."""
         if self.dr_probe is None:
             if self.target.dr_site is None:
                 raise RuntimeError(f"target {self.target.name!r} has no dr_site")
             p = self.target.probe
+            v = p.vantages[0]
             self.dr_probe = Probe(
                 self.target.dr_site.url, self.work / "timeline-dr.jsonl", rate_per_second=p.rate_per_second,
                 users=p.users, timeout_seconds=p.timeout_seconds, rules=self.target.dr_site.rules or p.rules,
-                log_path=self.work / "probe-dr.log",
-                resolver=self._resolver(),
+                log_path=self.work / "probe-dr.log", vantage=v.name, resolver=self._resolver(v),
             )
             self.dr_probe.start(wait_first_sample=30.0)
         return self.dr_probe
@@ -254,7 +280,7 @@ class DrillRun:
         """The signed-in user's samples (probe.session_user), oldest first."""
         import json
 
-        if self.probe is None or not self.probe.sessions_out.exists():
+        if not isinstance(self.probe, Probe) or not self.probe.sessions_out.exists():
             return []
         out = []
         for line in self.probe.sessions_out.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -311,44 +337,95 @@ class DrillRun:
                 os.kill(os.getpid(), signal.SIGINT)
 
     def _trailing_errors(self) -> float:
-        samples = self.samples()
-        if not samples or samples[-1].cls != "error":
-            return 0.0
-        first = samples[-1]
-        for s in reversed(samples):
-            if s.cls != "error":
-                break
-            first = s
-        return samples[-1].seen - first.seen
+        """The longest current stretch of errors any vantage's users are in."""
+        worst = 0.0
+        for samples in self.by_vantage().values():
+            if not samples or samples[-1].cls != "error":
+                continue
+            first = samples[-1]
+            for s in reversed(samples):
+                if s.cls != "error":
+                    break
+                first = s
+            worst = max(worst, samples[-1].seen - first.seen)
+        return worst
 
     @property
     def max_gap(self) -> float:
         return self.target.probe.max_gap_seconds or self.ensure_probe().max_gap
 
     def samples(self) -> list[tl.Sample]:
+        """Every vantage's samples (each carries its vantage)."""
         return self.probe.samples() if self.probe else []
 
-    def first_sustained(self, cls: str, after: float) -> tl.Sample | None:
+    def by_vantage(self) -> dict[str, list[tl.Sample]]:
+        return vt.split(self.samples(), self.vantage_names)
+
+    def vantage_rtos(self, cls: str, after: float, now: float | None = None) -> list[vt.VantageRto]:
+        """Each vantage's first request sent since `after` that begins a sustained run of `cls`
+        (drill.vantages), judged at `now` (default: now)."""
         p = self.target.probe
-        return tl.first_sustained_sample(self.samples(), cls, after, p.sustain_seconds, p.min_samples, self.max_gap)
+        return vt.phase_rtos(self.by_vantage(), cls, after, p.sustain_seconds, p.min_samples, self.max_gap,
+                             time.monotonic() if now is None else now)
+
+    def reaching_sample(self, cls: str, after: float) -> tl.Sample | None:
+        """The request a phase's RTO counts to: the verdict vantage's (probe.verdict_on) first request
+        sent since `after` that begins a sustained run of `cls`; None when that vantage never got there."""
+        _, pick = vt.verdict(self.vantage_rtos(cls, after), self.target.probe.verdict_on)
+        if pick is None or pick.reached_mono is None:
+            return None
+        return next((s for s in self.by_vantage().get(pick.vantage, []) if s.mono == pick.reached_mono), None)
+
+    def wait_for_vantages(self, cls: str, after: float, timeout: float) -> list[vt.VantageRto]:
+        """Wait until every vantage has got `cls` sustained, or its worker is gone, or `timeout`."""
+        self.ensure_probe()
+        deadline = time.monotonic() + timeout
+        while True:
+            rtos = self.vantage_rtos(cls, after)
+            pending = [r.vantage for r in rtos if r.rto_seconds is None and not self._gone(r.vantage)]
+            if not pending or time.monotonic() >= deadline:
+                return rtos
+            time.sleep(0.2)
+
+    def _gone(self, vantage: str) -> bool:
+        """The probe knows this vantage's worker is gone (exited, missing at the master), and its samples stopped."""
+        probe = self.probe
+        if probe is None:
+            return True
+        samples = self.by_vantage().get(vantage, [])
+        if vt.alive(samples, time.monotonic(), self.max_gap):
+            return False
+        return not probe.running() if isinstance(probe, Probe) else probe.gone(vantage)
 
     def wait_for_class(self, cls: str, after: float, timeout: float) -> tl.Sample | None:
-        """Wait until users get `cls` sustained for requests sent since `after`; the first such sample."""
-        self.ensure_probe()
-        return wait_until(lambda: self.first_sustained(cls, after), timeout, poll=0.2)
+        """Wait until users get `cls` sustained for requests sent since `after`: every vantage still
+        observed. The reaching sample of the last of them (None: some observed vantage did not get there,
+        or none is observed at all)."""
+        rtos = self.wait_for_vantages(cls, after, timeout)
+        if any(r.state == vt.NOT_REACHED for r in rtos) or not any(r.state == vt.MEASURED for r in rtos):
+            return None
+        last = max((r for r in rtos if r.state == vt.MEASURED), key=lambda r: r.reached_mono or 0.0)
+        by = self.by_vantage().get(last.vantage, [])
+        return next((s for s in by if s.mono == last.reached_mono), None)
 
     def current_class(self) -> str | None:
-        """The class users see now: the last samples agree for `sustain_seconds`, else None."""
+        """The class users see now: at every vantage still observed, the last samples agree for
+        `sustain_seconds` on one class, the same everywhere; else None."""
         p = self.target.probe
-        samples = self.samples()
-        if not samples:
-            return None
-        now = samples[-1].seen
-        recent = [s for s in samples if s.seen >= now - p.sustain_seconds]
-        if len(recent) < p.min_samples or samples[0].seen > now - p.sustain_seconds:
-            return None
-        classes = {s.cls for s in recent}
-        return classes.pop() if len(classes) == 1 else None
+        seen: set[str] = set()
+        now = time.monotonic()
+        for samples in self.by_vantage().values():
+            if not vt.alive(samples, now, self.max_gap):
+                continue  # a vantage whose worker is gone says nothing of now
+            last = samples[-1].seen
+            recent = [s for s in samples if s.seen >= last - p.sustain_seconds]
+            if len(recent) < p.min_samples or samples[0].seen > last - p.sustain_seconds:
+                return None
+            classes = {s.cls for s in recent}
+            if len(classes) != 1:
+                return None
+            seen |= classes
+        return seen.pop() if len(seen) == 1 else None
 
     def runbook_deviation(self, step: str, as_written: str, refused_because: str, drill_did: str,
                           source: str = "") -> Deviation:
@@ -661,7 +738,7 @@ class DrillRun:
         if "kube" not in self.state:
             k = need(self.target.kubernetes, "kubernetes")
             path = self.state.get("kubeconfig") or (Path(k.kubeconfig).expanduser() if k.kubeconfig else self.kubeconfig_path())
-            self.state["kube"] = Kube(path, context=k.context, cluster=self.state.get("aks_cluster"))
+            self.state["kube"] = Kube(path, context=k.context, cluster=self.state.get("aks_cluster"), api=api_settings(self.target))
         return self.state["kube"]
 
     def app_gateway(self) -> Any:
@@ -790,29 +867,36 @@ class DrillRun:
 
     # -- results -----------------------------------------------------------------------------
     def measure_rto(self, name: str, title: str, fault: Instant, cls: str, objective_real: float) -> PhaseResult:
-        """Wait for `cls` after `fault` (up to objective + grace) and record it as a phase result."""
+        """Wait for `cls` after `fault` (up to objective + grace) at every vantage and record it as a
+        phase result: the RTO is the verdict vantage's (probe.verdict_on: the worst, or a percentile),
+        each vantage's RTO, the spread and its explanation are in `detail`."""
         target_s = self.target.scaled(objective_real)
-        reached = self.wait_for_class(cls, fault.mono, target_s + self.target.scaled(self.target.grace_seconds))
-        self._probe_rtos[name] = (cls, fault, objective_real)
-        return self._probe_result(name, title, fault, cls, objective_real, reached)
+        rtos = self.wait_for_vantages(cls, fault.mono, target_s + self.target.scaled(self.target.grace_seconds))
+        self._probe_rtos[name] = (cls, fault, objective_real, time.monotonic())
+        return self._probe_result(name, title, fault, cls, objective_real, rtos)
 
     def _probe_result(
-        self, name: str, title: str, fault: Instant, cls: str, objective_real: float, reached: tl.Sample | None,
+        self, name: str, title: str, fault: Instant, cls: str, objective_real: float, rtos: list[vt.VantageRto],
     ) -> PhaseResult:
+        p = self.target.probe
         target_s = self.target.scaled(objective_real)
-        rto = None if reached is None else reached.mono - fault.mono
+        rto, pick = vt.verdict(rtos, p.verdict_on)
         self._phase_start[name] = fault.mono
+        detail: dict[str, Any] = {} if rto is None or pick is None else {
+            "first_response_latency_ms": round(pick.latency_ms or 0.0, 1)}
+        detail.update(vt.phase_detail(rtos, p.verdict_on, 1.0 / p.rate_per_second, cls, self.target.time_scale, wall=iso))
         result = PhaseResult(
             name=name,
             title=title,
             rto_seconds=None if rto is None else round(rto, 3),
             rto_target_seconds=round(target_s, 3),
             passed=rto is not None and rto <= target_s,
-            measured=f"fault → first request answered with '{cls}', sustained {self.target.probe.sustain_seconds:g}s",
+            measured=f"fault → first request answered with '{cls}', sustained {self.target.probe.sustain_seconds:g}s"
+                     + (f", at every vantage ({p.verdict_on} of {len(rtos)})" if len(rtos) > 1 else ""),
             fault_at=iso(fault.t),
             reached_at=None if rto is None else iso(fault.t + rto),
             rto_target_real_seconds=objective_real,
-            detail={} if reached is None else {"first_response_latency_ms": round(reached.latency_ms, 1)},
+            detail=detail,
         )
         self._set_phase(result)
         return result
@@ -958,19 +1042,19 @@ class DrillRun:
         earlier, answered later) can join or break the sustained run it found. Once the probe has
         stopped every request is in, so this is the final figure; a change is noted.
         """
-        samples = self.samples()
-        p = self.target.probe
-        for name, (cls, fault, objective_real) in self._probe_rtos.items():
+        for name, (cls, fault, objective_real, judged_at) in self._probe_rtos.items():
             before = next((ph for ph in self.phases if ph.name == name), None)
             if before is None:
                 continue
-            reached = tl.first_sustained_sample(samples, cls, fault.mono, p.sustain_seconds, p.min_samples, self.max_gap)
-            after = self._probe_result(name, before.title, fault, cls, objective_real, reached)
-            # What the phase's own step added (the Route 53 system's detection / DNS TTL split) stays,
-            # its TTL part following the final RTO (detection ends at the answer change, not at users).
+            # Per vantage, as judged then: a vantage whose samples had stopped by then stays unobserved.
+            after = self._probe_result(name, before.title, fault, cls, objective_real, self.vantage_rtos(cls, fault.mono, judged_at))
+            # What the phase's own step added (the Route 53 system's detection / DNS TTL split) stays, its
+            # TTL part following the final RTO (the answer changed at a fixed instant; users came after).
             detail = {**before.detail, **after.detail}
-            if after.rto_seconds is not None and "detection_seconds" in detail:
-                detail["dns_ttl_seconds"] = round(after.rto_seconds - detail["detection_seconds"], 3)
+            if after.rto_seconds is not None:
+                for answer_changed in ("detection_seconds", "answer_back_on_primary_seconds"):
+                    if answer_changed in detail:
+                        detail["dns_ttl_seconds"] = round(after.rto_seconds - detail[answer_changed], 3)
             self._set_phase(replace(after, detail=detail))
             if after.rto_seconds != before.rto_seconds:
                 self.notes.append(f"{name}: RTO {before.rto_seconds}s as judged during the run is {after.rto_seconds}s "
@@ -1017,12 +1101,63 @@ class DrillRun:
                 self.notes.append(f"{ph.name}: no real-world figure: {detail['real_world_unknown']}")
             self.phases[i] = replace(ph, rto_real_equivalent_seconds=real, detail=detail)
 
+    def vantages_summary(self, gap: float) -> tuple[list[dict[str, Any]], str]:
+        """Per vantage: where it was, what its users saw, its probe gaps, its worker(s) and clock; and
+        the vantage whose users had the most downtime."""
+        p = self.target.probe
+        by = self.by_vantage()
+        all_seen = [s.seen for v in by.values() for s in v]
+        start, end = (min(all_seen), max(all_seen)) if all_seen else (None, None)
+        status = self.probe.status() if isinstance(self.probe, ProbeFleet) else {}
+        declared = {v.name: v for v in p.vantages}
+        out = []
+        for name, samples in by.items():
+            st = vt.vantage_stats(samples, gap, start, end, p.sustain_seconds, p.min_samples)
+            cfg = declared.get(name)
+            workers = [w for w in status.get("workers", []) if w.get("vantage") == name]
+            holder = next((w for w in workers if w.get("holds_vantage")), workers[-1] if workers else None)
+            clock: dict[str, Any] | None
+            if isinstance(self.probe, Probe):
+                clock = {"offset_seconds": 0.0, "uncertainty_seconds": 0.0,
+                         "source": "the standalone probe runs on the drill's host: one clock"}
+            else:
+                clock = dict(holder["clock"], source="NTP-style exchanges over the Locust master–worker channel "
+                             "(drill.clocks)") if holder and holder.get("clock") else None
+            out.append({
+                "name": name, "worker": cfg.worker if cfg else "undeclared", "where": cfg.where if cfg else "",
+                "connect_to": cfg.connect_to if cfg else None,
+                "requests": st["requests"], "edges": st["edges"],
+                "downtime_seconds": st["downtime_seconds"],
+                "downtime_intervals": [{"from": iso(self._wall(a)), "to": iso(self._wall(b)), "seconds": round(b - a, 3)}
+                                       for a, b in st["downtime_intervals"]],
+                "unobserved_seconds": st["unobserved_seconds"],
+                "unobserved_intervals": [{"from": iso(self._wall(a)), "to": iso(self._wall(b)), "seconds": round(b - a, 3)}
+                                         for a, b in st["unobserved_intervals"]],
+                "seconds_by_class": st["seconds_by_class"],
+                "transitions": [{"class": c, "from": iso(self._wall(a)), "to": iso(self._wall(b))} for c, a, b in st["transitions"]],
+                "first_sample_at": iso(self._wall(st["first_seen"])) if st["first_seen"] is not None else None,
+                "last_sample_at": iso(self._wall(st["last_seen"])) if st["last_seen"] is not None else None,
+                "clock": clock,
+                "wall_clock": holder.get("wall_clock") if holder else None,
+                "workers": [{k: w.get(k) for k in ("host", "pid", "state", "samples", "left")} | {"joined_at": iso(w.get("joined_t"))}
+                            for w in workers],
+            })
+        worst = max(out, key=lambda v: v["downtime_seconds"])["name"] if out else (self.vantage_names or [tl.DEFAULT_VANTAGE])[0]
+        return out, worst
+
     def summary(self, finished: Instant, failed_tests: list[str], restored: dict[str, Any]) -> dict[str, Any]:
-        samples = self.samples()
+        everything = self.samples()
         p = self.target.probe
         gap = self.max_gap if self.probe else 1.0
+        vantages, worst = self.vantages_summary(gap)
+        by = self.by_vantage()
+        # Single-stream figures: the users of the reference vantage (the first declared: with one
+        # vantage, everything), except downtime, which is the worst vantage's (summary.json: vantages).
+        reference = self.vantage_names[0]
+        samples = by.get(reference, [])
         stats = tl.summarize(samples, gap) if samples else {}
-        down, intervals = tl.downtime(samples, gap) if samples else (0.0, [])
+        worst_samples = by.get(worst, [])
+        down, intervals = tl.downtime(worst_samples, gap) if worst_samples else (0.0, [])
         restored_ok = not restored["failures"] and restored["site_class"] in (None, "aws") and not restored.get("baseline_diff")
         rpo_ok = self.rpo is None or self.rpo["passed"]
         alarms = self.alarms_summary()
@@ -1065,22 +1200,30 @@ class DrillRun:
                 for i in intervals
             ],
             "seconds_by_class": {k: round(v, 3) for k, v in stats.get("seconds", {}).items()} if stats else {},
-            "requests": len(samples),
-            "unobserved_seconds": stats.get("unobserved_seconds", 0.0) if stats else 0.0,
+            "requests": len(everything),
+            "unobserved_seconds": max((v["unobserved_seconds"] for v in vantages), default=0.0),
+            "vantages": vantages,
+            "vantage_reference": reference,
+            "vantage_verdict_on": p.verdict_on,
+            "downtime_vantage": worst,
+            "probe_refused": (self.probe.status().get("refused") or []) if isinstance(self.probe, ProbeFleet) else [],
             "transitions": [
                 {"class": s["class"], "from": iso(self._wall(s["from"])), "to": iso(self._wall(s["to"]))}
                 for s in tl.transitions(samples, gap, p.sustain_seconds, p.min_samples)
             ],
             "restore": restored,
-            **self._system_summary(gap),
+            **self._system_summary(gap, samples),
             "failed_steps": failed_tests,
+            # Calls the SDKs retried (outcome "ok") or gave up on ("failed"): which, how often, each error.
+            "api_calls": [c.as_dict() for c in self.api_calls.calls()],
             "stopped_by": self.stopped_by,
             "notes": self.notes,
             "verdict": verdict,
         }
 
-    def _system_summary(self, gap: float) -> dict[str, Any]:
-        """What only some systems have: the DR site's users, the DNS answers, the signed-in user."""
+    def _system_summary(self, gap: float, samples: list[tl.Sample]) -> dict[str, Any]:
+        """What only some systems have: the DR site's users, the DNS answers, the signed-in user.
+        `samples`: the site's users at the reference vantage (as the summary's transitions)."""
         extra: dict[str, Any] = {}
         p = self.target.probe
         if self.dr_probe is not None:
@@ -1098,7 +1241,7 @@ class DrillRun:
         if "sessions" in self.state:
             extra["sessions"] = self.state["sessions"]
         if self.dr_probe is not None:
-            www = [t["class"] for t in tl.transitions(self.samples(), gap, p.sustain_seconds, p.min_samples)]
+            www = [t["class"] for t in tl.transitions(samples, gap, p.sustain_seconds, p.min_samples)]
             dr_served = any(t["class"] == "azure" for t in extra["dr_site"]["transitions"])
             # Users of www, with the DR site where it served (after the maintenance page): "aws → maintenance → (dr site) → aws".
             flow = []
@@ -1133,7 +1276,8 @@ class DrillRun:
             summary["monitoring"]["otlp"] = trace
         ev.write_json("summary.json", summary)
         ev.copy_text(self.work / "timeline.jsonl", "timeline.jsonl")
-        for extra in ("timeline-dr.jsonl", "timeline-sessions.jsonl"):  # the DR site's users, the signed-in user
+        for extra in ("timeline-dr.jsonl", "timeline-sessions.jsonl", "api-calls.jsonl"):
+            # the DR site's users, the signed-in user, the API calls the SDKs retried or gave up on
             if (self.work / extra).exists():
                 ev.copy_text(self.work / extra, extra)
         ev.write_json("actions.json", self.ledger.to_list())

@@ -6,14 +6,17 @@ target anything at all; a cache behavior that targets an origin group may allow 
 which the real API refuses; origin timeouts and attempts out of the documented ranges are accepted;
 a wrong IfMatch is accepted, the ETag never changes, and neither distributions nor invalidations are
 ever in progress. The overrides below fix that in the lab's moto process. They also keep, per
-distribution, the history of configurations with the instant each one is deployed at the edges: the
-lab's edge serves from that history, so a change takes effect only after the modeled deployment
-delay, as it does on real CloudFront.
+distribution, the history of configurations with the instant each one takes effect at each edge
+location: the lab's edge locations serve from that history, so a change reaches each location at its
+own time within the modeled deployment delay, and the distribution is `Deployed` only once the last
+location has it ("When the status is Deployed, the distribution's information is fully propagated to
+all CloudFront edge locations": CloudFront API Reference, Distribution, Status).
 """
 from __future__ import annotations
 
 import copy
 import ipaddress
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -203,39 +206,91 @@ def validate_config(config: dict[str, Any]) -> None:
                                   "or greater than the OriginReadTimeout.")
 
 
+DEFAULT_LOCATION = "ICN54-P1"
+# When a change reaches each edge location within the deploy window. AWS documents only the end (the
+# status turns Deployed once every location has it), not how arrivals spread before it: the lab's
+# choice is one location at the window's end and the others evenly spread from FIRST_ARRIVAL of the
+# window on, in an order drawn per change (seeded by the distribution and the new ETag, so a run can
+# be replayed from its evidence). A single location gets every change at the window's end.
+FIRST_ARRIVAL = 1.0 / 3.0
+
+
+def arrival_fractions(locations: tuple[str, ...], seed: str) -> dict[str, float]:
+    """Each location's arrival as a fraction of the deploy window: one at 1.0, the rest spread from FIRST_ARRIVAL."""
+    order = list(locations)
+    random.Random(seed).shuffle(order)
+    n = len(order)
+    if n == 1:
+        return {order[0]: 1.0}
+    return {loc: FIRST_ARRIVAL + (1.0 - FIRST_ARRIVAL) * k / (n - 1) for k, loc in enumerate(order)}
+
+
 @dataclass
 class _Deployment:
-    effective_at: float  # monotonic instant the edges serve this config
+    effective_at: dict[str, float]  # edge location -> monotonic instant it serves this config
     config: EdgeConfig
+
+    @property
+    def deployed_at(self) -> float:
+        return max(self.effective_at.values())
 
 
 @dataclass
 class CloudFrontModel:
-    """Deployment timing of the lab's distributions: the edge reads `active()`."""
+    """Deployment timing of the lab's distributions: each edge location reads `active(dist, location)`."""
 
     deploy_seconds: float
     invalidation_seconds: float
     events: EventLog | None = None
+    locations: tuple[str, ...] = (DEFAULT_LOCATION,)
     _history: dict[str, list[_Deployment]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     clock: Callable[[], float] = time.monotonic
 
+    def __post_init__(self) -> None:
+        if not self.locations or len(set(self.locations)) != len(self.locations):
+            raise ValueError(f"edge locations must be distinct and at least one: {self.locations}")
+
     def record(self, dist_id: str, raw: dict[str, Any], etag: str, immediate: bool = False) -> float:
-        at = self.clock() + (0.0 if immediate else self.deploy_seconds)
+        """Keep a new configuration; returns when the last edge location has it (the end of `InProgress`)."""
+        now = self.clock()
+        if immediate:
+            effective = {loc: now for loc in self.locations}
+        else:
+            fractions = arrival_fractions(self.locations, f"{dist_id}:{etag}")
+            effective = {loc: now + self.deploy_seconds * fractions[loc] for loc in self.locations}
+        deployment = _Deployment(effective, edge_config_from_raw(raw, etag))
         with self._lock:
-            self._history.setdefault(dist_id, []).append(_Deployment(at, edge_config_from_raw(raw, etag)))
-        return at
+            self._history.setdefault(dist_id, []).append(deployment)
+        if self.events is not None and not immediate:
+            # Ground truth for measurements: when each location serves the change, on both clocks.
+            wall = time.time() - now
+            self.events.record("cloudfront", "edge locations scheduled", distribution=dist_id, etag=etag,
+                               locations={loc: {"mono": at, "t": at + wall} for loc, at in effective.items()},
+                               deployed_mono=deployment.deployed_at, deployed_t=deployment.deployed_at + wall)
+        return deployment.deployed_at
 
     def deployed_at(self, dist_id: str) -> float:
+        """When the newest configuration is at every edge location (0.0: nothing recorded)."""
         with self._lock:
             hist = self._history.get(dist_id)
-            return hist[-1].effective_at if hist else 0.0
+            return hist[-1].deployed_at if hist else 0.0
 
-    def active(self, dist_id: str) -> EdgeConfig | None:
-        """The configuration the edges serve now: the newest one whose deployment finished."""
+    def effective_at(self, dist_id: str, location: str) -> float:
+        """When `location` serves the newest configuration (from then on: a newer one is never undone
+        by an older one arriving later)."""
+        with self._lock:
+            hist = self._history.get(dist_id)
+            return hist[-1].effective_at[location] if hist else 0.0
+
+    def active(self, dist_id: str, location: str | None = None) -> EdgeConfig | None:
+        """The configuration `location` (default: the first) serves now: its newest one that has arrived there."""
+        loc = location or self.locations[0]
+        if loc not in self.locations:
+            raise KeyError(f"no edge location {loc!r} (the lab's: {', '.join(self.locations)})")
         now = self.clock()
         with self._lock:
-            live = [d for d in self._history.get(dist_id, []) if d.effective_at <= now]
+            live = [d for d in self._history.get(dist_id, []) if d.effective_at[loc] <= now]
             return live[-1].config if live else None
 
     def distribution_ids(self) -> list[str]:
@@ -356,6 +411,7 @@ def _iso_now() -> Any:
 
 
 __all__ = [
-    "BehaviorSpec", "CloudFrontModel", "EdgeConfig", "InvalidArgument", "InvalidOriginReadTimeout", "OriginDoesNotExist",
-    "OriginIsAnIpAddress", "OriginSpec", "PreconditionFailed", "install", "refuse_ip_origins", "validate_config",
+    "DEFAULT_LOCATION", "FIRST_ARRIVAL", "BehaviorSpec", "CloudFrontModel", "EdgeConfig", "InvalidArgument",
+    "InvalidOriginReadTimeout", "OriginDoesNotExist", "OriginIsAnIpAddress", "OriginSpec", "PreconditionFailed",
+    "arrival_fractions", "install", "refuse_ip_origins", "validate_config",
 ]

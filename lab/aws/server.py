@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from typing import Any
 
 from moto.backends import get_backend
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from lab import topology as T
 from lab.aws import cloudfront as lab_cf
@@ -14,14 +16,40 @@ from lab.aws import cloudwatch as lab_cw
 from lab.aws import eks as lab_eks
 from lab.aws import elbv2 as lab_elb
 from lab.aws import sns as lab_sns
+from lab.aws.fault_gate import FaultGate
 from lab.aws.seed import AwsSeed, client, seed
 from lab.events import EventLog
+from lab.faults import Faults
 from lab.ports import free_port
 from lab.timing import Timings
 
 
+class MotoServer:
+    """moto's WSGI application served threaded on 127.0.0.1 (as moto's ThreadedMotoServer does),
+    behind the lab's fault gate."""
+
+    def __init__(self, port: int, faults: Faults) -> None:
+        self.port = port
+        self.faults = faults
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        app = FaultGate(DomainDispatcherApplication(create_backend_app), self.faults)
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"moto:{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
 class AwsControlPlane:
-    def __init__(self, timings: Timings, events: EventLog, time_scale: float = 1.0) -> None:
+    def __init__(self, timings: Timings, events: EventLog, time_scale: float = 1.0, faults: Faults | None = None) -> None:
         self.timings = timings
         self.time_scale = time_scale
         self.events = events
@@ -34,11 +62,13 @@ class AwsControlPlane:
             deploy_seconds=timings.cloudfront_deploy_seconds,
             invalidation_seconds=timings.cloudfront_invalidation_seconds,
             events=events,
+            locations=tuple(name for name, _ in T.EDGE_LOCATIONS),
         )
         self.target_health = lab_elb.TargetHealthRegistry()
         self.alarms = lab_cw.Alarms(T.REGION, T.ACCOUNT_ID)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per API call otherwise
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.faults = faults or Faults(events=events)
+        self._server = MotoServer(self.port, self.faults)
         self.seed: AwsSeed | None = None
 
     def start(self, db_secret: dict[str, Any]) -> AwsSeed:

@@ -45,6 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
+from lab import fault_shapes
 from lab.azure.arm_state import (
     DEFAULT_LOCATION,
     DEFAULT_SUBSCRIPTION_ID,
@@ -57,6 +58,7 @@ from lab.azure.arm_state import (
 )
 from lab.azure.managed_clusters import ManagedClusters
 from lab.events import EventLog
+from lab.faults import Faults
 from lab.httpfwd import Request, Response, Server
 from lab.ports import free_port
 
@@ -112,8 +114,10 @@ class ArmEmulator:
         location: str = DEFAULT_LOCATION,
         port: int | None = None,
         token_lifetime_seconds: int = 3599,
+        faults: Faults | None = None,
     ) -> None:
         self.workdir = Path(workdir)
+        self.faults = faults or Faults(time_scale, events)  # lab.faults: answers chosen for chosen calls
         self.events = events
         self.time_scale = time_scale
         self.subscription_id = SUBSCRIPTION_ID
@@ -210,7 +214,7 @@ class ArmEmulator:
                 resp = self._authority(req, segs)
             else:
                 self._authenticate(req)
-                resp = self._arm(req, segs, query)
+                resp = self._faulty(req, parts.path, lambda: self._arm(req, segs, query))
         except ArmError as e:
             headers = []
             if e.status == 401:  # as ARM sends it; carries no claims, so azure-core does not retry
@@ -218,6 +222,23 @@ class ArmEmulator:
                                 f'error="invalid_token", error_description="{e.message}"'))
             resp = _json(e.status, e.body(), headers)
         self.requests.append((req.method, parts.path, resp.status))
+        return resp
+
+    def _faulty(self, req: Request, path: str, serve: Callable[[], Response]) -> Response:
+        """An ARM call through the lab's faults: a chosen fault instead of the call, or a stale read."""
+        key = f"{req.method} {path}"
+        rule = self.faults.take("arm", key)
+        if rule is not None:
+            if rule.kind == "hang":
+                return Response(0, hang=self.faults.hang_seconds(rule))
+            status, headers, body = fault_shapes.arm(rule.kind, req.method, self.subscription_id,
+                                                     self.faults.retry_after(rule), rule.status)
+            return Response(status, headers, body)
+        resp = serve()
+        if req.method == "GET":
+            stale = self.faults.read("arm", key, resp.status, resp.headers, resp.body, memo=req.path)
+            if stale is not None:
+                return Response(stale.status, stale.headers, stale.body)
         return resp
 
     # -- Entra ID authority ---------------------------------------------------------------------------

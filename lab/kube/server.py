@@ -27,7 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 import trustme
 import yaml
 
+from lab import fault_shapes
 from lab.events import EventLog
+from lab.faults import Faults, drop, hold
 from lab.kube.controller import ContainerRunner, Controller
 from lab.kube.errors import ApiError, bad_request
 from lab.kube.network import ClusterNetwork
@@ -141,9 +143,16 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    # A plain read (no watch): (its call key, the read with its query); its answer may be replaced by a stale one.
+    _read_key: tuple[str, str] | None = None
+
     # -- plumbing --------------------------------------------------------------------------------------
     def _send_json(self, code: int, obj: Any) -> None:
         data = json.dumps(obj, separators=(",", ":")).encode()
+        if self._read_key is not None:
+            stale = self.api.faults.read("kube", self._read_key[0], code, [], data, memo=self._read_key[1])
+            if stale is not None:
+                code, data = stale.status, stale.body
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache, private")
@@ -178,6 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
                        "types include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
 
     def _handle(self, method: str) -> None:
+        self._read_key = None
         try:
             url = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
@@ -192,6 +202,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if not self._authorized():
                 raise ApiError(401, "Unauthorized", "Unauthorized")
+            watching = query.get("watch") in ("true", "1")
+            key = f"{method} {url.path}" + ("?watch" if watching else "")
+            # API Priority and Fairness admits (or rejects, 429) a request after authentication.
+            rule = self.api.faults.take("kube", key)
+            if rule is not None:
+                return self._fault(rule)
+            self._read_key = (key, f"{key}?{url.query}") if method == "GET" and not watching else None
             self._route(method, url.path.rstrip("/") or "/", query, body)
         except ApiError as e:
             self._send_json(e.code, e.status())
@@ -199,6 +216,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as e:  # noqa: BLE001 — an emulator bug must look like a 500 from the API server, not a hang
             self._send_json(500, ApiError(500, "InternalError", f"Internal error occurred: {type(e).__name__}: {e}").status())
+
+    def _fault(self, rule: Any) -> None:
+        faults = self.api.faults
+        if rule.kind == "hang":
+            hold(self.connection, faults.hang_seconds(rule))
+            drop(self.connection)
+            self.close_connection = True
+            return
+        status, headers, data = fault_shapes.kube(rule.kind, faults.retry_after(rule), rule.status)
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     # -- routing -----------------------------------------------------------------------------------------
     def _route(self, method: str, path: str, q: dict[str, str], body: Any) -> None:
@@ -373,8 +405,10 @@ class KubeApiServer:
     """The lab's AKS API endpoint: state + controllers + HTTPS, with a kubeconfig to reach it."""
 
     def __init__(self, workdir: Path, runner: ContainerRunner, time_scale: float = 1.0, events: EventLog | None = None,
-                 cluster_name: str = "aks-dr-blue", network: ClusterNetwork | None = None) -> None:
+                 cluster_name: str = "aks-dr-blue", network: ClusterNetwork | None = None,
+                 faults: Faults | None = None) -> None:
         self.workdir = Path(workdir)
+        self.faults = faults or Faults(time_scale, events)  # lab.faults: answers chosen for chosen calls
         self.dir = self.workdir / "kube" / cluster_name
         self.cluster_name = cluster_name
         self.time_scale = time_scale

@@ -35,6 +35,7 @@ from lab.failover_stack import (
     StackParts,
     write_stack_dir,
 )
+from lab.faults import Faults
 from lab.mariadb import MariaDB, issue_server_tls
 from lab.ports import free_port
 from lab.static_site import StaticWebsite
@@ -54,6 +55,9 @@ class Lab:
         self.workdir = Path(settings.workdir or tempfile.mkdtemp(prefix="dr-drill-lab-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.events = EventLog(self.workdir / "events.jsonl")
+        # What the lab's cloud APIs answer a chosen call with (throttling, 5xx, hang, stale, partial apply):
+        # armed through the control endpoint, shared by every surface (lab.faults).
+        self.faults = Faults(settings.time_scale, self.events)
         # The lab's certificate authority for its databases: RDS's and Azure MySQL's server certificates
         # (the drill verifies them with it, host name included, as it would RDS's and DigiCert's roots).
         self.db_ca = trustme.CA(organization_name="dr-drill lab databases")
@@ -94,10 +98,15 @@ class Lab:
         self.azurite.start()
         self._stack.append(self.azurite)
         self._seed_storage()
+        from lab.azure.blob_front import BlobFront
+
+        # The account's Blob endpoint as clients reach it: Azurite behind the lab's faults.
+        blob_front = BlobFront(free_port(), self.azurite.port, self.faults).start()
+        self._stack.append(blob_front)
 
         from lab.aws.server import AwsControlPlane  # imports moto: keep it off `import lab`
 
-        aws = AwsControlPlane(self.timings, self.events, time_scale=self.settings.time_scale)
+        aws = AwsControlPlane(self.timings, self.events, time_scale=self.settings.time_scale, faults=self.faults)
         self._stack.append(aws)
         db_secret = {
             "username": T.DB_USER, "password": db_password, "engine": "mysql",
@@ -123,10 +132,14 @@ class Lab:
         # The lab's DNS as the edge sees it: fixed names, and the failover stack's public names (the
         # App Gateway's public IP DNS name) for as long as ARM has them.
         dns = {seed.alb_dns_name: ("127.0.0.1", web.alb_port), T.BLOB_WEB_HOST: ("127.0.0.1", site.server.port)}
-        edge = Edge(free_port(), seed.distribution_id, aws.cloudfront, lambda name: dns.get(name) or self._public_dns(name),
-                    self.settings.time_scale, self.events)
-        edge.start()
-        self._stack.append(edge)
+        edges: list[Edge] = []
+        for location, host in T.EDGE_LOCATIONS:
+            edge = Edge(free_port(host), seed.distribution_id, aws.cloudfront, lambda name: dns.get(name) or self._public_dns(name),
+                        self.settings.time_scale, self.events, location=location, host=host)
+            edge.start()
+            self._stack.append(edge)
+            edges.append(edge)
+        edge = edges[0]  # the public site address
 
         azure = self._start_azure(site.server.port, app, db_password)
 
@@ -143,9 +156,12 @@ class Lab:
             "alb_dns_name": seed.alb_dns_name,
             "target_group_arn": seed.target_group_arn,
             "site_url": f"http://127.0.0.1:{edge.server.port}/",
+            # Each edge location's address (host:port), for vantages that reach the site through it.
+            "edge_locations": {e.location: e.address for e in edges},
+            **{edge_endpoint_key(e.location): e.address for e in edges},
             "alb_url": f"http://127.0.0.1:{web.alb_port}/",
             "blob_web_url": f"http://127.0.0.1:{site.server.port}/",
-            "blob_endpoint": self.azurite.blob_endpoint,
+            "blob_endpoint": f"http://127.0.0.1:{blob_front.port}/{T.STORAGE_ACCOUNT}",
             "storage_account": T.STORAGE_ACCOUNT,
             "storage_account_key": self.azurite.key,
             "rds_host": "127.0.0.1",
@@ -174,7 +190,7 @@ class Lab:
         from lab.backups import BackupJob
 
         scale = self.settings.time_scale
-        arm = ArmEmulator(self.workdir / "arm", self.events, time_scale=scale)
+        arm = ArmEmulator(self.workdir / "arm", self.events, time_scale=scale, faults=self.faults)
         arm.start()
         self._stack.append(arm)
         # 1-always: the resource group and the network the failover stack deploys into.
@@ -196,7 +212,7 @@ class Lab:
         egress = EgressEcho().start()
         self._stack.append(egress)
         token = secrets.token_urlsafe(24)
-        control = ControlServer(stack, token, backups).start()
+        control = ControlServer(stack, token, backups, self.faults).start()
         self._stack.append(control)
         stack_dir = self.workdir / "stacks" / "2-failover"
         write_stack_dir(stack_dir, control.url, token)
@@ -217,7 +233,7 @@ class Lab:
             "appgw_http_port": parts.appgw_port,
             "terraform_binary": str(shim),
             "failover_stack_dir": str(stack_dir),
-            # The lab's own control endpoint (failover stack, backup job), for tests and tools.
+            # The lab's own control endpoint (failover stack, backup job, faults), for tests and tools.
             "lab_control_url": control.url,
             "lab_control_token": token,
         }
@@ -419,7 +435,8 @@ class FailoverParts:
         network = ClusterNetwork(node_subnet=ipaddress.IPv4Network(subnet["properties"]["addressPrefix"]),
                                  subnet_name=T.AKS_SUBNET, subnets=other_subnet)
         kube = KubeApiServer(self.lab.workdir / "aks", PetClinicRunner(self.lab.workdir / "logs"),
-                             time_scale=self.time_scale, events=self.lab.events, cluster_name=T.AKS_CLUSTER, network=network)
+                             time_scale=self.time_scale, events=self.lab.events, cluster_name=T.AKS_CLUSTER, network=network,
+                             faults=self.lab.faults)
         self.kube = kube  # set before start: a failed start is still stopped by destroy_aks
         kube.start()
         self._aks_subnet_id = subnet["id"]
@@ -476,6 +493,11 @@ class FailoverParts:
                 destroy()
             except Exception:  # noqa: BLE001 — stopping goes on through every resource whatever one raises: nothing may leak
                 pass
+
+
+def edge_endpoint_key(location: str) -> str:
+    """The endpoints key of an edge location's address: `edge_nrt57_p3_address` (a `${lab:KEY}` name)."""
+    return "edge_" + "".join(c if c.isalnum() else "_" for c in location.lower()) + "_address"
 
 
 def write_terraform_shim(bin_dir: Path) -> Path:

@@ -81,7 +81,7 @@ def maintenance_within_rto(drill_run: DrillRun) -> None:
     change = drill_run.state["phase1.dns_changed"]
     if result.rto_seconds is not None:
         detection = change.mono - fault.mono
-        first = drill_run.first_sustained("maintenance", fault.mono)
+        first = drill_run.reaching_sample("maintenance", fault.mono)
         served = sorted({s.address for s in drill_run.samples() if s.mono >= fault.mono and s.cls == "maintenance" and s.address})
         result.detail.update({
             "detection_seconds": round(detection, 3),

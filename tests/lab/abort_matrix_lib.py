@@ -467,7 +467,7 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, log: Log = print,
 
 
 def _drill_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "drill.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "drill_cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=900)
 
 

@@ -478,7 +478,7 @@ def test_drill_unwind_in_a_fresh_process_fetches_a_missing_kubeconfig_again(worl
     raw.pop("readiness")
     raw["database"].pop("ssl_ca", None)  # the lab's CA bundle: nothing here talks to a database
     target_file.write_text(yaml.safe_dump(raw))
-    out = subprocess.run([sys.executable, "-m", "drill.cli", "unwind", str(run / "ledger.json"), f"--target={target_file}"],
+    out = subprocess.run([sys.executable, "-m", "drill_cli", "unwind", str(run / "ledger.json"), f"--target={target_file}"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "unwound 2 of 2; 0 failure(s)" in out.stdout

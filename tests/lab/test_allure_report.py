@@ -35,7 +35,7 @@ def embedded(index: Path) -> dict[str, Any]:
 
 
 def drill_report(results: Path, out: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "drill.cli", "report", "--results", str(results), "--out", str(out), *extra],
+    return subprocess.run([sys.executable, "-m", "drill_cli", "report", "--results", str(results), "--out", str(out), *extra],
                           cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
 
 

@@ -75,7 +75,7 @@ def _aks_credentials_stayed_private(tmp_path: Path, run_id: str) -> None:
     needles = {"token": token, "CA data": ca_data, "kubeconfig key": "certificate-authority-data",
                "base64 kubeconfig": base64.b64encode(b"apiVersion: v1\nkind: Config\n").decode()[:32]}
     bundle = (tmp_path / "reports" / "evidence" / "latest").resolve()
-    verify = subprocess.run([sys.executable, "-m", "drill.cli", "verify", str(bundle)], cwd=REPO, capture_output=True, text=True)
+    verify = subprocess.run([sys.executable, "-m", "drill_cli", "verify", str(bundle)], cwd=REPO, capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     files = [f for d in (bundle, tmp_path / "reports" / "allure-results") for f in d.rglob("*") if f.is_file()]
     assert files and any(f.name == "summary.json" for f in files)

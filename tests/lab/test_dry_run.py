@@ -111,7 +111,7 @@ def test_dry_run_reads_plans_and_changes_nothing(running_lab: tuple[Target, Path
     report = (bundle / "report.md").read_text()
     assert "Plan (dry run: nothing was changed)" in report and "✅" not in report
     assert "Where the runbook is wrong" in report and "`type: LoadBalancer`" in report
-    verify = subprocess.run([sys.executable, "-m", "drill.cli", "verify", str(bundle)], cwd=REPO, capture_output=True, text=True)
+    verify = subprocess.run([sys.executable, "-m", "drill_cli", "verify", str(bundle)], cwd=REPO, capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 

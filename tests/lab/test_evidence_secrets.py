@@ -114,7 +114,7 @@ def test_the_drill_sealed_its_bundle_and_it_walks_the_phase1_checklist(phase1_dr
     page = (b / "report.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in page and all(item.ko in page for item in ITEMS)
 
-    cli = subprocess.run([sys.executable, "-m", "drill.cli", "verify", str(phase1_drill.reports / "evidence" / "latest")],
+    cli = subprocess.run([sys.executable, "-m", "drill_cli", "verify", str(phase1_drill.reports / "evidence" / "latest")],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0 and cli.stdout.startswith("intact:"), cli.stdout + cli.stderr
 

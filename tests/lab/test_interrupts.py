@@ -137,7 +137,7 @@ def lock_of(endpoints: dict[str, Any]) -> Any:
 
 def unwind(ledger_or_run_dir: Path, endpoints_file: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "drill.cli", "unwind", str(ledger_or_run_dir), "--target", "lab",
+        [sys.executable, "-m", "drill_cli", "unwind", str(ledger_or_run_dir), "--target", "lab",
          "--lab-endpoints", str(endpoints_file)],
         cwd=REPO, capture_output=True, text=True, timeout=timeout,
     )

@@ -113,7 +113,7 @@ def test_a_second_drill_on_the_same_target_is_refused(running_lab: tuple[dict[st
     # A stale lock (its holder killed) is broken explicitly.
     stale = DrillLock(load_target("lab", endpoints))
     stale.acquire("killed-run")
-    unlock = subprocess.run([sys.executable, "-m", "drill.cli", "unlock", "--lab-endpoints", str(endpoints_file), "--break"],
+    unlock = subprocess.run([sys.executable, "-m", "drill_cli", "unlock", "--lab-endpoints", str(endpoints_file), "--break"],
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     assert unlock.returncode == 0 and "(run killed-run)" in unlock.stdout and "lock broken" in unlock.stdout
     again = DrillLock(load_target("lab", endpoints))
@@ -186,7 +186,7 @@ def test_a_failover_stack_that_is_already_there_is_never_drilled_nor_destroyed(
         ledger.applied(ledger.record(Action("provisioner.apply", where, "terraform apply of the Azure failover stack"),
                                      Action("provisioner.destroy", where, "terraform destroy of the Azure failover stack")))
         unwound = subprocess.run(
-            [sys.executable, "-m", "drill.cli", "unwind", str(run_dir), "--target", "lab", "--lab-endpoints", str(endpoints_file)],
+            [sys.executable, "-m", "drill_cli", "unwind", str(run_dir), "--target", "lab", "--lab-endpoints", str(endpoints_file)],
             cwd=REPO, capture_output=True, text=True, timeout=300)
         assert unwound.returncode == 1, unwound.stdout + unwound.stderr
         assert "FAILED #1" in unwound.stderr and "not destroying the failover stack" in unwound.stderr, unwound.stderr

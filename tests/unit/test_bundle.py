@@ -267,7 +267,7 @@ def test_rewriting_the_manifest_leaves_no_temporary_file(bundle: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "drill.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "drill_cli", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
 def test_cli_verify_exit_codes(bundle: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from drill.chart import render_timeline
+from drill.chart import png_lanes, png_text, render_timeline, vantage_lanes
 from drill.timeline import Sample
 
 T0 = 1_800_000_000.0
@@ -88,6 +88,30 @@ def test_an_unknown_class_gets_its_own_lane(tmp_path: Path) -> None:
     check_png(render_timeline(summary([], 5), tl, tmp_path / "t.png", actions=None))
 
 
+def test_one_vantage_keeps_a_lane_per_class(tmp_path: Path) -> None:
+    out = render_timeline(summary([phase("phase1", 2, 7.3, 6)], 10), samples([(0.5, 7.3, "aws"), (7.3, 10, "maintenance")]),
+                          tmp_path / "t.png")
+    assert png_lanes(out) == "classes: aws, maintenance, azure, error"
+
+
+def test_several_vantages_get_a_lane_each_with_their_own_rto(tmp_path: Path) -> None:
+    plans = {"seoul": [(0.5, 7.3, "aws"), (7.3, 30, "maintenance")], "tokyo": [(0.5, 9.1, "aws"), (9.1, 30, "maintenance")],
+             "singapore": [(0.5, 5.0, "aws")]}  # its worker killed at 5 s: a gap, not a lane of aws
+    tl = [Sample(x.t, x.mono, x.status, x.latency_ms, x.cls, x.error, vantage=name, edge=name[:3].upper())
+          for name, plan in plans.items() for x in samples(plan)]
+    ph = phase("phase1", 2, 9.1, 6)
+    ph["detail"] = {"vantages": [{"vantage": n, "rto_seconds": r - 2, "reached_at": iso(T0 + r)} for n, r in
+                                 (("seoul", 7.3), ("tokyo", 9.1))] + [{"vantage": "singapore", "rto_seconds": None, "reached_at": None}]}
+    s = summary([ph], 30) | {"vantages": [{"name": "seoul", "downtime_seconds": 0.0}, {"name": "tokyo"},
+                                          {"name": "singapore", "unobserved_seconds": 22.8}]}
+    assert vantage_lanes(s, tl) == ["seoul", "tokyo", "singapore"]
+    assert vantage_lanes({}, tl) == ["seoul", "tokyo", "singapore"]  # from the samples alone
+    out = render_timeline(s, tl, tmp_path / "t.png", max_gap=2.2)
+    check_png(out)
+    assert png_lanes(out) == "vantages: seoul, tokyo, singapore"
+    assert (png_text(out, "Title") or "").endswith("what users saw at each of 3 vantages")
+
+
 def test_rendering_uses_the_agg_canvas_and_leaves_pyplot_alone(tmp_path: Path) -> None:
     code = (
         "import sys, json\n"
@@ -106,7 +130,7 @@ def test_rendering_uses_the_agg_canvas_and_leaves_pyplot_alone(tmp_path: Path) -
 def test_the_evidence_modules_import_no_matplotlib_sdk_or_pytest() -> None:
     banned = ("matplotlib", "numpy", "allure", "allure_commons", "boto3", "botocore", "moto", "azure", "kubernetes",
               "locust", "gevent", "httpx", "pytest", "lab", "drivers")
-    code = ("import sys\nimport drill.bundle, drill.checklist, drill.finalize, drill.allure_meta, drill.cli\n"
+    code = ("import sys\nimport drill.bundle, drill.checklist, drill.report, drill.finalize, drill.allure_meta, drill_cli.main\n"
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {banned!r}))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"

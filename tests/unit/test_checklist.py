@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from drill.checklist import DRY_RUN, FAILED, ITEMS, NOT_PROVEN, NOT_RUN, PASSED, evaluate, render_html, render_markdown
+from drill.checklist import DRY_RUN, FAILED, ITEMS, NOT_PROVEN, NOT_RUN, PASSED, evaluate
+from drill.report import render_html, render_markdown
 
 T0 = 1_800_000_000.0
 RUNBOOK = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "dr-failover-test-guide.md"
@@ -286,6 +287,35 @@ def test_a_dry_run_proves_no_item_and_shows_the_plan() -> None:
         assert "restore node group blue-web-ng to 2" in text
         assert "the maintenance page within the maintenance RTO" in text
         assert "✅" not in text
+
+
+def test_several_vantages_get_their_own_section_with_the_spread_explained_and_one_gets_none() -> None:
+    from drill import vantages as vt
+    from drill.timeline import Sample
+
+    summary, actions, events = full_drill()
+    assert "## Vantages" not in render_markdown(summary, actions, events)  # one vantage: nothing new
+    samples = [Sample(t=1e9 + i * 0.1, mono=i * 0.1, status=200, latency_ms=1.0, cls=cls, vantage=name, edge=edge)
+               for name, edge, switch in (("seoul", "ICN54-P1", 30), ("tokyo", "NRT57-P3", 80))
+               for i in range(150) for cls in ["aws" if i < switch else "maintenance"]]
+    rtos = vt.phase_rtos(vt.split(samples), "maintenance", 1.0, 0.5, 3, 0.5, 20.0)
+    summary = copy.deepcopy(summary)
+    summary["phases"][0]["detail"] = vt.phase_detail(rtos, "worst", 0.1, "maintenance", 30.0)
+    summary["vantages"] = [
+        {"name": "seoul", "worker": "local", "edges": {"ICN54-P1": 150}, "requests": 150, "downtime_seconds": 0.0,
+         "unobserved_seconds": 0.0, "clock": {"offset_seconds": 0.0001, "uncertainty_seconds": 0.0004}},
+        {"name": "tokyo <b>", "worker": "remote", "where": "runner | in Tokyo", "edges": {"NRT57-P3": 150}, "requests": 150,
+         "downtime_seconds": 0.0, "unobserved_seconds": 1.5, "clock": {}},
+    ]
+    md = render_markdown(summary, actions, events)
+    assert "## Vantages — what users at each of 2 places saw" in md
+    assert "| phase1 | 2.00 s (ICN54-P1) | — | 5.00 s | worst: tokyo |" in md  # "tokyo <b>" took no phase
+    assert "different edge locations" in md and "a spread of 5.00 s (≈ 150 s real)" in md
+    assert "| tokyo &lt;b&gt; | remote, runner \\| in Tokyo | NRT57-P3 150 | 150 | 0.00 s | 1.50 s | unknown |" in md
+    page = render_html(summary, actions, events)
+    section = page.split("<h2>Vantages")[1].split("<h2>Timeline")[0]
+    assert "what users at each of 2 places saw" in section and "<td>tokyo &lt;b&gt;</td>" in section
+    assert "different edge locations" in section and "<b>" not in section
 
 
 def test_the_report_says_which_alarm_fired_when_and_judges_detection_and_clearing() -> None:

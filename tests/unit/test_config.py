@@ -40,6 +40,9 @@ LAB_ENDPOINTS: dict[str, Any] = {
     "scratch_db_user": "scratch",
     "scratch_db_password": "scratch-password-for-tests",
     "scratch_db_database": "scratch",
+    "edge_icn54_p1_address": "127.0.0.1:8080",
+    "edge_nrt57_p3_address": "127.0.0.11:8081",
+    "edge_sin2_p1_address": "127.0.0.12:8082",
     "alarm_receipts_queue_url": "http://127.0.0.1:5000/123456789012/dr-drill-alarm-receipts",
 }
 
@@ -150,3 +153,85 @@ def test_only_a_lab_target_may_play_time_faster(tmp_path: Path) -> None:
     assert "\n" not in str(e.value)
     raw["time_scale"] = 1
     assert load_target(write(tmp_path, raw)).time_scale == 1
+
+
+# -- probe vantages -------------------------------------------------------------------------------
+def test_one_local_vantage_is_the_default_and_todays_probe() -> None:
+    t = load_target("lab", LAB_ENDPOINTS)
+    [v] = t.probe.vantages
+    assert (v.name, v.worker, v.connect_to) == ("default", "local", None)
+    assert t.probe.verdict_on == "worst" and not t.probe.distributed and t.probe.master is None
+
+
+def test_the_three_vantage_lab_target_extends_the_lab_one() -> None:
+    t = load_target("lab-vantages", LAB_ENDPOINTS)
+    base = load_target("lab", LAB_ENDPOINTS)
+    assert t.name == "lab-vantages" and t.probe.distributed
+    assert [(v.name, v.connect_to) for v in t.probe.vantages] == [
+        ("seoul", "127.0.0.1:8080"), ("tokyo", "127.0.0.11:8081"), ("singapore", "127.0.0.12:8082")]
+    # Everything else is the lab target's (mappings merged, the probe's rules kept).
+    assert t.probe.rules == base.probe.rules and t.objectives == base.objectives and t.aws == base.aws
+    assert load_target("lab-vantages").probe.vantages[1].connect_to == "127.0.0.1:9"  # validated before the lab runs
+
+
+def test_extends_names_a_target_or_a_file_and_refuses_a_cycle(tmp_path: Path) -> None:
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(substitute(lab_raw(), LAB_ENDPOINTS) | {"name": "base"}))
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: base.yaml\nname: child\nprobe: {rate_per_second: 5}\n")
+    t = load_target(str(child))
+    assert (t.name, t.probe.rate_per_second, t.probe.users) == ("child", 5.0, 4)
+    base.write_text("extends: child.yaml\nname: base\n")
+    with pytest.raises(ConfigError, match="a cycle"):
+        load_target(str(child))
+    child.write_text("extends: no-such-target\n")
+    with pytest.raises(ConfigError, match="extends: no target named 'no-such-target'"):
+        load_target(str(child))
+
+
+@pytest.mark.parametrize(
+    "vantages, extra, expected",
+    [
+        ([{"name": "a"}, {"name": "a"}], {}, "the name 'a' is used twice"),
+        ([{"name": "Seoul"}], {}, "probe.vantages.0.name"),
+        ([{"name": "a", "connect_to": "edge.example.net"}], {}, "probe.vantages.0.connect_to"),
+        ([{"name": "a", "worker": "elsewhere"}], {}, "probe.vantages.0.worker"),
+        ([{"name": "a"}, {"name": "b", "worker": "remote"}], {}, "master.port: remote vantage 'b' needs a fixed master port"),
+        ([{"name": "a"}], {"verdict_on": "median"}, "probe.verdict_on"),
+        ([{"name": "a"}], {"verdict_on": "p0"}, "probe.verdict_on"),
+        ([], {}, "probe.vantages"),
+        # A vantage's address comes from connect_to or from a resolver (its own, or probe.resolver): not both.
+        ([{"name": "a", "connect_to": "127.0.0.11:80", "resolver": {"nameserver": "127.0.0.1:53"}}], {},
+         "'a' has connect_to and a resolver (its own)"),
+        ([{"name": "a", "connect_to": "127.0.0.11:80"}], {"resolver": {"nameserver": "127.0.0.1:53"}},
+         "'a' has connect_to and a resolver (probe.resolver)"),
+        # The signed-in user runs in the standalone probe only.
+        ([{"name": "a"}, {"name": "b"}], {"session_user": {"username": "u"}}, "session_user: the signed-in user runs in the standalone"),
+    ],
+)
+def test_bad_vantages_name_the_key(tmp_path: Path, vantages: list, extra: dict, expected: str) -> None:
+    raw = lab_raw()
+    raw["probe"].update(vantages=vantages, **extra)
+    with pytest.raises(ConfigError) as e:
+        load_target(write(tmp_path, raw), LAB_ENDPOINTS)
+    assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+def test_remote_vantages_with_a_master_port_and_a_percentile_verdict(tmp_path: Path) -> None:
+    raw = lab_raw()
+    raw["probe"].update(verdict_on="p90", master={"bind": "10.0.1.5", "port": 5557}, vantages=[
+        {"name": "seoul"}, {"name": "tokyo", "worker": "remote", "where": "runner in ap-northeast-1"},
+        {"name": "ipv6", "worker": "remote", "connect_to": "[2600:9000::1]:443"}])
+    t = load_target(write(tmp_path, raw), LAB_ENDPOINTS)
+    assert t.probe.distributed and t.probe.master is not None and t.probe.master.port == 5557
+    assert [v.worker for v in t.probe.vantages] == ["local", "remote", "remote"]
+
+
+def test_a_vantage_may_resolve_through_its_own_caching_resolver(tmp_path: Path) -> None:
+    raw = lab_raw()
+    raw["probe"].update(resolver={"nameserver": "127.0.0.1:5353"}, vantages=[
+        {"name": "seoul"}, {"name": "no-ttl", "resolver": {"nameserver": "127.0.0.1:5353", "honour_ttl": False}}])
+    t = load_target(write(tmp_path, raw), LAB_ENDPOINTS)
+    seoul, no_ttl = t.probe.vantages
+    assert seoul.resolver is None and t.probe.resolver is not None and t.probe.resolver.honour_ttl
+    assert no_ttl.resolver is not None and not no_ttl.resolver.honour_ttl

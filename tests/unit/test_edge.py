@@ -26,7 +26,15 @@ from typing import Any
 import pytest
 
 from drivers.aws import path_pattern_matches
-from lab.aws.cloudfront import BehaviorSpec, CloudFrontModel, EdgeConfig, OriginSpec, edge_config_from_raw
+from lab.aws.cloudfront import (
+    FIRST_ARRIVAL,
+    BehaviorSpec,
+    CloudFrontModel,
+    EdgeConfig,
+    OriginSpec,
+    arrival_fractions,
+    edge_config_from_raw,
+)
 from lab.aws.seed import ALL_METHODS, READ_METHODS, distribution_config
 from lab.edge import Edge, path_matches, select_behavior
 from lab.events import EventLog, read_events
@@ -637,6 +645,91 @@ def test_edge_answers_403_while_the_first_deployment_is_in_progress(h: Harness) 
     assert h.request()[0] == 403
     h.clock.now += 100.0
     assert h.request()[0] == 200
+
+
+# -- edge locations ------------------------------------------------------------------------------
+LOCATIONS = ("ICN54-P1", "NRT57-P3", "SIN2-P1")
+
+
+def test_arrivals_spread_over_the_deploy_window_one_location_at_its_end() -> None:
+    fractions = arrival_fractions(LOCATIONS, "E1:ETAG-B")
+    assert sorted(fractions) == sorted(LOCATIONS)
+    assert sorted(fractions.values()) == pytest.approx([FIRST_ARRIVAL, (1 + FIRST_ARRIVAL) / 2, 1.0])
+    # Seeded by the change: the same change always arrives in the same order; changes differ.
+    assert arrival_fractions(LOCATIONS, "E1:ETAG-B") == fractions
+    orders = {tuple(sorted(LOCATIONS, key=arrival_fractions(LOCATIONS, f"E1:ETAG-{i}").get)) for i in range(20)}
+    assert len(orders) > 1
+    assert arrival_fractions(("ICN54-P1",), "x") == {"ICN54-P1": 1.0}
+
+
+def test_a_change_reaches_each_edge_location_at_its_own_time_and_is_deployed_when_the_last_has_it(tmp_path: Path) -> None:
+    clock = FakeClock()
+    events = EventLog(tmp_path / "events.jsonl")
+    model = CloudFrontModel(deploy_seconds=90.0, invalidation_seconds=1.0, clock=clock, locations=LOCATIONS, events=events)
+    model.record(DIST, raw_config(), "ETAG-A", immediate=True)
+    t0 = clock.now
+    done = model.record(DIST, raw_config(target=SECONDARY_ID), "ETAG-B")
+    assert done == t0 + 90.0 == model.deployed_at(DIST)
+    at = {loc: model.effective_at(DIST, loc) for loc in LOCATIONS}
+    assert sorted(at.values()) == pytest.approx([t0 + 30.0, t0 + 60.0, t0 + 90.0])
+    for now in (t0, t0 + 30.0, t0 + 45.0, t0 + 60.0, t0 + 89.9, t0 + 90.0):
+        clock.now = now
+        for loc in LOCATIONS:
+            want = "ETAG-B" if now >= at[loc] else "ETAG-A"
+            assert model.active(DIST, loc).etag == want, (now - t0, loc)
+    # The ground truth a measurement is checked against: each location's instant, on both clocks.
+    [scheduled] = [e for e in read_events(events.path) if e["event"] == "edge locations scheduled"]
+    assert scheduled["etag"] == "ETAG-B" and scheduled["deployed_mono"] == pytest.approx(t0 + 90.0)
+    assert {loc: v["mono"] for loc, v in scheduled["locations"].items()} == pytest.approx(at)
+    with pytest.raises(KeyError):
+        model.active(DIST, "LAX3-P1")
+
+
+def test_a_newer_change_that_arrives_first_is_not_undone_by_an_older_one(tmp_path: Path) -> None:
+    clock = FakeClock()
+    model = CloudFrontModel(deploy_seconds=90.0, invalidation_seconds=1.0, clock=clock, locations=LOCATIONS)
+    model.record(DIST, raw_config(), "A", immediate=True)
+    model.record(DIST, raw_config(target=SECONDARY_ID), "B")
+    b_at = {loc: model.effective_at(DIST, loc) for loc in LOCATIONS}
+    clock.now += 10.0
+    model.record(DIST, raw_config(), "C")
+    c_at = {loc: model.effective_at(DIST, loc) for loc in LOCATIONS}
+    clock.now = max(max(b_at.values()), max(c_at.values()))
+    for loc in LOCATIONS:
+        assert model.active(DIST, loc).etag == "C"
+    early = [loc for loc in LOCATIONS if c_at[loc] < b_at[loc]]
+    for loc in early:  # C got there before B: B arriving later does not bring it back
+        clock.now = b_at[loc]
+        assert model.active(DIST, loc).etag == "C"
+
+
+def test_each_edge_location_serves_its_own_config_and_names_itself(h: Harness, tmp_path: Path) -> None:
+    h.model = CloudFrontModel(deploy_seconds=90.0, invalidation_seconds=1.0, clock=h.clock, locations=LOCATIONS)
+    h.start()
+    edges = {loc: Edge(free_port(host), DIST, h.model, h.dns.get, TIME_SCALE, h.events, location=loc, host=host).start()
+             for loc, host in (("NRT57-P3", "127.0.0.11"), ("SIN2-P1", "127.0.0.12"))}
+    try:
+        h.model.record(DIST, raw_config(target=SECONDARY_ID), "ETAG-B")
+        first = min(LOCATIONS[1:], key=lambda loc: h.model.effective_at(DIST, loc))
+        h.clock.now = h.model.effective_at(DIST, first)
+
+        def get(edge: Edge) -> tuple[str, str]:
+            conn = http.client.HTTPConnection(edge.host, edge.server.port, timeout=15)
+            try:
+                conn.request("GET", "/")
+                r = conn.getresponse()
+                r.read()
+                return r.getheader("X-Amz-Cf-Pop") or "", r.getheader("X-Origin") or ""
+            finally:
+                conn.close()
+
+        for loc, edge in edges.items():
+            assert edge.address == f"{edge.host}:{edge.server.port}"
+            assert get(edge) == (loc, "secondary" if loc == first else "primary")
+        assert h.request()[1]["x-amz-cf-pop"] == "ICN54-P1"
+    finally:
+        for edge in edges.values():
+            edge.stop()
 
 
 # -- events --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ DAY = timedelta(days=1)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "drill.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "drill_cli", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from drill import preflight
-from drill.checklist import render_html, render_markdown
 from drill.config import load_target
+from drill.report import render_html, render_markdown
 from drill.runbook import Deviation, Deviations, from_summary
 
 

@@ -123,7 +123,8 @@ def test_steady_petclinic(serve, tmp_path: Path) -> None:
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert lines
     for d in lines:
-        assert set(d) == {"t", "mono", "status", "latency_ms", "class", "error"}
+        assert set(d) == {"t", "mono", "status", "latency_ms", "class", "error", "vantage"}
+        assert d["vantage"] == "default"  # one standalone probe: the default vantage
         assert isinstance(d["t"], float) and isinstance(d["mono"], float) and isinstance(d["latency_ms"], float)
         assert isinstance(d["status"], int)
         assert d["latency_ms"] >= 0
@@ -215,3 +216,14 @@ def test_run_standalone(serve, tmp_path: Path) -> None:
     assert summ["requests"] >= 5 and summ["counts"]["maintenance"] == summ["requests"]
     assert summ["downtime_seconds"] == 0.0
     json.dumps(summ)
+
+
+def test_run_standalone_as_a_vantage_through_another_address(serve, tmp_path: Path) -> None:
+    """`drill probe URL --vantage NAME --connect-to HOST:PORT`: the URL's site, reached at that address."""
+    named, edge = serve(lambda: (200, MAINTENANCE)), serve(lambda: (200, MAINTENANCE))
+    out = tmp_path / "vantage.jsonl"
+    summ = run_standalone(named.url + "/", duration=1.0, out=out, rate_per_second=10, users=2, vantage="tokyo",
+                          connect_to=f"127.0.0.1:{edge.server_address[1]}")
+    assert summ["vantage"] == "tokyo" and summ["requests"] >= 5
+    assert named.paths == [] and len(edge.paths) >= 5  # every request went to the address given
+    assert {s.vantage for s in load_timeline(out)} == {"tokyo"}

@@ -71,8 +71,31 @@ def test_dump_uses_class_key_and_round_trips() -> None:
     line = dump_sample(smp)
     assert "\n" not in line
     d = json.loads(line)
-    assert d == {"t": 1.5, "mono": 2.5, "status": 0, "latency_ms": 3.25, "class": "error", "error": "ConnectionRefusedError"}
+    assert d == {"t": 1.5, "mono": 2.5, "status": 0, "latency_ms": 3.25, "class": "error", "error": "ConnectionRefusedError",
+                 "vantage": "default"}
     assert parse_sample(line) == smp
+
+
+def test_a_worker_sample_carries_its_vantage_edge_and_clock_correction() -> None:
+    smp = Sample(t=1.5, mono=2.5, status=200, latency_ms=3.0, cls="aws", vantage="tokyo", edge="NRT57-P3",
+                 clock_offset=-0.25, clock_uncertainty=0.0004)
+    d = json.loads(dump_sample(smp))
+    assert (d["vantage"], d["edge"], d["clock_offset"], d["clock_uncertainty"]) == ("tokyo", "NRT57-P3", -0.25, 0.0004)
+    assert parse_sample(dump_sample(smp)) == smp
+
+
+def test_a_sample_of_a_vantage_with_its_own_resolver_carries_the_address_that_served_it() -> None:
+    smp = Sample(t=1.5, mono=2.5, status=200, latency_ms=3.0, cls="maintenance", vantage="seoul", address="127.0.0.42")
+    d = json.loads(dump_sample(smp))
+    assert (d["vantage"], d["address"]) == ("seoul", "127.0.0.42")
+    assert parse_sample(dump_sample(smp)) == smp
+    assert "address" not in json.loads(dump_sample(Sample(t=1.5, mono=2.5, status=200, latency_ms=3.0, cls="aws")))
+
+
+def test_a_line_written_before_vantages_is_the_default_vantage() -> None:
+    old = '{"t":1.5,"mono":2.5,"status":200,"latency_ms":3.0,"class":"aws","error":null}'
+    smp = parse_sample(old)
+    assert (smp.vantage, smp.edge, smp.clock_offset, smp.clock_uncertainty) == ("default", None, 0.0, 0.0)
 
 
 def test_load_sorts_by_seen_and_skips_blank_lines(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
   drill lab up [--time-scale N]                 start the lab alone, print its site URL; Ctrl-C stops it
   drill probe URL --duration S --out FILE       probe any site; JSON summary on the last line
+        [--vantage NAME] [--connect-to HOST:PORT]   as that vantage (samples carry its name), through that address
+  drill probe-worker --master HOST:PORT --vantage NAME
+                                                a probe worker for a drill's remote vantage (runs until the drill ends)
   drill verify BUNDLE_DIR [--key PUB]           check an evidence bundle: manifest, statement, signature
   drill history [DIR] [--verify] [--key PUB]    every drill of a target: table, chart, regressions; the hash chain
   drill keygen --out KEY                        a new Ed25519 signing key (KEY) and its public half (KEY.pub)
@@ -9,7 +12,7 @@
   drill unwind LEDGER [--target T]              undo what a killed drill left (its persisted ledger), release its lock
   drill unlock [--target T] [--break]           who holds a target's drill lock; break a stale one
 
-Subcommands import drivers and the lab lazily, so the core stays free of SDK imports.
+Subcommands import drivers and the lab lazily: `drill verify` and `drill history` load no SDK (drill_cli/__init__.py).
 """
 from __future__ import annotations
 
@@ -59,12 +62,28 @@ def _probe(args: argparse.Namespace) -> int:
     if args.target:
         t = load_target(args.target)
         rules = t.probe.rules
-    summary = run_standalone(
-        args.url, args.duration, Path(args.out), rate_per_second=args.rate,
-        users=args.users, timeout_seconds=args.timeout, rules=rules,
-    )
+    try:
+        summary = run_standalone(
+            args.url, args.duration, Path(args.out), rate_per_second=args.rate,
+            users=args.users, timeout_seconds=args.timeout, rules=rules,
+            vantage=args.vantage, connect_to=args.connect_to,
+        )
+    except ValueError as e:
+        print(f"drill probe: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(summary, default=str))
     return 0
+
+
+def _probe_worker(args: argparse.Namespace) -> int:
+    """Become a Locust worker of a drill's probe master, for one of its target's vantages."""
+    from drivers.probe import run_worker
+
+    try:
+        run_worker(args.master, args.vantage)  # replaces this process; returns only on bad input
+    except (ValueError, OSError) as e:
+        print(f"drill probe-worker: {e}", file=sys.stderr)
+    return 2
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -341,7 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--users", type=int, default=4, help="concurrent probe users (default 4)")
     pr.add_argument("--timeout", type=float, default=2.0, help="request timeout, seconds (default 2)")
     pr.add_argument("--target", default=None, help="use this target file's classification rules")
+    pr.add_argument("--vantage", default="default", help="the vantage name every sample carries (default: default)")
+    pr.add_argument("--connect-to", default=None, metavar="HOST:PORT",
+                    help="send the requests to this address, keeping the URL's host name (as curl --connect-to): "
+                         "e.g. one CDN edge location")
     pr.set_defaults(func=_probe)
+
+    pw = sub.add_parser("probe-worker", help="a probe worker for a drill's remote vantage: joins the drill's probe master")
+    pw.add_argument("--master", required=True, metavar="HOST:PORT",
+                    help="the drill's probe master (the target's probe.master bind address or host name, and port)")
+    pw.add_argument("--vantage", required=True, metavar="NAME",
+                    help="a vantage of the drill's target (probe.vantages[].name); the master sends the rest")
+    pw.set_defaults(func=_probe_worker)
 
     ve = sub.add_parser("verify", help="check an evidence bundle: manifest, signed statement, signature (exit 0: intact)")
     ve.add_argument("bundle", metavar="BUNDLE_DIR", help="e.g. reports/evidence/latest")
