@@ -76,3 +76,20 @@ def diff(before: Any, after: Any, path: str = "") -> list[str]:
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
         return [d for i, (a, b) in enumerate(zip(before, after, strict=True)) for d in diff(a, b, f"{path}[{i}]")]
     return [] if before == after else [f"{path}: {before!r} → {after!r}"]
+
+
+def drill_diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What the drill left different. An alarm that was not OK before the drill (a previous drill's,
+    still clearing, or a real incident) is not the drill's to clear: only alarms OK before must be OK
+    after (`alarm_states_before` names the others)."""
+    alarms_before, alarms_after = before.get("alarms"), after.get("alarms")
+    if isinstance(alarms_before, dict) and isinstance(alarms_after, dict):
+        after = {**after, "alarms": {k: (alarms_before[k] if alarms_before.get(k) != "OK" and k in alarms_before else v)
+                                     for k, v in alarms_after.items()}}
+    return diff(before, after)
+
+
+def alarms_not_ok(snapshot: dict[str, Any]) -> dict[str, str]:
+    """The baseline's alarms that were not OK when it was taken."""
+    alarms = snapshot.get("alarms")
+    return {k: v for k, v in alarms.items() if v != "OK"} if isinstance(alarms, dict) else {}

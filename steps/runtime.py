@@ -477,9 +477,13 @@ class DrillRun:
     def ensure_baseline(self) -> None:
         """Snapshot what the drill may touch, before its first change (once per run)."""
         if self.baseline is None:
-            from steps.baseline import capture
+            from steps.baseline import alarms_not_ok, capture
 
             self.baseline = capture(self)
+            firing = alarms_not_ok(self.baseline)
+            if firing:
+                self.notes.append("alarms not OK before the first change (not the drill's to clear; excluded from the "
+                                  f"baseline check): {', '.join(f'{k} {v}' for k, v in sorted(firing.items()))}")
 
     def drill_artifacts_in_primary(self) -> dict[str, Any]:
         """What a drill writes into the primary database (the canary table, marker owners)."""
@@ -976,17 +980,22 @@ class DrillRun:
         if failback is None:
             self.notes.append("objectives.failback_rto_seconds is not set: the end of the run did not wait for the "
                               "system to settle back")
-        watched = bool(self.detections or self._detecting)  # alarms expected to fire (a watcher may still run)
+        # Alarms expected to fire (a watcher may still run), or alarms in the baseline: a fault of any
+        # length sets them off, and they clear on CloudWatch's schedule, not the drill's.
+        watched = bool(self.detections or self._detecting
+                       or (isinstance(self.baseline, dict) and "alarms" in self.baseline))
         settle_real = max([x for x in (failback, o.alarm_clear_seconds if watched else None) if x is not None],
                           default=None)
         settle = 0.0 if settle_real is None else self.target.scaled(settle_real + self.target.grace_seconds)
         baseline_diff: list[str] = []
         if self.baseline is not None:
-            from steps.baseline import capture, diff
+            from steps.baseline import capture, drill_diff
+
+            before = self.baseline
 
             def differences() -> list[str]:
                 try:
-                    return diff(self.baseline, capture(self))
+                    return drill_diff(before, capture(self))
                 except Exception as e:  # noqa: BLE001 — an unreadable state is a difference, not a pass
                     return [f"(could not read the state after the drill: {type(e).__name__}: {e})"]
 

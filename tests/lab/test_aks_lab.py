@@ -476,6 +476,8 @@ def test_drill_unwind_in_a_fresh_process_fetches_a_missing_kubeconfig_again(worl
     raw["failover_stack"] = {"chdir": str(tmp_path)}
     raw["site"] = {"url": "http://127.0.0.1:9/"}
     raw.pop("readiness")
+    raw.pop("alarms", None)  # the lab's receipts queue: nothing here reads the alarms
+    raw["stop"].pop("alarms", None)
     raw["database"].pop("ssl_ca", None)  # the lab's CA bundle: nothing here talks to a database
     target_file.write_text(yaml.safe_dump(raw))
     out = subprocess.run([sys.executable, "-m", "drill_cli", "unwind", str(run / "ledger.json"), f"--target={target_file}"],
