@@ -52,6 +52,7 @@ class DrillStep:
     line: int  # line in the feature file
     keyword: str  # Given/When/Then/And as written
     text: str
+    type: str = ""  # given/when/then: what an And/But continues (pytest-bdd's step type)
 
     def __str__(self) -> str:
         return f"{self.index:>2} P{self.phase} {self.keyword} {self.text}"
@@ -68,7 +69,7 @@ def drill_steps(features_dir: Path | None = None) -> list[DrillStep]:
         feature = get_feature(str(features_dir), name)
         for scenario in feature.scenarios.values():
             for st in scenario.steps:
-                steps.append(DrillStep(len(steps) + 1, phase, name, st.line_number, st.keyword, st.name))
+                steps.append(DrillStep(len(steps) + 1, phase, name, st.line_number, st.keyword, st.name, st.type))
     return steps
 
 

@@ -43,8 +43,12 @@ from abort_matrix_lib import HERE, REPO, TAG_VAR, Log, SharedLab, _last_error, _
 from fault_at import KINDS
 
 DEFAULT_COUNT = {"throttle": 2, "5xx": 2, "hang": 1, "stale": 3, "partial": 1}
-# The drill's steps that change something (the ones whose faults an unwind must survive).
-MUTATING_STEPS = (4, 11, 12, 15, 16, 17, 19, 20, 24, 27)
+
+
+def mutating_steps(steps: list[DrillStep] | None = None) -> list[int]:
+    """The drill's steps that change something (the ones whose faults an unwind must survive): its
+    When steps and the Ands that continue them, read from the features (numbers shift as steps are added)."""
+    return [s.index for s in (steps if steps is not None else drill_steps()) if s.type == "when"]
 PHASE_FILES = ("steps/cloudfront/test_phase1.py", "steps/cloudfront/test_phase2.py", "steps/cloudfront/test_phase3.py")
 
 
@@ -226,10 +230,11 @@ def format_matrix(results: list[CellResult], width: int = 60) -> str:
     return "\n".join(lines)
 
 
-def parse_cells(steps: str | None, kinds: str | None, count: int = 0, n_steps: int = 30,
+def parse_cells(steps: str | None, kinds: str | None, count: int = 0, n_steps: int | None = None,
                 cells: str | None = None) -> list[Cell]:
     """--steps "4,11-12" (default: the mutating steps) × --kinds "throttle,hang" (default: all five),
     or --cells "4:throttle,15:5xx:50" (step:kind[:count], one by one)."""
+    n_steps = n_steps or len(drill_steps())
     if cells:
         out = []
         for spec in cells.split(","):
@@ -239,7 +244,7 @@ def parse_cells(steps: str | None, kinds: str | None, count: int = 0, n_steps: i
             out.append(Cell(int(parts[0]), parts[1], int(parts[2]) if len(parts) == 3 else count))
         return out
     chosen: list[int] = []
-    for part in (steps.split(",") if steps else [str(s) for s in MUTATING_STEPS]):
+    for part in (steps.split(",") if steps else [str(s) for s in mutating_steps()]):
         part = part.strip()
         if not part:
             continue
