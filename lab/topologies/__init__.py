@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from lab.events import EventLog
+from lab.timing import Timings
 
 # name -> "module:Class" (imported on use: a topology's parts import moto, azure SDKs, ...)
 TOPOLOGIES: dict[str, str] = {
@@ -31,6 +36,54 @@ class Topology(Protocol):
     def start(self) -> dict[str, Any]: ...
 
     def stop(self) -> None: ...
+
+
+class Assembly:
+    """What every topology does the same way: its workdir, event log and scaled timings, and the parts
+    it started, stopped in reverse order — by `stop()`, or at once when `start()` fails half-way, so a
+    failed start leaks nothing. A topology implements `_start()` and appends each part it starts to
+    `_stack` (or starts it through `_up`)."""
+
+    name = ""
+
+    def __init__(self, settings: LabSettings) -> None:
+        self.settings = settings
+        self.timings = Timings().scaled(settings.time_scale)
+        self.workdir = Path(settings.workdir or tempfile.mkdtemp(prefix="dr-drill-lab-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.events = EventLog(self.workdir / "events.jsonl")
+        self._stack: list[Any] = []  # things to stop, in start order
+        self.endpoints: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(workdir={str(self.workdir)!r}, time_scale={self.settings.time_scale})"
+
+    def start(self) -> dict[str, Any]:
+        t0 = time.monotonic()
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            self.events.record("lab", "started", topology=self.name, seconds=round(time.monotonic() - t0, 3))
+
+    def _start(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _up(self, part: Any) -> Any:
+        self._stack.append(part)
+        return part
+
+    def stop(self) -> None:
+        """Idempotent; keeps stopping the rest when one part fails to stop: nothing may leak."""
+        while self._stack:
+            part = self._stack.pop()
+            try:
+                part.stop()
+            except Exception as e:  # noqa: BLE001
+                self.events.record("lab", "stop error", part=type(part).__name__, error=repr(e))
+        self.events.record("lab", "stopped")
 
 
 def topology(name: str, settings: LabSettings) -> Topology:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from lab.azurite import Azurite
 from lab.control import ControlServer
 from lab.edge import Edge
 from lab.egress import EgressEcho
-from lab.events import EventLog
 from lab.failover_stack import (
     AKS,
     APPGW,
@@ -39,22 +37,19 @@ from lab.faults import Faults
 from lab.mariadb import MariaDB, issue_server_tls
 from lab.ports import free_port
 from lab.static_site import StaticWebsite
-from lab.timing import Timings
-from lab.topologies import LabSettings
+from lab.topologies import Assembly, LabSettings
 from lab.web_tier import AppEnv, WebTier
 
 HERE = Path(__file__).resolve().parents[1]  # lab/
 
 
-class Lab:
+class Lab(Assembly):
     """One running lab. `start()` returns the endpoints document; `stop()` is idempotent."""
 
+    name = "cloudfront"
+
     def __init__(self, settings: LabSettings) -> None:
-        self.settings = settings
-        self.timings = Timings().scaled(settings.time_scale)
-        self.workdir = Path(settings.workdir or tempfile.mkdtemp(prefix="dr-drill-lab-"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.events = EventLog(self.workdir / "events.jsonl")
+        super().__init__(settings)
         # What the lab's cloud APIs answer a chosen call with (throttling, 5xx, hang, stale, partial apply):
         # armed through the control endpoint, shared by every surface (lab.faults).
         self.faults = Faults(settings.time_scale, self.events)
@@ -64,22 +59,7 @@ class Lab:
         self.rds = MariaDB(self.workdir, "rds", tls=issue_server_tls(
             self.db_ca, self.workdir / "tls" / "rds", ("127.0.0.1", "localhost")))
         self.azurite = Azurite(self.workdir, T.STORAGE_ACCOUNT)
-        self._stack: list[Any] = []  # things to stop, in start order
-        self.endpoints: dict[str, Any] = {}
         self._parts: FailoverParts | None = None  # the failover stack's resources, once the Azure side runs
-
-    def __repr__(self) -> str:
-        return f"Lab(workdir={str(self.workdir)!r}, time_scale={self.settings.time_scale})"
-
-    def start(self) -> dict[str, Any]:
-        t0 = time.monotonic()
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()
-            raise
-        finally:
-            self.events.record("lab", "started", seconds=round(time.monotonic() - t0, 3))
 
     def _start(self) -> dict[str, Any]:
         self.rds.start()
@@ -273,16 +253,6 @@ class Lab:
             content_settings=ContentSettings(content_type="text/html; charset=utf-8"), overwrite=True,
         )
         svc.create_container(T.BACKUP_CONTAINER)
-
-    def stop(self) -> None:
-        while self._stack:
-            part = self._stack.pop()
-            try:
-                part.stop()
-            except Exception as e:  # noqa: BLE001 — keep stopping the rest: nothing may leak
-                self.events.record("lab", "stop error", part=type(part).__name__, error=repr(e))
-        self.events.record("lab", "stopped")
-
 
 class FailoverParts:
     """What each resource of the failover stack is in the lab, and how it comes and goes."""

@@ -24,8 +24,6 @@ but does not require it, and has no firewall emulation here (the drill restores 
 from __future__ import annotations
 
 import secrets
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +35,11 @@ from lab.addresses import Relay, pick_public_block
 from lab.azurite import Azurite
 from lab.dns import DnsServer
 from lab.edge import Edge
-from lab.events import EventLog
 from lab.mariadb import MariaDB, issue_server_tls
 from lab.ports import free_port
 from lab.redis_server import RedisServer
 from lab.static_site import StaticWebsite
-from lab.timing import Timings
-from lab.topologies import LabSettings
+from lab.topologies import Assembly, LabSettings
 from lab.web_tier import AppEnv, WebTier
 
 HERE = Path(__file__).resolve().parents[1]
@@ -64,36 +60,15 @@ SESSION_TIMEOUT_SECONDS = 1800.0  # spring.session / cookie Max-Age (seeds)
 MAINTENANCE_ORIGIN = "azure-blob-maintenance"
 
 
-class GoupangLab:
+class GoupangLab(Assembly):
     """One running goupang lab. `start()` returns the endpoints document; `stop()` is idempotent."""
 
+    name = "goupang"
+
     def __init__(self, settings: LabSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.scale = settings.time_scale
-        self.timings = Timings().scaled(settings.time_scale)
-        self.workdir = Path(settings.workdir or tempfile.mkdtemp(prefix="dr-drill-lab-"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.events = EventLog(self.workdir / "events.jsonl")
         self.db_ca = trustme.CA(organization_name="dr-drill lab databases")
-        self._stack: list[Any] = []
-        self.endpoints: dict[str, Any] = {}
-
-    def __repr__(self) -> str:
-        return f"GoupangLab(workdir={str(self.workdir)!r}, time_scale={self.scale})"
-
-    def start(self) -> dict[str, Any]:
-        t0 = time.monotonic()
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()
-            raise
-        finally:
-            self.events.record("lab", "started", topology="goupang", seconds=round(time.monotonic() - t0, 3))
-
-    def _up(self, part: Any) -> Any:
-        self._stack.append(part)
-        return part
 
     def _start(self) -> dict[str, Any]:
         from lab.aws import route53 as lab_r53
@@ -254,16 +229,6 @@ class GoupangLab:
             "azure_mysql_password": az_password,
             "azure_mysql_ca_bundle": str(azmysql.tls.ca) if azmysql.tls else None,
         }
-
-    def stop(self) -> None:
-        while self._stack:
-            part = self._stack.pop()
-            try:
-                part.stop()
-            except Exception as e:  # noqa: BLE001 — keep stopping the rest: nothing may leak
-                self.events.record("lab", "stop error", part=type(part).__name__, error=repr(e))
-        self.events.record("lab", "stopped")
-
 
 def maintenance_distribution() -> dict[str, Any]:
     """The seeds' "CloudFront (Blob DR)": one origin, the Blob static website, every path."""
