@@ -294,6 +294,35 @@ class DrillRun:
     def begin_phase(self, name: str) -> None:
         self.phase = (name, Instant.now())
 
+    def newest_before_fault(self, what: str) -> tuple[Any, float, int]:
+        """The newest of the backups (`what`: "backup", "snapshot dump") listed complete just before the
+        fault, its age at the fault, and how many were listed. The disaster rehearsed loses the AWS side
+        at the fault, its backup job included: only those exist in it (DrillRun.before_fault); a later
+        backup of the still-running primary would make the RPO ~0 by construction."""
+        if "backups_at_fault" not in self.state:
+            raise AssertionError(f"the {what}s could not be listed before the fault: "
+                                 f"{self.state.get('backups_at_fault_error', 'no listing was made')}")
+        listed = self.state["backups_at_fault"]
+        assert listed, f"no {what} had completed before the fault: there is nothing to restore"
+        newest = max(listed, key=lambda b: (b.started_at, b.name))
+        return newest, self.instants["phase1.fault"].t - newest.started_at.timestamp(), len(listed)
+
+    def continue_phase(self, name: str, after: str, sees: str, left_by: str) -> bool:
+        """Begin phase `name` as the continuation of an earlier phase of this run: that phase's instant
+        `after` must be on record (else `-m` selected a phase without the ones it builds on), and users
+        must see `sees`, what the earlier phase left them (`left_by` names it) — or AWS in a dry run,
+        which changed nothing. True when the phase goes on to change things (not a dry run)."""
+        self.begin_phase(name)
+        assert after in self.instants, (
+            f"{name.replace('phase', 'Phase ')} continues {left_by} of the same run: run `pytest -m drill --target={self.target.name}` "
+            f"(all phases) or `pytest -m \"drill and {name}\" --target={self.target.name}` (it includes the phases before it)")
+        seen = self.current_class()
+        if self.dry_run:
+            assert seen == "aws", f"users see {seen!r} during a dry run, which changes nothing: expected 'aws'"
+            return False
+        assert seen == sees, f"users see {seen!r}, not {sees!r} as {left_by} should have left them"
+        return True
+
     def _start_watchdog(self) -> None:
         stop = self.target.stop
         signals = bool(stop.alarms) or stop.alertmanager is not None

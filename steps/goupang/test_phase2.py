@@ -31,37 +31,22 @@ scenarios("goupang/phase2_vm_dr_site.feature")
 
 @given("users get the maintenance page after Phase 1")
 def maintenance_after_phase1(drill_run: DrillRun) -> None:
-    drill_run.begin_phase("phase2")
-    assert "phase1.fault" in drill_run.instants, (
-        "Phase 2 continues Phase 1 of the same run: run `pytest -m \"drill and phase2\" --target=...` (it includes Phase 1)")
-    seen = drill_run.current_class()
-    if drill_run.dry_run:
-        assert seen == "aws", f"users see {seen!r} during a dry run, which changes nothing: expected 'aws'"
-        return
-    assert seen == "maintenance", f"users see {seen!r}, not the maintenance page Phase 1 should have left"
+    drill_run.continue_phase("phase2", after="phase1.fault", sees="maintenance", left_by="Phase 1")
 
 
 @given("the newest snapshot dump in Blob Storage is younger than the snapshot RPO")
 def newest_snapshot_recent(drill_run: DrillRun) -> None:
-    # The disaster rehearsed loses the AWS side at the fault, its snapshot export included: only the
-    # dumps complete (listed) just before the fault exist in it (DrillRun.before_fault), as for the
-    # CloudFront system's backups.
+    # Only the dumps complete before the fault exist when the AWS side (its snapshot export included) is lost.
     target = drill_run.target
-    if "backups_at_fault" not in drill_run.state:
-        raise AssertionError("the snapshot dumps could not be listed before the fault: "
-                             f"{drill_run.state.get('backups_at_fault_error', 'no listing was made')}")
-    listed = drill_run.state["backups_at_fault"]
-    assert listed, "no snapshot dump had completed before the fault: there is nothing to restore"
+    newest, age, listed = drill_run.newest_before_fault("snapshot dump")
     fault = drill_run.instants["phase1.fault"]
-    newest = max(listed, key=lambda b: (b.started_at, b.name))
-    age = fault.t - newest.started_at.timestamp()
     objective = target.objectives.rpo_seconds
     assert objective is not None, "the target sets no objectives.rpo_seconds"
     bound = target.scaled(objective)
     drill_run.state["restore_backup"] = newest
     attach_json("newest snapshot dump completed before the fault", {
         "name": newest.name, "taken_at": newest.started_at.isoformat(), "completed_by": newest.completed_by.isoformat(),
-        "fault_at": iso(fault.t), "age_at_fault_seconds": round(age, 3), "dumps_listed_before_fault": len(listed),
+        "fault_at": iso(fault.t), "age_at_fault_seconds": round(age, 3), "dumps_listed_before_fault": listed,
         "bound_seconds": round(bound, 3)})
     assert age <= bound, (f"the newest snapshot dump complete before the fault, {newest.name}, was {age:.1f}s old at the "
                           f"fault, more than the RPO {bound:.1f}s: is the daily copy running?")
