@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -307,14 +307,17 @@ class DrillRun:
         newest = max(listed, key=lambda b: (b.started_at, b.name))
         return newest, self.instants["phase1.fault"].t - newest.started_at.timestamp(), len(listed)
 
-    def continue_phase(self, name: str, after: str, sees: str, left_by: str) -> bool:
+    def continue_phase(self, name: str, after: str, sees: str, left_by: str, lacking: Sequence[str] = ()) -> bool:
         """Begin phase `name` as the continuation of an earlier phase of this run: that phase's instant
         `after` must be on record (else `-m` selected a phase without the ones it builds on), and users
         must see `sees`, what the earlier phase left them (`left_by` names it) — or AWS in a dry run,
-        which changed nothing. True when the phase goes on to change things (not a dry run)."""
+        which changed nothing; `lacking`: the target's settings the phase needs and lacks
+        (steps.config_needs.missing). True when the phase goes on to change things (not a dry run)."""
         self.begin_phase(name)
+        phase = name.replace("phase", "Phase ")
+        assert not lacking, f"target {self.target.name!r} does not set {', '.join(lacking)}, which {phase} needs"
         assert after in self.instants, (
-            f"{name.replace('phase', 'Phase ')} continues {left_by} of the same run: run `pytest -m drill --target={self.target.name}` "
+            f"{phase} continues {left_by} of the same run: run `pytest -m drill --target={self.target.name}` "
             f"(all phases) or `pytest -m \"drill and {name}\" --target={self.target.name}` (it includes the phases before it)")
         seen = self.current_class()
         if self.dry_run:
