@@ -12,10 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,58 +21,21 @@ import psutil
 import pytest
 
 from drill import vantages as vt
-from drill.classify import PETCLINIC_TITLE
 from drivers.probe import ProbeFleet, Vantage, worker_argv, worker_env
+from lab.scripted_site import ScriptedSite
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-PETCLINIC = f"<html><head><title>{PETCLINIC_TITLE}</title></head><body>Welcome</body></html>".encode()
 RATE = 20.0
 
 
-class _Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True
-    server: _Site
-
-    def do_GET(self) -> None:
-        status = 200 if time.monotonic() < self.server.down_at else 503
-        body = PETCLINIC if status == 200 else b"down"
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Amz-Cf-Pop", self.server.pop)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class _Site(ThreadingHTTPServer):
-    """One "edge location": answers PetClinic until `down_at` (monotonic), then 503, naming itself."""
-
-    daemon_threads = True
-
-    def __init__(self, host: str, pop: str) -> None:
-        super().__init__((host, 0), _Handler)
-        self.pop = pop
-        self.down_at = float("inf")
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        host, port = self.server_address[:2]
-        assert isinstance(host, str)
-        return f"{host}:{port}"
-
-
 @pytest.fixture
-def sites() -> Iterator[list[_Site]]:
-    made = [_Site("127.0.0.1", "ICN-TEST"), _Site("127.0.0.11", "NRT-TEST")]
+def sites() -> Iterator[list[ScriptedSite]]:
+    # Two "edge locations", each PetClinic until its `down_at` (monotonic), then 503, naming itself.
+    made = [ScriptedSite(host="127.0.0.1", pop="ICN-TEST"), ScriptedSite(host="127.0.0.11", pop="NRT-TEST")]
     yield made
     for s in made:
-        s.shutdown()
-        s.server_close()
+        s.stop()
 
 
 @pytest.fixture(autouse=True)
