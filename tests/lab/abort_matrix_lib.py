@@ -439,10 +439,7 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, log: Log = print,
             result.reasons.append("the interrupted drill wrote no summary.json")
         else:
             r = summary.get("restore") or {}
-            if r.get("failures"):
-                result.reasons.append(f"the drill's unwind failed: {r['failures']}")
-            if summary.get("baseline_diff"):
-                result.reasons.append(f"the drill reported a baseline diff: {summary['baseline_diff']}")
+            result.reasons += unwind_problems(summary)
             if r.get("site_class") not in (None, "aws"):
                 result.reasons.append(f"the drill saw users on {r.get('site_class')!r} after its unwind")
             if summary.get("verdict") != "failed":
@@ -451,19 +448,39 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, log: Log = print,
             result.notes += ignored
     # Whatever happened, the lab must be back (a not-reached drill unwinds after its failure too).
     t2 = time.monotonic()
-    deadline = t2 + settle
-    problems = lab.observer.problems(lab.pristine, tag)
-    while problems and time.monotonic() < deadline:
-        time.sleep(2.0)
-        problems = lab.observer.problems(lab.pristine, tag)
+    problems = settle_until_restored(lab, tag, settle)
     result.timings["settle"] = round(time.monotonic() - t2, 1)
-    if problems:
-        result.reasons += [f"after {settle:.0f}s: {p}" for p in problems]
-        kill_tagged(tag)
+    result.reasons += problems
     if problems or (reached and result.outcome == "yes" and result.reasons):
         result.outcome = "NO"
     result.seconds = round(time.monotonic() - t0, 1)
     return result
+
+
+def unwind_problems(summary: dict[str, Any]) -> list[str]:
+    """What a drill's own summary says it failed to put back."""
+    out = []
+    if (summary.get("restore") or {}).get("failures"):
+        out.append(f"the drill's unwind failed: {summary['restore']['failures']}")
+    if summary.get("baseline_diff"):
+        out.append(f"the drill reported a baseline diff: {summary['baseline_diff']}")
+    return out
+
+
+def settle_until_restored(lab: SharedLab, tag: str, settle: float) -> list[str]:
+    """Read the lab from outside until it is as it was before the cell (the drill's last changes take
+    their modeled time to settle), for at most `settle` seconds; what still differs then, each line a
+    problem, and the cell's processes killed so the next cell starts clean."""
+    assert lab.observer is not None and lab.pristine is not None, "the shared lab is not running"
+    observer, pristine = lab.observer, lab.pristine
+    deadline = time.monotonic() + settle
+    problems = observer.problems(pristine, tag)
+    while problems and time.monotonic() < deadline:
+        time.sleep(2.0)
+        problems = observer.problems(pristine, tag)
+    if problems:
+        kill_tagged(tag)
+    return [f"after {settle:.0f}s: {p}" for p in problems]
 
 
 def _drill_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

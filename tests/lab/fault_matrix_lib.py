@@ -39,7 +39,17 @@ from pathlib import Path
 from typing import Any
 
 from abort_at import DrillStep, drill_steps
-from abort_matrix_lib import HERE, REPO, TAG_VAR, Log, SharedLab, _last_error, _summary, kill_tagged
+from abort_matrix_lib import (
+    HERE,
+    REPO,
+    TAG_VAR,
+    Log,
+    SharedLab,
+    _last_error,
+    _summary,
+    settle_until_restored,
+    unwind_problems,
+)
 from fault_at import KINDS
 
 DEFAULT_COUNT = {"throttle": 2, "5xx": 2, "hang": 1, "stale": 3, "partial": 1}
@@ -130,11 +140,7 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, steps: dict[int, DrillSt
         if marker.get("reached"):
             result.reasons.append("the drill wrote no summary.json")
     else:
-        r = summary.get("restore") or {}
-        if r.get("failures"):
-            result.reasons.append(f"the drill's unwind failed: {r['failures']}")
-        if summary.get("baseline_diff"):
-            result.reasons.append(f"the drill reported a baseline diff: {summary['baseline_diff']}")
+        result.reasons += unwind_problems(summary)
         failed_calls = Counter(
             f"{c['sdk']} {c['service']} {c['operation']} failed after {c['attempts']} attempt(s) ({', '.join(c['errors'])})"
             for c in summary.get("api_calls") or [] if c.get("outcome") == "failed")
@@ -151,14 +157,7 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, steps: dict[int, DrillSt
     if left:
         result.notes.append(f"{len(left)} fault rule(s) outlived the drill and were removed")
     # Whatever happened, the lab must be back.
-    deadline = time.monotonic() + settle
-    problems = lab.observer.problems(lab.pristine, tag)
-    while problems and time.monotonic() < deadline:
-        time.sleep(2.0)
-        problems = lab.observer.problems(lab.pristine, tag)
-    if problems:
-        result.reasons += [f"after {settle:.0f}s: {p}" for p in problems]
-        kill_tagged(tag)
+    result.reasons += settle_until_restored(lab, tag, settle)
     if result.outcome != "not reached" and result.reasons:
         result.outcome = "NOT restored"
     result.seconds = round(time.monotonic() - t0, 1)
