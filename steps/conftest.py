@@ -11,7 +11,8 @@ from pytest_bdd import given, parsers, then
 # Shared step definitions (pytest-bdd registers each as a fixture of the module it is defined in;
 # importing them here makes them fixtures of this conftest, so every system's step modules see them).
 from steps.aws_web_tier import *  # noqa: F403
-from steps.runtime import DrillRun, wait_until
+from steps.config_needs import missing
+from steps.runtime import DrillRun, refuse_lacking, wait_until
 
 _MASK: list[Any] = []  # the run's Masker, once a drill run exists
 
@@ -51,6 +52,8 @@ def observe_site_write(drill_run: DrillRun, phase: str) -> dict[str, Any] | None
 def petclinic_served_from_aws(drill_run: DrillRun) -> None:
     t0 = time.monotonic()
     drill_run.begin_phase("phase1")
+    # Phase 1 is every drill's first phase: nothing to continue, but what it needs must be set.
+    refuse_lacking(drill_run.target.name, "phase1", missing(drill_run.target, "phase1"))
     drill_run.ensure_probe()
     drill_run.ensure_baseline()
     drill_run.ensure_canary()

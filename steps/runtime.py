@@ -106,6 +106,13 @@ def dr_relevant_alarms(target: Target) -> list[str]:
     return list(dict.fromkeys([*(a.watched() if a is not None else []), *target.stop.alarms]))
 
 
+def refuse_lacking(target_name: str, phase: str, lacking: Sequence[str]) -> None:
+    """A phase's first step fails, naming them, when the target lacks settings the phase needs
+    (steps.config_needs.missing), before the phase changes anything."""
+    assert not lacking, (f"target {target_name!r} does not set {', '.join(lacking)}, which "
+                         f"{phase.replace('phase', 'Phase ')} needs")
+
+
 def wait_until(check: Callable[[], Any], timeout: float, poll: float = 0.2) -> Any:
     """Poll `check` until it returns something truthy; return it, or the last falsy value on timeout."""
     deadline = time.monotonic() + timeout
@@ -314,8 +321,8 @@ class DrillRun:
         which changed nothing; `lacking`: the target's settings the phase needs and lacks
         (steps.config_needs.missing). True when the phase goes on to change things (not a dry run)."""
         self.begin_phase(name)
+        refuse_lacking(self.target.name, name, lacking)
         phase = name.replace("phase", "Phase ")
-        assert not lacking, f"target {self.target.name!r} does not set {', '.join(lacking)}, which {phase} needs"
         assert after in self.instants, (
             f"{phase} continues {left_by} of the same run: run `pytest -m drill --target={self.target.name}` "
             f"(all phases) or `pytest -m \"drill and {name}\" --target={self.target.name}` (it includes the phases before it)")

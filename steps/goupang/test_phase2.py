@@ -23,6 +23,7 @@ from pytest_bdd import given, scenarios, then, when
 
 from drill.evidence import iso
 from drill.ledger import NOTHING, Action
+from steps.config_needs import missing
 from steps.conftest import attach_json, dry_run_skips
 from steps.runtime import DrillRun, Instant, wait_until
 
@@ -31,7 +32,8 @@ scenarios("goupang/phase2_vm_dr_site.feature")
 
 @given("users get the maintenance page after Phase 1")
 def maintenance_after_phase1(drill_run: DrillRun) -> None:
-    drill_run.continue_phase("phase2", after="phase1.fault", sees="maintenance", left_by="Phase 1")
+    drill_run.continue_phase("phase2", after="phase1.fault", sees="maintenance", left_by="Phase 1",
+                            lacking=missing(drill_run.target, "phase2"))
 
 
 @given("the newest snapshot dump in Blob Storage is younger than the snapshot RPO")

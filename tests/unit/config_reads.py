@@ -349,13 +349,18 @@ def dotted(path: tuple[str, ...]) -> str:
     return ".".join(path)
 
 
-def iter_parts(code: Code) -> Iterator[tuple[str, list[Func]]]:
-    """Each part of the contract and its entry points."""
+SYSTEMS = ("cloudfront", "goupang")
+
+
+def iter_parts(code: Code, system: str = "cloudfront") -> Iterator[tuple[str, list[Func]]]:
+    """Each part of a system's contract and its entry points: its phases' features as their step modules
+    bind them (steps/<system>/test_phaseN.py), its readiness steps, and the drill run every system shares."""
     for n in (1, 2, 3):
-        module = f"steps/cloudfront/test_phase{n}.py"
-        feature = next((REPO / "features" / "cloudfront").glob(f"phase{n}_*.feature"))
+        module = f"steps/{system}/test_phase{n}.py"
+        feature = next((REPO / "features" / system).glob(f"phase{n}_*.feature"))
         yield f"phase{n}", code.feature_steps(feature, module)
-    readiness = [f for m in ("steps/cloudfront/test_readiness.py", "steps/readiness_steps.py") for _, _, _, f in code.steps.get(m, [])]
+    # A system's readiness module binds its own steps and star-imports the shared ones.
+    readiness = [f for m in (f"steps/{system}/test_readiness.py", "steps/readiness_steps.py") for _, _, _, f in code.steps.get(m, [])]
     yield "readiness", [*readiness, *code.functions["readiness_run"]]
     # The run itself, whatever its phases: target and lab, guard, stack check, lock, end-of-run unwind.
     yield "run", [*code.functions["pytest_collection_finish"], *code.functions["target"], *code.functions["drill_run"]]
