@@ -186,3 +186,40 @@ def test_readiness_reports_the_daily_snapshots_age_against_the_rpo(lab: dict[str
     assert str(fresh.data["newest"]).startswith("backups/"), fresh.data  # db-backups/backups/…, the daily dump
     schedule = run.check_backup_schedule()
     assert schedule.passed, schedule.detail
+
+
+def test_preflight_reads_the_lab_through_the_production_sdks_and_names_what_is_broken(lab: dict[str, Any], tmp_path: Any) -> None:
+    """The goupang system's preflight on this lab (boto3 Route 53, azure-mgmt-compute): the lab as seeded
+    has no finding, readiness reports each check; a PRIMARY record stripped of its health check (Route 53
+    would never fail over: the lab's name server keeps answering with it, as Route 53 does) and a DR VM
+    name that does not exist (ARM's 404) are named."""
+    from drill.config import load_target
+    from drill.evidence import Masker
+    from steps import preflight
+    from steps.readiness import ReadinessRun
+
+    ep, r53 = lab, _r53(lab)
+    target = load_target("lab-goupang", ep)
+    assert preflight.run(target) == []
+    verdicts = ReadinessRun(target, tmp_path, Masker()).check_preflight()
+    assert {v.check for v in verdicts} >= {"preflight.route53.primary_fails_over", "preflight.route53.health_check_endpoint",
+                                           "preflight.route53.ttl_within_rto", "preflight.dr_vm.startable"}
+    assert all(v.passed for v in verdicts), [v.detail for v in verdicts if not v.passed]
+
+    zone = ep["hosted_zone_id"]
+    records = {r.get("SetIdentifier"): r for r in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]}
+    primary_rs = records["primary-aws"]
+    bare = {k: v for k, v in primary_rs.items() if k != "HealthCheckId"}
+    r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": bare}]})
+    try:
+        found = {f.check: f.detail for f in preflight.run(target)}
+    finally:
+        r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": primary_rs}]})
+    assert "never answers with the secondary" in found["preflight.route53.primary_fails_over"], found
+
+    assert target.azure is not None and target.azure.vm is not None
+    missing_vm = target.model_copy(update={"azure": target.azure.model_copy(
+        update={"vm": target.azure.vm.model_copy(update={"name": "vm-no-such"})})})
+    found = {f.check: f.detail for f in preflight.run(missing_vm, ["phase2"])}
+    assert "vm-no-such (azure.vm) does not exist" in found["preflight.dr_vm.startable"], found
+    assert preflight.run(target) == []  # the lab is as it was
