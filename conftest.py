@@ -344,6 +344,13 @@ def drill_run(request: pytest.FixtureRequest, target: Target, reports_dir: Path)
         r = summary["restore"]
         if r["failures"] or r["site_class"] not in (None, "aws") or summary["baseline_diff"]:
             pytest.fail(f"the drill did not put everything back: {r}", pytrace=False)
+        from drill.verdict import verdict_reasons
+
+        if summary["verdict"] == "failed" and not request.config.stash[_FAILED]:
+            # Judged after the last step (a Phase-1-only run's alarms, a late RTO re-judgement): the exit
+            # status must say what summary.json says, or CI would pass a failed drill.
+            pytest.fail(f"the drill's verdict is FAILED though every step passed: {'; '.join(verdict_reasons(summary))}",
+                        pytrace=False)
 
 
 _SUMMARY = pytest.StashKey[tuple]()
@@ -466,6 +473,8 @@ def _print_summary(tr: Any, run: Any, s: dict[str, Any]) -> None:
             verdict = "PASS" if d["passed"] and (c is None or c["passed"]) else "FAIL"
             tr.write_line(f"  alarm {d['alarm']:<20} ({phase}) ALARM {fired}, notified {told} / target "
                           f"{d['objective_seconds']:.2f}s{ok}  {verdict}")
+    for x in alarms.get("not_evaluated") or []:
+        tr.write_line(f"  alarm {x['alarm']:<20} ({x['phase']}) not evaluated: {x['why']}")
     if s.get("stopped_by"):
         tr.write_line(f"  stopped by: {s['stopped_by']}")
     mon = s.get("monitoring") or {}

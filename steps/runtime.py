@@ -179,6 +179,10 @@ class DrillRun:
         # The team's alarms (alarms.expected): per phase, fault → ALARM → notified; after failback → OK.
         self.detections: dict[str, Any] = {}  # phase -> list[drill.detection.Detection]
         self.clearings: list[Any] | None = None  # list[drill.detection.Clearing], once judged
+        # Alarms not OK before the first change (a previous drill's still clearing, a real incident): no
+        # OK → ALARM of theirs can be measured, so their detection and clearing are not evaluated.
+        self.alarms_before: dict[str, str] = {}
+        self.alarms_not_evaluated: list[dict[str, str]] = []
         self._receipts: Any = None  # drivers.cloudwatch.Receipts
         self._detecting: dict[str, threading.Thread] = {}  # phase -> its background detection watcher
         # Each executed Gherkin step (phase, scenario, step, start, end, status): the drill's trace.
@@ -520,6 +524,7 @@ class DrillRun:
 
             self.baseline = capture(self)
             firing = alarms_not_ok(self.baseline)
+            self.alarms_before = firing
             if firing:
                 self.notes.append("alarms not OK before the first change (not the drill's to clear; excluded from the "
                                   f"baseline check): {', '.join(f'{k} {v}' for k, v in sorted(firing.items()))}")
@@ -815,13 +820,26 @@ class DrillRun:
         alarms = self.cloudwatch_alarms()
         return {n: alarms.transitions(n, since) for n in names}
 
+    def expected_alarms(self, phase: str) -> list[str]:
+        """The alarms `phase`'s fault must set off (alarms.expected), less those already not OK before the
+        drill's first change: each of those is recorded as not evaluated, once."""
+        t = self.target
+        expected = list((t.alarms.expected if t.alarms else {}).get(phase, []))  # type: ignore[call-overload]
+        for name in expected:
+            state = self.alarms_before.get(name)
+            if state is not None and not any(x["alarm"] == name and x["phase"] == phase for x in self.alarms_not_evaluated):
+                self.alarms_not_evaluated.append({
+                    "alarm": name, "phase": phase, "state_before": state,
+                    "why": f"{state} before the drill's first change: no OK → ALARM to measure, nor its clearing"})
+        return [n for n in expected if n not in self.alarms_before]
+
     def wait_for_detection(self, phase: str) -> list[Any]:
         """Fault → each alarm `phase` expects in ALARM and its notification delivered; waits until all
         are, or the detection objective (plus grace) has passed since the fault. Kept per phase."""
         from drill.detection import detect
 
         t = self.target
-        expected = list((t.alarms.expected if t.alarms else {}).get(phase, []))  # type: ignore[call-overload]
+        expected = self.expected_alarms(phase)
         objective = t.objectives.detection_seconds
         if not expected or objective is None:
             return []
@@ -857,7 +875,7 @@ class DrillRun:
                 self._log(f"alarms: detection of {phase} could not be measured: {type(e).__name__}: {e}")
                 self.notes.append(f"alarms: detection of {phase} could not be measured: {type(e).__name__}: {e}")
                 t = self.target
-                expected = list((t.alarms.expected if t.alarms else {}).get(phase, []))  # type: ignore[call-overload]
+                expected = self.expected_alarms(phase)
                 self.detections[phase] = detect(phase, self.instants[f"{phase}.fault"].t, expected, {}, [],
                                                 t.scaled(t.objectives.detection_seconds or 0.0))
 
@@ -1304,12 +1322,13 @@ class DrillRun:
         """summary.json's `alarms` (drill.detection.summary), or None when no alarm was watched."""
         from drill.detection import summary
 
-        if not self.detections:
+        if not self.detections and not self.alarms_not_evaluated:
             return None
         o = self.target.objectives
         return summary(self.detections, self.clearings,
                        None if o.detection_seconds is None else round(self.target.scaled(o.detection_seconds), 3),
-                       None if o.alarm_clear_seconds is None else round(self.target.scaled(o.alarm_clear_seconds), 3))
+                       None if o.alarm_clear_seconds is None else round(self.target.scaled(o.alarm_clear_seconds), 3),
+                       self.alarms_not_evaluated)
 
     def _wall(self, mono: float) -> float:
         return self.started.t + (mono - self.started.mono)
