@@ -2,6 +2,7 @@
 # dr-drill set-up: everything `pytest -m drill` and `pytest` need on a Debian machine with
 # Python 3.11 and Node 20. Idempotent: a second run only checks, and takes a few seconds.
 #   - MariaDB server + client (apt)            — the lab's RDS / Azure MySQL
+#   - Redis server (apt)                       — the goupang lab's session store
 #   - Azurite 3.35.0 (npm, into .tools/)       — the lab's Azure Blob Storage (3.36+ needs Node 22)
 #   - Allure 2.46.1 (npm allure-commandline, into .tools/; runs on the Java 17 here) — `drill report`
 #   - Prometheus Alertmanager + Pushgateway (apt) — real ones for the stop-condition and results-push
@@ -50,6 +51,16 @@ if [ -n "${DRILL_TOOLS_FROM:-}" ] && [ ! -e .tools ]; then
   else
     echo "note: DRILL_TOOLS_FROM=$DRILL_TOOLS_FROM has no node_modules/: installing from npm" >&2
   fi
+fi
+
+# Redis: the goupang system's session store (the lab PetClinic's Spring-Session-like sessions).
+if ! command -v redis-server >/dev/null 2>&1; then
+  say "installing Redis (apt)"
+  as_root apt-get update -qq
+  # As for MariaDB, the package's own service is not wanted: the lab runs its own on a free port.
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+else
+  say "Redis present"
 fi
 
 if ! grep -qs '"version": "3.35.0"' .tools/node_modules/azurite/package.json; then
@@ -105,7 +116,7 @@ else
   say "Python dependencies up to date ($VENV)"
 fi
 
-$PY -c 'import boto3, moto, pytest_bdd, allure_pytest_bdd, azure.storage.blob, kubernetes, cryptography' >/dev/null
+$PY -c 'import boto3, moto, pytest_bdd, allure_pytest_bdd, azure.storage.blob, azure.mgmt.compute, kubernetes, cryptography, dnslib, redis' >/dev/null
 $VENV/bin/zizmor --version >/dev/null
 $VENV/bin/ruff --version >/dev/null
 $VENV/bin/mypy --version >/dev/null

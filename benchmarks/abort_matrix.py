@@ -19,6 +19,7 @@ The whole matrix is 33 steps × 3 signals ≈ 2 min each: hours. Pick cells with
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -28,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests" / "lab"), str(REPO)]
 
 from abort_at import drill_steps  # noqa: E402
-from abort_matrix_lib import format_matrix, parse_cells, run_matrix  # noqa: E402
+from abort_matrix_lib import SYSTEMS, format_matrix, parse_cells, run_matrix  # noqa: E402
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -46,7 +47,10 @@ def main() -> int:
     ap.add_argument("--retries", type=int, default=1, help="retries of a not-reached cell (default 1)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep every cell's drill output, reports and lab here")
     ap.add_argument("--list", action="store_true", help="list the drill's steps and exit")
+    ap.add_argument("--system", choices=sorted(SYSTEMS), default="cloudfront",
+                    help="whose drill: features/<system>/ against its lab target (default: cloudfront)")
     args = ap.parse_args()
+    os.environ["DRILL_ABORT_SYSTEM"] = args.system  # the step numbering (tests/lab/abort_at.py)
     steps = drill_steps()
     if args.list:
         for s in steps:
@@ -60,7 +64,7 @@ def main() -> int:
     t0 = time.monotonic()
     try:
         results = run_matrix(cells, root=args.workdir, retries=args.retries, keep=args.workdir is not None,
-                             log=lambda line: print(line, flush=True))
+                             log=lambda line: print(line, flush=True), system=SYSTEMS[args.system])
     except KeyboardInterrupt as e:
         print(f"abort matrix stopped ({str(e) or 'Ctrl-C'}): the running drill was interrupted and the lab stopped", flush=True)
         return 130

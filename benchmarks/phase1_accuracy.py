@@ -33,7 +33,7 @@ def one_run(i: int, work: Path) -> dict:
     reports = work / f"run{i}"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-m", "phase1", "-p", "no:cacheprovider", "--reports-dir", str(reports),
-         f"--alluredir={reports / 'allure-results'}", "steps/test_phase1.py"],
+         f"--alluredir={reports / 'allure-results'}", "steps/cloudfront/test_phase1.py"],
         cwd=REPO, env=dict(os.environ, TMPDIR=str(work)), capture_output=True, text=True, timeout=600,
     )
     run = (reports / "evidence" / "latest").resolve()

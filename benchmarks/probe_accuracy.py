@@ -16,32 +16,27 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drill.classify import PETCLINIC_TITLE
 from drivers.probe import run_standalone
+from lab.scripted_site import MAINTENANCE, PETCLINIC, ScriptedSite
 
-PETCLINIC = f"<html><head><title>{PETCLINIC_TITLE}</title></head><body>Welcome</body></html>".encode()
-MAINTENANCE = "<html><body><h1>점검 중 - under maintenance</h1></body></html>".encode()
 OUTAGE = b"<html><body>503 Service Unavailable</body></html>"
 
 
-class OutageServer(ThreadingHTTPServer):
+class OutageServer(ScriptedSite):
     """Arms its schedule on the first request, so the outage sits inside the probe's run."""
 
-    daemon_threads = True
-
     def __init__(self, lead: float, outage: float) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(self.scheduled)
         self.lead, self.outage = lead, outage
-        self.down_at: float | None = None  # monotonic, system-wide: comparable with the probe's
+        self.down_at: float | None = None  # type: ignore[assignment]  # monotonic, system-wide: comparable with the probe's
         self.up_at: float | None = None
         self._lock = threading.Lock()
 
-    def respond(self) -> tuple[int, bytes]:
+    def scheduled(self) -> tuple[int, bytes]:
         now = time.monotonic()
         with self._lock:
             if self.down_at is None:
@@ -55,27 +50,10 @@ class OutageServer(ThreadingHTTPServer):
         return 200, MAINTENANCE
 
 
-class _Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True
-    server: OutageServer
-
-    def do_GET(self) -> None:
-        status, body = self.server.respond()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def one_run(i: int, out_dir: Path, outage: float, rate: float, users: int, lead: float, tail: float) -> bool:
     # The schedule is armed by a probe request, so without a random phase both edges would fall
     # exactly on probe slots every run; the phase spreads them over the probe interval.
     srv = OutageServer(lead + random.uniform(0.0, 1.0 / rate), outage)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         summ = run_standalone(
             f"http://127.0.0.1:{srv.server_address[1]}/",
@@ -85,8 +63,7 @@ def one_run(i: int, out_dir: Path, outage: float, rate: float, users: int, lead:
             users=users,
         )
     finally:
-        srv.shutdown()
-        srv.server_close()
+        srv.stop()
     interval = 1.0 / rate
     measured = summ["downtime_seconds"]
     err = abs(measured - outage)

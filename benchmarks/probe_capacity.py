@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
@@ -35,48 +33,12 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drill import vantages as vt
-from drill.classify import PETCLINIC_TITLE
 from drivers.probe import ProbeFleet, Vantage
+from lab.scripted_site import ScriptedSite
 
-PETCLINIC = f"<html><head><title>{PETCLINIC_TITLE}</title></head><body>Welcome</body></html>".encode()
 GOAL_RATE, GOAL_CORE_SHARE = 50.0, 0.10
 SUSTAIN, MIN_SAMPLES = 0.5, 3
 TOLERANCE = 0.005  # seconds: request handling and pacing jitter around one probe interval
-
-
-class _Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True
-    protocol_version = "HTTP/1.1"
-    server: Location
-
-    def do_GET(self) -> None:
-        up = time.monotonic() < self.server.switch_at
-        body = PETCLINIC if up else b"down"
-        self.send_response(200 if up else 503)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Amz-Cf-Pop", self.server.pop)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class Location(ThreadingHTTPServer):
-    """A local stand-in for one edge location: PetClinic until `switch_at` (monotonic), then 503."""
-
-    daemon_threads = True
-
-    def __init__(self, pop: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.pop = pop
-        self.switch_at = float("inf")
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.server_address[1]}"
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -94,7 +56,7 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 def run(n: int, rate: float, window: float, users: int) -> list[dict[str, float | str]]:
-    locations = [Location(f"LOC{i + 1}") for i in range(n)]
+    locations = [ScriptedSite(pop=f"LOC{i + 1}") for i in range(n)]  # PetClinic until down_at, then 503
     names = [f"v{i + 1}" for i in range(n)]
     rows: list[dict[str, float | str]] = []
     try:
@@ -115,7 +77,7 @@ def run(n: int, rate: float, window: float, users: int) -> list[dict[str, float 
                 # Each location switches at its own instant; every vantage sees its own.
                 switch0 = time.monotonic() + 0.5
                 for i, loc in enumerate(locations):
-                    loc.switch_at = switch0 + 0.5 * i
+                    loc.down_at = switch0 + 0.5 * i
                 time.sleep(0.5 * n + SUSTAIN + 2.0)
                 status = fleet.status()
                 by = vt.split(fleet.samples(), names)
@@ -138,8 +100,7 @@ def run(n: int, rate: float, window: float, users: int) -> list[dict[str, float 
                 })
     finally:
         for loc in locations:
-            loc.shutdown()
-            loc.server_close()
+            loc.stop()
     return rows
 
 

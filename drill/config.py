@@ -47,6 +47,19 @@ class CloudFrontConfig(_Strict):
     secondary_origin_id: str = "secondary-azure"
 
 
+class Route53Config(_Strict):
+    """DNS failover (the goupang system): the zone, the failover record and the primary's health check."""
+
+    hosted_zone_id: str = Field(min_length=1)
+    record_name: str = Field(pattern=r"^[A-Za-z0-9.-]+$")  # e.g. www.goupang.shop
+    primary_set_identifier: str = Field(min_length=1)
+    secondary_set_identifier: str = Field(min_length=1)
+    health_check_id: str = Field(min_length=1)
+    # An authoritative name server of the zone ("host[:port]"; Route 53: one of the zone's NS names),
+    # asked directly (no cache) to see the moment Route 53 changes its answer.
+    nameserver: str = Field(pattern=r"^[A-Za-z0-9.-]+(:\d+)?$")
+
+
 class AwsConfig(_Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     endpoint_url: str | None = Field(default=None, pattern=r"^https?://")
@@ -55,7 +68,9 @@ class AwsConfig(_Strict):
     profile: str | None = None
     eks: EksConfig
     alb: AlbConfig
-    cloudfront: CloudFrontConfig
+    # The CloudFront system's origin group (None: a system whose drill does not touch CloudFront).
+    cloudfront: CloudFrontConfig | None = None
+    route53: Route53Config | None = None
 
 
 class DatabaseConfig(_Strict):
@@ -107,6 +122,11 @@ class AppGatewayConfig(_Strict):
 
 
 class MysqlConfig(_Strict):
+    # An always-on server (the goupang system's standby Azure MySQL): its host, admin and database.
+    # None: the failover stack's outputs say (the CloudFront system creates the server in the drill).
+    host: str | None = Field(default=None, min_length=1)
+    admin_username: str | None = Field(default=None, min_length=1)
+    database: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]{1,64}$")
     port: int = Field(default=3306, ge=1, le=65535)
     # The failover stack's admin password: given to Terraform as TF_VAR_<failover_stack.
     # admin_password_variable> (environment, never argv) and used by the drill to restore.
@@ -132,9 +152,17 @@ class MysqlConfig(_Strict):
         return self
 
 
+class VmConfig(_Strict):
+    """The DR site's VM (the goupang system), deallocated on standby."""
+
+    name: str = Field(min_length=1)
+    resource_group: str | None = None  # None: azure.resource_group
+
+
 class AzureConfig(_Strict):
     subscription_id: str = Field(min_length=1)
     resource_group: str = "rg-blue"
+    vm: VmConfig | None = None
     arm_endpoint: str | None = Field(default=None, pattern=r"^https://")
     credential: AzureCredentialConfig = AzureCredentialConfig()
     storage: StorageConfig
@@ -227,6 +255,23 @@ class FailoverStackConfig(_Strict):
 
 class SiteConfig(_Strict):
     url: str = Field(pattern=r"^https?://[^/\s]+")
+    # How this site's answers are classed (first match wins); None: probe.rules.
+    rules: list[ClassRule] | None = None
+
+
+class ResolverConfig(_Strict):
+    """How the probe resolves the site's name: a caching resolver asking `nameserver` and keeping each
+    answer for its TTL (real-world seconds, played at the target's time scale), as users' resolvers do."""
+
+    nameserver: str = Field(pattern=r"^[A-Za-z0-9.-]+(:\d+)?$")
+    honour_ttl: bool = True
+
+
+class SessionUserConfig(_Strict):
+    """A signed-in user the probe runs beside the anonymous ones: whether its session survives each phase."""
+
+    username: str = Field(default="drill-user", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    interval_seconds: float = Field(default=0.5, gt=0)
 
 
 # host:port, e.g. 203.0.113.7:443, edge.example.net:443 or [2001:db8::1]:443
@@ -241,15 +286,20 @@ class VantageConfig(_Strict):
     How it reaches the site: by default as its host's DNS says (CloudFront's DNS answers with the
     edge location near the resolver); `connect_to` sends its requests to one address instead, keeping
     the site's name for Host and TLS (as `curl --connect-to` does): in the lab, an edge location's
-    address. Where its worker runs: `local` (the drill starts it beside the master) or `remote` (an
-    operator starts `drill probe-worker --master HOST:PORT --vantage NAME` on that host: a runner in
-    another region); `where` says which, for the evidence.
+    address; `resolver` (else probe.resolver) resolves the name through a caching resolver that keeps
+    each answer for its TTL, as users' resolvers do after a DNS failover. Where its worker runs:
+    `local` (the drill starts it beside the master) or `remote` (an operator starts `drill
+    probe-worker --master HOST:PORT --vantage NAME` on that host: a runner in another region);
+    `where` says which, for the evidence.
     """
 
     name: str = Field(pattern=VANTAGE_NAME)
     worker: Literal["local", "remote"] = "local"
     where: str = ""
     connect_to: str | None = Field(default=None, pattern=HOST_PORT)
+    # This vantage's users' caching resolver, when it differs from probe.resolver (its users ask another
+    # name server, or ignore TTL). Neither: the host's own resolver.
+    resolver: ResolverConfig | None = None
 
 
 class ProbeMasterConfig(_Strict):
@@ -275,6 +325,8 @@ class ProbeConfig(_Strict):
     # Default: the request timeout plus two intervals (drivers.probe.default_max_gap).
     max_gap_seconds: float | None = Field(default=None, gt=0)
     rules: list[ClassRule] | None = None
+    resolver: ResolverConfig | None = None
+    session_user: SessionUserConfig | None = None
     # Where users are: one vantage (this host, the site as its DNS gives it) unless the target says more.
     vantages: list[VantageConfig] = Field(default_factory=lambda: [VantageConfig(name="default")], min_length=1)
     # A phase's RTO across vantages: the worst vantage's, or a percentile (nearest rank: p90 of 10
@@ -288,10 +340,17 @@ class ProbeConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"vantages: the name {dup[0]!r} is used twice")
+        for v in self.vantages:
+            if v.connect_to is not None and (v.resolver or self.resolver) is not None:
+                raise ValueError(f"vantages: {v.name!r} has connect_to and a resolver ({'its own' if v.resolver else 'probe.resolver'}): "
+                                 "both choose the address its requests go to; give one")
         remote = [v.name for v in self.vantages if v.worker == "remote"]
         if remote and (self.master is None or self.master.port is None):
             raise ValueError(f"master.port: remote vantage {remote[0]!r} needs a fixed master port "
                              "(its worker is started with --master HOST:PORT)")
+        if self.session_user is not None and self.distributed:
+            raise ValueError("session_user: the signed-in user runs in the standalone probe only (one local vantage, "
+                             "no master); with several vantages, leave it out")
         return self
 
     @property
@@ -308,6 +367,8 @@ class Objectives(_Strict):
     full_service_rto_seconds: float | None = Field(default=None, gt=0)
     failback_rto_seconds: float | None = Field(default=None, gt=0)
     rpo_seconds: float | None = Field(default=None, gt=0)
+    # The goupang system's VM DR site: from the operator starting it to users getting PetClinic there.
+    dr_site_rto_seconds: float | None = Field(default=None, gt=0)
     # Detection (alarms.expected): fault → each expected alarm in ALARM and its notification delivered.
     detection_seconds: float | None = Field(default=None, gt=0)
     # After failback (or the end-of-run unwind): the node group restored → every such alarm OK again.
@@ -390,7 +451,7 @@ class NodegroupExpectation(_Strict):
 
 
 class ReadinessConfig(_Strict):
-    """What the daily readiness checks (features/readiness.feature) compare against.
+    """What the daily readiness checks (features/cloudfront/readiness.feature) compare against.
 
     Durations are real-world seconds, compared as seconds / time_scale like the objectives.
     """
@@ -497,11 +558,17 @@ class LabConfig(_Strict):
     """Present only in a lab target: the drill starts the embedded lab and fills in `${lab:...}`."""
 
     start: bool = True
+    # Which lab assembly (lab/topologies/): the system's own parts composed with the shared ones.
+    topology: str = Field(default="cloudfront", pattern=r"^[a-z][a-z0-9_]*$")
 
 
 class Target(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
+    # The system this target is (features/<system>/, steps/<system>/): a drill runs that system's
+    # features only. The seeds hold two: `cloudfront` (origin-group failover, Terraform Azure stack)
+    # and `goupang` (Route 53 DNS failover, Azure VM DR site).
+    system: str = Field(default="cloudfront", pattern=r"^[a-z][a-z0-9_]*$")
     time_scale: float = Field(default=1.0, gt=0)
     lab: LabConfig | None = None
     guard: GuardConfig | None = None
@@ -512,6 +579,8 @@ class Target(_Strict):
     kubernetes: KubernetesConfig | None = None
     failover_stack: FailoverStackConfig | None = None
     site: SiteConfig
+    # A second site users are sent to in a DR event (the goupang system's dr.goupang.shop on the VM).
+    dr_site: SiteConfig | None = None
     probe: ProbeConfig = ProbeConfig()
     objectives: Objectives
     readiness: ReadinessConfig | None = None
@@ -536,13 +605,29 @@ class Target(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _system_sections(self) -> Target:
+        # What each system's drill drives: the sections its steps cannot do without.
+        needs = {"cloudfront": ["aws.cloudfront"],
+                 "goupang": ["aws.route53", "azure.vm", "dr_site", "database", "objectives.dr_site_rto_seconds"]}
+        missing = []
+        for path in needs.get(self.system, []):
+            value: Any = self
+            for part in path.split("."):
+                value = getattr(value, part, None) if value is not None else None
+            if value is None:
+                missing.append(path)
+        if missing:
+            raise ValueError(f"system {self.system!r} needs {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
     def _combinations_that_can_work(self) -> Target:
         """Keys that are each valid but together cannot work: refused before anything starts, each
         problem naming the keys (e.g. a state that must hold longer than the objective it proves)."""
         problems: list[str] = []
         o = self.objectives
         probed = [("maintenance_rto_seconds", o.maintenance_rto_seconds), ("full_service_rto_seconds", o.full_service_rto_seconds),
-                  ("failback_rto_seconds", o.failback_rto_seconds)]
+                  ("failback_rto_seconds", o.failback_rto_seconds), ("dr_site_rto_seconds", o.dr_site_rto_seconds)]
         for key, objective in probed:
             if objective is not None and self.probe.sustain_seconds > self.scaled(objective):
                 problems.append(
@@ -635,6 +720,18 @@ PHASE_OBJECTIVES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "phase3": (("failback_rto_seconds", "Phase 3 compares the failback RTO with it"),),
 }
+# Another system's phases compare other objectives (features/<system>/); the CloudFront system's are above.
+SYSTEM_PHASE_OBJECTIVES: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
+    "cloudfront": PHASE_OBJECTIVES,
+    "goupang": {
+        "phase1": PHASE_OBJECTIVES["phase1"],
+        "phase2": (
+            ("dr_site_rto_seconds", "Phase 2 compares the VM DR site's RTO with it"),
+            ("rpo_seconds", "Phase 2 compares the RPO with it"),
+        ),
+        "phase3": PHASE_OBJECTIVES["phase3"],
+    },
+}
 
 
 def require_objectives(target: Target, phases: Iterable[str]) -> None:
@@ -644,7 +741,7 @@ def require_objectives(target: Target, phases: Iterable[str]) -> None:
     report a pass (or a failure) that means nothing.
     """
     for phase in phases:
-        for key, why in PHASE_OBJECTIVES.get(phase, ()):
+        for key, why in SYSTEM_PHASE_OBJECTIVES.get(target.system, PHASE_OBJECTIVES).get(phase, ()):
             if getattr(target.objectives, key) is None:
                 raise ConfigError(f"objectives.{key} is required when {phase} runs: {why}")
 

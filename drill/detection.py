@@ -143,8 +143,10 @@ def clear(restored_at: float, fired: list[Detection], transitions: dict[str, lis
 
 
 def summary(detections: dict[str, list[Detection]], clearings: list[Clearing] | None,
-            detection_objective: float | None, clear_objective: float | None) -> dict[str, Any]:
-    """summary.json's `alarms`: every detection by phase, the clearing after failback, and whether all held."""
+            detection_objective: float | None, clear_objective: float | None,
+            not_evaluated: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """summary.json's `alarms`: every detection by phase, the clearing after failback, and whether all held;
+    `not_evaluated`: expected alarms already not OK before the drill (listed, neither passed nor failed)."""
     dets = [d for ds in detections.values() for d in ds]
     passed = all(d.passed for d in dets) and (clearings is None or all(c.passed for c in clearings))
     return {
@@ -152,6 +154,7 @@ def summary(detections: dict[str, list[Detection]], clearings: list[Clearing] | 
         "clear_objective_seconds": clear_objective,
         "phases": {phase: [d.as_dict() for d in ds] for phase, ds in detections.items()},
         "clear": None if clearings is None else [c.as_dict() for c in clearings],
+        "not_evaluated": list(not_evaluated or []),
         "passed": passed,
     }
 

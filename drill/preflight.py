@@ -46,36 +46,41 @@ class _Check:
     fn: CheckFn
     runbook_step: str | None
     needs: tuple[str, ...]  # target sections without which the check does not apply
+    systems: tuple[str, ...]  # the systems whose plan it judges (Target.system)
+
+    def applies(self, target: Target, wanted: set[str]) -> bool:
+        return (self.phase in wanted and target.system in self.systems
+                and all(getattr(target, s, None) is not None for s in self.needs))
 
 
 _CHECKS: dict[str, _Check] = {}
 
 
-def check(name: str, phase: str, *, runbook_step: str | None = None,
-          needs: Iterable[str] = ()) -> Callable[[CheckFn], CheckFn]:
-    """Register a preflight check `preflight.<name>` for `phase` (and the phases after it)."""
+def check(name: str, phase: str, *, runbook_step: str | None = None, needs: Iterable[str] = (),
+          systems: Iterable[str] = ("cloudfront",)) -> Callable[[CheckFn], CheckFn]:
+    """Register a preflight check `preflight.<name>` for `phase` (and the phases after it) of the
+    `systems` whose plan it judges (each system's drill makes its own changes)."""
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}")
 
     def register(fn: CheckFn) -> CheckFn:
         if name in _CHECKS:
             raise ValueError(f"preflight check {name!r} registered twice")
-        _CHECKS[name] = _Check(name, phase, fn, runbook_step, tuple(needs))
+        _CHECKS[name] = _Check(name, phase, fn, runbook_step, tuple(needs), tuple(systems))
         return fn
 
     return register
 
 
-def names(phases: Iterable[str] = PHASES) -> list[str]:
+def names(phases: Iterable[str] = PHASES, system: str | None = None) -> list[str]:
     wanted = set(phases)
-    return [f"preflight.{c.name}" for c in _CHECKS.values() if c.phase in wanted]
+    return [f"preflight.{c.name}" for c in _CHECKS.values() if c.phase in wanted and (system is None or system in c.systems)]
 
 
 def applicable(target: Target, phases: Iterable[str] = PHASES) -> list[str]:
-    """The checks that apply to this target and these phases (their sections are present)."""
+    """The checks that apply to this target and these phases (its system's, their sections present)."""
     wanted = set(phases)
-    return [f"preflight.{c.name}" for c in _CHECKS.values()
-            if c.phase in wanted and all(getattr(target, s, None) is not None for s in c.needs)]
+    return [f"preflight.{c.name}" for c in _CHECKS.values() if c.applies(target, wanted)]
 
 
 def run(target: Target, facts: Mapping[str, Any], phases: Iterable[str] = PHASES) -> list[Finding]:
@@ -83,7 +88,7 @@ def run(target: Target, facts: Mapping[str, Any], phases: Iterable[str] = PHASES
     wanted = set(phases)
     out: list[Finding] = []
     for c in _CHECKS.values():
-        if c.phase not in wanted or any(getattr(target, s, None) is None for s in c.needs):
+        if not c.applies(target, wanted):
             continue
         name = f"preflight.{c.name}"
         try:

@@ -1,6 +1,6 @@
 """Readiness verdicts and the judgements behind them: is DR ready today? (core: no SDK imports)
 
-A readiness run (features/readiness.feature) measures what the runbook relies on and compares each
+A readiness run (features/cloudfront/readiness.feature) measures what the runbook relies on and compares each
 measurement with its threshold. One check, one `Verdict`: its name (`area.what`, e.g.
 `backups.freshness`), whether it passed, the measured value and the threshold, and a sentence that
 starts with the check's name, so a failing run names what is broken wherever the sentence lands

@@ -108,6 +108,9 @@ def _alarm_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
             if d.get("reason"):
                 text += f" — {d['reason']}"
             out.append((f"alarm {d.get('alarm')} ({phase})", text))
+    for x in alarms.get("not_evaluated") or []:
+        if isinstance(x, dict):
+            out.append((f"alarm {x.get('alarm')} ({x.get('phase')})", f"not evaluated: {x.get('why')}"))
     return out
 
 

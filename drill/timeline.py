@@ -60,6 +60,7 @@ class Sample:
     # readings, and how far that correction may be off. 0 for a probe on the drill's own host.
     clock_offset: float = 0.0
     clock_uncertainty: float = 0.0
+    address: str | None = None  # the server address the request went to (a probe that resolves names itself)
 
     @property
     def seen(self) -> float:
@@ -101,6 +102,8 @@ def dump_sample(sample: Sample) -> str:
     if sample.clock_offset or sample.clock_uncertainty:
         d["clock_offset"] = sample.clock_offset
         d["clock_uncertainty"] = sample.clock_uncertainty
+    if sample.address is not None:
+        d["address"] = sample.address
     return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -121,6 +124,7 @@ def parse_sample(line: str) -> Sample:
         edge=None if edge is None else str(edge),
         clock_offset=float(d.get("clock_offset") or 0.0),
         clock_uncertainty=float(d.get("clock_uncertainty") or 0.0),
+        address=None if d.get("address") is None else str(d["address"]),
     )
 
 

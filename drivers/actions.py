@@ -82,6 +82,11 @@ def executor(target: Target, busy_timeout: float = 600.0, log: Callable[[str], N
 
         if target.azure is None:
             raise RuntimeError("an Azure inverse needs the target's `azure:` section")
+        if action.op.startswith("azure.vm."):
+            from drivers.azure_compute import execute_vm_action
+            from drivers.azure_compute import make_client as compute_client
+
+            return execute_vm_action(action, lambda: compute_client(azure_auth(target)))
         if action.op.startswith("azure.mysql."):
             from drivers.mysql_firewall import execute_mysql_action, make_mysql_client
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from drill.classify import ClassRule, parse_rules
@@ -53,7 +53,71 @@ def default_max_gap(rate_per_second: float, timeout_seconds: float) -> float:
     return timeout_seconds + 2.0 / rate_per_second
 
 
-class Probe:
+class _Running:
+    """What a standalone probe and a fleet share: the request settings, the timeline they write, and the
+    start/stop of a `with` block."""
+
+    def __init__(self, url: str, out: Path, rate_per_second: float, users: int, timeout_seconds: float,
+                 rules: Sequence[ClassRule | Mapping[str, Any]] | None) -> None:
+        if rate_per_second <= 0 or users < 1 or timeout_seconds <= 0:
+            raise ValueError("rate_per_second, users and timeout_seconds must be positive")
+        self.url = url
+        self.host, self.path = split_url(url)
+        self.out = Path(out).resolve()
+        self.rate_per_second = float(rate_per_second)
+        self.users = int(users)
+        self.timeout_seconds = float(timeout_seconds)
+        self.rules = parse_rules(rules)
+        self.config_path = self.out.with_name(self.out.name + ".probe-config.json")
+        self._stopped = False
+
+    @property
+    def interval(self) -> float:
+        """Nominal seconds between two requests."""
+        return 1.0 / self.rate_per_second
+
+    @property
+    def max_gap(self) -> float:
+        return default_max_gap(self.rate_per_second, self.timeout_seconds)
+
+    def running(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def samples(self) -> list[Sample]:
+        """Samples written so far (a half-written last line is skipped)."""
+        try:
+            return load_timeline(self.out)
+        except FileNotFoundError:
+            return []
+
+    def summary(self, end: float | None = None) -> dict[str, Any]:
+        return summarize(self.samples(), self.max_gap, end=end)
+
+    def __enter__(self) -> Self:
+        if not self.running():
+            self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class Probe(_Running):
     """A running probe. `with Probe(url, out) as p: ...` or start()/stop()."""
 
     def __init__(
@@ -67,32 +131,23 @@ class Probe:
         log_path: Path | None = None,
         vantage: str = DEFAULT_VANTAGE,
         connect_to: str | None = None,
+        resolver: Mapping[str, Any] | None = None,
+        session_user: Mapping[str, Any] | None = None,
     ) -> None:
-        if rate_per_second <= 0 or users < 1 or timeout_seconds <= 0:
-            raise ValueError("rate_per_second, users and timeout_seconds must be positive")
+        super().__init__(url, out, rate_per_second, users, timeout_seconds, rules)
         check_connect_to(connect_to)
+        check_reach(connect_to, resolver)
         self.vantage = vantage
         self.connect_to = connect_to
-        self.url = url
-        self.host, self.path = split_url(url)
-        self.out = Path(out).resolve()
-        self.rate_per_second = float(rate_per_second)
-        self.users = int(users)
-        self.timeout_seconds = float(timeout_seconds)
-        self.rules = parse_rules(rules)
         self.log_path = Path(log_path).resolve() if log_path else self.out.with_name(self.out.name + ".locust.log")
-        self.config_path = self.out.with_name(self.out.name + ".probe-config.json")
+        # Resolve the site's name through this name server with a caching resolver (drivers.dns_resolver):
+        # {"nameserver": "host:port", "time_scale": float, "honour_ttl": bool}. None: the system's resolver.
+        self.resolver = dict(resolver) if resolver else None
+        # A signed-in user beside the anonymous ones ({"username", "interval_seconds"}): its samples,
+        # with whether its session held, go to `sessions_out`.
+        self.session_user = dict(session_user) if session_user else None
+        self.sessions_out = self.out.with_name(self.out.stem + "-sessions.jsonl")
         self._proc: subprocess.Popen[bytes] | None = None
-        self._stopped = False
-
-    @property
-    def interval(self) -> float:
-        """Nominal seconds between two requests."""
-        return 1.0 / self.rate_per_second
-
-    @property
-    def max_gap(self) -> float:
-        return default_max_gap(self.rate_per_second, self.timeout_seconds)
 
     @property
     def pid(self) -> int | None:
@@ -102,7 +157,7 @@ class Probe:
         return self._proc is not None and self._proc.poll() is None
 
     def _argv(self) -> list[str]:
-        n = str(self.users)
+        n = str(self.users + (1 if self.session_user else 0))
         return [
             sys.executable, "-m", "locust",
             "-f", str(LOCUSTFILE),
@@ -141,7 +196,9 @@ class Probe:
             "fresh_connections": True,
             "parent_pid": os.getpid(),
             "vantage": self.vantage,
-            "vantages": {self.vantage: {"name": self.vantage, "connect_to": self.connect_to}},
+            "vantages": {self.vantage: {"name": self.vantage, "connect_to": self.connect_to, "resolver": self.resolver}},
+            "session_user": self.session_user,
+            "sessions_out": str(self.sessions_out),
         }
         self.config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
         with open(self.log_path, "ab") as log:
@@ -192,31 +249,8 @@ class Probe:
         # Anything left in the group (children that outlived the leader) goes too.
         _signal_group(proc.pid, signal.SIGKILL)
 
-    def samples(self) -> list[Sample]:
-        """Samples written so far (a half-written last line is skipped)."""
-        try:
-            return load_timeline(self.out)
-        except FileNotFoundError:
-            return []
-
-    def summary(self, end: float | None = None) -> dict[str, Any]:
-        return summarize(self.samples(), self.max_gap, end=end)
-
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def __enter__(self) -> Probe:
-        if not self.running():
-            self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        return _tail(self.log_path, lines)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -233,6 +267,13 @@ def check_connect_to(address: str | None) -> None:
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"connect_to must be HOST:PORT, got {address!r}")
+
+
+def check_reach(connect_to: str | None, resolver: Mapping[str, Any] | None) -> None:
+    """A vantage reaches the site through a fixed address or through its resolver, not both."""
+    if connect_to is not None and resolver:
+        raise ValueError(f"connect_to ({connect_to}) and a resolver ({resolver.get('nameserver')}) both choose "
+                         "the address a vantage's requests go to: give one")
 
 
 def run_standalone(
@@ -273,9 +314,12 @@ class Vantage:
     worker: str = "local"  # "local": started here; "remote": joins with `drill probe-worker`
     where: str = ""
     connect_to: str | None = None
+    # Its users' caching resolver (drivers.dns_resolver: nameserver, time_scale, honour_ttl); None: the host's.
+    resolver: Mapping[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "worker": self.worker, "where": self.where, "connect_to": self.connect_to}
+        return {"name": self.name, "worker": self.worker, "where": self.where, "connect_to": self.connect_to,
+                "resolver": dict(self.resolver) if self.resolver else None}
 
 
 def _free_port(host: str) -> int:
@@ -315,7 +359,7 @@ def run_worker(master: str, vantage: str) -> None:
     os.execve(argv[0], argv, worker_env(vantage))
 
 
-class ProbeFleet:
+class ProbeFleet(_Running):
     """A Locust master and one worker per local vantage; remote vantages' workers join it.
 
     The same surface as `Probe` (start, stop, samples, max_gap, ...), plus `status()`: the master's
@@ -337,40 +381,23 @@ class ProbeFleet:
         port: int | None = None,
         join_timeout: float = 120.0,
     ) -> None:
-        if rate_per_second <= 0 or users < 1 or timeout_seconds <= 0:
-            raise ValueError("rate_per_second, users and timeout_seconds must be positive")
+        super().__init__(url, out, rate_per_second, users, timeout_seconds, rules)
         names = [v.name for v in vantages]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"vantages must be one or more distinct names, got {names}")
         for v in vantages:
             check_connect_to(v.connect_to)
+            check_reach(v.connect_to, v.resolver)
         if any(v.worker == "remote" for v in vantages) and port is None:
             raise ValueError("a remote vantage needs a fixed master port")
-        self.url = url
-        self.host, self.path = split_url(url)
-        self.out = Path(out).resolve()
         self.vantages = list(vantages)
-        self.rate_per_second = float(rate_per_second)
-        self.users = int(users)
-        self.timeout_seconds = float(timeout_seconds)
-        self.rules = parse_rules(rules)
         self.log_dir = Path(log_dir).resolve() if log_dir else self.out.parent
         self.bind = bind
         self.port = port
         self.join_timeout = float(join_timeout)
-        self.config_path = self.out.with_name(self.out.name + ".probe-config.json")
         self.status_path = self.out.with_name(self.out.name + ".status.json")
         self._master: subprocess.Popen[bytes] | None = None
         self._workers: dict[str, subprocess.Popen[bytes]] = {}
-        self._stopped = False
-
-    @property
-    def interval(self) -> float:
-        return 1.0 / self.rate_per_second
-
-    @property
-    def max_gap(self) -> float:
-        return default_max_gap(self.rate_per_second, self.timeout_seconds)
 
     @property
     def local(self) -> list[Vantage]:
@@ -497,12 +524,6 @@ class ProbeFleet:
         for proc in [*procs, master]:  # anything left in the groups (children that outlived the leader)
             _signal_group(proc.pid, signal.SIGKILL)
 
-    def samples(self) -> list[Sample]:
-        try:
-            return load_timeline(self.out)
-        except FileNotFoundError:
-            return []
-
     def gone(self, vantage: str) -> bool:
         """No live worker holds `vantage`: its local process exited, or the master lost it (missing
         heartbeats), or the master itself is gone."""
@@ -521,21 +542,5 @@ class ProbeFleet:
         except (OSError, ValueError):
             return {}
 
-    def summary(self, end: float | None = None) -> dict[str, Any]:
-        return summarize(self.samples(), self.max_gap, end=end)
-
     def log_tail(self, who: str = "master", lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path(who).read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def __enter__(self) -> ProbeFleet:
-        if not self.running():
-            self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        return _tail(self.log_path(who), lines)

@@ -19,7 +19,10 @@ imports locust. Locust loads the same file in every process; what it does depend
 
 A sample line is drill.timeline.dump_sample(): t, mono (request start), status (0 = no response),
 latency_ms, class (drill.classify), error, vantage, edge (X-Amz-Cf-Pop when the CDN names its edge
-location) and, for a worker's samples, the clock correction applied and its uncertainty.
+location), address (the server address, when the vantage resolves the site's name through its own
+caching resolver: drivers.dns_resolver, TTL honoured) and, for a worker's samples, the clock correction
+applied and its uncertainty. The standalone probe can also run one signed-in user (`session_user`),
+whose samples, each saying whether its session held, go to `sessions_out`.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ if _REPO not in sys.path:
 from drill.classify import BODY_LIMIT, classify, parse_rules  # noqa: E402
 from drill.clocks import ClockFilter, Exchange  # noqa: E402
 from drill.timeline import DEFAULT_VANTAGE, Sample, dump_sample  # noqa: E402
+from drivers.dns_resolver import CachingResolver  # noqa: E402
 
 PROTOCOL = 1  # of the drill_* messages: a worker from another checkout must speak the master's
 FLUSH_SECONDS = 0.2  # a worker sends its samples at least this often
@@ -65,6 +69,9 @@ class Settings:
     rules = parse_rules(None)
     fresh = True  # a new connection per request, like a newly arriving user (see ProbeUser.probe)
     vantage = DEFAULT_VANTAGE
+    # The site's name resolved as a user's resolver does (TTL honoured), when the vantage says so: each
+    # sample then records the address that served it (drivers.dns_resolver; None: the host's resolver).
+    resolver: CachingResolver | None = None
     sink: Callable[[Sample], None] = staticmethod(lambda s: None)
     configured = gevent.event.Event()
 
@@ -83,6 +90,10 @@ def configure(cfg: dict[str, Any], vantage: str, sink: Callable[[Sample], None])
     reach = (cfg.get("vantages") or {}).get(vantage) or {}
     if reach.get("connect_to") and cfg.get("host"):
         connect_to(str(cfg["host"]), str(reach["connect_to"]))
+    r = reach.get("resolver")
+    if r:
+        Settings.resolver = CachingResolver(str(r["nameserver"]), float(r.get("time_scale") or 1.0),
+                                            bool(r.get("honour_ttl", True)), timeout=Settings.timeout)
     Settings.configured.set()
 
 
@@ -162,6 +173,16 @@ def _headers(resp: Any) -> dict[str, str]:
     return out
 
 
+def _target(host: str, path: str) -> tuple[str, dict[str, str], str | None]:
+    """(URL to request, extra headers, address) for `path` on the site, through the vantage's resolver if any."""
+    if Settings.resolver is None:
+        return path, {}, None
+    scheme, _, netloc = host.partition("://")
+    name, _, port = netloc.partition(":")
+    answer = Settings.resolver.resolve(name)  # ResolveError: no answer, the request fails
+    return f"{scheme}://{answer.address}{':' + port if port else ''}{path}", {"Host": netloc}, answer.address
+
+
 class ProbeUser(FastHttpUser):
     network_timeout = 2.0
     connection_timeout = 2.0
@@ -187,11 +208,13 @@ class ProbeUser(FastHttpUser):
         mono = time.monotonic()
         status, cls, error, edge = 0, "error", None, None
         latency_ms = 0.0
+        address = None
         try:
             # A new connection per request, like a newly arriving user: a kept-alive connection would
             # stay on an old backend/IP after a DNS failover and hide the switch.
-            headers = {"Connection": "close"} if Settings.fresh else None
-            with self.client.get(Settings.path, name="probe", catch_response=True, headers=headers) as resp:
+            url, extra, address = _target(self.host or "", Settings.path)
+            headers = {**({"Connection": "close"} if Settings.fresh else {}), **extra} or None
+            with self.client.get(url, name="probe", catch_response=True, headers=headers) as resp:
                 # The body has been read inside get(): the user has the page now.
                 latency_ms = (time.monotonic() - mono) * 1000.0
                 resp.success()  # Locust's own pass/fail is irrelevant: the samples are the record
@@ -208,7 +231,7 @@ class ProbeUser(FastHttpUser):
             cls, error = "error", _short(e)
         try:
             Settings.sink(Sample(t=t, mono=mono, status=status, latency_ms=latency_ms, cls=cls, error=error,
-                                 vantage=Settings.vantage, edge=edge))
+                                 vantage=Settings.vantage, edge=edge, address=address))
         except Exception as e:  # noqa: BLE001 - a full disk must not kill the user loop
             print(f"probe: cannot record sample: {e}", file=sys.stderr)
 
@@ -400,7 +423,8 @@ class _Master:
             try:
                 s = Sample(t=wall.to_master(float(d["t"])), mono=mono.to_master(float(d["mono"])), status=int(d["status"]),
                            latency_ms=float(d["latency_ms"]), cls=str(d["class"]), error=d.get("error"), vantage=w.vantage,
-                           edge=d.get("edge"), clock_offset=-mono.offset, clock_uncertainty=mono.uncertainty)
+                           edge=d.get("edge"), clock_offset=-mono.offset, clock_uncertainty=mono.uncertainty,
+                           address=d.get("address"))
             except (KeyError, TypeError, ValueError):
                 self.dropped += 1
                 continue
@@ -476,3 +500,88 @@ def _on_init(environment: Any, runner: Any = None, **_kw: Any) -> None:
         parent = cfg.get("parent_pid")
     if parent:
         gevent.spawn(_watch_parent, int(parent))
+
+
+# -- a signed-in user (standalone only) -------------------------------------------------------------
+def _session_user_config() -> dict[str, Any] | None:
+    """The standalone probe's `session_user`, read while Locust loads this file (it picks the user
+    classes before init). A worker has no config file, and the fleet never sends one (drill.config
+    refuses probe.session_user with distributed vantages)."""
+    path = os.environ.get("DRILL_PROBE_CONFIG")
+    if not path:
+        return None
+    try:
+        cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # _read_config() says why at init
+    user = cfg.get("session_user")
+    if not user or not cfg.get("sessions_out"):
+        return None
+    return {**user, "sessions_out": cfg["sessions_out"]}
+
+
+_USER = _session_user_config()
+if _USER is not None:
+    _SESSIONS_FD = os.open(str(_USER["sessions_out"]), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    _SIGNED_IN = "Signed in as "
+
+    class SessionUser(FastHttpUser):
+        """One signed-in user (the seeds' Spring Session in Redis): signs in, then keeps its SESSION
+        cookie and reads the site; each sample says whether the session held (`kept`), was gone on a
+        PetClinic page (`lost`: the user signs in again, as a person would), or no PetClinic answered."""
+
+        fixed_count = 1
+        network_timeout = 2.0
+        connection_timeout = 2.0
+        max_retries = 0
+
+        def wait_time(self) -> float:
+            return float((_USER or {}).get("interval_seconds") or 0.5)
+
+        def on_start(self) -> None:
+            Settings.configured.wait()
+            self.client = FastHttpSession(
+                base_url=self.host, request_event=self.environment.events.request, user=self, insecure=self.insecure,
+                network_timeout=Settings.timeout, connection_timeout=Settings.timeout, max_redirects=self.max_redirects,
+                max_retries=0, concurrency=self.concurrency,
+            )
+            self.cookie: str | None = None
+            self._sign_in()
+
+        def _sign_in(self) -> bool:
+            try:
+                url, extra, _ = _target(self.host or "", "/login")
+                with self.client.post(url, data={"username": (_USER or {}).get("username") or "drill-user"},
+                                      headers={"Connection": "close", **extra}, catch_response=True,
+                                      allow_redirects=False) as resp:
+                    resp.success()
+                    cookie = (resp.headers or {}).get("set-cookie") if resp.status_code == 302 else None
+                    if cookie:
+                        self.cookie = cookie.split(";", 1)[0]
+                        return True
+            except Exception:  # noqa: BLE001 - a failed sign-in is recorded by the next read (session "lost"/"none")
+                pass
+            return False
+
+        @task
+        def read(self) -> None:
+            t, mono = time.time(), time.monotonic()
+            status, cls, session, address, error = 0, "error", "none", None, None
+            try:
+                url, extra, address = _target(self.host or "", Settings.path)
+                headers = {"Connection": "close", **extra, **({"Cookie": self.cookie} if self.cookie else {})}
+                with self.client.get(url, name="session", catch_response=True, headers=headers) as resp:
+                    resp.success()
+                    status = int(resp.status_code or 0)
+                    hdrs = _headers(resp) if status else {}
+                    body = _decode(resp.content, hdrs.get("content-type")) if status else ""
+                    cls = classify(status, hdrs, body, Settings.rules)
+                    if cls not in ("error", "maintenance"):
+                        session = "kept" if _SIGNED_IN in body else "lost"
+            except Exception as e:  # noqa: BLE001 - nothing may escape the task
+                error = _short(e)
+            record = {"t": t, "mono": mono, "status": status, "class": cls, "session": session,
+                      "address": address, "error": error}
+            if session == "lost":
+                record["signed_in_again"] = self._sign_in()
+            os.write(_SESSIONS_FD, (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8"))

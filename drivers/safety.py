@@ -45,6 +45,9 @@ LAB_ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("failover_stack.terraform_binary", "terraform_binary"),
     ("failover_stack.chdir", "failover_stack_dir"),
     ("site.url", "site_url"),
+    ("dr_site.url", "dr_site_url"),
+    ("aws.route53.nameserver", "dns_nameserver"),
+    ("probe.resolver.nameserver", "dns_nameserver"),
 )
 
 
@@ -64,8 +67,14 @@ def lab_mismatches(target: Target, endpoints: Mapping[str, Any]) -> list[str]:
         value: Any = getattr(target, section)
         if value is None:
             continue  # the target does not reach that service at all
+        absent = False
         for attr in rest:
+            if value is None:  # a section the target does not have (e.g. no aws.route53)
+                absent = True
+                break
             value = getattr(value, attr)
+        if absent:
+            continue
         want = endpoints.get(key)
         if value is None and path == "kubernetes.kubeconfig":
             continue  # fetched from the cluster's ARM (the lab's, checked above) after the apply

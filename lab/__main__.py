@@ -8,13 +8,14 @@ import sys
 import threading
 from pathlib import Path
 
-from lab.runtime import Lab, LabSettings, write_endpoints
+from lab.topologies import DEFAULT, LabSettings, topology, write_endpoints
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lab")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="start the lab and keep it running")
+    s.add_argument("--topology", default=DEFAULT, help="which system's lab (lab/topologies/)")
     s.add_argument("--time-scale", type=float, default=30.0)
     s.add_argument("--workdir", type=Path, required=True)
     s.add_argument("--ready-file", type=Path, required=True, help="endpoints JSON written when ready")
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
-    lab = Lab(LabSettings(time_scale=args.time_scale, workdir=args.workdir))
+    lab = topology(args.topology, LabSettings(time_scale=args.time_scale, workdir=args.workdir))
     try:
         endpoints = lab.start()
         endpoints["pid"] = os.getpid()

@@ -49,8 +49,10 @@ def clear_faults(endpoints: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class LabProcess:
-    def __init__(self, time_scale: float, workdir: Path | None = None, watch_parent: bool = True) -> None:
+    def __init__(self, time_scale: float, workdir: Path | None = None, watch_parent: bool = True,
+                 topology: str = "cloudfront") -> None:
         self.time_scale = time_scale
+        self.topology = topology
         self._own_workdir = workdir is None  # a temporary one is removed at stop
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="dr-drill-lab-"))
         self.watch_parent = watch_parent
@@ -58,13 +60,13 @@ class LabProcess:
         self.endpoints: dict[str, Any] = {}
 
     def __repr__(self) -> str:
-        return f"LabProcess(workdir={str(self.workdir)!r})"
+        return f"LabProcess(topology={self.topology!r}, workdir={str(self.workdir)!r})"
 
     def start(self, timeout: float = 90.0) -> dict[str, Any]:
         ready = self.workdir / "endpoints.json"
         ready.unlink(missing_ok=True)
         argv = [
-            sys.executable, "-m", "lab", "serve", "--time-scale", str(self.time_scale),
+            sys.executable, "-m", "lab", "serve", "--topology", self.topology, "--time-scale", str(self.time_scale),
             "--workdir", str(self.workdir), "--ready-file", str(ready),
         ]
         if self.watch_parent:

@@ -18,6 +18,8 @@ modeled operations each phase had to wait for, in order:
   phase3       EKS updates the node group → a web node boots → the ALB's health check finds its
                target healthy
 
+and those of the goupang system (Route 53 failover, the VM DR site: goupang_chain).
+
 Each segment is [the event that starts the modeled operation, the event that ends it], searched
 after the previous segment, clipped to the phase's window. `modeled_seconds` is their total; the
 gaps between them (named) are the time the phase spent on anything else. The lab's real-world
@@ -156,9 +158,50 @@ def _gateway_updates(events: Sequence[Event], after: float, until: float) -> lis
     return out
 
 
-def chain(phase: str, events: Sequence[Event], start: float, time_scale: float) -> list[Segment]:
-    """The modeled operations `phase` waited for, in order, from `start` (monotonic). Raises Missing."""
+# The TTL Route 53 gives alias answers (lab.aws.route53.ALIAS_TTL; not imported: that module loads moto).
+ALIAS_TTL = 60
+
+
+def _dns_ttl(after: float, time_scale: float) -> Segment:
+    """Users' resolvers keep the old answer for its TTL (60 s, played scaled by the probe's resolver)."""
+    return Segment(f"users' resolvers keep the cached answer (TTL {ALIAS_TTL} s)", after, after + ALIAS_TTL / time_scale)
+
+
+def goupang_chain(phase: str, ev: Sequence[Event], start: float, time_scale: float) -> list[Segment]:
+    """The goupang system's phases (features/goupang/):
+
+      phase1  EKS drain until the primary stops serving → Route 53's checkers fail the health check
+              (FailureThreshold × RequestInterval, staggered) → users' cached answers expire (TTL)
+      phase2  the VM starts (PowerState/running) → its guest boots and serves
+      phase3  the CloudFront system's phase3 (EKS update, a node boots, the ALB finds it healthy) →
+              Route 53's checkers pass the health check → users' cached answers expire (TTL)
+    """
+    if phase == "phase1":
+        drain = _drain(ev, start, until_all_gone=False)
+        what = "Route 53's health checkers fail the primary (threshold × interval)"
+        unhealthy = _first(ev, _is("route53", "health check unhealthy"), drain.end, what)["mono"]
+        return [drain, Segment(what, drain.end, unhealthy), _dns_ttl(unhealthy, time_scale)]
+    if phase == "phase2":
+        boot = _between(ev, "the VM starts (PowerState/running)", _is("azure-vm", "power state starting"),
+                        _is("azure-vm", "power state running"), start)
+        guest = _between(ev, "the VM's guest boots (nginx, PetClinic)", _is("azure-vm", "power state running"),
+                         _is("azure-vm", "guest serving"), boot.end)
+        return [boot, guest]
+    if phase == "phase3":
+        aws = chain("phase3", ev, start, time_scale)  # the web tier back behind the ALB, as for CloudFront
+        r53 = _between(ev, "Route 53's health checkers pass the primary again (threshold × interval)",
+                       _is("alb", "target healthy"), _is("route53", "health check healthy"), aws[-1].end)
+        return [*aws, Segment(r53.what, aws[-1].end, r53.end), _dns_ttl(r53.end, time_scale)]
+    raise Missing(f"no modeled chain is known for the goupang system's {phase}")
+
+
+def chain(phase: str, events: Sequence[Event], start: float, time_scale: float, system: str = "cloudfront") -> list[Segment]:
+    """The modeled operations `phase` of `system` waited for, in order, from `start` (monotonic). Raises Missing."""
     ev = sorted(events, key=lambda e: e["mono"])
+    if system == "goupang":
+        return goupang_chain(phase, ev, start, time_scale)
+    if system != "cloudfront":
+        raise Missing(f"no modeled chain is known for system {system!r}")
     if phase == "phase1":
         return [_drain(ev, start, until_all_gone=False)]
     if phase == "phase3":
@@ -199,7 +242,8 @@ def chain(phase: str, events: Sequence[Event], start: float, time_scale: float) 
     return out
 
 
-def split(phase: str, events: Iterable[Event], start: float, reached: float, time_scale: float) -> dict[str, Any]:
+def split(phase: str, events: Iterable[Event], start: float, reached: float, time_scale: float,
+          system: str = "cloudfront") -> dict[str, Any]:
     """How much of [start, reached] was modeled, the rest, and the real-world equivalent.
 
     {"modeled_seconds", "unscaled_seconds", "real_world_seconds", "chain": [{what, seconds}],
@@ -207,7 +251,7 @@ def split(phase: str, events: Iterable[Event], start: float, reached: float, tim
     """
     evs = [e for e in events if isinstance(e.get("mono"), (int, float))]
     try:
-        segments = chain(phase, evs, start, time_scale)
+        segments = chain(phase, evs, start, time_scale, system)
     except Missing as e:
         return {"unknown": str(e)}
     clipped = [Segment(s.what, max(s.start, start), min(s.end, reached)) for s in segments]

@@ -80,7 +80,7 @@ class Operation:
 
 @dataclass
 class StackParts:
-    """How the lab creates and removes each resource; set up by lab.runtime.
+    """How the lab creates and removes each resource; set up by lab.topologies.cloudfront.
 
     `create` callables get the operation's input variables (name -> value)."""
 

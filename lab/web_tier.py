@@ -52,6 +52,8 @@ class AppEnv:
     datasource_url: str
     username: str
     password: str = field(repr=False)
+    # Other settings of the container (e.g. the Redis session store: lab.petclinic.sessions).
+    extra: dict[str, str] = field(default_factory=dict)
 
 
 def start_petclinic(name: str, port: int, app: AppEnv, log_dir: Path) -> ManagedProcess:
@@ -63,6 +65,7 @@ def start_petclinic(name: str, port: int, app: AppEnv, log_dir: Path) -> Managed
         SPRING_DATASOURCE_PASSWORD=app.password,
         PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
     )
+    env.update(app.extra)
     return ManagedProcess(name, [sys.executable, "-m", "lab.petclinic.app"], log_dir / f"{name}.log", env=env, cwd=REPO_ROOT).start()
 
 

@@ -21,15 +21,24 @@ def capture(run: Any) -> dict[str, Any]:
     # The nodes themselves, not only the size asked for: back means back InService.
     snap["eks"] = {"web_nodegroup": {"scaling": ng["scalingConfig"], "status": ng["status"],
                                      "instances_in_service": nodes.in_service, "instances": len(nodes.lifecycle)}}
-    cfg, _ = run.cloudfront.config(t.aws.cloudfront.distribution_id)
-    snap["cloudfront"] = {
-        "origins": {o["Id"]: o for o in cfg["Origins"]["Items"]},
-        "origin_groups": (cfg.get("OriginGroups") or {}).get("Items") or [],
-        # Which paths go where, with which methods: the default behavior and the ordered ones, in order.
-        "default_behavior": cfg["DefaultCacheBehavior"],
-        "cache_behaviors": (cfg.get("CacheBehaviors") or {}).get("Items") or [],
-        "enabled": cfg.get("Enabled"),
-    }
+    if t.aws.cloudfront is not None:
+        cfg, _ = run.cloudfront.config(t.aws.cloudfront.distribution_id)
+        snap["cloudfront"] = {
+            "origins": {o["Id"]: o for o in cfg["Origins"]["Items"]},
+            "origin_groups": (cfg.get("OriginGroups") or {}).get("Items") or [],
+            # Which paths go where, with which methods: the default behavior and the ordered ones, in order.
+            "default_behavior": cfg["DefaultCacheBehavior"],
+            "cache_behaviors": (cfg.get("CacheBehaviors") or {}).get("Items") or [],
+            "enabled": cfg.get("Enabled"),
+        }
+    if t.aws.route53 is not None:
+        r = t.aws.route53
+        snap["route53"] = {"records": run.route53().failover_records(r.hosted_zone_id, r.record_name),
+                           "health_check": run.route53().health_check_config(r.health_check_id),
+                           # The answer itself: back on the primary means the health check is healthy again.
+                           "answer": run.authoritative_answer()}
+    if t.azure is not None and t.azure.vm is not None:
+        snap["dr_vm"] = {"power_state": run.dr_vm().power_state()}
     snap["alb"] = {"healthy_targets": run.elb.healthy_count(t.aws.alb.target_group_arn) > 0}
     if t.azure is not None and t.failover_stack is not None:
         snap["azure_failover_stack"] = run.azure_failover_resources()

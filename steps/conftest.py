@@ -8,7 +8,11 @@ from typing import Any
 import allure
 from pytest_bdd import given, parsers, then
 
-from steps.runtime import DrillRun, wait_until
+# Shared step definitions (pytest-bdd registers each as a fixture of the module it is defined in;
+# importing them here makes them fixtures of this conftest, so every system's step modules see them).
+from steps.aws_web_tier import *  # noqa: F403
+from steps.config_needs import missing
+from steps.runtime import DrillRun, refuse_lacking, wait_until
 
 _MASK: list[Any] = []  # the run's Masker, once a drill run exists
 
@@ -48,6 +52,8 @@ def observe_site_write(drill_run: DrillRun, phase: str) -> dict[str, Any] | None
 def petclinic_served_from_aws(drill_run: DrillRun) -> None:
     t0 = time.monotonic()
     drill_run.begin_phase("phase1")
+    # Phase 1 is every drill's first phase: nothing to continue, but what it needs must be set.
+    refuse_lacking(drill_run.target.name, "phase1", missing(drill_run.target, "phase1"))
     drill_run.ensure_probe()
     drill_run.ensure_baseline()
     drill_run.ensure_canary()
@@ -93,7 +99,9 @@ def alb_no_healthy(drill_run: DrillRun) -> None:
 @given(parsers.parse('CloudFront\'s origin group fails over from "{primary}" to "{secondary}" on {codes}'))
 def origin_group_fails_over(drill_run: DrillRun, primary: str, secondary: str, codes: str) -> None:
     want = sorted(int(c) for c in codes.replace(" and ", ",").split(",") if c.strip())
-    group = drill_run.cloudfront.origin_group(drill_run.target.aws.cloudfront.distribution_id)
+    cf = drill_run.target.aws.cloudfront
+    assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
+    group = drill_run.cloudfront.origin_group(cf.distribution_id)
     attach_json("origin group", group)
     assert group is not None, "the default cache behaviour does not target an origin group"
     members = [m["OriginId"] for m in group["Members"]["Items"]]

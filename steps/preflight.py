@@ -9,18 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from drill import preflight
+from drill import (
+    preflight,
+    preflight_goupang,  # noqa: F401 — registers the goupang system's checks
+)
 from drill.config import Target
 from drivers.retries import api_settings
 
-# Fact gatherers: name -> function of the target. A gatherer that fails leaves its fact out and
-# records why under "<name>.error", so the checks that need it say "could not be checked".
-_GATHERERS: dict[str, Callable[[Target], Any]] = {}
+# Fact gatherers: name -> (the systems whose checks read it, function of the target). A gatherer that
+# fails leaves its fact out and records why under "<name>.error", so the checks that need it say
+# "could not be checked". Only the target's system's facts are read (another system's would only be errors).
+_GATHERERS: dict[str, tuple[tuple[str, ...], Callable[[Target], Any]]] = {}
 
 
-def fact(name: str) -> Callable[[Callable[[Target], Any]], Callable[[Target], Any]]:
+def fact(name: str, systems: Iterable[str] = ("cloudfront",)) -> Callable[[Callable[[Target], Any]], Callable[[Target], Any]]:
     def register(fn: Callable[[Target], Any]) -> Callable[[Target], Any]:
-        _GATHERERS[name] = fn
+        _GATHERERS[name] = (tuple(systems), fn)
         return fn
 
     return register
@@ -28,7 +32,9 @@ def fact(name: str) -> Callable[[Callable[[Target], Any]], Callable[[Target], An
 
 def gather(target: Target) -> dict[str, Any]:
     facts: dict[str, Any] = {}
-    for name, fn in _GATHERERS.items():
+    for name, (systems, fn) in _GATHERERS.items():
+        if target.system not in systems:
+            continue
         try:
             facts[name] = fn(target)
         except Exception as e:  # noqa: BLE001 — reported by the checks that need this fact, never silently passed
@@ -37,6 +43,7 @@ def gather(target: Target) -> dict[str, Any]:
 
 
 def run(target: Target, phases: Iterable[str] = preflight.PHASES) -> list[preflight.Finding]:
+    """The target's system's checks for these phases, on facts read now."""
     return preflight.run(target, gather(target), phases)
 
 
@@ -143,3 +150,48 @@ def _client_address(target: Target) -> dict[str, Any]:
                                                               timeout=target.probe.timeout_seconds * 5)}
     except EgressError as e:
         return {"configured": True, "error": str(e)}
+
+
+# -- facts: Route 53 and the DR VM (the goupang system) ------------------------------------------------------
+GOUPANG = ("goupang",)
+
+
+def _r53(target: Target) -> Any:
+    from drivers.aws import Aws
+    from drivers.route53 import Route53
+
+    if target.aws.route53 is None:
+        raise LookupError("no aws.route53 section")
+    return Route53(Aws(target.aws, api_settings(target))), target.aws.route53
+
+
+@fact("route53.records", GOUPANG)
+def _route53_records(target: Target) -> dict[str, dict[str, Any]]:
+    """The site name's record sets by set identifier (ListResourceRecordSets: a read)."""
+    r53, cfg = _r53(target)
+    return dict(r53.failover_records(cfg.hosted_zone_id, cfg.record_name))
+
+
+@fact("route53.health_check", GOUPANG)
+def _route53_health_check(target: Target) -> dict[str, Any]:
+    """The health check's settings (GetHealthCheck: a read)."""
+    r53, cfg = _r53(target)
+    return dict(r53.health_check_config(cfg.health_check_id))
+
+
+@fact("dr_vm", GOUPANG)
+def _dr_vm(target: Target) -> dict[str, Any]:
+    """Whether the DR VM exists and its power state (the instance view: a read)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from drivers.actions import azure_auth
+    from drivers.azure_compute import make_client, power_state
+
+    az = target.azure
+    if az is None or az.vm is None:
+        raise LookupError("no azure.vm section")
+    try:
+        state = power_state(make_client(azure_auth(target)), az.vm.resource_group or az.resource_group, az.vm.name)
+    except ResourceNotFoundError:
+        return {"exists": False, "power_state": None}
+    return {"exists": True, "power_state": state}

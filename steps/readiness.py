@@ -414,6 +414,7 @@ class ReadinessRun:
 
         def run() -> Verdict:
             cf = self.target.aws.cloudfront
+            assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
             want_members = [cf.primary_origin_id, cf.secondary_origin_id]
             want_codes = sorted(self.cfg.failover_status_codes)
             group = self.cloudfront.origin_group(cf.distribution_id)
@@ -440,6 +441,7 @@ class ReadinessRun:
 
         def run() -> Verdict:
             cf = self.target.aws.cloudfront
+            assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
             want = self.cfg.maintenance_origin_domain
             origin = self.cloudfront.origin(cf.distribution_id, cf.secondary_origin_id)
             got = origin["DomainName"]
@@ -682,9 +684,12 @@ class ReadinessRun:
              lambda: f"{len(self.nodegroups.instances(aws.eks.cluster, aws.eks.web_nodegroup).lifecycle)} instances"),
             ("credentials.aws.elbv2", "elasticloadbalancing:DescribeTargetHealth",
              lambda: f"{len(self.elb.target_health(aws.alb.target_group_arn))} targets"),
-            ("credentials.aws.cloudfront", f"cloudfront:GetDistribution {aws.cloudfront.distribution_id}",
-             lambda: self.cloudfront.status(aws.cloudfront.distribution_id)),
         ]
+        cf = aws.cloudfront
+        if cf is not None:
+            dist = cf.distribution_id
+            probes.append(("credentials.aws.cloudfront", f"cloudfront:GetDistribution {dist}",
+                           lambda: self.cloudfront.status(dist)))
         if self.target.database is not None:
             sid = self.target.database.secret_id
             probes += [

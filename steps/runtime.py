@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -106,6 +106,13 @@ def dr_relevant_alarms(target: Target) -> list[str]:
     return list(dict.fromkeys([*(a.watched() if a is not None else []), *target.stop.alarms]))
 
 
+def refuse_lacking(target_name: str, phase: str, lacking: Sequence[str]) -> None:
+    """A phase's first step fails, naming them, when the target lacks settings the phase needs
+    (steps.config_needs.missing), before the phase changes anything."""
+    assert not lacking, (f"target {target_name!r} does not set {', '.join(lacking)}, which "
+                         f"{phase.replace('phase', 'Phase ')} needs")
+
+
 def wait_until(check: Callable[[], Any], timeout: float, poll: float = 0.2) -> Any:
     """Poll `check` until it returns something truthy; return it, or the last falsy value on timeout."""
     deadline = time.monotonic() + timeout
@@ -150,6 +157,8 @@ class DrillRun:
         self.phases: list[PhaseResult] = []
         self.notes: list[str] = []
         self.probe: Probe | ProbeFleet | None = None
+        self.dr_probe: Probe | None = None  # users of the DR site (target.dr_site), from when it is brought up
+        self.dns_watch: Any = None  # drivers.route53.AnswerWatch of the site's name, once a phase starts it
         self.canary: Any = None  # drivers.database.CanaryWriter, while users' writes are modeled
         self.state: dict[str, Any] = {}  # what one phase hands to the next (explicit, checked)
         self.rpo: dict[str, Any] | None = None
@@ -170,6 +179,10 @@ class DrillRun:
         # The team's alarms (alarms.expected): per phase, fault → ALARM → notified; after failback → OK.
         self.detections: dict[str, Any] = {}  # phase -> list[drill.detection.Detection]
         self.clearings: list[Any] | None = None  # list[drill.detection.Clearing], once judged
+        # Alarms not OK before the first change (a previous drill's still clearing, a real incident): no
+        # OK → ALARM of theirs can be measured, so their detection and clearing are not evaluated.
+        self.alarms_before: dict[str, str] = {}
+        self.alarms_not_evaluated: list[dict[str, str]] = []
         self._receipts: Any = None  # drivers.cloudwatch.Receipts
         self._detecting: dict[str, threading.Thread] = {}  # phase -> its background detection watcher
         # Each executed Gherkin step (phase, scenario, step, start, end, status): the drill's trace.
@@ -180,6 +193,12 @@ class DrillRun:
         return f"DrillRun({self.run_id}, target={self.target.name})"
 
     # -- probe -------------------------------------------------------------------------------
+    def _resolver(self, vantage: Any = None) -> dict[str, Any] | None:
+        """A vantage's caching resolver (its own, else probe.resolver) as the probe takes it; None: the host's."""
+        r = (vantage.resolver if vantage is not None else None) or self.target.probe.resolver
+        return None if r is None else {"nameserver": r.nameserver, "time_scale": self.target.time_scale,
+                                       "honour_ttl": r.honour_ttl}
+
     def ensure_probe(self) -> Probe | ProbeFleet:
         """The probe, started once: one standalone Locust process (one local vantage), or a Locust
         master with a worker per vantage, every remote vantage joined before the drill goes on."""
@@ -189,7 +208,7 @@ class DrillRun:
                 m = p.master
                 self.probe = ProbeFleet(
                     self.target.site.url, self.work / "timeline.jsonl",
-                    [Vantage(v.name, v.worker, v.where, v.connect_to) for v in p.vantages],
+                    [Vantage(v.name, v.worker, v.where, v.connect_to, self._resolver(v)) for v in p.vantages],
                     rate_per_second=p.rate_per_second, users=p.users, timeout_seconds=p.timeout_seconds, rules=p.rules,
                     log_dir=self.work, bind=m.bind if m else "127.0.0.1", port=m.port if m else None,
                     join_timeout=m.join_timeout_seconds if m else 120.0,
@@ -199,7 +218,8 @@ class DrillRun:
                 self.probe = Probe(
                     self.target.site.url, self.work / "timeline.jsonl", rate_per_second=p.rate_per_second,
                     users=p.users, timeout_seconds=p.timeout_seconds, rules=p.rules, log_path=self.work / "probe.log",
-                    vantage=v.name, connect_to=v.connect_to,
+                    vantage=v.name, connect_to=v.connect_to, resolver=self._resolver(v),
+                    session_user=p.session_user.model_dump() if p.session_user is not None else None,
                 )
             self.probe.start()
             self._start_watchdog()
@@ -209,9 +229,113 @@ class DrillRun:
     def vantage_names(self) -> list[str]:
         return [v.name for v in self.target.probe.vantages]
 
+    def ensure_dr_probe(self) -> Probe:
+        """Users of the DR site (target.dr_site), probed like the main site from now to the end of the run:
+        a standalone probe on the drill's host, resolving as the reference vantage (the first declared) does."""
+        if self.dr_probe is None:
+            if self.target.dr_site is None:
+                raise RuntimeError(f"target {self.target.name!r} has no dr_site")
+            p = self.target.probe
+            v = p.vantages[0]
+            self.dr_probe = Probe(
+                self.target.dr_site.url, self.work / "timeline-dr.jsonl", rate_per_second=p.rate_per_second,
+                users=p.users, timeout_seconds=p.timeout_seconds, rules=self.target.dr_site.rules or p.rules,
+                log_path=self.work / "probe-dr.log", vantage=v.name, resolver=self._resolver(v),
+            )
+            self.dr_probe.start(wait_first_sample=30.0)
+        return self.dr_probe
+
+    def dr_samples(self) -> list[tl.Sample]:
+        return self.dr_probe.samples() if self.dr_probe else []
+
+    def first_sustained_dr(self, cls: str, after: float) -> tl.Sample | None:
+        p = self.target.probe
+        return tl.first_sustained_sample(self.dr_samples(), cls, after, p.sustain_seconds, p.min_samples, self.max_gap)
+
+    # -- Route 53 and the DR VM (the goupang system) ---------------------------------------------
+    def route53(self) -> Any:
+        from drivers.route53 import Route53
+
+        if "route53" not in self.state:
+            self.state["route53"] = Route53(self.aws)
+        return self.state["route53"]
+
+    def authoritative_answer(self) -> str | None:
+        """What the zone's name server answers for the site's name now (no cache)."""
+        from drivers.dns_resolver import CachingResolver, ResolveError
+
+        r = self.target.aws.route53
+        assert r is not None, "the target has no aws.route53"
+        try:
+            return CachingResolver(r.nameserver, honour_ttl=False).query(r.record_name)[0]
+        except ResolveError:
+            return None
+
+    def ensure_dns_watch(self) -> Any:
+        from drivers.route53 import AnswerWatch
+
+        if self.dns_watch is None:
+            r = self.target.aws.route53
+            assert r is not None, "the target has no aws.route53"
+            self.dns_watch = AnswerWatch(r.nameserver, r.record_name, poll_seconds=max(0.05, self.target.scaled(2.0))).start()
+        return self.dns_watch
+
+    def dr_vm(self) -> Any:
+        from drivers.azure_compute import VirtualMachine, make_client
+
+        az = self.target.azure
+        assert az is not None and az.vm is not None, "the target has no azure.vm"
+        return VirtualMachine(make_client(self.azure_auth()), az.vm.resource_group or az.resource_group, az.vm.name, self.ledger)
+
+    def session_samples(self) -> list[dict[str, Any]]:
+        """The signed-in user's samples (probe.session_user), oldest first."""
+        import json
+
+        if not isinstance(self.probe, Probe) or not self.probe.sessions_out.exists():
+            return []
+        out = []
+        for line in self.probe.sessions_out.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a half-written last line
+        return out
+
     # -- stop conditions --------------------------------------------------------------------
     def begin_phase(self, name: str) -> None:
         self.phase = (name, Instant.now())
+
+    def newest_before_fault(self, what: str) -> tuple[Any, float, int]:
+        """The newest of the backups (`what`: "backup", "snapshot dump") listed complete just before the
+        fault, its age at the fault, and how many were listed. The disaster rehearsed loses the AWS side
+        at the fault, its backup job included: only those exist in it (DrillRun.before_fault); a later
+        backup of the still-running primary would make the RPO ~0 by construction."""
+        if "backups_at_fault" not in self.state:
+            raise AssertionError(f"the {what}s could not be listed before the fault: "
+                                 f"{self.state.get('backups_at_fault_error', 'no listing was made')}")
+        listed = self.state["backups_at_fault"]
+        assert listed, f"no {what} had completed before the fault: there is nothing to restore"
+        newest = max(listed, key=lambda b: (b.started_at, b.name))
+        return newest, self.instants["phase1.fault"].t - newest.started_at.timestamp(), len(listed)
+
+    def continue_phase(self, name: str, after: str, sees: str, left_by: str, lacking: Sequence[str] = ()) -> bool:
+        """Begin phase `name` as the continuation of an earlier phase of this run: that phase's instant
+        `after` must be on record (else `-m` selected a phase without the ones it builds on), and users
+        must see `sees`, what the earlier phase left them (`left_by` names it) — or AWS in a dry run,
+        which changed nothing; `lacking`: the target's settings the phase needs and lacks
+        (steps.config_needs.missing). True when the phase goes on to change things (not a dry run)."""
+        self.begin_phase(name)
+        refuse_lacking(self.target.name, name, lacking)
+        phase = name.replace("phase", "Phase ")
+        assert after in self.instants, (
+            f"{phase} continues {left_by} of the same run: run `pytest -m drill --target={self.target.name}` "
+            f"(all phases) or `pytest -m \"drill and {name}\" --target={self.target.name}` (it includes the phases before it)")
+        seen = self.current_class()
+        if self.dry_run:
+            assert seen == "aws", f"users see {seen!r} during a dry run, which changes nothing: expected 'aws'"
+            return False
+        assert seen == sees, f"users see {seen!r}, not {sees!r} as {left_by} should have left them"
+        return True
 
     def _start_watchdog(self) -> None:
         stop = self.target.stop
@@ -286,6 +410,14 @@ class DrillRun:
         p = self.target.probe
         return vt.phase_rtos(self.by_vantage(), cls, after, p.sustain_seconds, p.min_samples, self.max_gap,
                              time.monotonic() if now is None else now)
+
+    def reaching_sample(self, cls: str, after: float) -> tl.Sample | None:
+        """The request a phase's RTO counts to: the verdict vantage's (probe.verdict_on) first request
+        sent since `after` that begins a sustained run of `cls`; None when that vantage never got there."""
+        _, pick = vt.verdict(self.vantage_rtos(cls, after), self.target.probe.verdict_on)
+        if pick is None or pick.reached_mono is None:
+            return None
+        return next((s for s in self.by_vantage().get(pick.vantage, []) if s.mono == pick.reached_mono), None)
 
     def wait_for_vantages(self, cls: str, after: float, timeout: float) -> list[vt.VantageRto]:
         """Wait until every vantage has got `cls` sustained, or its worker is gone, or `timeout`."""
@@ -392,6 +524,7 @@ class DrillRun:
 
             self.baseline = capture(self)
             firing = alarms_not_ok(self.baseline)
+            self.alarms_before = firing
             if firing:
                 self.notes.append("alarms not OK before the first change (not the drill's to clear; excluded from the "
                                   f"baseline check): {', '.join(f'{k} {v}' for k, v in sorted(firing.items()))}")
@@ -437,6 +570,7 @@ class DrillRun:
         if self.target.database is None:
             raise RuntimeError(f"target {self.target.name!r} has no `database:` section: a site write needs the primary")
         cf = self.target.aws.cloudfront
+        assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
         behavior = self.cloudfront.behavior_for(cf.distribution_id, SITE_WRITE_PATH)
         key = f"dr-drill {self.run_id} {phase}"  # unique per write: what the inverse deletes by
         where = {"secret_id": need(self.target.database, "database").secret_id, "table": "owners", "column": "address", "value": key}
@@ -472,6 +606,7 @@ class DrillRun:
         """Longer than the edge may take before answering a POST itself (then the answer is CloudFront's):
         every connection attempt timing out, then one response timeout (POST is never sent twice)."""
         cf = self.target.aws.cloudfront
+        assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
         cfg, _ = self.cloudfront.config(cf.distribution_id)
         groups = {g["Id"]: [m["OriginId"] for m in g["Members"]["Items"]] for g in (cfg.get("OriginGroups") or {}).get("Items") or []}
         worst = 0.0
@@ -612,8 +747,11 @@ class DrillRun:
     def azure_db(self) -> Any:
         from drivers.database import Database
 
-        out = self.state["stack_outputs"]
         az = need(self.target.azure, "azure")
+        if az.mysql.host is not None:  # an always-on server (no failover stack outputs)
+            return Database(az.mysql.host, az.mysql.port, az.mysql.admin_username or "", az.mysql.admin_password.get_secret_value(),
+                            az.mysql.database or "petclinic", ssl_ca=az.mysql.ssl_ca)
+        out = self.state["stack_outputs"]
         return Database(out["mysql_fqdn"], az.mysql.port, out["mysql_admin_username"],
                         az.mysql.admin_password.get_secret_value(), out["mysql_database_name"], ssl_ca=az.mysql.ssl_ca)
 
@@ -682,13 +820,26 @@ class DrillRun:
         alarms = self.cloudwatch_alarms()
         return {n: alarms.transitions(n, since) for n in names}
 
+    def expected_alarms(self, phase: str) -> list[str]:
+        """The alarms `phase`'s fault must set off (alarms.expected), less those already not OK before the
+        drill's first change: each of those is recorded as not evaluated, once."""
+        t = self.target
+        expected = list((t.alarms.expected if t.alarms else {}).get(phase, []))  # type: ignore[call-overload]
+        for name in expected:
+            state = self.alarms_before.get(name)
+            if state is not None and not any(x["alarm"] == name and x["phase"] == phase for x in self.alarms_not_evaluated):
+                self.alarms_not_evaluated.append({
+                    "alarm": name, "phase": phase, "state_before": state,
+                    "why": f"{state} before the drill's first change: no OK → ALARM to measure, nor its clearing"})
+        return [n for n in expected if n not in self.alarms_before]
+
     def wait_for_detection(self, phase: str) -> list[Any]:
         """Fault → each alarm `phase` expects in ALARM and its notification delivered; waits until all
         are, or the detection objective (plus grace) has passed since the fault. Kept per phase."""
         from drill.detection import detect
 
         t = self.target
-        expected = list((t.alarms.expected if t.alarms else {}).get(phase, []))  # type: ignore[call-overload]
+        expected = self.expected_alarms(phase)
         objective = t.objectives.detection_seconds
         if not expected or objective is None:
             return []
@@ -724,7 +875,7 @@ class DrillRun:
                 self._log(f"alarms: detection of {phase} could not be measured: {type(e).__name__}: {e}")
                 self.notes.append(f"alarms: detection of {phase} could not be measured: {type(e).__name__}: {e}")
                 t = self.target
-                expected = list((t.alarms.expected if t.alarms else {}).get(phase, []))  # type: ignore[call-overload]
+                expected = self.expected_alarms(phase)
                 self.detections[phase] = detect(phase, self.instants[f"{phase}.fault"].t, expected, {}, [],
                                                 t.scaled(t.objectives.detection_seconds or 0.0))
 
@@ -937,6 +1088,10 @@ class DrillRun:
         if self.probe is not None:
             self.probe.stop()
             self.rejudge_rtos()
+        if self.dr_probe is not None:
+            self.dr_probe.stop()
+        if self.dns_watch is not None:
+            self.dns_watch.stop()
         self.real_world()
         summary = self.summary(finished, failed_tests, restored)
         from drivers.monitoring import export_results
@@ -959,6 +1114,14 @@ class DrillRun:
                 continue
             # Per vantage, as judged then: a vantage whose samples had stopped by then stays unobserved.
             after = self._probe_result(name, before.title, fault, cls, objective_real, self.vantage_rtos(cls, fault.mono, judged_at))
+            # What the phase's own step added (the Route 53 system's detection / DNS TTL split) stays, its
+            # TTL part following the final RTO (the answer changed at a fixed instant; users came after).
+            detail = {**before.detail, **after.detail}
+            if after.rto_seconds is not None:
+                for answer_changed in ("detection_seconds", "answer_back_on_primary_seconds"):
+                    if answer_changed in detail:
+                        detail["dns_ttl_seconds"] = round(after.rto_seconds - detail[answer_changed], 3)
+            self._set_phase(replace(after, detail=detail))
             if after.rto_seconds != before.rto_seconds:
                 self.notes.append(f"{name}: RTO {before.rto_seconds}s as judged during the run is {after.rto_seconds}s "
                                   "on the complete timeline (a request in flight then changed the sustained run)")
@@ -991,7 +1154,7 @@ class DrillRun:
                 from lab.critical_path import split
 
                 start = self._phase_start[ph.name]
-                got = split(ph.name, events, start, start + ph.rto_seconds, scale)
+                got = split(ph.name, events, start, start + ph.rto_seconds, scale, self.target.system)
                 if "unknown" in got:
                     detail["real_world_unknown"] = got["unknown"]
                 else:
@@ -1115,6 +1278,7 @@ class DrillRun:
                 for s in tl.transitions(samples, gap, p.sustain_seconds, p.min_samples)
             ],
             "restore": restored,
+            **self._system_summary(gap, samples),
             "failed_steps": failed_tests,
             # Calls the SDKs retried (outcome "ok") or gave up on ("failed"): which, how often, each error.
             "api_calls": [c.as_dict() for c in self.api_calls.calls()],
@@ -1123,16 +1287,48 @@ class DrillRun:
             "verdict": verdict,
         }
 
+    def _system_summary(self, gap: float, samples: list[tl.Sample]) -> dict[str, Any]:
+        """What only some systems have: the DR site's users, the DNS answers, the signed-in user.
+        `samples`: the site's users at the reference vantage (as the summary's transitions)."""
+        extra: dict[str, Any] = {}
+        p = self.target.probe
+        if self.dr_probe is not None:
+            dr = self.dr_samples()
+            stats = tl.summarize(dr, gap) if dr else {}
+            extra["dr_site"] = {
+                "url": self.target.dr_site.url if self.target.dr_site else None,
+                "requests": len(dr),
+                "seconds_by_class": {k: round(v, 3) for k, v in stats.get("seconds", {}).items()} if stats else {},
+                "transitions": [{"class": s["class"], "from": iso(self._wall(s["from"])), "to": iso(self._wall(s["to"]))}
+                                for s in tl.transitions(dr, gap, p.sustain_seconds, p.min_samples)],
+            }
+        if self.dns_watch is not None:
+            extra["dns_answers"] = [{**c, "at": iso(c["at"])} for c in self.dns_watch.as_list()]
+        if "sessions" in self.state:
+            extra["sessions"] = self.state["sessions"]
+        if self.dr_probe is not None:
+            www = [t["class"] for t in tl.transitions(samples, gap, p.sustain_seconds, p.min_samples)]
+            dr_served = any(t["class"] == "azure" for t in extra["dr_site"]["transitions"])
+            # Users of www, with the DR site where it served (after the maintenance page): "aws → maintenance → (dr site) → aws".
+            flow = []
+            for c in www:
+                flow.append(c)
+                if c == "maintenance" and dr_served and "(dr site)" not in flow:
+                    flow.append("(dr site)")
+            extra["users_saw"] = " → ".join(flow)
+        return extra
+
     def alarms_summary(self) -> dict[str, Any] | None:
         """summary.json's `alarms` (drill.detection.summary), or None when no alarm was watched."""
         from drill.detection import summary
 
-        if not self.detections:
+        if not self.detections and not self.alarms_not_evaluated:
             return None
         o = self.target.objectives
         return summary(self.detections, self.clearings,
                        None if o.detection_seconds is None else round(self.target.scaled(o.detection_seconds), 3),
-                       None if o.alarm_clear_seconds is None else round(self.target.scaled(o.alarm_clear_seconds), 3))
+                       None if o.alarm_clear_seconds is None else round(self.target.scaled(o.alarm_clear_seconds), 3),
+                       self.alarms_not_evaluated)
 
     def _wall(self, mono: float) -> float:
         return self.started.t + (mono - self.started.mono)
@@ -1147,8 +1343,10 @@ class DrillRun:
             summary["monitoring"]["otlp"] = trace
         ev.write_json("summary.json", summary)
         ev.copy_text(self.work / "timeline.jsonl", "timeline.jsonl")
-        if (self.work / "api-calls.jsonl").exists():
-            ev.copy_text(self.work / "api-calls.jsonl", "api-calls.jsonl")
+        for extra in ("timeline-dr.jsonl", "timeline-sessions.jsonl", "api-calls.jsonl"):
+            # the DR site's users, the signed-in user, the API calls the SDKs retried or gave up on
+            if (self.work / extra).exists():
+                ev.copy_text(self.work / extra, extra)
         ev.write_json("actions.json", self.ledger.to_list())
         ev.write_json("target.json", self.target.masked_dict())
         ev.write_json(

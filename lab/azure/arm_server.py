@@ -149,6 +149,13 @@ class ArmEmulator:
             "microsoft.dbformysql": self._mysql_subscription,
         }
 
+    def add_provider(self, namespace: str, handler: Callable[[Request, str, list[str], list[str], str], Response],
+                     subscription_handler: Callable[[Request, list[str], list[str], str], Response] | None = None) -> None:
+        """Serve one more resource provider (e.g. Microsoft.Compute, lab.azure.virtual_machines)."""
+        self._providers[namespace.lower()] = handler
+        if subscription_handler is not None:
+            self._subscription_providers[namespace.lower()] = subscription_handler
+
     def __repr__(self) -> str:  # reprs reach Allure step parameters and logs: never the secret
         return f"ArmEmulator(url={self.url!r}, tenant_id={self.tenant_id!r}, subscription_id={self.subscription_id!r})"
 

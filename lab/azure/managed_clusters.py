@@ -9,7 +9,7 @@ What the drill needs from ARM about the failover stack's cluster, shaped as ARM 
   GET  .../resourceGroups/{rg}/providers/Microsoft.Authorization/permissions  (what the caller may do there)
 
 A cluster exists here only while the lab's failover stack has it (`register` / `unregister`, from
-lab.runtime): before the apply, and after the destroy, it is 404 ResourceNotFound, and each creation
+lab.topologies.cloudfront): before the apply, and after the destroy, it is 404 ResourceNotFound, and each creation
 brings a new API server with a new CA and token, so credentials of an earlier cluster do not work.
 Calling listClusterUserCredential needs the action
 `Microsoft.ContainerService/managedClusters/listClusterUserCredential/action` (the "Azure Kubernetes

@@ -518,6 +518,7 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     app: PetClinic  # set on the subclass made in serve()
     tracker: InFlight
+    sessions: Any = None  # lab.petclinic.sessions.SessionStore, set on the subclass made in serve()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per request is noise in the lab logs
@@ -560,11 +561,41 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST" and body:
                 params.update(urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             try:
-                resp = self.app.dispatch(method, url.path, params)
+                if url.path == "/login":
+                    resp = self._login(method, params)
+                else:
+                    resp = self._with_session(self.app.dispatch(method, url.path, params))
             except Exception as exc:  # noqa: BLE001 — the real app's error page, status 500
                 log(f"{method} {url.path} failed: {type(exc).__name__}: {exc}")
                 resp = html_response(error_page(str(exc) if url.path == "/oups" else "Internal Server Error"), 500)
             self._send(resp, send_body)
+
+    def _login(self, method: str, params: Mapping[str, str]) -> Response:
+        """A user signs in (GET: the form; POST username=...): a new session holding the user, its cookie."""
+        from lab.petclinic import sessions
+
+        if method != "POST":
+            return html_response(layout('<h2>Sign in</h2><form method="post" action="/login">'
+                                        '<input name="username"/><button type="submit">Sign in</button></form>'))
+        user = (params.get("username") or "").strip()
+        if not user:
+            return html_response(error_page("username is required"), 400)
+        sid = sessions.new_session_id()
+        self.sessions.save(sid, {sessions.USER_ATTR: user})
+        return Response(302, b"", HTML_TYPE, {"Location": "/", "Set-Cookie": sessions.set_cookie(sid, self.sessions.timeout)})
+
+    def _with_session(self, resp: Response) -> Response:
+        """A signed-in user's pages say so: `Signed in as NAME` (the session found in the store), else nothing."""
+        from lab.petclinic import sessions
+
+        sid = sessions.session_id_from_cookie(self.headers.get("Cookie"))
+        if sid is None or not resp.content_type.startswith("text/html"):
+            return resp
+        attrs = self.sessions.load(sid)
+        if not attrs or sessions.USER_ATTR not in attrs:
+            return resp
+        mark = f'<p id="session-user">Signed in as {e(attrs[sessions.USER_ATTR])}</p></body>'.encode()
+        return Response(resp.status, resp.body.replace(b"</body>", mark, 1), resp.content_type, resp.headers)
 
     def _send(self, resp: Response, send_body: bool) -> None:
         self.send_response(resp.status)
@@ -611,9 +642,12 @@ class Server(ThreadingHTTPServer):
         log(f"error serving {client_address}: {type(exc).__name__}: {exc}")
 
 
-def make_server(cfg: Config, db: Database) -> Server:
+def make_server(cfg: Config, db: Database, env: Mapping[str, str] | None = None) -> Server:
+    from lab.petclinic.sessions import store_from_env
+
     tracker = InFlight()
-    handler = type("PetClinicHandler", (Handler,), {"app": PetClinic(db), "tracker": tracker})
+    handler = type("PetClinicHandler", (Handler,), {"app": PetClinic(db), "tracker": tracker,
+                                                     "sessions": store_from_env(os.environ if env is None else env)})
     server = Server((cfg.address, cfg.port), handler)
     server.tracker = tracker
     return server
@@ -639,7 +673,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
             log(f"database initialisation failed: {type(exc).__name__}: {exc}")
             return 1
     try:
-        server = make_server(cfg, db)
+        server = make_server(cfg, db, os.environ if env is None else env)
     except OSError as exc:
         log(f"cannot listen on {cfg.address}:{cfg.port}: {exc}")
         return 1

@@ -34,8 +34,14 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FEATURES = ("phase1_web_tier_down.feature", "phase2_failover_to_azure.feature", "phase3_failback_to_aws.feature")
+# Which system's drill is interrupted (features/<system>/): DRILL_ABORT_SYSTEM, default the CloudFront one.
+SYSTEM_VAR = "DRILL_ABORT_SYSTEM"
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
+
+
+def phase_features(features_dir: Path) -> tuple[str, ...]:
+    """A system's phase features, in phase order (phase1_*.feature, phase2_*, phase3_*)."""
+    return tuple(sorted(p.name for p in features_dir.glob("phase[0-9]_*.feature")))
 
 
 @dataclass(frozen=True)
@@ -46,21 +52,24 @@ class DrillStep:
     line: int  # line in the feature file
     keyword: str  # Given/When/Then/And as written
     text: str
+    type: str = ""  # given/when/then: what an And/But continues (pytest-bdd's step type)
 
     def __str__(self) -> str:
         return f"{self.index:>2} P{self.phase} {self.keyword} {self.text}"
 
 
-def drill_steps(features_dir: Path = REPO / "features") -> list[DrillStep]:
+def drill_steps(features_dir: Path | None = None) -> list[DrillStep]:
     """Every step of the full drill, in the order `pytest -m drill` runs them."""
     from pytest_bdd.feature import get_feature
 
+    if features_dir is None:
+        features_dir = REPO / "features" / os.environ.get(SYSTEM_VAR, "cloudfront")
     steps: list[DrillStep] = []
-    for phase, name in enumerate(FEATURES, start=1):
+    for phase, name in enumerate(phase_features(features_dir), start=1):
         feature = get_feature(str(features_dir), name)
         for scenario in feature.scenarios.values():
             for st in scenario.steps:
-                steps.append(DrillStep(len(steps) + 1, phase, name, st.line_number, st.keyword, st.name))
+                steps.append(DrillStep(len(steps) + 1, phase, name, st.line_number, st.keyword, st.name, st.type))
     return steps
 
 

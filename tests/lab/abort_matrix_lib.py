@@ -4,7 +4,7 @@ Shared by `benchmarks/abort_matrix.py` (the whole matrix, hours) and `tests/lab/
 (a representative subset in CI). One lab runs apart from the drills (as `drill lab up` does) so a
 SIGKILLed drill leaves it up for `drill unwind`; drills run one after another against it:
 
-  python -m pytest -m drill -p abort_at ... steps/test_phase1.py steps/test_phase2.py steps/test_phase3.py
+  python -m pytest -m drill -p abort_at ... steps/cloudfront/test_phase1.py steps/cloudfront/test_phase2.py steps/cloudfront/test_phase3.py
 
 with DRILL_ABORT_AT="<step>:<SIGNAL>[:<delay>]" (tests/lab/abort_at.py sends the signal and writes a
 marker saying where it went). SIGINT and SIGTERM must unwind by themselves; SIGKILL is followed by
@@ -50,6 +50,22 @@ Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class System:
+    """Which system's drill the matrix interrupts: its features and step modules, target and lab."""
+
+    name: str  # features/<name>/, steps/<name>/
+    target: str  # targets/<target>.yaml
+    topology: str  # lab/topologies/<topology>.py
+
+    @property
+    def drill_files(self) -> tuple[str, ...]:
+        return tuple(str(p.relative_to(REPO)) for p in sorted((REPO / "steps" / self.name).glob("test_phase[0-9].py")))
+
+
+SYSTEMS = {"cloudfront": System("cloudfront", "lab", "cloudfront"), "goupang": System("goupang", "lab-goupang", "goupang")}
+
+
+@dataclass(frozen=True)
 class Cell:
     step: int
     signal: str
@@ -78,8 +94,10 @@ class CellResult:
 class SharedLab:
     """One lab for many drills; restarted (fresh baseline) after a cell that left it dirty."""
 
-    def __init__(self, root: Path, time_scale: float = 30.0, log: Log = print, keep: bool = False) -> None:
+    def __init__(self, root: Path, time_scale: float = 30.0, log: Log = print, keep: bool = False,
+                 system: System = SYSTEMS["cloudfront"]) -> None:
         self.root = root
+        self.system = system
         self.time_scale = time_scale
         self.log = log
         self.keep = keep  # keep the lab's workdir (databases, logs: ~100 MB) after it stops
@@ -97,11 +115,12 @@ class SharedLab:
         workdir = self.root / f"lab{self._n}"
         workdir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
-        self.proc = LabProcess(self.time_scale, workdir=workdir, watch_parent=True)
+        self.proc = LabProcess(self.time_scale, workdir=workdir, watch_parent=True, topology=self.system.topology)
         try:
             self.endpoints = self.proc.start()
             self.endpoints_file = workdir / "endpoints.json"
-            self.observer = Observer(self.endpoints, self.root / f"observer{self._n}", self.proc.proc.pid, workdir)
+            self.observer = Observer(self.endpoints, self.root / f"observer{self._n}", self.proc.proc.pid, workdir,
+                                     target=self.system.target)
             self.pristine = self.observer.steady_baseline()
         except BaseException:
             self.stop()
@@ -140,13 +159,13 @@ class Snapshot:
 class Observer:
     """Reads the lab's state from outside any drill (reads only)."""
 
-    def __init__(self, endpoints: dict[str, Any], scratch: Path, lab_pid: int, lab_workdir: Path) -> None:
+    def __init__(self, endpoints: dict[str, Any], scratch: Path, lab_pid: int, lab_workdir: Path, target: str = "lab") -> None:
         from drill.config import load_target
         from drill.evidence import Masker
         from steps.runtime import DrillRun
 
         self.endpoints = endpoints
-        self.target = load_target("lab", endpoints)
+        self.target = load_target(target, endpoints)
         # A drill run that never starts: its reads are the drill's own baseline reads.
         self.run = DrillRun(self.target, scratch, Masker(), None, run_id="abort-matrix-observer")
         self.lab_pid = lab_pid
@@ -195,13 +214,27 @@ class Observer:
 
         for _ in range(n):
             try:
-                r = httpx.get(self.endpoints["site_url"], timeout=2)
-            except httpx.HTTPError:
+                url, headers = self._site_request()
+                r = httpx.get(url, headers=headers, timeout=2)
+            except Exception:  # noqa: BLE001 — no connection, or no DNS answer (ResolveError): not on AWS
                 return False
             if r.status_code != 200 or PETCLINIC_TITLE not in r.text or r.headers.get("x-served-by") == "azure":
                 return False
             time.sleep(0.2)
         return True
+
+    def _site_request(self) -> tuple[str, dict[str, str]]:
+        """The site's URL as users reach it: through the target's name server when it names one."""
+        from urllib.parse import urlsplit
+
+        url, resolver = self.endpoints["site_url"], self.target.probe.resolver
+        if resolver is None:
+            return url, {}
+        from drivers.dns_resolver import CachingResolver
+
+        parts = urlsplit(url)
+        address = CachingResolver(resolver.nameserver, honour_ttl=False).query(parts.hostname or "")[0]
+        return f"{parts.scheme}://{address}{':' + str(parts.port) if parts.port else ''}{parts.path or '/'}", {"Host": parts.netloc}
 
     def stack_resources(self) -> dict[str, str]:
         """The failover stack as the lab's control endpoint sees it (absent/creating/present/...)."""
@@ -210,8 +243,10 @@ class Observer:
         return control(self.endpoints, "/stacks/2-failover", method="GET", timeout=10)["resources"]
 
     def cloudfront_status(self) -> str:
+        dist = self.target.aws.cloudfront
+        assert dist is not None, "only a target with a CloudFront distribution has its status read"
         cf = self.run.aws.client("cloudfront")
-        return cf.get_distribution(Id=self.target.aws.cloudfront.distribution_id)["Distribution"]["Status"]
+        return cf.get_distribution(Id=dist.distribution_id)["Distribution"]["Status"]
 
     def lock(self) -> dict[str, Any]:
         """The drill lock's lease and holder (free: lease status 'unlocked')."""
@@ -237,18 +272,20 @@ class Observer:
         except Exception as e:  # noqa: BLE001 — any failure to read is a problem the matrix reports for this cell
             return [f"could not read the lab's state: {type(e).__name__}: {e}"]
         out += [f"baseline: {d}" for d in diff(pristine.control_plane, snap.control_plane)]
-        try:
-            left = {a: s for a, s in self.stack_resources().items() if s != "absent"}
-            if left:
-                out.append(f"failover stack resources remain: {left}")
-        except Exception as e:  # noqa: BLE001 — any failure to read is a problem the matrix reports for this cell
-            out.append(f"could not read the failover stack: {type(e).__name__}: {e}")
-        try:
-            status = self.cloudfront_status()
-            if status != "Deployed":
-                out.append(f"CloudFront distribution is {status}, not Deployed")
-        except Exception as e:  # noqa: BLE001 — any failure to read is a problem the matrix reports for this cell
-            out.append(f"could not read CloudFront: {type(e).__name__}: {e}")
+        if self.target.failover_stack is not None:
+            try:
+                left = {a: s for a, s in self.stack_resources().items() if s != "absent"}
+                if left:
+                    out.append(f"failover stack resources remain: {left}")
+            except Exception as e:  # noqa: BLE001 — any failure to read is a problem the matrix reports for this cell
+                out.append(f"could not read the failover stack: {type(e).__name__}: {e}")
+        if self.target.aws.cloudfront is not None:
+            try:
+                status = self.cloudfront_status()
+                if status != "Deployed":
+                    out.append(f"CloudFront distribution is {status}, not Deployed")
+            except Exception as e:  # noqa: BLE001 — any failure to read is a problem the matrix reports for this cell
+                out.append(f"could not read CloudFront: {type(e).__name__}: {e}")
         if not self.site_on_aws():
             out.append("the site does not serve PetClinic from AWS")
         try:
@@ -314,14 +351,13 @@ def kill_tagged(tag: str) -> None:
 
 
 # -- one cell --------------------------------------------------------------------------------------
-DRILL_FILES = ("steps/test_phase1.py", "steps/test_phase2.py", "steps/test_phase3.py")
 
 
-def drill_argv(reports: Path, endpoints_file: Path) -> list[str]:
+def drill_argv(reports: Path, endpoints_file: Path, system: System = SYSTEMS["cloudfront"]) -> list[str]:
     """The full drill as `pytest -m drill` runs it, against a running lab, with the abort plugin."""
     return [sys.executable, "-m", "pytest", "-m", "drill", "-p", "no:cacheprovider", "-p", "abort_at",
-            f"--reports-dir={reports}", f"--alluredir={reports / 'allure-results'}",
-            f"--lab-endpoints={endpoints_file}", *DRILL_FILES]
+            f"--target={system.target}", f"--reports-dir={reports}", f"--alluredir={reports / 'allure-results'}",
+            f"--lab-endpoints={endpoints_file}", *system.drill_files]
 
 
 def _tail(path: Path, n: int = 30) -> str:
@@ -339,13 +375,14 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, log: Log = print,
     reports, marker, steplog, output = workdir / "reports", workdir / "marker.json", workdir / "steps.jsonl", workdir / "drill.log"
     tag = uuid.uuid4().hex
     env = dict(os.environ, DRILL_ABORT_AT=f"{cell.step}:{cell.signal}:{cell.delay:g}", DRILL_ABORT_MARKER=str(marker),
-               DRILL_ABORT_STEPLOG=str(steplog), DRILL_OPERATOR="abort-matrix", **{TAG_VAR: tag})
+               DRILL_ABORT_STEPLOG=str(steplog), DRILL_OPERATOR="abort-matrix", DRILL_ABORT_SYSTEM=lab.system.name,
+               **{TAG_VAR: tag})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     result = CellResult(cell, "yes", workdir=workdir)
     t0, started = time.monotonic(), time.time()
     with open(output, "wb") as out:
         # Its own session: a Ctrl-C at our terminal is forwarded below, not delivered twice.
-        proc = subprocess.Popen(drill_argv(reports, lab.endpoints_file), cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(drill_argv(reports, lab.endpoints_file, lab.system), cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             rc = proc.wait(timeout=drill_timeout)
@@ -386,12 +423,12 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, log: Log = print,
             result.reasons.append("a killed drill left no run directory to unwind")
         for run_dir in run_dirs:
             t1 = time.monotonic()
-            unwind = _drill_cli(["unwind", str(run_dir), "--target", "lab", "--lab-endpoints", str(lab.endpoints_file)], env)
+            unwind = _drill_cli(["unwind", str(run_dir), "--target", lab.system.target, "--lab-endpoints", str(lab.endpoints_file)], env)
             result.timings["unwind"] = round(time.monotonic() - t1, 1)
             (workdir / "unwind.log").write_text(unwind.stdout + unwind.stderr)
             if unwind.returncode != 0:
                 result.reasons.append(f"drill unwind exited {unwind.returncode}: {(unwind.stderr or unwind.stdout).strip()[-600:]}")
-            again = _drill_cli(["unwind", str(run_dir), "--target", "lab", "--lab-endpoints", str(lab.endpoints_file)], env)
+            again = _drill_cli(["unwind", str(run_dir), "--target", lab.system.target, "--lab-endpoints", str(lab.endpoints_file)], env)
             if again.returncode != 0 or "0 outstanding change(s)" not in again.stdout:
                 result.reasons.append(f"a second drill unwind was not a no-op: {(again.stdout + again.stderr).strip()[-400:]}")
     elif reached:
@@ -402,10 +439,7 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, log: Log = print,
             result.reasons.append("the interrupted drill wrote no summary.json")
         else:
             r = summary.get("restore") or {}
-            if r.get("failures"):
-                result.reasons.append(f"the drill's unwind failed: {r['failures']}")
-            if summary.get("baseline_diff"):
-                result.reasons.append(f"the drill reported a baseline diff: {summary['baseline_diff']}")
+            result.reasons += unwind_problems(summary)
             if r.get("site_class") not in (None, "aws"):
                 result.reasons.append(f"the drill saw users on {r.get('site_class')!r} after its unwind")
             if summary.get("verdict") != "failed":
@@ -414,19 +448,39 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, log: Log = print,
             result.notes += ignored
     # Whatever happened, the lab must be back (a not-reached drill unwinds after its failure too).
     t2 = time.monotonic()
-    deadline = t2 + settle
-    problems = lab.observer.problems(lab.pristine, tag)
-    while problems and time.monotonic() < deadline:
-        time.sleep(2.0)
-        problems = lab.observer.problems(lab.pristine, tag)
+    problems = settle_until_restored(lab, tag, settle)
     result.timings["settle"] = round(time.monotonic() - t2, 1)
-    if problems:
-        result.reasons += [f"after {settle:.0f}s: {p}" for p in problems]
-        kill_tagged(tag)
+    result.reasons += problems
     if problems or (reached and result.outcome == "yes" and result.reasons):
         result.outcome = "NO"
     result.seconds = round(time.monotonic() - t0, 1)
     return result
+
+
+def unwind_problems(summary: dict[str, Any]) -> list[str]:
+    """What a drill's own summary says it failed to put back."""
+    out = []
+    if (summary.get("restore") or {}).get("failures"):
+        out.append(f"the drill's unwind failed: {summary['restore']['failures']}")
+    if summary.get("baseline_diff"):
+        out.append(f"the drill reported a baseline diff: {summary['baseline_diff']}")
+    return out
+
+
+def settle_until_restored(lab: SharedLab, tag: str, settle: float) -> list[str]:
+    """Read the lab from outside until it is as it was before the cell (the drill's last changes take
+    their modeled time to settle), for at most `settle` seconds; what still differs then, each line a
+    problem, and the cell's processes killed so the next cell starts clean."""
+    assert lab.observer is not None and lab.pristine is not None, "the shared lab is not running"
+    observer, pristine = lab.observer, lab.pristine
+    deadline = time.monotonic() + settle
+    problems = observer.problems(pristine, tag)
+    while problems and time.monotonic() < deadline:
+        time.sleep(2.0)
+        problems = observer.problems(pristine, tag)
+    if problems:
+        kill_tagged(tag)
+    return [f"after {settle:.0f}s: {p}" for p in problems]
 
 
 def _drill_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -453,13 +507,13 @@ def _last_error(output: Path) -> str:
 
 # -- the matrix ------------------------------------------------------------------------------------
 def run_matrix(cells: Iterable[Cell], root: Path | None = None, retries: int = 1, log: Log = print,
-               lab: SharedLab | None = None, keep: bool = False) -> list[CellResult]:
+               lab: SharedLab | None = None, keep: bool = False, system: System = SYSTEMS["cloudfront"]) -> list[CellResult]:
     """Run `cells` one after another against one lab; a "not reached" cell is retried `retries` times."""
     cells = list(cells)
     own_root = root is None
     root = Path(root or tempfile.mkdtemp(prefix="dr-drill-abort-matrix-"))
     own_lab = lab is None
-    lab = lab or SharedLab(root, log=log, keep=keep)
+    lab = lab or SharedLab(root, log=log, keep=keep, system=system)
     results: list[CellResult] = []
     try:
         if own_lab:

@@ -91,7 +91,7 @@ def phase1_drill(tmp_path_factory: pytest.TempPathFactory) -> DrillOutput:
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-m", "phase1", "-p", "no:cacheprovider", "--reports-dir", str(reports),
-         f"--alluredir={reports / 'allure-results'}", f"--target={target}", "steps/test_phase1.py"],
+         f"--alluredir={reports / 'allure-results'}", f"--target={target}", "steps/cloudfront/test_phase1.py"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     seconds = time.monotonic() - t0

@@ -39,13 +39,27 @@ from pathlib import Path
 from typing import Any
 
 from abort_at import DrillStep, drill_steps
-from abort_matrix_lib import HERE, REPO, TAG_VAR, Log, SharedLab, _last_error, _summary, kill_tagged
+from abort_matrix_lib import (
+    HERE,
+    REPO,
+    TAG_VAR,
+    Log,
+    SharedLab,
+    _last_error,
+    _summary,
+    settle_until_restored,
+    unwind_problems,
+)
 from fault_at import KINDS
 
 DEFAULT_COUNT = {"throttle": 2, "5xx": 2, "hang": 1, "stale": 3, "partial": 1}
-# The drill's steps that change something (the ones whose faults an unwind must survive).
-MUTATING_STEPS = (4, 11, 12, 15, 16, 17, 19, 20, 24, 27)
-PHASE_FILES = ("steps/test_phase1.py", "steps/test_phase2.py", "steps/test_phase3.py")
+
+
+def mutating_steps(steps: list[DrillStep] | None = None) -> list[int]:
+    """The drill's steps that change something (the ones whose faults an unwind must survive): its
+    When steps and the Ands that continue them, read from the features (numbers shift as steps are added)."""
+    return [s.index for s in (steps if steps is not None else drill_steps()) if s.type == "when"]
+PHASE_FILES = ("steps/cloudfront/test_phase1.py", "steps/cloudfront/test_phase2.py", "steps/cloudfront/test_phase3.py")
 
 
 @dataclass(frozen=True)
@@ -126,11 +140,7 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, steps: dict[int, DrillSt
         if marker.get("reached"):
             result.reasons.append("the drill wrote no summary.json")
     else:
-        r = summary.get("restore") or {}
-        if r.get("failures"):
-            result.reasons.append(f"the drill's unwind failed: {r['failures']}")
-        if summary.get("baseline_diff"):
-            result.reasons.append(f"the drill reported a baseline diff: {summary['baseline_diff']}")
+        result.reasons += unwind_problems(summary)
         failed_calls = Counter(
             f"{c['sdk']} {c['service']} {c['operation']} failed after {c['attempts']} attempt(s) ({', '.join(c['errors'])})"
             for c in summary.get("api_calls") or [] if c.get("outcome") == "failed")
@@ -147,14 +157,7 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, steps: dict[int, DrillSt
     if left:
         result.notes.append(f"{len(left)} fault rule(s) outlived the drill and were removed")
     # Whatever happened, the lab must be back.
-    deadline = time.monotonic() + settle
-    problems = lab.observer.problems(lab.pristine, tag)
-    while problems and time.monotonic() < deadline:
-        time.sleep(2.0)
-        problems = lab.observer.problems(lab.pristine, tag)
-    if problems:
-        result.reasons += [f"after {settle:.0f}s: {p}" for p in problems]
-        kill_tagged(tag)
+    result.reasons += settle_until_restored(lab, tag, settle)
     if result.outcome != "not reached" and result.reasons:
         result.outcome = "NOT restored"
     result.seconds = round(time.monotonic() - t0, 1)
@@ -226,10 +229,11 @@ def format_matrix(results: list[CellResult], width: int = 60) -> str:
     return "\n".join(lines)
 
 
-def parse_cells(steps: str | None, kinds: str | None, count: int = 0, n_steps: int = 30,
+def parse_cells(steps: str | None, kinds: str | None, count: int = 0, n_steps: int | None = None,
                 cells: str | None = None) -> list[Cell]:
     """--steps "4,11-12" (default: the mutating steps) × --kinds "throttle,hang" (default: all five),
     or --cells "4:throttle,15:5xx:50" (step:kind[:count], one by one)."""
+    n_steps = n_steps or len(drill_steps())
     if cells:
         out = []
         for spec in cells.split(","):
@@ -239,7 +243,7 @@ def parse_cells(steps: str | None, kinds: str | None, count: int = 0, n_steps: i
             out.append(Cell(int(parts[0]), parts[1], int(parts[2]) if len(parts) == 3 else count))
         return out
     chosen: list[int] = []
-    for part in (steps.split(",") if steps else [str(s) for s in MUTATING_STEPS]):
+    for part in (steps.split(",") if steps else [str(s) for s in mutating_steps()]):
         part = part.strip()
         if not part:
             continue

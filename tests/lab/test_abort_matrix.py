@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from abort_matrix_lib import Cell, format_matrix, run_matrix
+from abort_matrix_lib import SYSTEMS, Cell, format_matrix, run_matrix
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -28,6 +28,20 @@ CI_CELLS = [
     Cell(17, "SIGKILL", delay=10.0),
     Cell(22, "SIGTERM", delay=5.0),
     Cell(29, "SIGINT"),
+]
+# The Route 53 system (features/goupang/), one cell per signal, all in Phase 1: its fault is the change
+# users feel, and its undoing relies on Route 53 failing back by itself once the restored web tier
+# passes the health checkers again (nothing is switched back by hand), which these cells check from
+# outside: the zone answers with the primary and users get PetClinic from AWS. Phase 2's one change (the
+# VM started) has a one-step inverse run by the same ledger and unwind the cells above exercise, and
+# the full Route 53 drill runs in CI on its own (.ci/run), deallocation included. ≈ 85 s (lab start included).
+#   - SIGTERM 1 s into "the web node group settles at 0 nodes": the nodes are draining;
+#   - SIGINT just before "Route 53 answers the site's name with the secondary": the checkers see the ALB fail;
+#   - SIGKILL, then `drill unwind`, just before the RTO is measured: users are on the maintenance page.
+GOUPANG_CELLS = [
+    Cell(5, "SIGTERM", delay=1.0),
+    Cell(7, "SIGINT"),
+    Cell(8, "SIGKILL"),
 ]
 
 
@@ -52,5 +66,19 @@ def test_interrupted_full_drill_restores_the_lab(tmp_path: Path, request: pytest
     assert len(results) == len(CI_CELLS)
     assert all(r.outcome == "yes" for r in results), text + "\n\nprogress:\n" + "\n".join(progress)
     # Each cell really interrupted its step (not earlier, not later).
+    for r in results:
+        assert r.fired and r.fired["reached"] and r.fired["in_step"] == r.cell.step and r.fired["signal"] == r.cell.signal
+
+
+def test_interrupted_route53_drill_restores_the_lab(tmp_path: Path, request: pytest.FixtureRequest,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRILL_ABORT_SYSTEM", "goupang")  # the step numbering of features/goupang/
+    progress: list[str] = []
+    results = run_matrix(GOUPANG_CELLS, root=tmp_path, retries=1, log=progress.append, system=SYSTEMS["goupang"])
+    text = format_matrix(results)
+    request.config.pluginmanager.register(_MatrixReport(text), "abort-matrix-report-goupang")
+    print(text)
+    assert len(results) == len(GOUPANG_CELLS)
+    assert all(r.outcome == "yes" for r in results), text + "\n\nprogress:\n" + "\n".join(progress)
     for r in results:
         assert r.fired and r.fired["reached"] and r.fired["in_step"] == r.cell.step and r.fired["signal"] == r.cell.signal

@@ -153,7 +153,7 @@ def test_a_dry_run_prints_a_preflight_finding_and_fails(running_lab: tuple[Targe
     reports = tmp_path / "reports"
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-m", "phase1", "--dry-run", "-p", "no:cacheprovider", f"--reports-dir={reports}",
-         f"--target={broken}", f"--lab-endpoints={endpoints_file}", "steps/test_phase1.py"],
+         f"--target={broken}", f"--lab-endpoints={endpoints_file}", "steps/cloudfront/test_phase1.py"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     log = out.stdout + out.stderr

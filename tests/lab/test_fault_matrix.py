@@ -15,13 +15,31 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fault_matrix_lib import Cell, format_matrix, run_matrix
-
-pytestmark = [pytest.mark.lab, pytest.mark.slow]
+from abort_at import drill_steps
+from fault_matrix_lib import Cell, format_matrix, mutating_steps, parse_cells, run_matrix
 
 STEP = 4  # P1 When the AWS web node group is scaled to 0 nodes
 
+# What the drill changes, by the features' words: the default matrix must reach each of these (its step
+# numbers were once a hand-kept list that went stale when the alarm steps were added).
+CHANGES = ("scaled to 0 nodes", "data tier of the Azure failover stack is provisioned", "restored into Azure MySQL",
+           "deployed on AKS", "marks its responses as served from Azure", "backend pool is pointed at",
+           "secondary origin is switched", "deployed and the cache invalidated", "restored to its original size",
+           "secondary origin is reverted")
 
+
+def test_the_default_matrix_is_every_step_that_changes_something() -> None:
+    steps = {s.index: s for s in drill_steps()}
+    default = sorted({c.step for c in parse_cells(None, None)})
+    assert default == mutating_steps()
+    texts = [steps[i].text for i in default]
+    assert [c for c in CHANGES if not any(c in t for t in texts)] == [], texts
+    assert [t for t in texts if not any(c in t for c in CHANGES)] == [], "a step the matrix calls a change is not one"
+    assert STEP in default and steps[STEP].keyword == "When"
+
+
+@pytest.mark.lab
+@pytest.mark.slow
 def test_api_faults_at_a_mutating_step_are_ridden_out_or_unwound(tmp_path: Path) -> None:
     progress: list[str] = []
     results = run_matrix([Cell(STEP, "throttle"), Cell(STEP, "5xx", count=50)], root=tmp_path, log=progress.append)

@@ -295,7 +295,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[Any, Any, Path, dict[str, str]]]:
     from lab.events import EventLog
     from lab.failover_stack import CREATE_SECONDS, FailoverStack, StackParts, write_stack_dir
     from lab.faults import Faults
-    from lab.runtime import write_terraform_shim
+    from lab.topologies.cloudfront import write_terraform_shim
 
     made: set[str] = set()
 

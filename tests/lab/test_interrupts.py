@@ -47,7 +47,7 @@ def start_drill(tmp_path: Path, endpoints_file: Path) -> tuple[subprocess.Popen[
     reports = tmp_path / "reports"
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-m", "phase1", "-p", "no:cacheprovider", f"--reports-dir={reports}",
-         f"--alluredir={reports / 'allure-results'}", f"--lab-endpoints={endpoints_file}", "steps/test_phase1.py"],
+         f"--alluredir={reports / 'allure-results'}", f"--lab-endpoints={endpoints_file}", "steps/cloudfront/test_phase1.py"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     return proc, reports

@@ -28,7 +28,7 @@ def test_phase1_drill_measures_rto_restores_and_leaves_nothing_running(tmp_path:
     env = dict(os.environ, TMPDIR=str(tmp_path), DRILL_OPERATOR="integration-test", DRILL_KEEP_LAB="1")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-m", "phase1", "-p", "no:cacheprovider", "--reports-dir", str(reports),
-         f"--alluredir={reports / 'allure-results'}", "steps/test_phase1.py"],
+         f"--alluredir={reports / 'allure-results'}", "steps/cloudfront/test_phase1.py"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -138,7 +138,7 @@ def readiness(lab: Lab, tmp_path: Path, *extra: str, seed: bool = True) -> Readi
         seed_passing_drill(reports / "evidence")
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-m", "readiness", "steps/test_readiness.py", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-m", "readiness", "steps/cloudfront/test_readiness.py", "-p", "no:cacheprovider",
          f"--lab-endpoints={lab.endpoints_path}", f"--reports-dir={reports}", f"--alluredir={reports / 'allure'}", *extra],
         cwd=REPO, env=dict(os.environ, TMPDIR=str(tmp_path)), capture_output=True, text=True, timeout=180,
     )

@@ -104,7 +104,7 @@ def test_the_trace_has_one_span_per_executed_step_under_its_phase(phase1_drill: 
     (phase,) = [s for s in spans if s.get("parentSpanId") == root["spanId"] and s["name"] == "phase1"]
 
     # The steps Phase 1's feature has, in order, each executed once: one span each, children of the phase.
-    scenario = (REPO / "features" / "phase1_web_tier_down.feature").read_text().split("Scenario:", 1)[1]
+    scenario = (REPO / "features" / "cloudfront" / "phase1_web_tier_down.feature").read_text().split("Scenario:", 1)[1]
     expected = [f"{kw} {text.strip()}" for kw, text in re.findall(r"^\s+(Given|When|Then|And|But) (.+)$", scenario, re.M)]
     steps = sorted((s for s in spans if s.get("parentSpanId") == phase["spanId"] and not s["name"].startswith("change #")),
                    key=lambda s: int(s["startTimeUnixNano"]))

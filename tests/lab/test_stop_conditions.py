@@ -33,13 +33,14 @@ def running_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict
         lab.stop()
 
 
-def drill_with(tmp_path: Path, endpoints_file: Path, stop: dict[str, Any],
-               sigint_ignored: bool = False) -> tuple[subprocess.CompletedProcess[str], dict]:
+def drill_with(tmp_path: Path, endpoints_file: Path, stop: dict[str, Any], sigint_ignored: bool = False,
+               detection: bool = False) -> tuple[subprocess.CompletedProcess[str], dict]:
     raw = yaml.safe_load((REPO / "targets" / "lab.yaml").read_text())
     raw["stop"] = stop
-    # Detection is not what these tests are about: without `alarms`, the unwind need not wait for the
-    # design's alarms to clear (alb-5xx-errors-high takes ≈ 15 scaled minutes after the last 5xx).
-    raw.pop("alarms", None)
+    # Detection is not what most of these tests are about: without `alarms`, the unwind need not wait for
+    # the design's alarms to clear (alb-5xx-errors-high takes ≈ 15 scaled minutes after the last 5xx).
+    if not detection:
+        raw.pop("alarms", None)
     target = tmp_path / "lab-stop.yaml"
     target.write_text(yaml.safe_dump(raw, allow_unicode=True))
     reports = tmp_path / "reports"
@@ -129,6 +130,18 @@ def test_a_guard_alarm_entering_alarm_mid_phase1_stops_and_unwinds(running_lab: 
     assert scaled["state"] == "undone"
 
 
+ALARM_KEYS = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions", "MetricName", "Namespace",
+              "Statistic", "Dimensions", "Period", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
+              "ComparisonOperator", "TreatMissingData")
+
+
+def wait_state(cw: Any, name: str, state: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"] != state:
+        assert time.monotonic() < deadline, f"{name} never became {state}"
+        time.sleep(0.2)
+
+
 def test_a_guard_alarm_already_in_alarm_refuses_the_start(running_lab: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
     """FIS does not start an experiment whose stop-condition alarm is in ALARM; neither does the drill.
     The alarm stays in ALARM (ignore missing data, a threshold its metric always crosses) for the run."""
@@ -155,6 +168,30 @@ def test_a_guard_alarm_already_in_alarm_refuses_the_start(running_lab: tuple[dic
         deadline = time.monotonic() + 20
         while cw.describe_alarms(AlarmNames=["rds-cpu-high"])["MetricAlarms"][0]["StateValue"] != "OK" and time.monotonic() < deadline:
             time.sleep(0.2)
+
+
+def test_an_expected_alarm_already_firing_is_not_evaluated_and_the_drill_passes(running_lab: tuple[dict[str, Any], Path],
+                                                                               tmp_path: Path) -> None:
+    """unhealthy-hosts, an alarm Phase 1's fault must set off, is in ALARM before the drill (a previous
+    drill's, still clearing; a real incident): no OK → ALARM of it can be measured. The drill says so and
+    judges the other alarms; it does not fail for a detection that could not happen (as it once did, with
+    exit status 0 beside a FAILED verdict)."""
+    endpoints, endpoints_file = running_lab
+    cw = aws(endpoints, "cloudwatch")
+    original = {k: v for k, v in cw.describe_alarms(AlarmNames=["unhealthy-hosts"])["MetricAlarms"][0].items() if k in ALARM_KEYS}
+    cw.put_metric_alarm(**{**original, "Threshold": -1.0, "TreatMissingData": "ignore"})
+    try:
+        wait_state(cw, "unhealthy-hosts", "ALARM")
+        proc, summary = drill_with(tmp_path, endpoints_file, {}, detection=True)
+    finally:
+        cw.put_metric_alarm(**original)
+        wait_state(cw, "unhealthy-hosts", "OK")
+    assert proc.returncode == 0 and summary["verdict"] == "passed", proc.stdout[-3000:]
+    alarms = summary["alarms"]
+    assert [(x["alarm"], x["phase"], x["state_before"]) for x in alarms["not_evaluated"]] == [("unhealthy-hosts", "phase1", "ALARM")]
+    judged = {d["alarm"] for d in alarms["phases"]["phase1"]}
+    assert judged and "unhealthy-hosts" not in judged and alarms["passed"]
+    assert "alarm unhealthy-hosts" in proc.stdout and "not evaluated: ALARM before the drill's first change" in proc.stdout
 
 
 def test_an_alertmanager_alert_firing_mid_phase1_stops_and_unwinds(running_lab: tuple[dict[str, Any], Path],

@@ -52,7 +52,7 @@ def _from_own_code(clone: Path, other: Path, bundle: Path) -> None:
     collected = _run([str(clone / ".venv" / "bin" / "pytest"), "--co", "-q", "-m", "drill", "-p", "no:cacheprovider",
                       "--trace-config"], cwd=clone)
     assert collected.returncode == 0, collected.stdout[-2000:] + collected.stderr[-2000:]
-    assert "steps/test_phase2.py::" in collected.stdout
+    assert "steps/cloudfront/test_phase2.py::" in collected.stdout
     plugin = [line for line in collected.stdout.splitlines() if "drill.pytest_options" in line and "from" in line]
     assert plugin and all(f"{clone}/drill/pytest_options.py" in line for line in plugin), plugin
     assert str(other) not in collected.stdout

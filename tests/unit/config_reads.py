@@ -29,7 +29,9 @@ from drill.config import Target
 
 REPO = Path(__file__).resolve().parents[2]
 # Every module that may be handed the target: the root conftest, the steps and the drivers.
-MODULES = ["conftest.py", *sorted(str(p.relative_to(REPO)) for d in ("steps", "drivers") for p in (REPO / d).glob("*.py"))]
+MODULES = ["conftest.py", *sorted(str(p.relative_to(REPO)) for d in ("steps", "drivers") for p in (REPO / d).rglob("*.py"))]
+# Step modules steps/conftest.py imports every definition of (shared by every system).
+SHARED_STEP_MODULES = ("steps/aws_web_tier.py",)
 RUN_CLASSES = {"DrillRun", "ReadinessRun"}
 # How entry points and their helpers name the objects they get.
 RUN_NAMES = {"drill_run": "DrillRun", "run": "DrillRun", "readiness_run": "ReadinessRun"}
@@ -116,7 +118,7 @@ class Code:
             if m.group(1) not in ("And", "But"):
                 keyword = m.group(1).lower()
             text = m.group(2)
-            for mod in (module, "steps/conftest.py"):
+            for mod in (module, "steps/conftest.py", *SHARED_STEP_MODULES):
                 hit = next((f for kw, t, matcher, f in self.steps.get(mod, [])
                             if kw == keyword and (matcher.is_matching(text) if matcher else t == text)), None)
                 if hit is not None:
@@ -347,13 +349,18 @@ def dotted(path: tuple[str, ...]) -> str:
     return ".".join(path)
 
 
-def iter_parts(code: Code) -> Iterator[tuple[str, list[Func]]]:
-    """Each part of the contract and its entry points."""
+SYSTEMS = ("cloudfront", "goupang")
+
+
+def iter_parts(code: Code, system: str = "cloudfront") -> Iterator[tuple[str, list[Func]]]:
+    """Each part of a system's contract and its entry points: its phases' features as their step modules
+    bind them (steps/<system>/test_phaseN.py), its readiness steps, and the drill run every system shares."""
     for n in (1, 2, 3):
-        module = f"steps/test_phase{n}.py"
-        feature = next((REPO / "features").glob(f"phase{n}_*.feature"))
+        module = f"steps/{system}/test_phase{n}.py"
+        feature = next((REPO / "features" / system).glob(f"phase{n}_*.feature"))
         yield f"phase{n}", code.feature_steps(feature, module)
-    readiness = [f for _, _, _, f in code.steps.get("steps/test_readiness.py", [])]
+    # A system's readiness module binds its own steps and star-imports the shared ones.
+    readiness = [f for m in (f"steps/{system}/test_readiness.py", "steps/readiness_steps.py") for _, _, _, f in code.steps.get(m, [])]
     yield "readiness", [*readiness, *code.functions["readiness_run"]]
     # The run itself, whatever its phases: target and lab, guard, stack check, lock, end-of-run unwind.
     yield "run", [*code.functions["pytest_collection_finish"], *code.functions["target"], *code.functions["drill_run"]]

@@ -43,7 +43,7 @@ def any_step(text):
 
 def run(tmp_path: Path, spec: str, **env: str) -> tuple[subprocess.CompletedProcess[str], dict | None, list[dict]]:
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    (tmp_path / "test_stub_drill.py").write_text(STUB_STEPS.format(features=str(REPO / "features")))
+    (tmp_path / "test_stub_drill.py").write_text(STUB_STEPS.format(features=str(REPO / "features" / "cloudfront")))
     marker, steplog = tmp_path / "marker.json", tmp_path / "steps.jsonl"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "abort_at", "-p", "no:allure_pytest_bdd",

@@ -199,7 +199,7 @@ def test_phase2_failing_midway_is_not_proven_after_the_failure_and_phase3_not_ru
     summary, actions, events = full_drill()
     fault = T0 + 2
     summary["phases"] = summary["phases"][:2]  # phase1 and phase2-data
-    summary["failed_steps"] = ["steps/test_phase2.py::test_fail_over_to_azure (call)"]
+    summary["failed_steps"] = ["steps/cloudfront/test_phase2.py::test_fail_over_to_azure (call)"]
     actions = [a for a in actions if a["id"] <= 4]
     events = [e for e in events if e["t"] <= fault + 13]
     st = statuses(evaluate(summary, actions, events))
@@ -209,7 +209,7 @@ def test_phase2_failing_midway_is_not_proven_after_the_failure_and_phase3_not_ru
 
 def test_phase3_failing_leaves_its_later_items_not_proven_and_a_leftover_stack_fails() -> None:
     summary, actions, events = full_drill()
-    summary["failed_steps"] = ["steps/test_phase3.py::test_fail_back (call)"]
+    summary["failed_steps"] = ["steps/cloudfront/test_phase3.py::test_fail_back (call)"]
     st = statuses(evaluate(summary, actions, events))
     assert st["3.5"] == PASSED and {st["3.6"], st["3.7"], st["3.8"]} == {NOT_PROVEN}
     summary["failed_steps"] = []

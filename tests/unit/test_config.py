@@ -200,6 +200,13 @@ def test_extends_names_a_target_or_a_file_and_refuses_a_cycle(tmp_path: Path) ->
         ([{"name": "a"}], {"verdict_on": "median"}, "probe.verdict_on"),
         ([{"name": "a"}], {"verdict_on": "p0"}, "probe.verdict_on"),
         ([], {}, "probe.vantages"),
+        # A vantage's address comes from connect_to or from a resolver (its own, or probe.resolver): not both.
+        ([{"name": "a", "connect_to": "127.0.0.11:80", "resolver": {"nameserver": "127.0.0.1:53"}}], {},
+         "'a' has connect_to and a resolver (its own)"),
+        ([{"name": "a", "connect_to": "127.0.0.11:80"}], {"resolver": {"nameserver": "127.0.0.1:53"}},
+         "'a' has connect_to and a resolver (probe.resolver)"),
+        # The signed-in user runs in the standalone probe only.
+        ([{"name": "a"}, {"name": "b"}], {"session_user": {"username": "u"}}, "session_user: the signed-in user runs in the standalone"),
     ],
 )
 def test_bad_vantages_name_the_key(tmp_path: Path, vantages: list, extra: dict, expected: str) -> None:
@@ -218,3 +225,13 @@ def test_remote_vantages_with_a_master_port_and_a_percentile_verdict(tmp_path: P
     t = load_target(write(tmp_path, raw), LAB_ENDPOINTS)
     assert t.probe.distributed and t.probe.master is not None and t.probe.master.port == 5557
     assert [v.worker for v in t.probe.vantages] == ["local", "remote", "remote"]
+
+
+def test_a_vantage_may_resolve_through_its_own_caching_resolver(tmp_path: Path) -> None:
+    raw = lab_raw()
+    raw["probe"].update(resolver={"nameserver": "127.0.0.1:5353"}, vantages=[
+        {"name": "seoul"}, {"name": "no-ttl", "resolver": {"nameserver": "127.0.0.1:5353", "honour_ttl": False}}])
+    t = load_target(write(tmp_path, raw), LAB_ENDPOINTS)
+    seoul, no_ttl = t.probe.vantages
+    assert seoul.resolver is None and t.probe.resolver is not None and t.probe.resolver.honour_ttl
+    assert no_ttl.resolver is not None and not no_ttl.resolver.honour_ttl

@@ -15,26 +15,37 @@ from typing import Any
 
 import pytest
 import yaml
-from config_reads import Analyzer, Code, dotted, is_field, iter_parts, longest_nullable_prefix, nullable
+from config_reads import SYSTEMS, Analyzer, Code, dotted, is_field, iter_parts, longest_nullable_prefix, nullable
 from pydantic import BaseModel, SecretStr
 
 from drill.config import PLACEHOLDER, Target, load_target, substitute, validate
 from drivers.terraform_stack import DATA_TIER_OUTPUTS, STACK_OUTPUTS
-from steps.config_needs import DRILL_PHASES, NEEDS, missing
+from steps.config_needs import DRILL_PHASES, NEEDS, SYSTEM_NEEDS, missing
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "targets" / "production.example.yaml"
 
 
+# Every (system, part) of every system's table.
+PARTS = [(system, part) for system in SYSTEMS for part in SYSTEM_NEEDS[system]]
+
+
 @pytest.fixture(scope="module")
-def reads() -> dict[str, Any]:
+def all_reads() -> dict[tuple[str, str], Any]:
     code = Code()
     analyzer = Analyzer(code)
-    return {part: analyzer.reads(funcs) for part, funcs in iter_parts(code)}
+    return {(system, part): analyzer.reads(funcs) for system in SYSTEMS for part, funcs in iter_parts(code, system)}
 
 
-def _listed(part: str) -> set[str]:
-    return {*NEEDS[part].needs, *NEEDS[part].optional}
+@pytest.fixture(scope="module")
+def reads(all_reads: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    """The CloudFront system's parts."""
+    return {part: r for (system, part), r in all_reads.items() if system == "cloudfront"}
+
+
+def _listed(system: str, part: str) -> set[str]:
+    n = SYSTEM_NEEDS[system][part]
+    return {*n.needs, *n.optional}
 
 
 def _earlier(part: str) -> list[str]:
@@ -42,23 +53,30 @@ def _earlier(part: str) -> list[str]:
     return list(DRILL_PHASES[: DRILL_PHASES.index(part) + 1]) if part in DRILL_PHASES else [part]
 
 
-@pytest.mark.parametrize("part", list(NEEDS))
-def test_every_key_the_code_reads_that_may_be_absent_is_in_the_table(reads: dict[str, Any], part: str) -> None:
-    read = {dotted(p) for p in (longest_nullable_prefix(x) for x in reads[part].paths) if p}
-    unlisted = sorted(read - _listed(part))
-    assert not unlisted, f"{part} reads {unlisted}, which a target may leave out: list them in steps/config_needs.py"
+def test_every_system_has_a_table_and_the_analysis_follows_each() -> None:
+    assert set(SYSTEM_NEEDS) == set(SYSTEMS)
+    assert SYSTEM_NEEDS["cloudfront"] is NEEDS and SYSTEM_NEEDS["goupang"]["run"] is NEEDS["run"]  # the run is shared
 
 
-@pytest.mark.parametrize("part", list(NEEDS))
-def test_every_key_in_the_table_is_read(reads: dict[str, Any], part: str) -> None:
-    read = {dotted(p) for earlier in _earlier(part) for p in reads[earlier].paths}
-    stale = sorted(k for k in _listed(part) if k not in read)
-    assert not stale, f"steps/config_needs.py lists {stale} for {part}, but no code of it reads them"
+@pytest.mark.parametrize(("system", "part"), PARTS)
+def test_every_key_the_code_reads_that_may_be_absent_is_in_the_table(all_reads: dict[tuple[str, str], Any], system: str,
+                                                                     part: str) -> None:
+    read = {dotted(p) for p in (longest_nullable_prefix(x) for x in all_reads[(system, part)].paths) if p}
+    unlisted = sorted(read - _listed(system, part))
+    assert not unlisted, (f"{system} {part} reads {unlisted}, which a target may leave out: list them in "
+                          "steps/config_needs.py")
 
 
-@pytest.mark.parametrize("part", list(NEEDS))
-def test_the_stack_outputs_in_the_table_are_the_ones_read(reads: dict[str, Any], part: str) -> None:
-    assert set(NEEDS[part].outputs) == reads[part].outputs
+@pytest.mark.parametrize(("system", "part"), PARTS)
+def test_every_key_in_the_table_is_read(all_reads: dict[tuple[str, str], Any], system: str, part: str) -> None:
+    read = {dotted(p) for earlier in _earlier(part) for p in all_reads[(system, earlier)].paths}
+    stale = sorted(k for k in _listed(system, part) if k not in read)
+    assert not stale, f"steps/config_needs.py lists {stale} for {system} {part}, but no code of it reads them"
+
+
+@pytest.mark.parametrize(("system", "part"), PARTS)
+def test_the_stack_outputs_in_the_table_are_the_ones_read(all_reads: dict[tuple[str, str], Any], system: str, part: str) -> None:
+    assert set(SYSTEM_NEEDS[system][part].outputs) == all_reads[(system, part)].outputs
 
 
 def test_the_outputs_checked_after_each_apply_are_the_ones_the_phases_read(reads: dict[str, Any]) -> None:
@@ -69,12 +87,22 @@ def test_the_outputs_checked_after_each_apply_are_the_ones_the_phases_read(reads
 
 
 def test_every_entry_is_a_key_a_target_may_leave_out() -> None:
-    for part, n in NEEDS.items():
-        for key in (*n.needs, *n.optional):
-            path = tuple(key.split("."))
-            assert is_field(path), f"{part}: {key} is not a key of a target"
-            assert nullable(path), f"{part}: {key} cannot be absent: the schema requires it already"
-        assert not set(n.needs) & set(n.optional), f"{part}: a key is both needed and optional"
+    for system, table in SYSTEM_NEEDS.items():
+        for part, n in table.items():
+            for key in (*n.needs, *n.optional):
+                path = tuple(key.split("."))
+                assert is_field(path), f"{system} {part}: {key} is not a key of a target"
+                assert nullable(path), f"{system} {part}: {key} cannot be absent: the schema requires it already"
+            assert not set(n.needs) & set(n.optional), f"{system} {part}: a key is both needed and optional"
+
+
+def test_the_analysis_follows_the_goupang_systems_own_steps(all_reads: dict[tuple[str, str], Any]) -> None:
+    """Its phases are bound from steps/goupang/ (so a read there that the table misses fails above)."""
+    p1 = {dotted(p) for p in all_reads[("goupang", "phase1")].paths}
+    assert "aws.route53.health_check_id" in p1  # _route53(drill_run).health_check_id in steps/goupang/test_phase1.py
+    p2 = {dotted(p) for p in all_reads[("goupang", "phase2")].paths}
+    assert {"objectives.dr_site_rto_seconds", "azure.vm.name", "dr_site.url"} <= p2  # DrillRun.dr_vm(), the DR site check
+    assert "kubernetes.namespace" not in p2  # the CloudFront system's Phase 2 is not followed for it
 
 
 def test_the_analysis_sees_reads_through_aliases_calls_and_properties(reads: dict[str, Any]) -> None:
@@ -155,14 +183,113 @@ def test_the_production_examples_objectives_follow_the_readme() -> None:
     ("phase3", lambda r: r["objectives"].pop("failback_rto_seconds"), "objectives.failback_rto_seconds"),
 ])
 def test_a_phase_without_a_need_fails_at_its_first_step_naming_it(phase: str, remove: Any, named: str) -> None:
-    import steps.test_phase2 as p2
-    import steps.test_phase3 as p3
+    import steps.cloudfront.test_phase2 as p2
+    import steps.cloudfront.test_phase3 as p3
+    from steps.runtime import DrillRun
 
     target = _example(remove)
     begun: list[str] = []
     run: Any = SimpleNamespace(target=target, begin_phase=begun.append, instants={}, dry_run=False,  # a DrillRun's stand-in
                                current_class=lambda: None)
+    run.continue_phase = lambda *a, **k: DrillRun.continue_phase(run, *a, **k)
     first = p2.maintenance_after_phase1 if phase == "phase2" else p3.azure_after_phase2
     with pytest.raises(AssertionError) as e:
         first.__wrapped__(run) if hasattr(first, "__wrapped__") else first(run)
     assert f"does not set {named}" in str(e.value) and begun == [phase]
+
+
+# -- the goupang system's production example -------------------------------------------------------------
+GOUPANG_EXAMPLE = REPO / "targets" / "production-goupang.example.yaml"
+
+
+def _goupang_env() -> dict[str, str]:
+    names = {m.group(2) for m in PLACEHOLDER.finditer(GOUPANG_EXAMPLE.read_text()) if m.group(1) == "env"}
+    return {n: f"placeholder-{n.lower()}" for n in names}
+
+
+def _goupang(mutate: Any = None) -> Target:
+    raw = yaml.safe_load(GOUPANG_EXAMPLE.read_text())
+    if mutate is not None:
+        mutate(raw)
+    return validate(substitute(raw, None, env=_goupang_env()), str(GOUPANG_EXAMPLE))
+
+
+def test_the_goupang_production_example_validates_and_sets_everything_each_part_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in _goupang_env().items():
+        monkeypatch.setenv(name, value)
+    target = load_target(str(GOUPANG_EXAMPLE))
+    assert target.system == "goupang" and target.time_scale == 1 and not target.wants_lab
+    for part in SYSTEM_NEEDS["goupang"]:
+        assert missing(target, part) == [], f"{GOUPANG_EXAMPLE.name} lacks {missing(target, part)}, which goupang {part} needs"
+    assert target.azure is not None and target.guard is not None
+    assert target.azure.subscription_id in target.guard.azure_subscription_ids
+    assert target.aws.endpoint_url is None and target.azure.arm_endpoint is None  # the real clouds
+    assert target.aws.cloudfront is None and target.failover_stack is None and target.kubernetes is None  # not this system's
+    # The seeds' names where they state them (service-inventory.md).
+    assert target.aws.route53 is not None and target.aws.route53.record_name == "www.goupang.shop"
+    assert target.azure.mysql.host == "goupangdr.mysql.database.azure.com" and target.azure.storage.backup_container == "db-backups"
+
+
+def test_the_goupang_examples_secrets_are_environment_references_only() -> None:
+    text = GOUPANG_EXAMPLE.read_text()
+    raw = yaml.safe_load(text)
+    secrets = {"client_secret": raw["azure"]["credential"]["client_secret"], "admin_password": raw["azure"]["mysql"]["admin_password"],
+               "signing_key": raw["evidence"]["signing_key"]}
+    for key, value in secrets.items():
+        assert re.fullmatch(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}", value), f"{key} is not an ${{env:...}} reference"
+    target = _goupang()
+    # Every secret the target holds came from the environment (these three, and no other).
+    assert len(target.secret_values()) == len(secrets) and set(target.secret_values()) <= set(_goupang_env().values())
+
+
+def test_the_goupang_examples_objectives_are_the_seeds_claims() -> None:
+    o = _goupang().objectives
+    # service-inventory.md, "DR 시나리오": Blob DR RTO 3 min; VM DR RTO 2 min, RPO 24 h.
+    assert (o.maintenance_rto_seconds, o.dr_site_rto_seconds, o.rpo_seconds) == (180, 120, 86400)
+    assert o.failback_rto_seconds is not None and o.data_restore_rto_seconds is None and o.full_service_rto_seconds is None
+
+
+def _stand_in(target: Target) -> Any:
+    """A DrillRun's stand-in whose continue_phase is the real method (anything else it touches fails)."""
+    from steps.runtime import DrillRun
+
+    begun: list[str] = []
+    run: Any = SimpleNamespace(target=target, begin_phase=begun.append, instants={}, dry_run=False,
+                               current_class=lambda: None, begun=begun)
+    run.continue_phase = lambda *a, **k: DrillRun.continue_phase(run, *a, **k)
+    return run
+
+
+@pytest.mark.parametrize(("phase", "remove", "named"), [
+    ("phase2", lambda r: r["azure"]["mysql"].pop("host"), "azure.mysql.host"),
+    ("phase2", lambda r: r["azure"]["mysql"].pop("ssl_ca"), "azure.mysql.ssl_ca"),
+    ("phase2", lambda r: r["objectives"].pop("rpo_seconds"), "objectives.rpo_seconds"),
+    ("phase3", lambda r: r["probe"].pop("session_user"), "probe.session_user"),
+    ("phase3", lambda r: r["objectives"].pop("failback_rto_seconds"), "objectives.failback_rto_seconds"),
+])
+def test_a_goupang_phase_without_a_need_fails_at_its_first_step_naming_it(phase: str, remove: Any, named: str) -> None:
+    import steps.goupang.test_phase2 as p2
+    import steps.goupang.test_phase3 as p3
+
+    run = _stand_in(_goupang(remove))
+    first = p2.maintenance_after_phase1 if phase == "phase2" else p3.after_phase2
+    with pytest.raises(AssertionError) as e:
+        first.__wrapped__(run) if hasattr(first, "__wrapped__") else first(run)
+    assert f"does not set {named}, which {phase.replace('phase', 'Phase ')} needs" in str(e.value) and run.begun == [phase]
+
+
+@pytest.mark.parametrize("system", ["cloudfront", "goupang"])
+def test_phase1s_first_step_refuses_a_target_lacking_what_phase1_needs(system: str) -> None:
+    """Every system's Phase 1 starts with the shared step; the schema requires its needs of a valid
+    target, so a target changed after validation stands in for one that lacks them."""
+    from steps.conftest import petclinic_served_from_aws
+
+    target = (_goupang() if system == "goupang" else _example()).model_copy(update={"database": None})
+    if system == "cloudfront":
+        target = target.model_copy(update={"aws": target.aws.model_copy(update={"cloudfront": None})})
+    run = _stand_in(target)
+    with pytest.raises(AssertionError) as e:
+        fn = petclinic_served_from_aws
+        fn.__wrapped__(run) if hasattr(fn, "__wrapped__") else fn(run)  # before the probe: the stand-in has none
+    assert "which Phase 1 needs" in str(e.value) and run.begun == ["phase1"]
+    assert ("does not set database" in str(e.value)) if system == "goupang" else ("does not set aws.cloudfront" in str(e.value))

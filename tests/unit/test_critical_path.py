@@ -89,3 +89,39 @@ def test_a_drain_that_evicts_pods_first_ends_phase1_at_the_evictions_and_phase2_
     ]
     assert split("phase1", events, 10.0, 10.5, 30)["modeled_seconds"] == pytest.approx(0.45)
     assert split("phase2-data", events, 10.0, 35.0, 30)["chain"][0]["seconds"] == pytest.approx(5.03)
+
+
+# The goupang system (Route 53 failover, the VM DR site), fault at 10.0, TTL 60 s at 30× = 2 s.
+GOUPANG = [
+    ev(10.02, "web-tier", "node draining", instance="i-a"), ev(10.20, "alb", "no routable targets"),
+    ev(13.20, "route53", "health check unhealthy", health_check="hc"),
+    ev(20.00, "azure-vm", "power state starting", vm="vm"), ev(22.00, "azure-vm", "power state running", vm="vm"),
+    ev(23.50, "azure-vm", "guest serving"),
+    ev(30.00, "web-tier", "node booting", instance="i-c"), ev(38.00, "web-tier", "node ready", instance="i-c"),
+    ev(39.00, "alb", "target healthy", instance="i-c"), ev(41.00, "route53", "health check healthy", health_check="hc"),
+]
+
+
+def test_goupang_phase1_is_drain_then_health_checkers_then_the_dns_ttl() -> None:
+    got = split("phase1", GOUPANG, 10.0, 14.9, 30, system="goupang")
+    assert [c["what"].split(" ")[0] for c in got["chain"]] == ["EKS", "Route", "users'"]
+    # 0.2 drain + 3.0 checkers + 1.7 of the 2 s TTL (users got the page before every cache expired).
+    assert got["modeled_seconds"] == pytest.approx(0.2 + 3.0 + 1.7)
+    assert got["ends_after_reached"] == ["users' resolvers keep the cached answer (TTL 60 s)"]
+    # The CloudFront system's Phase 1 would count only the drain as modeled.
+    assert split("phase1", GOUPANG, 10.0, 14.9, 30)["modeled_seconds"] == pytest.approx(0.2)
+
+
+def test_goupang_phase2_is_the_vm_start_then_its_guest_boot_and_phase3_ends_with_route53_and_the_ttl() -> None:
+    got = split("phase2", GOUPANG, 19.9, 23.6, 30, system="goupang")
+    assert got["modeled_seconds"] == pytest.approx(3.5) and got["unscaled_seconds"] == pytest.approx(0.2)
+    back = split("phase3", GOUPANG, 29.9, 43.5, 30, system="goupang")
+    assert back["modeled_seconds"] == pytest.approx(8.0 + 1.0 + 2.0 + 2.0)
+    assert "unknown" in split("phase2", GOUPANG, 19.9, 23.6, 30, system="nosuch")
+
+
+def test_the_alias_ttl_is_the_labs() -> None:
+    from lab.aws.route53 import ALIAS_TTL
+    from lab.critical_path import ALIAS_TTL as PATH_TTL
+
+    assert PATH_TTL == ALIAS_TTL

@@ -29,7 +29,7 @@ def test_firewall_addresses_are_ipv4_only() -> None:
 
 
 def test_phase2_checks_the_origin_output_before_cloudfront_is_called() -> None:
-    from steps.test_phase2 import _mysql_server_name, _origin_domain
+    from steps.cloudfront.test_phase2 import _mysql_server_name, _origin_domain
 
     fqdn = "appgw-blue-dr.koreacentral.cloudapp.azure.com"
     assert _origin_domain({"appgw_fqdn": fqdn + "."}, "appgw_fqdn") == fqdn

@@ -4,71 +4,34 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
 import pytest
 
 import drivers.probe as probe_mod
-from drill.classify import PETCLINIC_TITLE
 from drill.timeline import first_sustained_sample, load_timeline, summarize, transitions
 from drivers.probe import Probe, run_standalone, split_url
+from lab.scripted_site import MAINTENANCE, PETCLINIC, Respond, ScriptedSite
 
 pytestmark = pytest.mark.slow
 
-PETCLINIC = f"<html><head><title>{PETCLINIC_TITLE}</title></head><body>Welcome</body></html>".encode()
-MAINTENANCE = "<html><body><h1>점검 중 - under maintenance</h1></body></html>".encode()
 OUTAGE = b"<html><body>503 Service Unavailable - maintenance</body></html>"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True  # else every response costs ~40 ms (Nagle + delayed ACK)
-    server: _Server
-
-    def do_GET(self) -> None:
-        self.server.paths.append(self.path)
-        status, body = self.server.respond()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, respond: Callable[[], tuple[int, bytes]]) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.respond = respond
-        self.paths: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
 @pytest.fixture
-def serve() -> Iterator[Callable[[Callable[[], tuple[int, bytes]]], _Server]]:
-    servers: list[_Server] = []
+def serve() -> Iterator[Callable[[Respond], ScriptedSite]]:
+    servers: list[ScriptedSite] = []
 
-    def start(respond: Callable[[], tuple[int, bytes]]) -> _Server:
-        srv = _Server(respond)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return srv
+    def start(respond: Respond) -> ScriptedSite:
+        servers.append(ScriptedSite(respond))
+        return servers[-1]
 
     yield start
     for srv in servers:
-        srv.shutdown()
-        srv.server_close()
+        srv.stop()
 
 
 def _probe_processes(marker: str) -> list[psutil.Process]:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,58 +21,21 @@ import psutil
 import pytest
 
 from drill import vantages as vt
-from drill.classify import PETCLINIC_TITLE
 from drivers.probe import ProbeFleet, Vantage, worker_argv, worker_env
+from lab.scripted_site import ScriptedSite
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-PETCLINIC = f"<html><head><title>{PETCLINIC_TITLE}</title></head><body>Welcome</body></html>".encode()
 RATE = 20.0
 
 
-class _Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True
-    server: _Site
-
-    def do_GET(self) -> None:
-        status = 200 if time.monotonic() < self.server.down_at else 503
-        body = PETCLINIC if status == 200 else b"down"
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Amz-Cf-Pop", self.server.pop)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class _Site(ThreadingHTTPServer):
-    """One "edge location": answers PetClinic until `down_at` (monotonic), then 503, naming itself."""
-
-    daemon_threads = True
-
-    def __init__(self, host: str, pop: str) -> None:
-        super().__init__((host, 0), _Handler)
-        self.pop = pop
-        self.down_at = float("inf")
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        host, port = self.server_address[:2]
-        assert isinstance(host, str)
-        return f"{host}:{port}"
-
-
 @pytest.fixture
-def sites() -> Iterator[list[_Site]]:
-    made = [_Site("127.0.0.1", "ICN-TEST"), _Site("127.0.0.11", "NRT-TEST")]
+def sites() -> Iterator[list[ScriptedSite]]:
+    # Two "edge locations", each PetClinic until its `down_at` (monotonic), then 503, naming itself.
+    made = [ScriptedSite(host="127.0.0.1", pop="ICN-TEST"), ScriptedSite(host="127.0.0.11", pop="NRT-TEST")]
     yield made
     for s in made:
-        s.shutdown()
-        s.server_close()
+        s.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -125,6 +86,27 @@ def test_local_vantages_each_reach_the_site_their_way_and_report_through_the_mas
         assert w["holds_vantage"] and w["state"] == "running"
     # Users are kept per worker (Locust itself keeps only a total).
     assert not fleet.running()
+
+
+def test_a_vantage_resolving_through_its_own_caching_resolver_reports_the_address_through_the_master(
+        sites, tmp_path: Path) -> None:
+    from lab.dns import DnsServer
+
+    _, nrt = sites
+    host, port = nrt.server_address[:2]
+    dns = DnsServer(lambda name: [(str(host), 60)] if name == "www.example.test" else None).start()
+    try:
+        fleet = ProbeFleet(f"http://www.example.test:{port}/", tmp_path / "timeline.jsonl",
+                           [Vantage("seoul", resolver={"nameserver": dns.nameserver, "time_scale": 30.0, "honour_ttl": True})],
+                           rate_per_second=RATE, users=2)
+        with fleet:
+            time.sleep(1.5)
+    finally:
+        dns.stop()
+    samples = fleet.samples()
+    assert samples and {s.cls for s in samples} == {"aws"}, {s.cls for s in samples}
+    # The worker's samples crossed the master–worker channel with the address that served them.
+    assert {s.address for s in samples} == {str(host)} and {s.vantage for s in samples} == {"seoul"}
 
 
 def test_a_worker_with_other_clocks_is_put_on_the_masters_clock(sites, tmp_path: Path) -> None:

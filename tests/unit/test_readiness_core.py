@@ -125,7 +125,7 @@ def test_verdicts_render_and_decide() -> None:
     bad = Verdict("cdn.secondary_origin", False, "x.example", "bloberry01.z12.web.core.windows.net",
                   "cdn.secondary_origin: points at x.example | elsewhere")
     assert overall([ok]) == "ready" and overall([ok, bad]) == "not ready" and overall([]) == "not ready"
-    assert overall([ok], failed_tests=["steps/test_readiness.py::x (setup)"]) == "not ready"
+    assert overall([ok], failed_tests=["steps/cloudfront/test_readiness.py::x (setup)"]) == "not ready"
     md = render_markdown({"run_id": "r", "target": "lab", "verdict": "not ready"}, [ok, bad])
     assert "| `cdn.secondary_origin` | **FAIL** | x.example |" in md and "\\|" in md
     lines = table_lines([ok, bad], width=60)

@@ -84,6 +84,14 @@ def test_a_worker_sample_carries_its_vantage_edge_and_clock_correction() -> None
     assert parse_sample(dump_sample(smp)) == smp
 
 
+def test_a_sample_of_a_vantage_with_its_own_resolver_carries_the_address_that_served_it() -> None:
+    smp = Sample(t=1.5, mono=2.5, status=200, latency_ms=3.0, cls="maintenance", vantage="seoul", address="127.0.0.42")
+    d = json.loads(dump_sample(smp))
+    assert (d["vantage"], d["address"]) == ("seoul", "127.0.0.42")
+    assert parse_sample(dump_sample(smp)) == smp
+    assert "address" not in json.loads(dump_sample(Sample(t=1.5, mono=2.5, status=200, latency_ms=3.0, cls="aws")))
+
+
 def test_a_line_written_before_vantages_is_the_default_vantage() -> None:
     old = '{"t":1.5,"mono":2.5,"status":200,"latency_ms":3.0,"class":"aws","error":null}'
     smp = parse_sample(old)

@@ -26,7 +26,7 @@ from steps.runtime import DrillRun, Instant, need, wait_until
 # What a dry run cannot know before `terraform apply` has run, shown as Terraform shows it.
 AFTER_APPLY = "(known after apply)"
 
-scenarios("phase2_failover_to_azure.feature")
+scenarios("cloudfront/phase2_failover_to_azure.feature")
 
 
 def _need(drill_run: DrillRun, key: str, what: str) -> Any:
@@ -37,35 +37,17 @@ def _need(drill_run: DrillRun, key: str, what: str) -> Any:
 
 @given("the site serves the maintenance page after Phase 1")
 def maintenance_after_phase1(drill_run: DrillRun) -> None:
-    drill_run.begin_phase("phase2")
-    lacking = missing(drill_run.target, "phase2")
-    assert not lacking, f"target {drill_run.target.name!r} does not set {', '.join(lacking)}, which Phase 2 needs"
-    assert "phase1.fault" in drill_run.instants, (
-        "Phase 2 continues Phase 1 of the same run: run `pytest -m \"drill and phase2\"` (it includes Phase 1)"
-    )
-    seen = drill_run.current_class()
-    if drill_run.dry_run:  # Phase 1 changed nothing: users must still be on AWS
-        assert seen == "aws", f"users see {seen!r} during a dry run, which changes nothing: expected 'aws'"
-        return
-    assert seen == "maintenance", f"users see {seen!r}, not the maintenance page Phase 1 should have left"
+    drill_run.continue_phase("phase2", after="phase1.fault", sees="maintenance", left_by="Phase 1",
+                            lacking=missing(drill_run.target, "phase2"))
 
 
 @given("the newest backup completed before the fault is on the backup schedule")
 def backup_before_fault(drill_run: DrillRun) -> None:
-    # The disaster rehearsed is the loss of the AWS side at the fault, its backup job included:
-    # only the backups listed (complete) just before the fault exist in it (DrillRun.before_fault).
-    # A later backup of the still-running primary would make the RPO ~0 by construction. Whether
-    # the loss window meets the RPO is the RPO step's question; here: is there a backup to
+    # Whether the loss window meets the RPO is the RPO step's question; here: is there a backup to
     # restore, and was the schedule alive (else provisioning is pointless)?
     target = drill_run.target
-    if "backups_at_fault" not in drill_run.state:
-        raise AssertionError("the backups could not be listed before the fault: "
-                             f"{drill_run.state.get('backups_at_fault_error', 'no listing was made')}")
-    listed = drill_run.state["backups_at_fault"]
+    newest, age, listed = drill_run.newest_before_fault("backup")
     fault = drill_run.instants["phase1.fault"]
-    assert listed, "no backup had completed before the fault: there is nothing to restore"
-    newest = max(listed, key=lambda b: (b.started_at, b.name))
-    age = fault.t - newest.started_at.timestamp()
     # On schedule: the next backup, due an interval after this one started, had not yet had the time
     # one takes to dump and upload (readiness.backup_in_flight_seconds, the readiness check's own
     # allowance) when the fault came. Else one was missed: backups had stopped.
@@ -76,7 +58,7 @@ def backup_before_fault(drill_run: DrillRun) -> None:
     drill_run.state["restore_backup"] = newest
     attach_json("newest backup completed before the fault", {
         "name": newest.name, "started_at": newest.started_at.isoformat(), "completed_by": newest.completed_by.isoformat(),
-        "fault_at": iso(fault.t), "age_at_fault_seconds": round(age, 3), "backups_listed_before_fault": len(listed),
+        "fault_at": iso(fault.t), "age_at_fault_seconds": round(age, 3), "backups_listed_before_fault": listed,
         "schedule_bound_seconds": round(bound, 3),
         "why": "only backups complete before the fault exist when the AWS side is lost at the fault",
     })
@@ -537,6 +519,7 @@ def app_gateway_serves_petclinic(drill_run: DrillRun) -> None:
 @when("CloudFront's secondary origin is switched to the App Gateway")
 def switch_secondary_origin(drill_run: DrillRun) -> None:
     cf = drill_run.target.aws.cloudfront
+    assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
     output = need(drill_run.target.failover_stack, "failover_stack").origin_output
     if drill_run.dry_run:
         address = f"the App Gateway's DNS name (output {output}) {AFTER_APPLY}"
@@ -575,7 +558,9 @@ def _origin_domain(outputs: dict[str, Any], output: str) -> str:
 
 @when("the CloudFront change is deployed and the cache invalidated")
 def cloudfront_deployed(drill_run: DrillRun) -> None:
-    dist = drill_run.target.aws.cloudfront.distribution_id
+    cf = drill_run.target.aws.cloudfront
+    assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
+    dist = cf.distribution_id
     deployed = drill_run.cloudfront.wait_deployed(dist, timeout=drill_run.target.scaled(1200) + 30)
     if drill_run.dry_run:
         from drill.ledger import NOTHING, Action

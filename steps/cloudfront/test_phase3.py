@@ -7,16 +7,15 @@ attachment and in summary.json (`failback_data_loss`), so operators see the size
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from pytest_bdd import given, scenarios, then, when
 
 from drill.ledger import Entry
 from steps.config_needs import missing
 from steps.conftest import attach_json, dry_run_skips, observe_site_write
-from steps.runtime import DrillRun, Instant
+from steps.runtime import DrillRun
 
-scenarios("phase3_failback_to_aws.feature")
+scenarios("cloudfront/phase3_failback_to_aws.feature")
 
 
 def _entries(drill_run: DrillRun, op: str) -> list[Entry]:
@@ -25,39 +24,11 @@ def _entries(drill_run: DrillRun, op: str) -> list[Entry]:
 
 @given("PetClinic is served from Azure after Phase 2")
 def azure_after_phase2(drill_run: DrillRun) -> None:
-    drill_run.begin_phase("phase3")
-    lacking = missing(drill_run.target, "phase3")
-    assert not lacking, f"target {drill_run.target.name!r} does not set {', '.join(lacking)}, which Phase 3 needs"
-    assert "phase2.origin_switched" in drill_run.instants, (
-        "Phase 3 continues Phase 2 of the same run: run `pytest -m drill` (all phases) or "
-        "`pytest -m \"drill and phase3\"`"
-    )
-    seen = drill_run.current_class()
-    if drill_run.dry_run:  # nothing changed; and the write below would add a real owner: not in a dry run
-        assert seen == "aws", f"users see {seen!r} during a dry run, which changes nothing: expected 'aws'"
+    # Not in a dry run: nothing changed, and reading Azure-only rows would write a real owner.
+    if not drill_run.continue_phase("phase3", after="phase2.origin_switched", sees="azure", left_by="Phase 2",
+                                   lacking=missing(drill_run.target, "phase3")):
         return
-    assert seen == "azure", f"users see {seen!r}, not PetClinic from Azure as Phase 2 should have left"
     drill_run.state["azure_only_rows"] = drill_run.azure_only_rows()
-
-
-@when("the AWS web node group is restored to its original size")
-def restore_nodegroup(drill_run: DrillRun) -> None:
-    eks = drill_run.target.aws.eks
-    (entry,) = [e for e in _entries(drill_run, "aws.eks.set_scaling") if e.change.params["nodegroup"] == eks.web_nodegroup]
-    at = Instant.now()
-    drill_run.instants["phase3.restore"] = at
-    if entry.planned:
-        attach_json(f"planned: carry out the inverse of #{entry.id} (dry run)", entry.inverse.__dict__)
-        return
-    drill_run.nodegroups.apply_scaling(eks.cluster, eks.web_nodegroup, _scaling(entry.inverse.params["scaling"]))
-    drill_run.ledger.settled(entry)
-    attach_json("change", entry.inverse.__dict__)
-
-
-def _scaling(d: dict[str, int]) -> Any:
-    from drivers.aws import Scaling
-
-    return Scaling.from_api(d)
 
 
 @then("the site serves PetClinic from AWS again within the failback RTO")
@@ -84,6 +55,7 @@ def aws_again(drill_run: DrillRun) -> None:
 def revert_and_destroy(drill_run: DrillRun) -> None:
     # Both at once: users are on the primary again, so the secondary is idle while it changes.
     cf = drill_run.target.aws.cloudfront
+    assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
     (origin,) = [e for e in _entries(drill_run, "aws.cloudfront.set_origin") if e.change.params["origin_id"] == cf.secondary_origin_id]
     stack = drill_run.stack_entry()
     if origin.planned:
@@ -121,6 +93,7 @@ def revert_and_destroy(drill_run: DrillRun) -> None:
 @then("CloudFront's secondary origin is the Blob maintenance site again")
 def origin_is_blob(drill_run: DrillRun) -> None:
     cf = drill_run.target.aws.cloudfront
+    assert cf is not None, "the CloudFront system's target has aws.cloudfront (drill/config.py)"
     assert drill_run.baseline is not None, "no baseline of the system was captured before the drill: nothing to compare with"
     before = drill_run.baseline["cloudfront"]["origins"][cf.secondary_origin_id]
     now = drill_run.cloudfront.origin(cf.distribution_id, cf.secondary_origin_id)

@@ -1,11 +1,10 @@
-"""Readiness: read-only daily checks that DR is ready (features/readiness.feature; `pytest -m readiness`).
+"""Readiness machinery every system's readiness feature shares (`pytest -m readiness`).
 
-This module does not use the drill's `drill_run` fixture (that one starts a probe and writes canary
-rows): `readiness_run` builds its own ReadinessRun from the target. Each step measures one check,
-attaches its verdict to Allure and fails with the verdict's sentence, which starts with the check's
-name, so pytest's short summary names what is broken. At the end of the session the evidence is
-written and a verdict table is printed in the terminal summary (a plugin registered at run time:
-hooks in a test module would not be called).
+The `readiness_run` fixture (a ReadinessRun built from the target, not the drill's `drill_run`: no
+probe, no canary rows), the verdict table printed at the end, and the steps whose meaning is the
+same for every system: the backups (or daily snapshot dumps) in the backup container, their age
+against the RPO and their spacing, and the record of passing drills. A system's readiness module
+(steps/<system>/test_readiness.py) imports these and binds its own feature.
 """
 from __future__ import annotations
 
@@ -17,14 +16,12 @@ from typing import Any
 
 import allure
 import pytest
-from pytest_bdd import given, scenarios, then, when
+from pytest_bdd import given, then
 
 from drill.config import Target
 from drill.evidence import Masker
 from drill.readiness import Verdict, table_lines
 from steps.readiness import ReadinessRun
-
-scenarios("readiness.feature")
 
 # As the root conftest masks a lab's endpoints: any value under a secret-looking name.
 SECRET_KEY = re.compile(r"password|secret|key|token|connection_string", re.I)
@@ -83,7 +80,6 @@ def report(v: Verdict) -> None:
         pytest.fail(v.detail, pytrace=False)
 
 
-# -- backups -----------------------------------------------------------------------------------------
 @given("the backups in the backup container")
 def backups_listed(readiness_run: ReadinessRun) -> None:
     try:
@@ -106,102 +102,6 @@ def backups_on_schedule(readiness_run: ReadinessRun) -> None:
     report(readiness_run.check_backup_schedule())
 
 
-@when("the newest backup is restored into the emptied scratch database")
-def restore_newest(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_restore())
-
-
-@then("every PetClinic table is present in the restored database")
-def restored_tables(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_restored_tables())
-
-
-@then("the restored reference tables match the primary exactly")
-def restored_reference(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_restored_reference())
-
-
-@then("the restored append-only tables hold no more rows than the primary")
-def restored_append_only(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_restored_append_only())
-
-
-@then("the storage account's lifecycle policy deletes backups after the designed number of days")
-def lifecycle(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_lifecycle())
-
-
-# -- CDN ---------------------------------------------------------------------------------------------
-@then("CloudFront's origin group fails over from the primary to the secondary origin on the expected status codes")
-def failover_criteria(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_failover_criteria())
-
-
-@then("the secondary origin is the Blob maintenance site")
-def secondary_origin(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_secondary_origin())
-
-
-@then("the maintenance page answers 200 with the maintenance text when fetched directly")
-def maintenance_page(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_maintenance_page())
-
-
-# -- AWS primary -------------------------------------------------------------------------------------
-@then("every EKS node group is active at its expected size")
-def nodegroups(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_nodegroups())
-
-
-@then("the ALB has at least the expected number of healthy targets")
-def alb_targets(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_alb_targets())
-
-
-@then("every DR-relevant alarm exists, notifies on ALARM and is OK")
-def alarms(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_alarms())
-
-
-@then("the site serves PetClinic from AWS through CloudFront")
-def site(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_site())
-
-
-# -- Azure always-on -----------------------------------------------------------------------------------
-@then("the storage account exists in the resource group")
-def storage_account(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_storage_account())
-
-
-@then("the storage account has the maintenance and backup containers")
-def containers(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_containers())
-
-
-@then("the virtual network has every subnet the failover stack needs")
-def network(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_network())
-
-
-@then("terraform plan of the failover stack proposes nothing but creations")
-def failover_plan(readiness_run: ReadinessRun) -> None:
-    report(readiness_run.check_failover_plan())
-
-
-# -- credentials ---------------------------------------------------------------------------------------
-@then("every API the drill uses answers a read-only call with the drill's credentials")
-def credentials(readiness_run: ReadinessRun) -> None:
-    report_all(readiness_run.check_credentials())
-
-
-# -- preflight -----------------------------------------------------------------------------------------
-@then("no preflight check finds what the real clouds would refuse in the drill's plan")
-def preflight(readiness_run: ReadinessRun) -> None:
-    report_all(readiness_run.check_preflight())
-
-
-# -- the record of drills ------------------------------------------------------------------------------
 @then("a drill covering every phase passed within the staleness limit")
 def last_passing_drill(readiness_run: ReadinessRun) -> None:
     report(readiness_run.check_last_passing_drill())

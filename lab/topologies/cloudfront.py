@@ -1,4 +1,4 @@
-"""The lab: starts the whole local topology, reports its endpoints, stops it without leaks.
+"""The CloudFront system's lab (topology `cloudfront`): its whole local topology, its endpoints, a stop without leaks.
 
 Parts, in start order: MariaDB "rds" with PetClinic data, Azurite (storage account with the
 maintenance page and the backup container), moto (AWS control plane, corrected and seeded),
@@ -7,13 +7,10 @@ endpoint, and the CloudFront edge on the public site address.
 """
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,6 @@ from lab.azurite import Azurite
 from lab.control import ControlServer
 from lab.edge import Edge
 from lab.egress import EgressEcho
-from lab.events import EventLog
 from lab.failover_stack import (
     AKS,
     APPGW,
@@ -41,27 +37,19 @@ from lab.faults import Faults
 from lab.mariadb import MariaDB, issue_server_tls
 from lab.ports import free_port
 from lab.static_site import StaticWebsite
-from lab.timing import Timings
+from lab.topologies import Assembly, LabSettings
 from lab.web_tier import AppEnv, WebTier
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # lab/
 
 
-@dataclass
-class LabSettings:
-    time_scale: float = 30.0
-    workdir: Path | None = None
-
-
-class Lab:
+class Lab(Assembly):
     """One running lab. `start()` returns the endpoints document; `stop()` is idempotent."""
 
+    name = "cloudfront"
+
     def __init__(self, settings: LabSettings) -> None:
-        self.settings = settings
-        self.timings = Timings().scaled(settings.time_scale)
-        self.workdir = Path(settings.workdir or tempfile.mkdtemp(prefix="dr-drill-lab-"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.events = EventLog(self.workdir / "events.jsonl")
+        super().__init__(settings)
         # What the lab's cloud APIs answer a chosen call with (throttling, 5xx, hang, stale, partial apply):
         # armed through the control endpoint, shared by every surface (lab.faults).
         self.faults = Faults(settings.time_scale, self.events)
@@ -71,22 +59,7 @@ class Lab:
         self.rds = MariaDB(self.workdir, "rds", tls=issue_server_tls(
             self.db_ca, self.workdir / "tls" / "rds", ("127.0.0.1", "localhost")))
         self.azurite = Azurite(self.workdir, T.STORAGE_ACCOUNT)
-        self._stack: list[Any] = []  # things to stop, in start order
-        self.endpoints: dict[str, Any] = {}
         self._parts: FailoverParts | None = None  # the failover stack's resources, once the Azure side runs
-
-    def __repr__(self) -> str:
-        return f"Lab(workdir={str(self.workdir)!r}, time_scale={self.settings.time_scale})"
-
-    def start(self) -> dict[str, Any]:
-        t0 = time.monotonic()
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()
-            raise
-        finally:
-            self.events.record("lab", "started", seconds=round(time.monotonic() - t0, 3))
 
     def _start(self) -> dict[str, Any]:
         self.rds.start()
@@ -280,16 +253,6 @@ class Lab:
             content_settings=ContentSettings(content_type="text/html; charset=utf-8"), overwrite=True,
         )
         svc.create_container(T.BACKUP_CONTAINER)
-
-    def stop(self) -> None:
-        while self._stack:
-            part = self._stack.pop()
-            try:
-                part.stop()
-            except Exception as e:  # noqa: BLE001 — keep stopping the rest: nothing may leak
-                self.events.record("lab", "stop error", part=type(part).__name__, error=repr(e))
-        self.events.record("lab", "stopped")
-
 
 class FailoverParts:
     """What each resource of the failover stack is in the lab, and how it comes and goes."""
@@ -520,11 +483,3 @@ def write_terraform_shim(bin_dir: Path) -> Path:
     )
     shim.chmod(0o755)
     return shim
-
-
-def write_endpoints(path: Path, endpoints: dict[str, Any]) -> None:
-    """Endpoints carry lab credentials: owner-only, written atomically."""
-    tmp = path.with_suffix(".tmp")
-    tmp.touch(mode=0o600)
-    tmp.write_text(json.dumps(endpoints, indent=2))
-    tmp.replace(path)

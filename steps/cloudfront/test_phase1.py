@@ -1,53 +1,13 @@
 """Phase 1: the AWS web tier goes down; users must get the maintenance page within the RTO."""
 from __future__ import annotations
 
-import time
-
 import allure
-from pytest_bdd import parsers, scenarios, then, when
+from pytest_bdd import scenarios, then
 
 from steps.conftest import attach_json, dry_run_skips, observe_site_write
-from steps.runtime import DrillRun, Instant
+from steps.runtime import DrillRun
 
-scenarios("phase1_web_tier_down.feature")
-
-
-@when(parsers.parse("the AWS web node group is scaled to {desired:d} nodes"))
-def scale_web_nodegroup(drill_run: DrillRun, desired: int) -> None:
-    eks = drill_run.target.aws.eks
-    drill_run.before_fault()  # which backups exist before the fault (Phase 2 restores only those)
-    fault = Instant.now()
-    entry = drill_run.nodegroups.set_desired(eks.cluster, eks.web_nodegroup, desired)
-    drill_run.mark_fault("phase1.fault", fault)
-    attach_json("planned change (with inverse)" if entry.planned else "change (with inverse)",
-                {"change": entry.change.__dict__, "inverse": entry.inverse.__dict__})
-
-
-@then(parsers.parse("the web node group settles at {desired:d} nodes"))
-def nodegroup_settles(drill_run: DrillRun, desired: int) -> None:
-    """The update done (DescribeUpdate), the nodes really gone (the Auto Scaling group's instances),
-    and the size the drill set still holding at the end of the wait (no Cluster Autoscaler undid it)."""
-    if dry_run_skips(drill_run, f"the web node group settles at {desired} nodes"):
-        return
-    eks, target = drill_run.target.aws.eks, drill_run.target
-    ngs = drill_run.nodegroups
-    update_id = ngs.updates.get((eks.cluster, eks.web_nodegroup))
-    assert update_id, "this run made no update of the web node group to follow"
-    # EKS's own waiters poll every 30 s; 10 s (real-world) is well within its API limits.
-    poll = max(0.05, target.scaled(10))
-    t0 = time.monotonic()
-    update = ngs.wait_update(eks.cluster, eks.web_nodegroup, update_id, timeout=target.scaled(600), poll=poll)
-    update_s = time.monotonic() - t0
-    # A drained node terminates within minutes (EKS forces termination after 5 min of draining).
-    ngs.wait_nodes(eks.cluster, eks.web_nodegroup, desired, timeout=target.scaled(600 + target.grace_seconds), poll=poll)
-    waited = time.monotonic() - t0
-    # At the end of the settle wait the size the drill set must still hold (SizeChanged says who to suspect).
-    scaling, nodes = ngs.check_size(eks.cluster, eks.web_nodegroup, desired)
-    attach_json("node group", {
-        "update": update.__dict__, "update_successful_after_seconds": round(update_s, 2),
-        "scaling": scaling.__dict__, "auto_scaling_desired_capacity": nodes.desired_capacity,
-        "instances": nodes.lifecycle, "settled_after_seconds": round(waited, 2),
-    })
+scenarios("cloudfront/phase1_web_tier_down.feature")
 
 
 @then("the site serves the maintenance page within the maintenance RTO")
@@ -91,15 +51,3 @@ def team_alarms_watched(drill_run: DrillRun) -> None:
               for n in expected if n not in states or not (states[n].actions_enabled and states[n].alarm_actions)]
     drill_run.start_detection("phase1")  # measured either way: a missing alarm is reported as never fired
     assert not silent, "the team cannot be alerted: " + "; ".join(silent)
-
-
-@then("the web node group's original size is held in the rollback ledger")
-def original_size_in_ledger(drill_run: DrillRun) -> None:
-    eks = drill_run.target.aws.eks
-    pending = [
-        e for e in drill_run.ledger.in_effect()  # in a dry run: the planned change
-        if e.inverse.op == "aws.eks.set_scaling" and e.inverse.params["nodegroup"] == eks.web_nodegroup
-    ]
-    attach_json("rollback ledger", [e.inverse.__dict__ for e in pending])
-    assert pending, "no inverse recorded for the node group change"
-    assert pending[0].inverse.params["scaling"]["desiredSize"] > 0
