@@ -120,16 +120,28 @@ def test_the_analysis_sees_reads_through_aliases_calls_and_properties(reads: dic
 
 # -- the production example ------------------------------------------------------------------------------
 
-def _example_env() -> dict[str, str]:
-    names = {m.group(2) for m in PLACEHOLDER.finditer(EXAMPLE.read_text()) if m.group(1) == "env"}
+def _example_env(path: Path = EXAMPLE) -> dict[str, str]:
+    names = {m.group(2) for m in PLACEHOLDER.finditer(path.read_text()) if m.group(1) == "env"}
     return {n: f"placeholder-{n.lower()}" for n in names}
 
 
-def _example(mutate: Any = None) -> Target:
-    raw = yaml.safe_load(EXAMPLE.read_text())
+def _example(mutate: Any = None, path: Path = EXAMPLE) -> Target:
+    """A production example file, validated with placeholders for its environment references."""
+    raw = yaml.safe_load(path.read_text())
     if mutate is not None:
         mutate(raw)
-    return validate(substitute(raw, None, env=_example_env()), str(EXAMPLE))
+    return validate(substitute(raw, None, env=_example_env(path)), str(path))
+
+
+def _stand_in(target: Target) -> Any:
+    """A DrillRun's stand-in whose continue_phase is the real method (anything else it touches fails)."""
+    from steps.runtime import DrillRun
+
+    begun: list[str] = []
+    run: Any = SimpleNamespace(target=target, begin_phase=begun.append, instants={}, dry_run=False,
+                               current_class=lambda: None, begun=begun)
+    run.continue_phase = lambda *a, **k: DrillRun.continue_phase(run, *a, **k)
+    return run
 
 
 def test_the_production_example_validates_and_sets_everything_each_part_reads(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,37 +197,24 @@ def test_the_production_examples_objectives_follow_the_readme() -> None:
 def test_a_phase_without_a_need_fails_at_its_first_step_naming_it(phase: str, remove: Any, named: str) -> None:
     import steps.cloudfront.test_phase2 as p2
     import steps.cloudfront.test_phase3 as p3
-    from steps.runtime import DrillRun
 
-    target = _example(remove)
-    begun: list[str] = []
-    run: Any = SimpleNamespace(target=target, begin_phase=begun.append, instants={}, dry_run=False,  # a DrillRun's stand-in
-                               current_class=lambda: None)
-    run.continue_phase = lambda *a, **k: DrillRun.continue_phase(run, *a, **k)
+    run = _stand_in(_example(remove))
     first = p2.maintenance_after_phase1 if phase == "phase2" else p3.azure_after_phase2
     with pytest.raises(AssertionError) as e:
         first.__wrapped__(run) if hasattr(first, "__wrapped__") else first(run)
-    assert f"does not set {named}" in str(e.value) and begun == [phase]
+    assert f"does not set {named}" in str(e.value) and run.begun == [phase]
 
 
 # -- the goupang system's production example -------------------------------------------------------------
 GOUPANG_EXAMPLE = REPO / "targets" / "production-goupang.example.yaml"
 
 
-def _goupang_env() -> dict[str, str]:
-    names = {m.group(2) for m in PLACEHOLDER.finditer(GOUPANG_EXAMPLE.read_text()) if m.group(1) == "env"}
-    return {n: f"placeholder-{n.lower()}" for n in names}
-
-
 def _goupang(mutate: Any = None) -> Target:
-    raw = yaml.safe_load(GOUPANG_EXAMPLE.read_text())
-    if mutate is not None:
-        mutate(raw)
-    return validate(substitute(raw, None, env=_goupang_env()), str(GOUPANG_EXAMPLE))
+    return _example(mutate, GOUPANG_EXAMPLE)
 
 
 def test_the_goupang_production_example_validates_and_sets_everything_each_part_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in _goupang_env().items():
+    for name, value in _example_env(GOUPANG_EXAMPLE).items():
         monkeypatch.setenv(name, value)
     target = load_target(str(GOUPANG_EXAMPLE))
     assert target.system == "goupang" and target.time_scale == 1 and not target.wants_lab
@@ -239,7 +238,7 @@ def test_the_goupang_examples_secrets_are_environment_references_only() -> None:
         assert re.fullmatch(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}", value), f"{key} is not an ${{env:...}} reference"
     target = _goupang()
     # Every secret the target holds came from the environment (these three, and no other).
-    assert len(target.secret_values()) == len(secrets) and set(target.secret_values()) <= set(_goupang_env().values())
+    assert len(target.secret_values()) == len(secrets) and set(target.secret_values()) <= set(_example_env(GOUPANG_EXAMPLE).values())
 
 
 def test_the_goupang_examples_objectives_are_the_seeds_claims() -> None:
@@ -247,17 +246,6 @@ def test_the_goupang_examples_objectives_are_the_seeds_claims() -> None:
     # service-inventory.md, "DR 시나리오": Blob DR RTO 3 min; VM DR RTO 2 min, RPO 24 h.
     assert (o.maintenance_rto_seconds, o.dr_site_rto_seconds, o.rpo_seconds) == (180, 120, 86400)
     assert o.failback_rto_seconds is not None and o.data_restore_rto_seconds is None and o.full_service_rto_seconds is None
-
-
-def _stand_in(target: Target) -> Any:
-    """A DrillRun's stand-in whose continue_phase is the real method (anything else it touches fails)."""
-    from steps.runtime import DrillRun
-
-    begun: list[str] = []
-    run: Any = SimpleNamespace(target=target, begin_phase=begun.append, instants={}, dry_run=False,
-                               current_class=lambda: None, begun=begun)
-    run.continue_phase = lambda *a, **k: DrillRun.continue_phase(run, *a, **k)
-    return run
 
 
 @pytest.mark.parametrize(("phase", "remove", "named"), [
