@@ -1,4 +1,5 @@
-"""Why a drill's verdict is FAILED, in words, from its summary.json (the terminal line and the exit status)."""
+"""Why a drill's verdict is FAILED, in words, from its summary.json: the one rule the verdict is decided
+by (steps.runtime.DrillRun.summary) and the exit status names (conftest.py)."""
 from __future__ import annotations
 
 from typing import Any
@@ -29,6 +30,6 @@ def verdict_reasons(s: dict[str, Any]) -> list[str]:
         out.append("not everything was put back")
     if s.get("stopped_by"):
         out.append(f"stopped by {s['stopped_by']}")
-    if s.get("preflight"):
+    if s.get("preflight"):  # a dry run that finds the plan would fail is no "dry-run" pass
         out.append(f"{len(s['preflight'])} preflight finding(s)")
     return out

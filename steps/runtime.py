@@ -27,6 +27,7 @@ from drill.evidence import SCHEMA_VERSION, EvidenceDir, Masker, PhaseResult, iso
 from drill.ledger import Ledger
 from drill.preflight import Finding
 from drill.runbook import Deviation, Deviations
+from drill.verdict import verdict_reasons
 from drivers.actions import executor
 from drivers.aws import Aws, CloudFront, LoadBalancing, NodeGroups
 from drivers.probe import Probe, ProbeFleet, Vantage
@@ -179,9 +180,7 @@ class DrillRun:
         # The team's alarms (alarms.expected): per phase, fault → ALARM → notified; after failback → OK.
         self.detections: dict[str, Any] = {}  # phase -> list[drill.detection.Detection]
         self.clearings: list[Any] | None = None  # list[drill.detection.Clearing], once judged
-        # Alarms not OK before the first change (a previous drill's still clearing, a real incident): no
-        # OK → ALARM of theirs can be measured, so their detection and clearing are not evaluated.
-        self.alarms_before: dict[str, str] = {}
+        # Expected alarms not OK before the first change (alarms_before): not evaluated, each listed once.
         self.alarms_not_evaluated: list[dict[str, str]] = []
         self._receipts: Any = None  # drivers.cloudwatch.Receipts
         self._detecting: dict[str, threading.Thread] = {}  # phase -> its background detection watcher
@@ -524,7 +523,6 @@ class DrillRun:
 
             self.baseline = capture(self)
             firing = alarms_not_ok(self.baseline)
-            self.alarms_before = firing
             if firing:
                 self.notes.append("alarms not OK before the first change (not the drill's to clear; excluded from the "
                                   f"baseline check): {', '.join(f'{k} {v}' for k, v in sorted(firing.items()))}")
@@ -820,18 +818,27 @@ class DrillRun:
         alarms = self.cloudwatch_alarms()
         return {n: alarms.transitions(n, since) for n in names}
 
+    @property
+    def alarms_before(self) -> dict[str, str]:
+        """Alarms not OK in the baseline (a previous drill's still clearing, a real incident): no OK → ALARM
+        of theirs can be measured, so their detection and clearing are not evaluated."""
+        from steps.baseline import alarms_not_ok
+
+        return alarms_not_ok(self.baseline) if isinstance(self.baseline, dict) else {}
+
     def expected_alarms(self, phase: str) -> list[str]:
         """The alarms `phase`'s fault must set off (alarms.expected), less those already not OK before the
         drill's first change: each of those is recorded as not evaluated, once."""
         t = self.target
         expected = list((t.alarms.expected if t.alarms else {}).get(phase, []))  # type: ignore[call-overload]
+        before = self.alarms_before
         for name in expected:
-            state = self.alarms_before.get(name)
+            state = before.get(name)
             if state is not None and not any(x["alarm"] == name and x["phase"] == phase for x in self.alarms_not_evaluated):
                 self.alarms_not_evaluated.append({
                     "alarm": name, "phase": phase, "state_before": state,
                     "why": f"{state} before the drill's first change: no OK → ALARM to measure, nor its clearing"})
-        return [n for n in expected if n not in self.alarms_before]
+        return [n for n in expected if n not in before]
 
     def wait_for_detection(self, phase: str) -> list[Any]:
         """Fault → each alarm `phase` expects in ALARM and its notification delivered; waits until all
@@ -1224,16 +1231,8 @@ class DrillRun:
         stats = tl.summarize(samples, gap) if samples else {}
         worst_samples = by.get(worst, [])
         down, intervals = tl.downtime(worst_samples, gap) if worst_samples else (0.0, [])
-        restored_ok = not restored["failures"] and restored["site_class"] in (None, "aws") and not restored.get("baseline_diff")
-        rpo_ok = self.rpo is None or self.rpo["passed"]
         alarms = self.alarms_summary()
-        alarms_ok = alarms is None or alarms["passed"]
-        preflight_ok = not self.preflight  # a dry run that finds the plan would fail is no "dry-run" pass
-        ok = ((bool(self.phases) or self.dry_run) and all(ph.passed for ph in self.phases) and rpo_ok and alarms_ok
-              and not failed_tests and restored_ok and self.stopped_by is None and preflight_ok)
-        # A dry run proves the plan and the reads, never an objective: it must not read as "passed".
-        verdict = ("dry-run" if self.dry_run else "passed") if ok else "failed"
-        return {
+        summary = {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
             "target": self.target.name,
@@ -1284,8 +1283,12 @@ class DrillRun:
             "api_calls": [c.as_dict() for c in self.api_calls.calls()],
             "stopped_by": self.stopped_by,
             "notes": self.notes,
-            "verdict": verdict,
+            "verdict": None,
         }
+        # Failed for any reason drill.verdict names (the exit status says why from the same function); a
+        # dry run proves the plan and the reads, never an objective: it must not read as "passed".
+        summary["verdict"] = "failed" if verdict_reasons(summary) else ("dry-run" if self.dry_run else "passed")
+        return summary
 
     def _system_summary(self, gap: float, samples: list[tl.Sample]) -> dict[str, Any]:
         """What only some systems have: the DR site's users, the DNS answers, the signed-in user.

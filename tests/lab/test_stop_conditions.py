@@ -135,10 +135,13 @@ ALARM_KEYS = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "A
               "ComparisonOperator", "TreatMissingData")
 
 
-def wait_state(cw: Any, name: str, state: str, timeout: float = 20) -> None:
+def wait_state(cw: Any, name: str, state: str, timeout: float = 20, required: bool = True) -> None:
+    """Until alarm `name` is in `state`; past `timeout` a failure, or (not `required`: a clean-up) given up."""
     deadline = time.monotonic() + timeout
     while cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"] != state:
-        assert time.monotonic() < deadline, f"{name} never became {state}"
+        if time.monotonic() >= deadline:
+            assert not required, f"{name} never became {state}"
+            return
         time.sleep(0.2)
 
 
@@ -147,16 +150,10 @@ def test_a_guard_alarm_already_in_alarm_refuses_the_start(running_lab: tuple[dic
     The alarm stays in ALARM (ignore missing data, a threshold its metric always crosses) for the run."""
     endpoints, endpoints_file = running_lab
     cw = aws(endpoints, "cloudwatch")
-    keys = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions", "MetricName", "Namespace",
-            "Statistic", "Dimensions", "Period", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
-            "ComparisonOperator", "TreatMissingData")
-    original = {k: v for k, v in cw.describe_alarms(AlarmNames=["rds-cpu-high"])["MetricAlarms"][0].items() if k in keys}
+    original = {k: v for k, v in cw.describe_alarms(AlarmNames=["rds-cpu-high"])["MetricAlarms"][0].items() if k in ALARM_KEYS}
     cw.put_metric_alarm(**{**original, "Threshold": -1.0, "TreatMissingData": "ignore"})
     try:
-        deadline = time.monotonic() + 20
-        while cw.describe_alarms(AlarmNames=["rds-cpu-high"])["MetricAlarms"][0]["StateValue"] != "ALARM":
-            assert time.monotonic() < deadline, "rds-cpu-high never entered ALARM"
-            time.sleep(0.2)
+        wait_state(cw, "rds-cpu-high", "ALARM")
         eks = aws(endpoints, "eks")
         before = eks.describe_nodegroup(clusterName="blue-eks", nodegroupName="blue-web-ng")["nodegroup"]["scalingConfig"]
         proc, summary = drill_with(tmp_path, endpoints_file, {"alarms": ["rds-cpu-high"]})
@@ -165,9 +162,7 @@ def test_a_guard_alarm_already_in_alarm_refuses_the_start(running_lab: tuple[dic
         assert eks.describe_nodegroup(clusterName="blue-eks", nodegroupName="blue-web-ng")["nodegroup"]["scalingConfig"] == before
     finally:
         cw.put_metric_alarm(**original)
-        deadline = time.monotonic() + 20
-        while cw.describe_alarms(AlarmNames=["rds-cpu-high"])["MetricAlarms"][0]["StateValue"] != "OK" and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_state(cw, "rds-cpu-high", "OK", required=False)
 
 
 def test_an_expected_alarm_already_firing_is_not_evaluated_and_the_drill_passes(running_lab: tuple[dict[str, Any], Path],
