@@ -134,6 +134,20 @@ def _phase(item: pytest.Item) -> int | None:
     return None
 
 
+HARNESS_TESTS = Path(__file__).resolve().parent / "tests"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`pytest -m drill` (or readiness) selects scenarios, all under steps/: the harness's own tests
+    are not imported just to be deselected (drill/selection.py)."""
+    from drill.selection import selects_scenarios_only
+
+    # What is inside tests/: pytest never asks about a directory it was given (testpaths).
+    if collection_path.is_relative_to(HARNESS_TESTS) and selects_scenarios_only(config.option.markexpr or ""):
+        return True
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Phases build on each other: selecting phase N selects phases 1..N too, in order.

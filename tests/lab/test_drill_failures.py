@@ -42,6 +42,15 @@ def without_alarms(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def with_room_to_restore(raw: dict[str, Any]) -> dict[str, Any]:
+    """The data-restore objective (the design's 15 min) has ≈ 1 s of the lab's 30 s to spare (README,
+    harness slack): on a loaded machine the data step can miss it, and a missed objective stops the
+    scenario before what a test is about (CI, 2026-12-01: the rollout this file breaks never ran).
+    A test of a later step gives the data tier twice the design's time; the drill itself keeps 15 min."""
+    raw["objectives"]["data_restore_rto_seconds"] = 2 * raw["objectives"]["data_restore_rto_seconds"]
+    return raw
+
+
 def test_phase3_alone_fails_clearly_and_changes_nothing(tmp_path: Path) -> None:
     proc, summary = drill(tmp_path, "-m", "drill", "steps/cloudfront/test_phase3.py", timeout=180)
     assert proc.returncode == 1
@@ -53,7 +62,7 @@ def test_phase3_alone_fails_clearly_and_changes_nothing(tmp_path: Path) -> None:
 
 def test_phase2_failing_half_way_leaves_nothing_behind(tmp_path: Path) -> None:
     # An image AKS cannot pull: the rollout fails after the stack is up and the data restored.
-    target = without_alarms(yaml.safe_load((REPO / "targets" / "lab.yaml").read_text()))
+    target = with_room_to_restore(without_alarms(yaml.safe_load((REPO / "targets" / "lab.yaml").read_text())))
     target["kubernetes"]["image"] = "nginx:1.27"
     path = tmp_path / "lab-broken-image.yaml"
     path.write_text(yaml.safe_dump(target, allow_unicode=True))
@@ -61,7 +70,7 @@ def test_phase2_failing_half_way_leaves_nothing_behind(tmp_path: Path) -> None:
     # DRILL_KEEP_LAB: the lab's own copy of the AKS credentials stays, to look for them in the outputs.
     proc, summary = drill(tmp_path, "-m", "drill and phase2", f"--target={path}", DRILL_KEEP_LAB="1")
     assert proc.returncode == 1, proc.stdout[-3000:]
-    assert "ErrImagePull" in proc.stdout or "ImagePull" in proc.stdout or "rollout" in proc.stdout.lower()
+    assert "ErrImagePull" in proc.stdout or "ImagePull" in proc.stdout or "rollout" in proc.stdout.lower(), proc.stdout[-3000:]
     assert summary["verdict"] == "failed"
     assert [p["name"] for p in summary["phases"]] == ["phase1", "phase2-data"]
     restore = summary["restore"]
