@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from abort_at import SIGNALS, DrillStep, drill_steps
+from lab_targets import target_without_alarms
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -95,9 +96,12 @@ class SharedLab:
     """One lab for many drills; restarted (fresh baseline) after a cell that left it dirty."""
 
     def __init__(self, root: Path, time_scale: float = 30.0, log: Log = print, keep: bool = False,
-                 system: System = SYSTEMS["cloudfront"]) -> None:
+                 system: System = SYSTEMS["cloudfront"], alarms: bool = True) -> None:
         self.root = root
         self.system = system
+        # What the cells' drills, unwinds and the observer read (--target): the system's target, or
+        # without its alarms, whose clearing (≈ 40 s a cell) is not what interrupting a drill tests.
+        self.target = system.target if alarms else str(target_without_alarms(system.target, root / "targets"))
         self.time_scale = time_scale
         self.log = log
         self.keep = keep  # keep the lab's workdir (databases, logs: ~100 MB) after it stops
@@ -120,7 +124,7 @@ class SharedLab:
             self.endpoints = self.proc.start()
             self.endpoints_file = workdir / "endpoints.json"
             self.observer = Observer(self.endpoints, self.root / f"observer{self._n}", self.proc.proc.pid, workdir,
-                                     target=self.system.target)
+                                     target=self.target)
             self.pristine = self.observer.steady_baseline()
         except BaseException:
             self.stop()
@@ -353,10 +357,10 @@ def kill_tagged(tag: str) -> None:
 # -- one cell --------------------------------------------------------------------------------------
 
 
-def drill_argv(reports: Path, endpoints_file: Path, system: System = SYSTEMS["cloudfront"]) -> list[str]:
+def drill_argv(reports: Path, endpoints_file: Path, system: System = SYSTEMS["cloudfront"], target: str | None = None) -> list[str]:
     """The full drill as `pytest -m drill` runs it, against a running lab, with the abort plugin."""
     return [sys.executable, "-m", "pytest", "-m", "drill", "-p", "no:cacheprovider", "-p", "abort_at",
-            f"--target={system.target}", f"--reports-dir={reports}", f"--alluredir={reports / 'allure-results'}",
+            f"--target={target or system.target}", f"--reports-dir={reports}", f"--alluredir={reports / 'allure-results'}",
             f"--lab-endpoints={endpoints_file}", *system.drill_files]
 
 
@@ -382,7 +386,8 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, log: Log = print,
     t0, started = time.monotonic(), time.time()
     with open(output, "wb") as out:
         # Its own session: a Ctrl-C at our terminal is forwarded below, not delivered twice.
-        proc = subprocess.Popen(drill_argv(reports, lab.endpoints_file, lab.system), cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+        argv = drill_argv(reports, lab.endpoints_file, lab.system, lab.target)
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             rc = proc.wait(timeout=drill_timeout)
@@ -423,12 +428,12 @@ def run_cell(lab: SharedLab, cell: Cell, workdir: Path, log: Log = print,
             result.reasons.append("a killed drill left no run directory to unwind")
         for run_dir in run_dirs:
             t1 = time.monotonic()
-            unwind = _drill_cli(["unwind", str(run_dir), "--target", lab.system.target, "--lab-endpoints", str(lab.endpoints_file)], env)
+            unwind = _drill_cli(["unwind", str(run_dir), "--target", lab.target, "--lab-endpoints", str(lab.endpoints_file)], env)
             result.timings["unwind"] = round(time.monotonic() - t1, 1)
             (workdir / "unwind.log").write_text(unwind.stdout + unwind.stderr)
             if unwind.returncode != 0:
                 result.reasons.append(f"drill unwind exited {unwind.returncode}: {(unwind.stderr or unwind.stdout).strip()[-600:]}")
-            again = _drill_cli(["unwind", str(run_dir), "--target", lab.system.target, "--lab-endpoints", str(lab.endpoints_file)], env)
+            again = _drill_cli(["unwind", str(run_dir), "--target", lab.target, "--lab-endpoints", str(lab.endpoints_file)], env)
             if again.returncode != 0 or "0 outstanding change(s)" not in again.stdout:
                 result.reasons.append(f"a second drill unwind was not a no-op: {(again.stdout + again.stderr).strip()[-400:]}")
     elif reached:
@@ -507,13 +512,15 @@ def _last_error(output: Path) -> str:
 
 # -- the matrix ------------------------------------------------------------------------------------
 def run_matrix(cells: Iterable[Cell], root: Path | None = None, retries: int = 1, log: Log = print,
-               lab: SharedLab | None = None, keep: bool = False, system: System = SYSTEMS["cloudfront"]) -> list[CellResult]:
-    """Run `cells` one after another against one lab; a "not reached" cell is retried `retries` times."""
+               lab: SharedLab | None = None, keep: bool = False, system: System = SYSTEMS["cloudfront"],
+               alarms: bool = True) -> list[CellResult]:
+    """Run `cells` one after another against one lab; a "not reached" cell is retried `retries` times.
+    `alarms=False`: the system's target without its alarms (SharedLab)."""
     cells = list(cells)
     own_root = root is None
     root = Path(root or tempfile.mkdtemp(prefix="dr-drill-abort-matrix-"))
     own_lab = lab is None
-    lab = lab or SharedLab(root, log=log, keep=keep, system=system)
+    lab = lab or SharedLab(root, log=log, keep=keep, system=system, alarms=alarms)
     results: list[CellResult] = []
     try:
         if own_lab:

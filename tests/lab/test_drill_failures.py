@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from lab_targets import without_alarms  # detection is not what these tests are about
 
 from lab.client import LabProcess, control
 from lab.events import read_events
@@ -32,14 +33,6 @@ def drill(tmp_path: Path, *args: str, timeout: float = 600, **env: str) -> tuple
     )
     summary = json.loads(((reports / "evidence" / "latest").resolve() / "summary.json").read_text())
     return proc, summary
-
-
-def without_alarms(raw: dict[str, Any]) -> dict[str, Any]:
-    """Detection is not what these tests are about: without `alarms`, the unwind need not wait up to the
-    clear objective for the design's alarms (alb-5xx-errors-high: ≈ 40 s in the lab after a Phase 1)."""
-    raw.pop("alarms", None)
-    raw["stop"].pop("alarms", None)
-    return raw
 
 
 def with_room_to_restore(raw: dict[str, Any]) -> dict[str, Any]:
