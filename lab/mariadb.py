@@ -129,6 +129,9 @@ class MariaDB:
         if self.alive():
             return
         self.basedir.mkdir(parents=True, exist_ok=True)
+        if self._socket_tmpdir is not None and not self._socket_tmpdir.exists():  # removed by stop()
+            self._socket_tmpdir = Path(tempfile.mkdtemp(prefix=f"mariadb-{self.name}-"))
+            self.socket_path = self._socket_tmpdir / "mariadbd.sock"
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
         if self.datadir.exists() and self.root_password is None and not self._installed:
             raise MariaDBError(
@@ -161,15 +164,17 @@ class MariaDB:
             self._secure_root()
 
     def stop(self) -> None:
-        """Clean shutdown (SIGTERM, then SIGKILL after STOP_TIMEOUT). Safe to call any number of times."""
+        """Clean shutdown (SIGTERM, then SIGKILL after STOP_TIMEOUT), and the short socket directory
+        in /tmp removed if one was needed (the lab stops parts, it never called cleanup(): one was
+        left behind by every server a lab ran). Safe to call any number of times; start() again works."""
         if self._proc is not None:
             self._proc.stop(timeout=STOP_TIMEOUT)
-
-    def cleanup(self) -> None:
-        """Stop and remove the short socket directory if one was needed (datadir is kept)."""
-        self.stop()
         if self._socket_tmpdir is not None:
             shutil.rmtree(self._socket_tmpdir, ignore_errors=True)
+
+    def cleanup(self) -> None:
+        """Stop (which removes the short socket directory; the datadir is kept)."""
+        self.stop()
 
     def __enter__(self) -> MariaDB:
         self.start()

@@ -257,7 +257,8 @@ def test_app_exits_zero_on_sigterm(mariadb: MariaDB, tmp_path: Path) -> None:
 
 
 def test_database_outage_and_recovery(tmp_path: Path) -> None:
-    db = MariaDB(tmp_path, "outage")
+    # A workdir as deep as pytest's for the lab's own tests: the socket needs a short /tmp directory.
+    db = MariaDB(tmp_path / ("deep-" * 8), "outage")
     db.start()
     app: ManagedProcess | None = None
     try:
@@ -269,9 +270,13 @@ def test_database_outage_and_recovery(tmp_path: Path) -> None:
 
             pid = db.pid
             assert pid is not None and _mariadbd_pids_for(db) == [pid]
+            socket_dir = db.socket_path.parent
             db.stop()
             db.stop()  # idempotent
             assert not db.alive()
+            # A socket path too long for AF_UNIX lives in a short /tmp directory: stop() removes it (the
+            # lab only ever stops its servers; every run used to leave one behind per server).
+            assert not socket_dir.is_relative_to(tmp_path) and not socket_dir.exists(), socket_dir
             assert _mariadbd_pids_for(db) == []
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
