@@ -83,9 +83,23 @@ def lab_mismatches(target: Target, endpoints: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def refuse_other_time_scale(target: Target, endpoints: Mapping[str, Any]) -> None:
+    """The lab plays every documented delay `time_scale` times faster and the target divides each
+    objective by its own `time_scale`: a lab attached at another pace (`drill lab up --time-scale 60`
+    under targets/lab.yaml's 30) would judge the drill against objectives twice too lenient, a pass
+    the real clouds would not give. Refused, whatever the opt-in."""
+    lab_scale = endpoints.get("time_scale")
+    if target.wants_lab and lab_scale is not None and float(lab_scale) != float(target.time_scale):
+        raise Refused(f"the lab runs at time scale {float(lab_scale):g} but target {target.name!r} has time_scale "
+                      f"{target.time_scale:g}: its objectives would be compared at the wrong pace. Start the lab with "
+                      f"`drill lab up --time-scale {target.time_scale:g}` or set the target's time_scale to {float(lab_scale):g}")
+
+
 def refuse_unless_lab(target: Target, endpoints: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> None:
-    """A `lab:` target whose endpoints are not the lab's is production: refused without the opt-in."""
+    """A `lab:` target whose endpoints are not the lab's is production: refused without the opt-in;
+    the lab's is refused when it plays time at another pace than the target's."""
     env = os.environ if environ is None else environ
+    refuse_other_time_scale(target, endpoints)
     wrong = lab_mismatches(target, endpoints)
     if wrong and env.get(OPT_IN) != "1":
         raise Refused(
@@ -101,6 +115,7 @@ def check_production_guard(
     identities; return what was verified. `lab_endpoints`: the lab this run started or attached."""
     env = os.environ if environ is None else environ
     if lab_endpoints is not None and not lab_mismatches(target, lab_endpoints):
+        refuse_other_time_scale(target, lab_endpoints)
         return ["lab: every endpoint is the lab's this run started or attached: no production guard"]
     if target.wants_lab:
         refuse_unless_lab(target, lab_endpoints or {}, env)

@@ -11,7 +11,7 @@ import pytest
 from test_config import LAB_ENDPOINTS
 
 from drill.config import load_target
-from drivers.safety import Refused, check_production_guard, lab_mismatches, stand_in_endpoints
+from drivers.safety import Refused, check_production_guard, lab_mismatches, refuse_unless_lab, stand_in_endpoints
 
 LAB = load_target("lab", LAB_ENDPOINTS)
 
@@ -22,6 +22,19 @@ def test_a_lab_target_on_its_labs_endpoints_is_the_lab() -> None:
         "lab: every endpoint is the lab's this run started or attached: no production guard"]
     # Before a lab runs, a `lab:` target's own ${lab:...} placeholders match the stand-ins.
     assert lab_mismatches(load_target("lab"), stand_in_endpoints()) == []
+
+
+def test_a_lab_at_another_time_scale_than_the_targets_is_refused() -> None:
+    """`drill lab up --time-scale 60` attached under a target of 30: every objective compared at half
+    the lab's pace (a pass the clouds would not give) — refused before anything starts, opt-in or not."""
+    assert LAB.time_scale == 30 and LAB_ENDPOINTS.get("time_scale", 30) == 30
+    faster = {**LAB_ENDPOINTS, "time_scale": 60.0}
+    for env in ({}, {"DRILL_ALLOW_PRODUCTION": "1"}):
+        with pytest.raises(Refused, match=r"the lab runs at time scale 60 but target 'lab' has time_scale 30"):
+            check_production_guard(LAB, environ=env, lab_endpoints=faster)
+    with pytest.raises(Refused, match=r"drill lab up --time-scale 30"):
+        refuse_unless_lab(LAB, faster)
+    refuse_unless_lab(LAB, {**LAB_ENDPOINTS, "time_scale": 30})  # the same pace: the lab
 
 
 @pytest.mark.parametrize(("endpoint", "value", "named"), [
