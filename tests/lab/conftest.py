@@ -71,7 +71,9 @@ class DrillOutput:
         """Every secret value the drill could have seen: planted ones and the lab's generated ones."""
         out = {f"env:{k}": v for k, v in {**PLANTED, **HOSTILE}.items()}
         for k, v in self.endpoints.items():
-            if SECRET_KEY.search(k) and isinstance(v, str) and len(v) >= 6 and not v.startswith("/"):
+            # Not the paths among them (a CA bundle's): a random base64 key may start with "/" too
+            # (lab:storage_account_key was dropped so in 1 run of 64, failing the check that it is there).
+            if SECRET_KEY.search(k) and isinstance(v, str) and len(v) >= 6 and not (v.startswith("/") and Path(v).exists()):
                 out[f"lab:{k}"] = v
         for kubeconfig in self.root.glob("dr-drill-lab-*/aks/**/kubeconfig"):
             for token in re.findall(r"token:\s*['\"]?([^\s'\"]+)", kubeconfig.read_text(errors="replace")):
