@@ -21,6 +21,7 @@ from drill.evidence import iso
 from drivers.backups import NAME_RESOLUTION_SECONDS
 from steps.config_needs import missing
 from steps.conftest import attach_json, dry_run_skips, observe_site_write
+from steps.restore_prep import RestorePrep
 from steps.runtime import DrillRun, Instant, need, wait_until
 
 # What a dry run cannot know before `terraform apply` has run, shown as Terraform shows it.
@@ -79,11 +80,30 @@ def provision_data_tier(drill_run: DrillRun) -> None:
         _plan_stack(drill_run)
         return
     drill_run.record_stack_destroy()
+    prep = _start_restore_prep(drill_run)
     t0 = time.monotonic()
-    outputs = tf.apply(targets=need(drill_run.target.failover_stack, "failover_stack").data_tier_targets)
+    try:
+        outputs = tf.apply(targets=need(drill_run.target.failover_stack, "failover_stack").data_tier_targets)
+    except BaseException:
+        drill_run.state.pop("restore_prep", None)
+        prep.close()
+        raise
     drill_run.state["stack_outputs"] = outputs
     attach_json("terraform outputs (data tier)", {**tf.shown(outputs), "seconds": round(time.monotonic() - t0, 2)})
     require_outputs(outputs, DATA_TIER_OUTPUTS, "terraform apply of the data tier")
+
+
+def _start_restore_prep(drill_run: DrillRun) -> RestorePrep:
+    """The egress address and the newest backup, fetched while Terraform creates the server."""
+    from drivers.mysql_firewall import egress_address
+
+    mysql = need(drill_run.target.azure, "azure").mysql
+    timeout = drill_run.target.probe.timeout_seconds * 5
+    newest = _need(drill_run, "restore_backup", "the newest backup completed before the fault")
+    prep = RestorePrep(drill_run.backup_store(), newest,
+                       lambda: egress_address(mysql.client_address, mysql.client_address_url, timeout=timeout))
+    drill_run.state["restore_prep"] = prep.start()
+    return prep
 
 
 def _plan_stack(drill_run: DrillRun) -> None:
@@ -111,20 +131,21 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
         except Exception as e:  # noqa: BLE001 — reported by the step that needs the stack
             result["error"] = e
 
+    prep: RestorePrep = _need(drill_run, "restore_prep", "the backup fetched while the data tier was applied")
+    del drill_run.state["restore_prep"]
     applying = threading.Thread(target=apply_rest, name="terraform-apply", daemon=True)
     applying.start()
     drill_run.state["stack_apply"] = (applying, result)
-    _allow_drill_client(drill_run)
-
-    started = Instant.now()
-    store = drill_run.backup_store()
-    newest = _need(drill_run, "restore_backup", "the newest backup completed before the fault")
-    _runbook_2_2_backup(drill_run, newest.name)
-    with tempfile.TemporaryDirectory(prefix="dr-drill-restore-") as tmp:
-        sql = store.download(newest, Path(tmp) / "backup.sql")
+    try:
+        _allow_drill_client(drill_run, prep.address())
+        started = Instant.now()
+        newest = _need(drill_run, "restore_backup", "the newest backup completed before the fault")
+        _runbook_2_2_backup(drill_run, newest.name)
         azure_db = drill_run.azure_db()
-        azure_db.restore(sql)
-    done = Instant.now()
+        azure_db.restore(prep.sql())
+        done = Instant.now()
+    finally:
+        prep.close()
     with azure_db.connect() as conn, conn.cursor() as cur:
         ids = {}
         for table in ("owners", "pets", "visits"):
@@ -135,7 +156,8 @@ def restore_while_stack_comes_up(drill_run: DrillRun) -> None:
     drill_run.state["restored_backup"] = newest
     drill_run.state["restore_started"] = started
     attach_json("restore", {"backup": newest.name, "taken_at": newest.started_at.isoformat(),
-                            "seconds": round(done.mono - started.mono, 3)})
+                            "seconds": round(done.mono - started.mono, 3),
+                            "downloaded_while_the_data_tier_was_applied_seconds": prep.download_seconds})
 
 
 def _runbook_2_2_backup(drill_run: DrillRun, backup: str) -> None:
@@ -159,7 +181,7 @@ def _runbook_2_2_backup(drill_run: DrillRun, backup: str) -> None:
         )
 
 
-def _allow_drill_client(drill_run: DrillRun) -> None:
+def _allow_drill_client(drill_run: DrillRun, address: str | None = None) -> None:
     """Runbook 2.2 step 4: a firewall rule for the drill's own address, then wait until it lets us in.
 
     Flexible Server with public access refuses every address no rule allows, and a rule "might take as
@@ -168,7 +190,7 @@ def _allow_drill_client(drill_run: DrillRun) -> None:
     """
     from drivers.mysql_firewall import wait_for_access
 
-    address, firewall = _drill_firewall(drill_run)
+    address, firewall = _drill_firewall(drill_run, address)
     rule = f"dr-drill-{drill_run.run_id}"
     t0 = time.monotonic()
     with drill_run.ledger.inside(drill_run.stack_entry()):
@@ -189,14 +211,16 @@ def _allow_drill_client(drill_run: DrillRun) -> None:
         "created_seconds": round(created, 2), "in_effect_after_seconds": round(waited, 2)})
 
 
-def _drill_firewall(drill_run: DrillRun) -> tuple[str, Any]:
-    """The drill's egress address (validated IPv4) and the firewall of the stack's MySQL server."""
+def _drill_firewall(drill_run: DrillRun, address: str | None = None) -> tuple[str, Any]:
+    """The drill's egress address (validated IPv4; looked up unless given) and the firewall of the
+    stack's MySQL server."""
     from drivers.actions import azure_auth
     from drivers.mysql_firewall import MysqlFirewall, egress_address, make_mysql_client
 
     az = need(drill_run.target.azure, "azure")
-    address = egress_address(az.mysql.client_address, az.mysql.client_address_url,
-                             timeout=drill_run.target.probe.timeout_seconds * 5)
+    if address is None:
+        address = egress_address(az.mysql.client_address, az.mysql.client_address_url,
+                                 timeout=drill_run.target.probe.timeout_seconds * 5)
     outputs = drill_run.state.get("stack_outputs") or {}
     server = _mysql_server_name(outputs) if outputs else f"the stack's MySQL server {AFTER_APPLY}"
     return address, MysqlFirewall(make_mysql_client(azure_auth(drill_run.target)), az.resource_group, server, drill_run.ledger)
