@@ -120,29 +120,26 @@ def wait_for_access(connect: Callable[[], Any], timeout: float, poll: float = 0.
     def attempt() -> None:
         try:
             conn = connect()
-        except pymysql.err.OperationalError as e:
-            if e.args and e.args[0] == CR_CONN_HOST_ERROR and "SSL" not in str(e):
+        except Exception as e:  # noqa: BLE001 - anything but a dropped connection is the waiter's to raise
+            if isinstance(e, pymysql.err.OperationalError) and e.args and e.args[0] == CR_CONN_HOST_ERROR and "SSL" not in str(e):
                 outcome["last"] = e
                 return
             with lock:
                 outcome.setdefault("error", e)
             done.set()
             return
-        except Exception as e:  # noqa: BLE001 - raised by the waiter, as a single attempt would have
-            with lock:
-                outcome.setdefault("error", e)
-            done.set()
-            return
         with lock:
-            first = "conn" not in outcome and "error" not in outcome
+            first = not outcome.keys() & {"conn", "error", "gave_up"}
             if first:
                 outcome["conn"], outcome["at"] = conn, time.monotonic()
         if not first:
-            conn.close()  # a later attempt that also got in
+            conn.close()  # a later attempt that also got in, or one after the waiter gave up
         done.set()
 
     while not done.is_set():
         if time.monotonic() - t0 > timeout:
+            with lock:
+                outcome["gave_up"] = True
             last = outcome.get("last")
             raise pymysql.err.OperationalError(CR_CONN_HOST_ERROR, f"no connection within {timeout:g}s"
                                                + (f" (last attempt: {last.args[1]})" if last and len(last.args) > 1 else ""))

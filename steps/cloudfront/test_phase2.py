@@ -95,15 +95,18 @@ def provision_data_tier(drill_run: DrillRun) -> None:
 
 def _start_restore_prep(drill_run: DrillRun) -> RestorePrep:
     """The egress address and the newest backup, fetched while Terraform creates the server."""
+    newest = _need(drill_run, "restore_backup", "the newest backup completed before the fault")
+    prep = RestorePrep(drill_run.backup_store(), newest, lambda: _egress_address(drill_run))
+    drill_run.state["restore_prep"] = prep.start()
+    return prep
+
+
+def _egress_address(drill_run: DrillRun) -> str:
+    """The drill's egress address (validated IPv4), as the MySQL firewall rule must name it."""
     from drivers.mysql_firewall import egress_address
 
     mysql = need(drill_run.target.azure, "azure").mysql
-    timeout = drill_run.target.probe.timeout_seconds * 5
-    newest = _need(drill_run, "restore_backup", "the newest backup completed before the fault")
-    prep = RestorePrep(drill_run.backup_store(), newest,
-                       lambda: egress_address(mysql.client_address, mysql.client_address_url, timeout=timeout))
-    drill_run.state["restore_prep"] = prep.start()
-    return prep
+    return egress_address(mysql.client_address, mysql.client_address_url, timeout=drill_run.target.probe.timeout_seconds * 5)
 
 
 def _plan_stack(drill_run: DrillRun) -> None:
@@ -215,12 +218,11 @@ def _drill_firewall(drill_run: DrillRun, address: str | None = None) -> tuple[st
     """The drill's egress address (validated IPv4; looked up unless given) and the firewall of the
     stack's MySQL server."""
     from drivers.actions import azure_auth
-    from drivers.mysql_firewall import MysqlFirewall, egress_address, make_mysql_client
+    from drivers.mysql_firewall import MysqlFirewall, make_mysql_client
 
     az = need(drill_run.target.azure, "azure")
     if address is None:
-        address = egress_address(az.mysql.client_address, az.mysql.client_address_url,
-                                 timeout=drill_run.target.probe.timeout_seconds * 5)
+        address = _egress_address(drill_run)
     outputs = drill_run.state.get("stack_outputs") or {}
     server = _mysql_server_name(outputs) if outputs else f"the stack's MySQL server {AFTER_APPLY}"
     return address, MysqlFirewall(make_mysql_client(azure_auth(drill_run.target)), az.resource_group, server, drill_run.ledger)

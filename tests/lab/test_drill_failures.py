@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from lab_targets import without_alarms  # detection is not what these tests are about
+from lab_targets import target_without_alarms, without_alarms  # detection is not what these tests are about
 
 from lab.client import LabProcess, control
 from lab.events import read_events
@@ -108,8 +108,7 @@ def test_phase2_will_not_fail_over_onto_a_stale_backup(tmp_path: Path) -> None:
         # lab started) older than the interval + the in-flight allowance (300 s + 60 s, scaled).
         newest = max(ev["started"] for ev in read_events(Path(e["events_path"])) if ev["event"] == "backup uploaded")
         time.sleep(max(0.0, newest + (300 + 60) / 30.0 - time.time()))
-        target = tmp_path / "lab-no-alarms.yaml"
-        target.write_text(yaml.safe_dump(without_alarms(yaml.safe_load((REPO / "targets" / "lab.yaml").read_text()))))
+        target = target_without_alarms("lab", tmp_path)
         proc, summary = drill(tmp_path, "-m", "drill and phase2", f"--target={target}",
                               f"--lab-endpoints={lab.workdir / 'endpoints.json'}")
     finally:

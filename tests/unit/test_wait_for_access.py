@@ -59,3 +59,11 @@ def test_no_way_in_within_the_timeout_is_a_2003_naming_the_last_attempt() -> Non
         wait_for_access(fw.connect, timeout=0.5, poll=0.1)
     assert e.value.args[0] == 2003 and "no connection within 0.5s" in e.value.args[1]
     assert "timed out" in e.value.args[1]
+
+
+def test_a_connection_that_gets_in_after_the_waiter_gave_up_is_closed() -> None:
+    fw = _Firewall(opens_in=0.6, hold=1.0)
+    with pytest.raises(pymysql.err.OperationalError):
+        wait_for_access(fw.connect, timeout=0.3, poll=0.1)
+    time.sleep(0.8)  # the attempts still held get in once the rule is in effect
+    assert fw.attempts >= 3 and fw.closed == fw.attempts  # every one of them got in, and none was left open
